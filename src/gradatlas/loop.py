@@ -1,0 +1,155 @@
+"""The training loop: minibatch SGD/Adam with optional clipping and probes. No file I/O.
+
+A non-finite loss or gradient norm is an outcome, not an error: the loop stops, and the
+result says ``diverged`` with the step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import torch
+from torch import nn
+
+from gradatlas.config import OptimConfig, RunConfig
+from gradatlas.data import Dataset
+from gradatlas.models import Trace
+from gradatlas.probes import Prober
+
+OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], OptimConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+}
+
+
+def task_loss(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean loss of a batch: cross-entropy (over every readout step) or MSE."""
+    if data.task == "classification":
+        return nn.functional.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+    return nn.functional.mse_loss(output, target)
+
+
+def task_metric(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> float:
+    """Accuracy (per readout step) for classification, mean squared error for regression."""
+    if data.task == "classification":
+        return (output.argmax(dim=-1) == target).float().mean().item()
+    return nn.functional.mse_loss(output, target).item()
+
+
+def clip_gradients(params: list[nn.Parameter], mode: str, value: float, total_norm: torch.Tensor) -> bool:
+    """Clip gradients in place; return whether clipping changed them.
+
+    Args:
+        params: parameters with gradients.
+        mode: ``none``, ``norm`` (rescale to global norm ``value``) or ``value`` (clamp entries).
+        value: the threshold.
+        total_norm: the global gradient norm, already computed.
+    """
+    if mode == "none":
+        return False
+    grads = [p.grad for p in params if p.grad is not None]
+    if mode == "norm":
+        torch.nn.utils.clip_grads_with_norm_(params, value, total_norm)
+        return bool(total_norm > value)
+    clipped = any(bool((g.abs() > value).any()) for g in grads)
+    torch.nn.utils.clip_grad_value_(params, value)
+    return clipped
+
+
+@dataclass
+class TrainingResult:
+    """What a run produced, before it is written anywhere."""
+
+    status: str
+    diverged_step: Optional[int]
+    steps: int
+    step_rows: list[dict] = field(default_factory=list)
+    layer_rows: list[tuple] = field(default_factory=list)
+    timestep_rows: list[tuple] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
+    """Loss and metric on a whole split, in eval mode (batch norm uses running statistics)."""
+    model.eval()
+    outputs = torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
+    model.train()
+    return task_loss(data, outputs, y).item(), task_metric(data, outputs, y)
+
+
+def total_steps(cfg: RunConfig, n_train: int) -> int:
+    """Number of optimizer steps: full batches per epoch times epochs, capped by max_steps."""
+    steps = cfg.train.epochs * (n_train // cfg.train.batch_size)
+    return min(steps, cfg.train.max_steps) if cfg.train.max_steps is not None else steps
+
+
+def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device) -> TrainingResult:
+    """Train ``model`` on ``data`` as ``cfg`` says, probing on the probe schedule.
+
+    Batches are drawn from a generator seeded with ``cfg.seed``, so the same config and seed
+    give the same run on the same device.
+    """
+    start = time.perf_counter()
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = OPTIMIZERS[cfg.optim.name](params, cfg.optim)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    batch = cfg.train.batch_size
+    per_epoch = len(x_train) // batch
+    n_steps = total_steps(cfg, len(x_train))
+    prober = Prober(cfg.probe, n_steps)
+    order = torch.Generator().manual_seed(cfg.seed)
+    result = TrainingResult(status="ok", diverged_step=None, steps=n_steps)
+
+    step = 0
+    for epoch in range(cfg.train.epochs):
+        perm = torch.randperm(len(x_train), generator=order).to(device)
+        for i in range(per_epoch):
+            if step >= n_steps:
+                break
+            index = perm[i * batch : (i + 1) * batch]
+            trace = Trace() if prober.wants(step) else None
+            loss = task_loss(data, model(x_train[index], trace), y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            loss_value, norm_value = loss.item(), grad_norm.item()
+            row = {"step": step, "epoch": epoch, "loss": loss_value, "grad_norm": norm_value,
+                   "clipped": False, "lr": optimizer.param_groups[0]["lr"],
+                   "test_loss": math.nan, "test_metric": math.nan}
+            result.step_rows.append(row)
+            if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+                result.status, result.diverged_step = "diverged", step
+                break
+            if trace is not None:
+                prober.after_backward(trace)
+            row["clipped"] = clip_gradients(params, cfg.train.clip, cfg.train.clip_value, grad_norm)
+            optimizer.step()
+            if trace is not None:
+                prober.after_update(step)
+            step += 1
+        if result.status == "diverged" or step >= n_steps or (epoch + 1) % cfg.train.eval_every == 0:
+            if result.status != "diverged" and result.step_rows:
+                row = result.step_rows[-1]
+                row["test_loss"], row["test_metric"] = evaluate(model, data, x_test, y_test)
+        if result.status == "diverged" or step >= n_steps:
+            break
+
+    result.layer_rows, result.timestep_rows = prober.layer_rows, prober.timestep_rows
+    if result.status == "ok":
+        train_loss, train_metric = evaluate(model, data, x_train, y_train)
+        test_loss, test_metric = evaluate(model, data, x_test, y_test)
+        finite = all(math.isfinite(v) for v in (train_loss, test_loss))
+        if not finite:
+            # Weights went non-finite through the last update: the run diverged at its end.
+            result.status, result.diverged_step = "diverged", step
+        result.final = {"train_loss": train_loss, "train_metric": train_metric,
+                        "test_loss": test_loss, "test_metric": test_metric}
+    result.wall_time_s = time.perf_counter() - start
+    return result
