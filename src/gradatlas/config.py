@@ -224,6 +224,32 @@ FACTORS: dict[str, str] = {
 }
 
 
+# Factors that choose a Hydra config group (so the group's defaults come along) rather
+# than set one key: ``model=lstm`` loads conf/model/lstm.yaml.
+GROUP_FACTORS: dict[str, str] = {"model": "model", "data": "data", "optimizer": "optim", "probe": "probe"}
+
+
+def factor_override(name: str, value: Any) -> str:
+    """The Hydra override that sets factor ``name`` (or a dotted config key) to ``value``."""
+    if name in GROUP_FACTORS:
+        return f"{GROUP_FACTORS[name]}={value}"
+    key = FACTORS.get(name, name)
+    rendered = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return f"{key}={rendered}"
+
+
+def fingerprint(cfg: RunConfig) -> str:
+    """A hash of everything that determines a run's outcome (not ``out`` nor ``device``)."""
+    import hashlib
+    import json
+
+    content = to_container(cfg)
+    content.pop("out", None)
+    content.pop("device", None)
+    content["data"].pop("cache_dir", None)
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def factor_values(cfg: RunConfig) -> dict[str, Any]:
     """The value of every factor in ``FACTORS`` for a run: the grid coordinates of its record."""
     container = OmegaConf.structured(cfg)

@@ -164,3 +164,59 @@ def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 def is_complete(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds a run record (its ``run.json`` is written last, inside the rename)."""
     return (Path(path) / INFO_FILE).is_file()
+
+
+def read_info(path: str | os.PathLike) -> Optional[dict[str, Any]]:
+    """``run.json`` of a complete record at ``path``, or None if there is none or it is unreadable."""
+    try:
+        return json.loads((Path(path) / INFO_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_json_atomic(path: str | os.PathLike, content: dict[str, Any]) -> Path:
+    """Write a small JSON document (a batch manifest, a summary) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.write_text(json.dumps(_json_safe(content), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON document, raising ``RecordError`` that names the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RecordError(f"{path}: cannot read ({err})") from err
+
+
+def load_batches(manifests: list[str]) -> list[tuple[dict[str, Any], RunRecord]]:
+    """Read every run record listed in the batch manifests, in manifest order.
+
+    Raises:
+        RecordError: naming the manifest or record file that is missing or corrupt.
+    """
+    loaded = []
+    for manifest_path in manifests:
+        manifest = read_json(manifest_path)
+        if "runs" not in manifest:
+            raise RecordError(f"{manifest_path}: not a batch manifest (no 'runs')")
+        for entry in manifest["runs"]:
+            record = read_run_record(entry["path"])
+            if record.info.get("fingerprint") != entry.get("fingerprint"):
+                raise RecordError(f"{Path(entry['path']) / INFO_FILE}: record does not match its batch "
+                                  f"manifest {manifest_path} (rerun the workflow)")
+            loaded.append((entry, record))
+    return loaded
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a summary table as parquet, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gradatlas import records
-from gradatlas.config import RECURRENT_MODELS, ConfigError, RunConfig, factor_values, to_container
+from gradatlas.config import RECURRENT_MODELS, ConfigError, RunConfig, factor_values, fingerprint, to_container
 from gradatlas.data import make_dataset
 from gradatlas.loop import train
 from gradatlas.models import make_model
@@ -84,6 +84,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "status": "failed",
         "factors": factor_values(cfg),
         "seed": cfg.seed,
+        "fingerprint": fingerprint(cfg),
         "metric": data.metric,
         "chance": data.chance,
         "device": str(device),

@@ -1,0 +1,20 @@
+# Aggregation of the run records into tidy summary tables (local: it reads every record).
+
+localrules:
+    aggregate,
+
+
+rule aggregate:
+    input:
+        manifests=batch_manifests,
+    output:
+        runs=summary("runs"),
+        layers=summary("layers"),
+        timesteps=summary("timesteps"),
+    log:
+        RESULTS + "/" + SCALE + "/logs/aggregate.log",
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m gradatlas.aggregate --manifests {input.manifests} --runs {output.runs}"
+        " --layers {output.layers} --timesteps {output.timesteps} > {log} 2>&1"

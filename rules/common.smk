@@ -1,0 +1,59 @@
+# Grid expansion and helpers. Studies are parsed and validated here, at parse time: a bad
+# study file stops the workflow before any job runs, with the file and key named.
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from gradatlas.studies import StudyError, batch_count, load_study
+
+validate(config, "../conf/workflow.schema.yaml")
+
+SCALE = config["scale"]
+RESULTS = config["results"]
+STUDY_DIR = Path("conf/studies")
+
+
+def _study_files():
+    files = sorted(STUDY_DIR.glob("*.yaml"))
+    wanted = config["studies"]
+    if wanted:
+        known = {f.stem for f in files}
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise WorkflowError(f"config studies: unknown {unknown}; known: {sorted(known)}")
+        files = [f for f in files if f.stem in wanted]
+    return files
+
+
+try:
+    STUDIES = {f.stem: load_study(f, SCALE) for f in _study_files()}
+except StudyError as err:
+    raise WorkflowError(f"invalid study: {err}") from None
+
+
+def runs_per_batch(wildcards):
+    """Runs per training job at the scale of the target."""
+    return config["runs_per_batch"][wildcards.scale]
+
+
+def study_file(wildcards):
+    """The study file a batch belongs to."""
+    return str(STUDY_DIR / f"{wildcards.study}.yaml")
+
+
+def batch_manifests(wildcards=None):
+    """Every batch manifest of the selected scale: the outputs of all training jobs."""
+    rpb = config["runs_per_batch"][SCALE]
+    return [
+        f"{RESULTS}/{SCALE}/batches/{name}/batch-{index}.json"
+        for name, study in STUDIES.items()
+        for index in range(batch_count(study, rpb))
+    ]
+
+
+def summary(name):
+    """Path of a summary table of the selected scale."""
+    return f"{RESULTS}/{SCALE}/summary/{name}.parquet"

@@ -1,0 +1,124 @@
+"""Aggregate run records into tidy tables: ``python -m gradatlas.aggregate``.
+
+``runs`` has one row per run (grid factors, status, scalar outcomes); ``layers`` and
+``timesteps`` are the long per-run tables with the run's identity and grid factors added as
+columns. The tabulating functions are pure; reading and writing go through ``records``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from gradatlas import records
+from gradatlas.config import FACTORS
+
+ID_COLUMNS = ("run", "study", "cell", "seed")
+OUTCOMES = ("status", "diverged_step", "steps", "steps_done", "final_train_loss", "final_train_metric",
+            "test_loss", "test_metric", "metric", "chance", "wall_time_s", "device", "n_params")
+# Factors a run record may leave unset (None): kept as float columns with NaN.
+NUMERIC_FACTORS = ("depth", "width", "slope", "gain", "init_std", "bias", "forget_bias", "length",
+                   "lr", "momentum", "epochs", "max_steps", "batch_size", "clip_value")
+
+
+def run_identity(entry: dict[str, Any]) -> dict[str, Any]:
+    """The identity columns of a run from its batch-manifest entry."""
+    return {"run": f"{entry['study']}/{entry['cell']}/seed-{entry['seed']}", "study": entry["study"],
+            "cell": entry["cell"], "seed": int(entry["seed"])}
+
+
+def _factor_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for name in FACTORS:
+        if name not in frame:
+            frame[name] = np.nan
+        if name in NUMERIC_FACTORS:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
+
+
+def step_summary(steps: pd.DataFrame) -> dict[str, float]:
+    """Scalar summaries of a run's step table: first loss, gradient-norm range, clipping share."""
+    if steps.empty:
+        return {"first_loss": np.nan, "max_grad_norm": np.nan, "initial_grad_norm": np.nan, "clipped_frac": np.nan}
+    finite = steps["grad_norm"].replace([np.inf, -np.inf], np.nan)
+    return {
+        "first_loss": float(steps["loss"].iloc[0]),
+        "initial_grad_norm": float(steps["grad_norm"].iloc[0]),
+        "max_grad_norm": float(finite.max()) if finite.notna().any() else np.inf,
+        "clipped_frac": float(steps["clipped"].mean()),
+    }
+
+
+def tabulate_runs(loaded: Iterable[tuple[dict[str, Any], records.RunRecord]]) -> pd.DataFrame:
+    """One row per run: identity, grid factors, outcomes and step summaries."""
+    rows = []
+    for entry, record in loaded:
+        row = {**run_identity(entry), **record.info.get("factors", {})}
+        row.update({key: record.info.get(key) for key in OUTCOMES})
+        row.update(step_summary(record.steps))
+        rows.append(row)
+    frame = _factor_frame(rows)
+    for column in ("test_loss", "test_metric", "final_train_loss", "final_train_metric", "diverged_step"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    ordered = [*ID_COLUMNS, *FACTORS.keys()]
+    ordered.remove("seed")  # seed is an identity column already
+    rest = [c for c in frame.columns if c not in ordered]
+    return frame[list(dict.fromkeys([*ordered, *rest]))]
+
+
+def tabulate_long(
+    loaded: Iterable[tuple[dict[str, Any], records.RunRecord]], table: str, runs: pd.DataFrame
+) -> pd.DataFrame:
+    """Concatenate the per-run long tables (``layers`` or ``timesteps``) with run columns added.
+
+    The grid factors come from ``runs`` (joined on ``run``), so both tables agree.
+    """
+    parts = []
+    for entry, record in loaded:
+        part = getattr(record, table)
+        if part is None or part.empty:
+            continue
+        part = part.copy()
+        part.insert(0, "run", run_identity(entry)["run"])
+        parts.append(part)
+    if not parts:
+        columns = records.LAYER_COLUMNS if table == "layers" else records.TIMESTEP_COLUMNS
+        return pd.DataFrame(columns=["run", *runs.columns.drop("run"), *columns])
+    long = pd.concat(parts, ignore_index=True)
+    factors = runs[["run", "study", "cell", "seed", *FACTORS.keys() - {"seed"}, "status"]]
+    merged = long.merge(factors, on="run", how="left", validate="many_to_one")
+    for column in ("run", "study", "cell", "quantity", "name", "status", "activation", "init", "norm", "model", "data", "clip", "optimizer"):
+        if column in merged:
+            merged[column] = merged[column].astype("category")
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read the records listed by batch manifests and write the summary tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifests", nargs="+", required=True)
+    parser.add_argument("--runs", required=True, help="output: runs table")
+    parser.add_argument("--layers", required=True, help="output: layers table")
+    parser.add_argument("--timesteps", required=True, help="output: timesteps table")
+    args = parser.parse_args(argv)
+    try:
+        loaded = records.load_batches(args.manifests)
+    except records.RecordError as err:
+        print(f"gradatlas.aggregate: error: {err}", file=sys.stderr)
+        return 1
+    runs = tabulate_runs(loaded)
+    records.write_table(runs, args.runs)
+    records.write_table(tabulate_long(loaded, "layers", runs), args.layers)
+    records.write_table(tabulate_long(loaded, "timesteps", runs), args.timesteps)
+    counts = runs["status"].value_counts().to_dict()
+    print(f"aggregated {len(runs)} runs: {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

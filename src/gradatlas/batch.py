@@ -1,0 +1,84 @@
+"""Train one batch of a study's runs in one process: ``python -m gradatlas.batch``.
+
+Starting Python and importing torch costs seconds, more than a small run trains; a batch
+pays it once for many runs. Each run still gets its own atomic record, and a run whose
+complete record already exists with the same config fingerprint is reused, not retrained:
+adding a value to a grid, or rerunning after ``kill -9``, trains only what is missing.
+The batch's manifest (written last, atomically) lists its runs; aggregation reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gradatlas import records
+from gradatlas.config import ConfigError, fingerprint
+from gradatlas.runner import run
+from gradatlas.studies import StudyError, batch_runs, compose_run, load_study
+
+
+def run_batch(study_file: str, scale: str, batch: int, runs_per_batch: int, results: str,
+              device: str = "auto") -> dict:
+    """Train (or reuse) every run of one batch and return its manifest.
+
+    Failed runs are recorded with ``status: failed`` and listed; the others go on.
+    """
+    study = load_study(study_file, scale)
+    entries = []
+    for planned in batch_runs(study, runs_per_batch, batch):
+        out = Path(results) / scale / "runs" / planned.relpath
+        cfg = compose_run(planned.overrides(), out=str(out), device=device)
+        entry = {"path": str(out), "study": study.name, "cell": planned.cell, "seed": planned.seed,
+                 "fingerprint": fingerprint(cfg)}
+        existing = records.read_info(out)
+        if existing and existing.get("fingerprint") == entry["fingerprint"] and existing["status"] != "failed":
+            entries.append({**entry, "status": existing["status"], "trained": False,
+                            "wall_time_s": existing.get("wall_time_s")})
+            continue
+        try:
+            info = run(cfg)
+            entries.append({**entry, "status": info["status"], "trained": True, "wall_time_s": info["wall_time_s"]})
+        except Exception as err:  # recorded as failed by runner.run; keep the batch going
+            print(f"gradatlas.batch: run {out} failed: {err!r}", file=sys.stderr)
+            entries.append({**entry, "status": "failed", "trained": True, "wall_time_s": None})
+        print(f"[{study.name} batch {batch}] {planned.relpath}: {entries[-1]['status']}", flush=True)
+    return {"study": study.name, "scale": scale, "batch": batch, "runs": entries}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study_file")
+    parser.add_argument("--scale", required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--runs-per-batch", type=int, required=True)
+    parser.add_argument("--manifest", required=True,
+                        help="output: <results>/<scale>/batches/<study>/batch-<i>.json (records go to <results>)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    results = Path(args.manifest).resolve().parents[3]
+    try:
+        manifest = run_batch(args.study_file, args.scale, args.batch, args.runs_per_batch, str(results), args.device)
+    except (StudyError, ConfigError, ValueError) as err:
+        print(f"gradatlas.batch: error: {err}", file=sys.stderr)
+        return 2
+    manifest["wall_time_s"] = time.perf_counter() - start
+    records.write_json_atomic(args.manifest, manifest)
+    failed = [e["path"] for e in manifest["runs"] if e["status"] == "failed"]
+    if failed:
+        print(f"gradatlas.batch: {len(failed)} run(s) failed: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
