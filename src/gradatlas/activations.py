@@ -149,7 +149,7 @@ class SELU(Activation):
 class SiLU(Activation):
     """Swish / SiLU, z * sigmoid(z)."""
 
-    max_slope = 1.0998  # attained at z ~ 2.40
+    max_slope = 1.0998393201288669  # attained at z ~ 2.3994 (rounding down would undercut it)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return nn.functional.silu(z)
@@ -162,7 +162,8 @@ class SiLU(Activation):
 class GELU(Activation):
     """Gaussian error linear unit (exact, erf-based)."""
 
-    max_slope = 1.1289  # attained at z = sqrt(2)
+    # Attained at z = sqrt(2): Phi(sqrt 2) + sqrt(2) phi(sqrt 2) = (1 + erf(1)) / 2 + 1 / (e sqrt(pi)).
+    max_slope = 0.5 * (1.0 + math.erf(1.0)) + math.exp(-1.0) / math.sqrt(math.pi)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return nn.functional.gelu(z)

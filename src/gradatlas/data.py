@@ -61,17 +61,23 @@ def _mnist1d_arrays(cfg: DataConfig) -> dict[str, np.ndarray]:
 
     args = get_dataset_args()
     total = cfg.n_train + cfg.n_test
-    args.num_samples = total
+    # make_dataset draws num_samples // 10 examples per class and splits at a float-rounded
+    # index: ask for a multiple of the class count and split here, so the sizes are exact.
+    args.num_samples = -(-total // MNIST1D_CLASSES) * MNIST1D_CLASSES
     args.train_split = cfg.n_train / total
     args.seed = cfg.seed
     spec = {k: v for k, v in vars(args).items() if k != "url"}
+    spec["split"] = [cfg.n_train, cfg.n_test]
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cfg.cache_dir) / f"mnist1d-{key}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as stored:
             return {k: stored[k] for k in stored.files}
     raw = make_dataset(args)
-    arrays = {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
+    x_all = np.concatenate([raw["x"], raw["x_test"]])
+    y_all = np.concatenate([raw["y"], raw["y_test"]])
+    arrays = {"x": x_all[: cfg.n_train], "y": y_all[: cfg.n_train],
+              "x_test": x_all[cfg.n_train : total], "y_test": y_all[cfg.n_train : total]}
     path.parent.mkdir(parents=True, exist_ok=True)
     # Parallel jobs may generate the same file: write privately, then rename atomically.
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")

@@ -158,35 +158,16 @@ def load_study(path: str | Path, scale: str) -> Study:
     _check_keys(path, "top level", raw, STUDY_KEYS)
     scales = _mapping(path, "scales", raw.get("scales"))
     _check_keys(path, "scales", scales, set(SCALES))
-    at_scale = _mapping(path, f"scales.{scale}", scales.get(scale))
-    _check_keys(path, f"scales.{scale}", at_scale, SCALE_KEYS)
-
-    fixed = {**_mapping(path, "fixed", raw.get("fixed")), **_mapping(path, f"scales.{scale}.fixed", at_scale.get("fixed"))}
-    base_grid = _mapping(path, "grid", raw.get("grid"))
-    scale_grid = _mapping(path, f"scales.{scale}.grid", at_scale.get("grid"))
-    for key in scale_grid:
-        if key not in base_grid:
-            raise StudyError(f"{path}: scales.{scale}.grid.{key}: not a factor of the study's grid")
-    grid = {**base_grid, **scale_grid}
-    if not grid:
-        raise StudyError(f"{path}: grid is empty: a study needs at least one factor")
-    for key, values in grid.items():
-        if "seed" == key:
-            raise StudyError(f"{path}: grid.seed: set the number of seeds with scales.<scale>.seeds")
-        if not isinstance(values, list) or not values:
-            raise StudyError(f"{path}: grid.{key}: needs a non-empty list of values, got {values!r}")
-        if len(set(map(_format_value, values))) != len(values):
-            raise StudyError(f"{path}: grid.{key}: repeated values {values!r}")
-    seeds = at_scale.get("seeds", 1)
-    if not isinstance(seeds, int) or seeds < 1:
-        raise StudyError(f"{path}: scales.{scale}.seeds must be a positive integer, got {seeds!r}")
-
-    # Each key alone first, so that an error names the key that caused it.
-    first = {key: values[0] for key, values in grid.items()}
-    _validate(path, "fixed", {**fixed, **first})
-    for key, values in grid.items():
-        for value in values:
-            _validate(path, f"grid.{key}={value!r}", {**fixed, **first, key: value})
+    plans = {name: _scale_plan(path, raw, scales, name) for name in SCALES}
+    fixed, grid, seeds = plans[scale]
+    # Every factor value of every scale alone, so that an error names the key that caused it
+    # whichever scale is selected; the full product only at the selected scale.
+    for name, (s_fixed, s_grid, _) in plans.items():
+        first = {key: values[0] for key, values in s_grid.items()}
+        _validate(path, f"fixed (scale {name})", {**s_fixed, **first})
+        for key, values in s_grid.items():
+            for value in values:
+                _validate(path, f"grid.{key}={value!r} (scale {name})", {**s_fixed, **first, key: value})
 
     name = path.stem
     runs = []
@@ -198,6 +179,32 @@ def load_study(path: str | Path, scale: str) -> Study:
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
     claims = raw.get("claims", [])
     return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs))
+
+
+def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, dict, int]:
+    """Fixed settings, grid and seed count of one scale, checked for shape (not values)."""
+    at_scale = _mapping(path, f"scales.{scale}", scales.get(scale))
+    _check_keys(path, f"scales.{scale}", at_scale, SCALE_KEYS)
+    fixed = {**_mapping(path, "fixed", raw.get("fixed")), **_mapping(path, f"scales.{scale}.fixed", at_scale.get("fixed"))}
+    base_grid = _mapping(path, "grid", raw.get("grid"))
+    scale_grid = _mapping(path, f"scales.{scale}.grid", at_scale.get("grid"))
+    for key in scale_grid:
+        if key not in base_grid:
+            raise StudyError(f"{path}: scales.{scale}.grid.{key}: not a factor of the study's grid")
+    grid = {**base_grid, **scale_grid}
+    if not grid:
+        raise StudyError(f"{path}: grid is empty: a study needs at least one factor")
+    for key, values in grid.items():
+        if key == "seed":
+            raise StudyError(f"{path}: grid.seed: set the number of seeds with scales.<scale>.seeds")
+        if not isinstance(values, list) or not values:
+            raise StudyError(f"{path}: grid.{key}: needs a non-empty list of values, got {values!r}")
+        if len(set(map(_format_value, values))) != len(values):
+            raise StudyError(f"{path}: grid.{key}: repeated values {values!r}")
+    seeds = at_scale.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise StudyError(f"{path}: scales.{scale}.seeds must be a positive integer, got {seeds!r}")
+    return fixed, grid, seeds
 
 
 def _validate(path: Path, where: str, settings: dict[str, Any]) -> None:

@@ -1,0 +1,270 @@
+"""Benchmark: wall-time overhead of the default probe schedule against probing off.
+
+For each configuration the same training run (same data, same seed, a fresh model each
+time) is timed with ``probe=default`` (dense_until=1, log_until=64, every=100) and with
+``probe=off``, in one process. Repetitions are interleaved in ABBA order (off, on, on, off,
+off, on, ...) so that slow drift of the machine (thermal, other load) falls on both sides
+equally. Each repetition times ``gradatlas.loop.train``, which does no file I/O.
+
+The project's goal is an overhead of at most 5%: median(on) / median(off) <= 1.05.
+
+Usage (from the repository root):
+
+    python bench/probe_overhead.py                      # full runs, 5 repeats each
+    python bench/probe_overhead.py --quick --repeats 2  # a fast sanity check
+    python bench/probe_overhead.py --device cuda --out bench/results/probe_overhead_cuda.json
+
+This is a benchmark, not a test: it asserts nothing about the ratios and always exits 0
+unless a run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from gradatlas import loop, probes
+from gradatlas.config import RunConfig, load_run_config
+from gradatlas.data import make_dataset
+from gradatlas.models import make_model
+from gradatlas.runner import resolve_device, seed_everything
+
+GOAL_RATIO = 1.05
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "bench" / "results" / "probe_overhead.json"
+
+# name -> (Hydra overrides of the full run, extra overrides for --quick)
+CASES: dict[str, tuple[list[str], list[str]]] = {
+    "mlp20_relu_he_mnist1d": (
+        ["model=mlp", "model.depth=20", "model.width=128", "model.activation=relu", "model.init=he_normal",
+         "data=mnist1d", "train.epochs=20", "train.batch_size=128"],
+        ["train.epochs=3"],
+    ),
+    "lstm128_adding50": (
+        ["model=lstm", "model.width=128", "data=adding", "data.length=50", "train.max_steps=300",
+         "train.epochs=20", "train.batch_size=128"],
+        ["train.max_steps=60", "train.epochs=2"],
+    ),
+    "rnn128_tanh_adding50": (
+        ["model=rnn", "model.width=128", "model.activation=tanh", "data=adding", "data.length=50",
+         "train.max_steps=300", "train.epochs=20", "train.batch_size=128"],
+        ["train.max_steps=60", "train.epochs=2"],
+    ),
+}
+
+MODES = ("off", "on")
+
+
+def compose(overrides: list[str]) -> RunConfig:
+    """Compose ``conf/train.yaml`` with Hydra's compose API and validate it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from gradatlas.train import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return load_run_config(hydra_compose(config_name="train", overrides=overrides))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_train(cfg: RunConfig, data, device: torch.device) -> tuple[float, loop.TrainingResult]:
+    """Seed, build a fresh model and time one call of ``loop.train``."""
+    seed_everything(cfg.seed)
+    model = make_model(data, cfg.model)
+    sync(device)
+    start = time.perf_counter()
+    result = loop.train(model, data, cfg, device)
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+class PhaseTimer:
+    """Wraps the Prober's methods to time them (synchronising the device around each call).
+
+    Only used for the separate ``--breakdown`` run, never in the timed comparison.
+    """
+
+    NAMES = ("after_backward", "after_update", "commit")
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._originals: dict[str, Callable] = {}
+
+    def __enter__(self) -> "PhaseTimer":
+        for name in self.NAMES:
+            original = getattr(probes.Prober, name)
+            self._originals[name] = original
+
+            def wrapper(prober, *args, _name=name, _original=original, **kwargs):
+                sync(self.device)
+                start = time.perf_counter()
+                out = _original(prober, *args, **kwargs)
+                sync(self.device)
+                self.seconds[_name] += time.perf_counter() - start
+                self.calls[_name] += 1
+                return out
+
+            setattr(probes.Prober, name, wrapper)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, original in self._originals.items():
+            setattr(probes.Prober, name, original)
+
+
+def same_training(a: loop.TrainingResult, b: loop.TrainingResult) -> bool:
+    """Whether two runs followed the same trajectory (probing must not perturb training)."""
+    la = [(r["loss"], r["grad_norm"]) for r in a.step_rows]
+    lb = [(r["loss"], r["grad_norm"]) for r in b.step_rows]
+    return la == lb and a.final == b.final
+
+
+def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, warmup_steps: int,
+               breakdown: bool) -> dict[str, Any]:
+    base = [*overrides, f"device={device_name}", "out=bench/results/unused"]
+    cfgs = {"off": compose([*base, "probe=off"]), "on": compose([*base, "probe=default"])}
+    device = resolve_device(cfgs["on"].device)
+    data = make_dataset(cfgs["on"].data)
+    n_steps = loop.total_steps(cfgs["on"], len(data.x_train))
+    schedule = sorted(probes.probe_schedule(cfgs["on"].probe, n_steps))
+
+    # Warm-up: a short run of each mode (allocator, kernels, lazy init), not timed.
+    for mode in MODES:
+        warm = compose([*base, f"probe={'off' if mode == 'off' else 'default'}",
+                        f"train.max_steps={min(warmup_steps, n_steps)}"])
+        timed_train(warm, data, device)
+
+    times: dict[str, list[float]] = {m: [] for m in MODES}
+    results: dict[str, loop.TrainingResult] = {}
+    for rep in range(repeats):
+        order = MODES if rep % 2 == 0 else MODES[::-1]  # ABBA: off on | on off | off on ...
+        for mode in order:
+            seconds, result = timed_train(cfgs[mode], data, device)
+            times[mode].append(seconds)
+            results[mode] = result
+            print(f"  {name:<24} rep {rep + 1}/{repeats} probe={mode:<3} {seconds:8.3f} s", flush=True)
+
+    med = {m: statistics.median(times[m]) for m in MODES}
+    # Pairs in time order: (off_i, on_i) were run next to each other.
+    paired = [on / off for off, on in zip(times["off"], times["on"])]
+    entry: dict[str, Any] = {
+        "overrides": overrides,
+        "steps": n_steps,
+        "probe_steps": len(schedule),
+        "probe_schedule": schedule,
+        "times_off_s": times["off"],
+        "times_on_s": times["on"],
+        "median_off_s": med["off"],
+        "median_on_s": med["on"],
+        "ratio": med["on"] / med["off"],
+        "paired_ratio_median": statistics.median(paired),
+        "ms_per_step_off": 1000 * med["off"] / n_steps,
+        "extra_ms_per_probe_step": 1000 * (med["on"] - med["off"]) / max(len(schedule), 1),
+        "goal_met": med["on"] / med["off"] <= GOAL_RATIO,
+        "layer_rows": len(results["on"].layer_rows),
+        "timestep_rows": len(results["on"].timestep_rows),
+        "probing_leaves_training_unchanged": same_training(results["off"], results["on"]),
+    }
+    if breakdown:
+        with PhaseTimer(device) as timer:
+            seconds, _ = timed_train(cfgs["on"], data, device)
+        entry["breakdown"] = {
+            "run_s": seconds,
+            "prober_s": dict(timer.seconds),
+            "prober_calls": dict(timer.calls),
+            "prober_ms_per_probe_step": {k: 1000 * v / max(timer.calls[k], 1) for k, v in timer.seconds.items()},
+        }
+    return entry
+
+
+def print_table(cases: dict[str, dict[str, Any]]) -> None:
+    header = f"{'configuration':<24} {'steps':>5} {'probes':>6} {'off [s]':>8} {'on [s]':>8} {'ratio':>6} " \
+             f"{'paired':>6} {'+ms/probe':>9} {'<=1.05':>6}"
+    print(header)
+    print("-" * len(header))
+    for name, c in cases.items():
+        print(f"{name:<24} {c['steps']:>5} {c['probe_steps']:>6} {c['median_off_s']:>8.3f} {c['median_on_s']:>8.3f} "
+              f"{c['ratio']:>6.3f} {c['paired_ratio_median']:>6.3f} {c['extra_ms_per_probe_step']:>9.2f} "
+              f"{'yes' if c['goal_met'] else 'NO':>6}")
+    for name, c in cases.items():
+        if "breakdown" in c:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in c["breakdown"]["prober_ms_per_probe_step"].items())
+            print(f"{name}: Prober ms per probe step: {parts}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per mode and configuration")
+    parser.add_argument("--quick", action="store_true", help="short runs for a fast sanity check")
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="one extra probed run per configuration timing the Prober's methods")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    out = args.out.resolve()  # relative to where the command was started
+    # The data cache (conf/data/*.yaml: cache_dir) is relative to the working directory.
+    os.chdir(ROOT)
+    device = resolve_device(args.device)
+    print(f"probe overhead: device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
+          f"repeats={args.repeats}{' (quick)' if args.quick else ''}", flush=True)
+
+    cases: dict[str, dict[str, Any]] = {}
+    for name in args.cases:
+        full, quick = CASES[name]
+        overrides = [*full, *quick] if args.quick else full
+        cases[name] = bench_case(name, overrides, args.device, args.repeats, args.warmup_steps, args.breakdown)
+
+    print()
+    print_table(cases)
+    report = {
+        "benchmark": "probe_overhead",
+        "goal_ratio": GOAL_RATIO,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "quick": args.quick,
+        "repeats": args.repeats,
+        "order": "ABBA interleaved (off,on | on,off | ...), fresh model with the same seed each run",
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else (platform.processor() or platform.machine()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cases": cases,
+        "all_goals_met": all(c["goal_met"] for c in cases.values()),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Shared fixtures and builders for the gradatlas tests.
+
+Every test session uses a private data cache (``GRADATLAS_CACHE``), so MNIST-1D is generated
+once per session and never read from, or written to, the developer's own cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pytest
+import torch
+
+from gradatlas.config import RunConfig, load_run_config
+from gradatlas.data import Dataset
+
+# One MNIST-1D size for the whole suite, so the data set is generated once per session.
+TINY_DATA = ("data.n_train=128", "data.n_test=64")
+# A tiny feed-forward run: a few steps, small batches.
+TINY_MLP = ("model=mlp", "model.depth=3", "model.width=8", "train.batch_size=32", "train.max_steps=3",
+            "device=cpu", *TINY_DATA)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gradatlas_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide data cache, exported as ``GRADATLAS_CACHE`` (read by conf/data/*.yaml)."""
+    path = tmp_path_factory.mktemp("gradatlas-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GRADATLAS_CACHE", str(path))
+    yield path
+    patch.undo()
+
+
+def compose(overrides: Sequence[str] = ()):
+    """Compose ``conf/train.yaml`` with Hydra's compose API (no validation)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from gradatlas.train import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("train", overrides=list(overrides))
+
+
+def run_config(overrides: Sequence[str] = (), out: Optional[Path] = None) -> RunConfig:
+    """Compose and validate a run config, with ``out`` set when given."""
+    extra = [f"out={out}"] if out is not None else []
+    return load_run_config(compose([*overrides, *extra]))
+
+
+@pytest.fixture
+def make_run_config(tmp_path: Path):
+    """Builder: ``make_run_config(overrides, name)`` -> a validated ``RunConfig`` writing to tmp."""
+
+    def build(overrides: Sequence[str] = (), name: str = "run") -> RunConfig:
+        return run_config(overrides, tmp_path / "runs" / name)
+
+    return build
+
+
+def fake_dataset(
+    n: int = 6,
+    input_dim: int = 4,
+    output_dim: int = 3,
+    length: Optional[int] = None,
+    task: str = "classification",
+    readout_steps: int = 0,
+    seed: int = 0,
+) -> Dataset:
+    """A small random data set: ``(n, input_dim)`` or, with ``length``, ``(n, length, input_dim)``."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (n, input_dim) if length is None else (n, length, input_dim)
+    x = torch.randn(*shape, generator=gen)
+    if task == "classification":
+        y_shape = (n, readout_steps) if readout_steps else (n,)
+        y = torch.randint(0, output_dim, y_shape, generator=gen)
+    else:
+        y = torch.randn(n, output_dim, generator=gen)
+    return Dataset(
+        x_train=x, y_train=y, x_test=x.clone(), y_test=y.clone(), task=task, input_dim=input_dim,
+        output_dim=output_dim, sequence=length is not None, readout_steps=readout_steps,
+        chance=1.0 / output_dim if task == "classification" else 1.0,
+    )

@@ -1,0 +1,143 @@
+"""Activations: closed-form derivatives against autograd, slopes, the step function."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradatlas import activations
+from gradatlas.activations import ACTIVATIONS, make_activation
+
+
+def _grid(n: int = 4001, low: float = -4.0, high: float = 4.0) -> torch.Tensor:
+    """z values in [low, high] (float64) away from the kink at 0."""
+    z = torch.linspace(low, high, n, dtype=torch.float64)
+    return z[z.abs() > 1e-3]
+
+
+def _autograd_derivative(act: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    z = z.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(act(z).sum(), z)
+    return grad
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_derivative_matches_autograd(name):
+    act = make_activation(name).double()
+    z = _grid()
+    expected = _autograd_derivative(act, z)
+    torch.testing.assert_close(act.derivative(z), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_derivative_matches_autograd_float32(name):
+    act = make_activation(name)
+    z = _grid().float()
+    torch.testing.assert_close(act.derivative(z), _autograd_derivative(act, z), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "prelu"])
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.5])
+def test_slope_is_honoured(name, slope):
+    act = make_activation(name, slope=slope).double()
+    z = _grid()
+    # Closed form: phi(z) = z for z > 0, slope * z otherwise.
+    expected = torch.where(z > 0, z, slope * z)
+    torch.testing.assert_close(act(z), expected)
+    torch.testing.assert_close(act.derivative(z), torch.where(z > 0, 1.0, slope).double())
+    torch.testing.assert_close(_autograd_derivative(act, z), act.derivative(z))
+
+
+def test_default_slopes():
+    assert make_activation("leaky_relu").slope == pytest.approx(0.01)
+    assert make_activation("prelu").slope == pytest.approx(0.25)
+    # A slope passed to an activation without one is ignored, not an error.
+    relu = make_activation("relu", slope=0.3)
+    assert torch.equal(relu(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
+
+
+def test_prelu_slope_is_learned():
+    act = make_activation("prelu", slope=0.25)
+    params = list(act.parameters())
+    assert len(params) == 1 and params[0].requires_grad
+    z = torch.tensor([-2.0, -1.0, 3.0])
+    act(z).sum().backward()
+    # d/da sum(a * z for z < 0) = sum of the negative inputs.
+    assert params[0].grad.item() == pytest.approx(-3.0)
+    # The derivative follows the current (learned) slope.
+    with torch.no_grad():
+        params[0].fill_(0.7)
+    assert act.slope == pytest.approx(0.7)
+    torch.testing.assert_close(act.derivative(z), torch.tensor([0.7, 0.7, 1.0]))
+
+
+def test_step_has_zero_gradient_and_backward_runs():
+    act = make_activation("step")
+    z = torch.linspace(-3, 3, 101, requires_grad=True)
+    out = act(z)
+    torch.testing.assert_close(out, (z.detach() > 0).float())
+    out.sum().backward()  # must not raise
+    assert z.grad is not None
+    assert torch.count_nonzero(z.grad) == 0
+    assert torch.count_nonzero(act.derivative(z.detach())) == 0
+
+
+def test_step_blocks_training_signal_in_a_network():
+    torch.manual_seed(0)
+    first = torch.nn.Linear(4, 8)
+    act = make_activation("step")
+    head = torch.nn.Linear(8, 1)
+    loss = head(act(first(torch.randn(16, 4)))).pow(2).mean()
+    loss.backward()
+    assert torch.count_nonzero(first.weight.grad) == 0
+    assert torch.count_nonzero(head.weight.grad) > 0
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_max_slope_bounds_derivative(name):
+    act = make_activation(name).double()
+    z = torch.linspace(-20, 20, 400001, dtype=torch.float64)
+    observed = act.derivative(z).abs().max().item()
+    assert act.max_slope >= observed * (1 - 1e-9)
+
+
+# The true suprema in closed form: sigmoid 1/4, tanh 1, relu 1; SELU scale*alpha (z -> 0-);
+# SiLU and GELU maxima found numerically in the test below.
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "silu", "swish", "gelu", "selu"])
+def test_max_slope_is_tight(name):
+    act = make_activation(name).double()
+    z = torch.linspace(-6, 6, 1200001, dtype=torch.float64)
+    z.requires_grad_(True)
+    (grad,) = torch.autograd.grad(act(z).sum(), z)
+    observed = grad.abs().max().item()
+    assert act.max_slope == pytest.approx(observed, rel=0.01)
+
+
+def test_max_slope_closed_forms():
+    assert activations.Sigmoid.max_slope == 0.25
+    assert activations.SELU.max_slope == pytest.approx(1.0507009873554805 * 1.6732632423543772)
+    # GELU' is maximal where GELU'' = pdf(z) (2 - z^2) = 0, i.e. z = sqrt(2).
+    z = torch.tensor(2.0, dtype=torch.float64).sqrt()
+    gelu_max = 0.5 * (1 + torch.erf(z / 2**0.5)) + z * torch.exp(-z * z / 2) / (2 * torch.pi) ** 0.5
+    assert activations.GELU.max_slope == pytest.approx(gelu_max.item(), rel=1e-12)
+
+
+def test_swish_is_silu():
+    z = _grid().float()
+    torch.testing.assert_close(make_activation("swish")(z), z * torch.sigmoid(z))
+
+
+def test_selu_matches_definition():
+    z = _grid()
+    expected = torch.where(z > 0, activations.SELU_SCALE * z,
+                           activations.SELU_SCALE * activations.SELU_ALPHA * (torch.exp(z) - 1))
+    torch.testing.assert_close(make_activation("selu")(z), expected)
+
+
+def test_unknown_name_lists_known_names():
+    with pytest.raises(ValueError) as err:
+        make_activation("softplusish")
+    message = str(err.value)
+    assert "softplusish" in message
+    for name in ACTIVATIONS:
+        assert name in message
