@@ -14,6 +14,14 @@ for arg in "$@"; do
   esac
 done
 
+# LaTeX for the paper, poppler-utils for pdffonts (the paper's font check).
+DEBS="latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-science texlive-fonts-recommended poppler-utils"
+if ! dpkg -s $DEBS >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $DEBS >/dev/null
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 if [ "$want_test" = 1 ]; then
   python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"

@@ -15,6 +15,12 @@ import torch
 from gradatlas.config import RunConfig, load_run_config
 from gradatlas.data import Dataset
 
+# The suite's models are tiny: one intra-op thread is fastest, and on a busy machine two
+# OpenMP threads turn a 16x8 matmul from microseconds into milliseconds (threads waiting at
+# barriers for a core that another process holds). Subprocesses get the same via the env.
+torch.set_num_threads(1)
+SUBPROCESS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 # One MNIST-1D size for the whole suite, so the data set is generated once per session.
 TINY_DATA = ("data.n_train=128", "data.n_test=64")
 # A tiny feed-forward run: a few steps, small batches.

@@ -56,6 +56,21 @@ def test_default_slopes():
     assert torch.equal(relu(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
 
 
+@pytest.mark.parametrize("name", ["leaky_relu", "prelu"])
+def test_model_config_slope_reaches_every_layer(name):
+    from gradatlas.config import ModelConfig
+    from gradatlas.data import Dataset
+    from gradatlas.models import make_model
+
+    x = torch.randn(4, 3)
+    data = Dataset(x, torch.zeros(4, dtype=torch.long), x, torch.zeros(4, dtype=torch.long),
+                   "classification", 3, 2, False, 0, 0.5)
+    model = make_model(data, ModelConfig(name="mlp", depth=3, width=4, activation=name, slope=0.3))
+    assert [act.slope for act in model.acts] == pytest.approx([0.3] * 3)
+    z = torch.tensor([-1.0, 2.0])
+    torch.testing.assert_close(model.acts[0](z), torch.tensor([-0.3, 2.0]))
+
+
 def test_prelu_slope_is_learned():
     act = make_activation("prelu", slope=0.25)
     params = list(act.parameters())

@@ -95,6 +95,7 @@ class LeakyReLU(Activation):
     def __init__(self, slope: float = 0.01) -> None:
         super().__init__()
         self.slope = float(slope)
+        self.max_slope = max(1.0, abs(self.slope))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return nn.functional.leaky_relu(z, self.slope)
@@ -114,6 +115,11 @@ class PReLU(Activation):
     def slope(self) -> float:
         """The current learned slope."""
         return float(self.weight.detach())
+
+    @property  # type: ignore[override]
+    def max_slope(self) -> float:
+        """sup |phi'| = max(1, |slope|), with the slope as learned so far."""
+        return max(1.0, abs(self.slope))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return nn.functional.prelu(z, self.weight)

@@ -89,7 +89,7 @@ class DataConfig:
     delay of ``copy``; ``mnist1d`` and ``mnist1d_seq`` always have 40 features/steps."""
 
     name: str = "mnist1d"
-    length: int = 50
+    length: int = 40
     n_train: int = 4000
     n_test: int = 1000
     seed: int = 0

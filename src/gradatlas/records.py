@@ -134,14 +134,16 @@ def read_run_record(path: str | os.PathLike) -> RunRecord:
     info_path = path / INFO_FILE
     try:
         info = json.loads(info_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise RecordError(f"{info_path}: cannot read run record ({err})") from err
+    if not isinstance(info, dict):
+        raise RecordError(f"{info_path}: run record must be a JSON object, got {type(info).__name__}")
     if info.get("status") not in STATUSES:
         raise RecordError(f"{info_path}: status must be one of {STATUSES}, got {info.get('status')!r}")
     config_path = path / CONFIG_FILE
     try:
         config = yaml.safe_load(config_path.read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, ValueError, yaml.YAMLError) as err:
         raise RecordError(f"{config_path}: cannot read run config ({err})") from err
     steps = _read_table(path / STEPS_FILE, STEP_COLUMNS)
     layers = _read_table(path / LAYERS_FILE, LAYER_COLUMNS)
@@ -169,9 +171,10 @@ def is_complete(path: str | os.PathLike) -> bool:
 def read_info(path: str | os.PathLike) -> Optional[dict[str, Any]]:
     """``run.json`` of a complete record at ``path``, or None if there is none or it is unreadable."""
     try:
-        return json.loads((Path(path) / INFO_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        info = json.loads((Path(path) / INFO_FILE).read_text())
+    except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None
 
 
 def write_json_atomic(path: str | os.PathLike, content: dict[str, Any]) -> Path:
@@ -188,7 +191,7 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a JSON document, raising ``RecordError`` that names the file."""
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:
         raise RecordError(f"{path}: cannot read ({err})") from err
 
 
@@ -218,5 +221,69 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class ScalePaths:
+    """Where the products of one scale live: ``<results>/<scale>/...``."""
+
+    results: str | os.PathLike
+    scale: str
+
+    @property
+    def root(self) -> Path:
+        """``<results>/<scale>``."""
+        return Path(self.results) / self.scale
+
+    @property
+    def runs(self) -> Path:
+        """The run records."""
+        return self.root / "runs"
+
+    def summary(self, name: str) -> Path:
+        """An aggregated table: ``runs``, ``layers`` or ``timesteps``."""
+        return self.root / "summary" / f"{name}.parquet"
+
+    def analysis(self, name: str) -> Path:
+        """A computed table (claims, theory)."""
+        return self.root / "analysis" / f"{name}.parquet"
+
+    def figure(self, name: str) -> Path:
+        """A figure PDF."""
+        return self.root / "figures" / f"{name}.pdf"
+
+    def table(self, name: str) -> Path:
+        """A LaTeX table."""
+        return self.root / "tables" / f"{name}.tex"
+
+    @property
+    def numbers(self) -> Path:
+        """The LaTeX macros of every number the paper quotes."""
+        return self.root / "numbers.tex"
+
+
+def read_summary(paths: ScalePaths) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The aggregated ``runs``, ``layers`` and ``timesteps`` tables of a scale."""
+    return tuple(_read_table(paths.summary(name), ()) for name in ("runs", "layers", "timesteps"))  # type: ignore[return-value]
+
+
+def read_steps(paths: ScalePaths, runs: Any) -> pd.DataFrame:
+    """The step tables of the given runs, stacked long with a ``run`` column."""
+    parts = []
+    for run in runs:
+        frame = _read_table(paths.runs / run / STEPS_FILE, STEP_COLUMNS)
+        frame.insert(0, "run", run)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", *STEP_COLUMNS])
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text product (LaTeX) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path

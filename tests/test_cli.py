@@ -1,0 +1,217 @@
+"""The command line, ``python -m gradatlas.train key=value ...``, run as a subprocess.
+
+Each invocation takes a few seconds (Python, Hydra and torch start-up), so all of them run
+once per module, two at a time, in their own empty working directories; the tests then
+inspect the results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import SUBPROCESS_ENV, TINY_DATA, run_config
+from gradatlas import config, records, runner
+from gradatlas.data import make_dataset
+from gradatlas.models import make_model
+
+OUT = "out/run"  # relative to each invocation's working directory
+
+# name -> (overrides, fragments that stderr must contain)
+BAD = {
+    "activation": (["model.activation=softsign"], ["model.activation", "softsign", "relu", "gelu"]),
+    "init": (["model.init=glorot"], ["model.init", "glorot", "he_normal"]),
+    "model": (["model=transformer"], ["model/transformer", "lstm"]),
+    "data": (["data=cifar"], ["data/cifar", "adding"]),
+    "depth": (["model.depth=0"], ["model.depth", "0"]),
+    "width": (["model.width=0"], ["model.width", "0"]),
+    "lr": (["optim.lr=-1"], ["optim.lr", "-1"]),
+    "clip_value": (["train.clip_value=0"], ["train.clip_value", "0"]),
+    "length": (["data=adding", "data.length=0", "model=rnn"], ["data.length", "0"]),
+    "nonexistent-key": (["model.foo=1"], ["model.foo"]),
+}
+
+MLP_RUN = ["model=mlp", "model.depth=3", "model.width=16", "train.max_steps=5", "device=cpu",
+           "train.batch_size=32", *TINY_DATA]
+SEQ_T = 5
+GOOD = {
+    "mlp": MLP_RUN,
+    **{name: [f"model={name}", "model.width=8", "data=adding", f"data.length={SEQ_T}", "data.n_train=64",
+              "data.n_test=32", "train.batch_size=16", "train.max_steps=3", "device=cpu"]
+       for name in ("gru", "lstm")},  # the vanilla RNN's record is checked in test_training
+}
+GATES = {"gru": {"reset", "update"}, "lstm": {"input", "forget", "output"}}
+
+
+@dataclass
+class Invocation:
+    overrides: list[str]
+    cwd: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def out(self) -> Path:
+        return self.cwd / OUT
+
+
+def _invoke(overrides: list[str], cwd: Path) -> Invocation:
+    cwd.mkdir(parents=True)
+    env = {**os.environ, **SUBPROCESS_ENV}
+    done = subprocess.run([sys.executable, "-m", "gradatlas.train", *overrides, f"out={OUT}"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return Invocation(overrides, cwd, done.returncode, done.stdout, done.stderr)
+
+
+def _invoke_all(cases: dict[str, list[str]], root: Path) -> dict[str, Invocation]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_invoke, overrides, root / name) for name, overrides in cases.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory) -> dict[str, Invocation]:
+    return _invoke_all({name: overrides for name, (overrides, _) in BAD.items()}, tmp_path_factory.mktemp("bad"))
+
+
+@pytest.fixture(scope="module")
+def good_runs(tmp_path_factory) -> dict[str, Invocation]:
+    return _invoke_all(GOOD, tmp_path_factory.mktemp("good"))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_fails_cleanly(bad_runs, case):
+    run = bad_runs[case]
+    assert run.returncode != 0, run.stdout
+    for fragment in BAD[case][1]:
+        assert fragment in run.stderr, f"{fragment!r} not in stderr:\n{run.stderr}"
+    assert "Traceback" not in run.stderr  # a message, not a crash
+    assert not run.out.exists()
+    assert sorted(p.name for p in run.cwd.iterdir()) == []  # no out/, no .hydra/, no logs
+
+
+def test_config_errors_exit_with_usage_status(bad_runs):
+    # Values our validation rejects exit 2 with a one-line message; Hydra's own errors exit 1.
+    for case in ("activation", "init", "depth", "width", "lr", "clip_value", "length"):
+        run = bad_runs[case]
+        assert run.returncode == 2, case
+        assert run.stderr.strip().startswith("gradatlas.train: error:"), run.stderr
+
+
+# --------------------------------------------------------------------------- good runs
+
+
+def test_mlp_run_writes_the_record(good_runs):
+    run = good_runs["mlp"]
+    assert run.returncode == 0, run.stderr
+    info = records.read_run_record(run.out).info
+    # The one-line summary reports what run.json holds.
+    assert run.stdout.startswith(f"ok: accuracy={info['test_metric']}")
+    assert run.stdout.rstrip().endswith(f"on cpu -> {OUT}")
+    assert sorted(p.name for p in run.cwd.iterdir()) == ["out"]
+    assert sorted(p.name for p in run.out.iterdir()) == sorted(
+        [records.CONFIG_FILE, records.INFO_FILE, records.STEPS_FILE, records.LAYERS_FILE])
+    assert sorted(p.name for p in run.out.parent.iterdir()) == ["run"]  # no leftover temporaries
+
+
+def test_mlp_config_yaml_is_the_resolved_config(good_runs):
+    run = good_runs["mlp"]
+    written = yaml.safe_load((run.out / records.CONFIG_FILE).read_text())
+    expected = config.to_container(run_config([*MLP_RUN, f"out={OUT}"]))
+    assert written == expected
+    assert written["model"]["depth"] == 3 and written["model"]["width"] == 16
+    assert written["train"]["max_steps"] == 5
+
+
+def test_mlp_run_json(good_runs):
+    run = good_runs["mlp"]
+    record = records.read_run_record(run.out)
+    info = record.info
+    assert info["status"] == "ok"
+    assert info["factors"]["model"] == "mlp" and info["factors"]["depth"] == 3 and info["factors"]["width"] == 16
+    assert info["factors"]["activation"] == "relu"
+    assert info["seed"] == 0 and info["steps"] == 5 and info["diverged_step"] is None
+    assert isinstance(info["final_train_loss"], float) and math.isfinite(info["final_train_loss"])
+    # 10 classes: the loss of a fresh net is near ln 10, the accuracy a share of 64 test examples.
+    assert 0.5 < info["final_train_loss"] < 5
+    assert info["metric"] == "accuracy" and 0 <= info["test_metric"] <= 1
+    assert info["test_metric"] * 64 == pytest.approx(round(info["test_metric"] * 64), abs=1e-6)
+    assert info["test_accuracy"] == info["test_metric"]
+    assert info["test_metric"] == pytest.approx(record.steps.test_metric.iloc[-1])
+    assert 0 < info["wall_time_s"] < 300
+    assert info["device"] == "cpu"
+    assert info["versions"]["torch"] == torch.__version__
+    assert {"python", "numpy", "pandas", "pyarrow", "hydra-core"} <= set(info["versions"])
+    assert "git_commit" in info
+    assert info["git_commit"] is None or len(info["git_commit"].removesuffix("-dirty")) == 40
+
+
+def test_mlp_steps_parquet(good_runs):
+    steps = pd.read_parquet(good_runs["mlp"].out / records.STEPS_FILE)
+    assert list(steps.columns[:6]) == ["step", "epoch", "loss", "grad_norm", "clipped", "lr"]
+    assert {"test_loss", "test_metric"} <= set(steps.columns)
+    assert steps.step.tolist() == [0, 1, 2, 3, 4]
+    assert (steps.lr == 0.05).all() and not steps.clipped.any()
+    assert steps.loss.notna().all() and (steps.grad_norm > 0).all()
+
+
+def test_mlp_layers_parquet(good_runs):
+    run = good_runs["mlp"]
+    layers = pd.read_parquet(run.out / records.LAYERS_FILE)
+    assert list(layers.columns) == ["step", "layer", "name", "quantity", "value"]
+    assert 0 in set(layers.step)
+    assert set(layers.step) == {0, 1, 2, 4}
+    at0 = layers[layers.step == 0]
+    names = at0.drop_duplicates("layer").set_index("layer").name.to_dict()
+    assert names == {0: "hidden.0", 1: "hidden.1", 2: "hidden.2", 3: "head"}
+    contract = {"weight_grad_norm", "backprop_norm", "act_mean", "act_std", "saturated_frac", "dead_frac",
+                "weight_norm", "update_ratio"}
+    for layer in range(3):
+        assert contract <= set(at0[at0.layer == layer].quantity)
+    # Step 0 is the network at initialization: the same weights as a model built in-process.
+    cfg = run_config([*MLP_RUN, f"out={OUT}"])
+    runner.seed_everything(cfg.seed)
+    model = make_model(make_dataset(cfg.data), cfg.model)
+    for layer, linear in enumerate([*model.linears, model.head]):
+        recorded = at0[(at0.layer == layer) & (at0.quantity == "weight_norm")].value.item()
+        assert recorded == pytest.approx(torch.linalg.norm(linear.weight.detach()).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_recurrent_run_writes_timesteps(good_runs, name):
+    run = good_runs[name]
+    assert run.returncode == 0, run.stderr
+    record = records.read_run_record(run.out)
+    assert record.info["status"] == "ok" and record.info["metric"] == "mse"
+    ts = pd.read_parquet(run.out / records.TIMESTEPS_FILE)
+    assert list(ts.columns) == ["step", "t", "quantity", "value"]
+    probed = set(record.layers.step)
+    assert set(ts.step) == probed and 0 in probed
+    for step in probed:
+        hidden = ts[(ts.step == step) & (ts.quantity == "hidden_grad_norm")]
+        assert sorted(hidden.t) == list(range(1, SEQ_T + 1))
+        assert (hidden.value > 0).all()
+        # The layer's backprop norm runs over all h_t together: between max_t and sum_t.
+        layer = record.layers[(record.layers.step == step) & (record.layers.layer == 0)
+                              & (record.layers.quantity == "backprop_norm")].value.item()
+        assert hidden.value.max() * (1 - 1e-6) <= layer <= hidden.value.sum() * (1 + 1e-6)
+    saturation = {q.split(".", 1)[1] for q in ts.quantity if q.startswith("saturated_frac.")}
+    assert saturation == GATES[name]
+    fractions = ts[ts.quantity.str.startswith("saturated_frac.")]
+    assert ((fractions.value >= 0) & (fractions.value <= 1)).all()
+    for gate in GATES[name]:
+        assert sorted(ts[(ts.step == 0) & (ts.quantity == f"saturated_frac.{gate}")].t) == list(range(1, SEQ_T + 1))
