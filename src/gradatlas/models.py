@@ -191,7 +191,11 @@ class Cell(nn.Module):
     def step(
         self, x_proj: torch.Tensor, state: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor, dict[str, torch.Tensor]]:
-        """One time step from the projected input; returns (h, state, act_input, gates)."""
+        """One time step from the projected input.
+
+        Returns (h, state, act_inputs, gates): ``act_inputs`` is a tuple of the tensors the
+        saturating nonlinearity was applied to (concatenated only when traced).
+        """
         raise NotImplementedError
 
 
@@ -206,7 +210,7 @@ class RNNCell(Cell):
     def step(self, x_proj, state):
         a = x_proj + state[0] @ self.weight_hh.T + self.bias_hh
         h = self.act(a)
-        return h, (h,), a, {}
+        return h, (h,), (a,), {}
 
 
 class GRUCell(Cell):
@@ -228,7 +232,7 @@ class GRUCell(Cell):
         r, z = torch.sigmoid(pre_r), torch.sigmoid(pre_z)
         n = torch.tanh(xn + r * hn)
         h = (1.0 - z) * n + z * h_prev
-        return h, (h,), torch.cat([pre_r, pre_z], dim=1), {"reset": r, "update": z}
+        return h, (h,), (pre_r, pre_z), {"reset": r, "update": z}
 
 
 class LSTMCell(Cell):
@@ -257,7 +261,7 @@ class LSTMCell(Cell):
         i, f, o = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.sigmoid(pre_o)
         c = f * c_prev + i * torch.tanh(pre_g)
         h = o * torch.tanh(c)
-        return h, (h, c), torch.cat([pre_i, pre_f, pre_o], dim=1), {"input": i, "forget": f, "output": o}
+        return h, (h, c), (pre_i, pre_f, pre_o), {"input": i, "forget": f, "output": o}
 
 
 CELLS: dict[str, Callable[[int, int, ModelConfig], Cell]] = {
@@ -288,11 +292,13 @@ class Recurrent(nn.Module):
             state = cell.initial_state(batch, x)
             hs, act_inputs = [], []
             gates: dict[str, list[torch.Tensor]] = {g: [] for g in cell.gate_names}
-            for t in range(length):
-                h, state, a, g = cell.step(x_proj[:, t], state)
+            # unbind, not x_proj[:, t]: each slice's backward would zero-fill a full-size
+            # gradient, O(T^2) memory traffic; unbind's backward stacks once.
+            for x_t in x_proj.unbind(dim=1):
+                h, state, a, g = cell.step(x_t, state)
                 hs.append(h)
                 if trace is not None:
-                    act_inputs.append(a)
+                    act_inputs.append(torch.cat(a, dim=1))
                     for name, value in g.items():
                         gates[name].append(value)
             inputs = torch.stack(hs, dim=1)
