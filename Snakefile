@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "conf/workflow.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/train.smk"
 include: "rules/analyze.smk"

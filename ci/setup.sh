@@ -15,7 +15,7 @@ for arg in "$@"; do
 done
 
 # LaTeX for the paper, poppler-utils for pdffonts (the paper's font check).
-DEBS="latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-science texlive-fonts-recommended poppler-utils"
+DEBS="latexmk lmodern texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-science texlive-fonts-recommended poppler-utils"
 if ! dpkg -s $DEBS >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

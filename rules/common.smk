@@ -39,6 +39,19 @@ def runs_per_batch(wildcards):
     return config["runs_per_batch"][wildcards.scale]
 
 
+# Minutes one run may take on a cluster node, per scale: the training job's runtime is this
+# times the runs in its batch, plus start-up.
+MINUTES_PER_RUN = {"smoke": 1, "quick": 3, "full": 20}
+
+
+def train_runtime(wildcards):
+    """Slurm runtime (minutes) of one training job, from the number of runs in its batch."""
+    study = STUDIES.get(wildcards.study)
+    runs = len(study.runs) if study is not None else config["runs_per_batch"][wildcards.scale]
+    per_batch = min(runs, config["runs_per_batch"][wildcards.scale])
+    return 5 + per_batch * MINUTES_PER_RUN[wildcards.scale]
+
+
 def study_file(wildcards):
     """The study file a batch belongs to."""
     return str(STUDY_DIR / f"{wildcards.study}.yaml")

@@ -21,7 +21,7 @@ rule train:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=120,
+        runtime=train_runtime,
     shell:
         "python -m gradatlas.batch {input} --scale {wildcards.scale} --batch {wildcards.batch}"
         " --runs-per-batch {params.runs_per_batch}"

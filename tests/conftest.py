@@ -88,3 +88,13 @@ def fake_dataset(
         output_dim=output_dim, sequence=length is not None, readout_steps=readout_steps,
         chance=1.0 / output_dim if task == "classification" else 1.0,
     )
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> Path:
+    """The whole workflow at the smoke scale, run once locally (paper included)."""
+    from workflow_helpers import make_workdir, snakemake
+
+    workdir = make_workdir(tmp_path_factory.mktemp("smoke"))
+    snakemake(workdir, "--cores", "2", "--config", "scale=smoke")
+    return workdir

@@ -17,39 +17,9 @@ import yaml
 
 from gradatlas import aggregate, records
 from gradatlas.studies import load_study
+from workflow_helpers import REPO, make_workdir, snakemake, workflow_env
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
-
-
-def make_workdir(tmp: Path) -> Path:
-    """A copy of what the workflow reads, so tests neither touch nor lock the checkout."""
-    for name in ("Snakefile", "rules", "conf", "environment.yml", "profiles"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, tmp / name)
-        elif src.exists():
-            shutil.copy(src, tmp / name)
-    return tmp
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir`` with the config dir of the copy."""
-    env = {**os.environ, "GRADATLAS_CONF": str(workdir / "conf")}
-    env.setdefault("GRADATLAS_CACHE", str(REPO / ".cache" / "gradatlas"))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    """The whole smoke scale, run once."""
-    workdir = make_workdir(tmp_path_factory.mktemp("smoke"))
-    snakemake(workdir, "--cores", "2", "--config", "scale=smoke")
-    return workdir
 
 
 def test_smoke_runs_table_matches_records(smoke: Path):
@@ -163,8 +133,7 @@ def test_kill_9_then_rerun_incomplete_finishes(tmp_path: Path):
     # A study large enough to be killed mid-way: the smoke meanfield grid, more steps.
     _edit_study(workdir, "silu_relu", lambda s: s["scales"]["smoke"].update(seeds=6, fixed={
         "width": 32, "max_steps": 60, "data.n_train": 512, "data.n_test": 128}))
-    env = {**os.environ, "GRADATLAS_CONF": str(workdir / "conf")}
-    env.setdefault("GRADATLAS_CACHE", str(REPO / ".cache" / "gradatlas"))
+    env = workflow_env(workdir)
     args = [sys.executable, "-m", "snakemake", "--cores", "1", "--config", "scale=smoke", "studies=[silu_relu]"]
     proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -10,8 +10,11 @@
 #
 # Environment knobs (all optional):
 #   SLURM_ACCOUNTING=1|0   slurmdbd + MariaDB so that `sacct` works (default 1).
-#                          With 0, `sacct` has no data: run snakemake with
-#                          `--slurm-status-command squeue` (MinJobAge is 600 s).
+#                          With 0 there is no accounting and snakemake MUST be
+#                          run with `--slurm-status-command squeue` (MinJobAge
+#                          is 600 s): the plugin's default status command is
+#                          `sacct` whenever the binary exists, and then it never
+#                          learns that jobs finished (the run hangs).
 #   SLURM_CLUSTER_NAME     default: gradatlas
 #   SLURM_PARTITION        default partition name, default: debug
 #   SLURM_CI_DIR           daemon logs + pid files, default: /tmp/slurm-ci
@@ -19,7 +22,7 @@
 #   SLURM_APT_UPDATE=0     skip `apt-get update` before installing missing packages
 #
 # Undo with ci/slurm/teardown.sh (stops daemons; --purge also drops state).
-set -euo pipefail
+set -Eeuo pipefail   # -E: the ERR trap below also fires inside functions
 export DEBIAN_FRONTEND=noninteractive
 
 SLURM_ACCOUNTING=${SLURM_ACCOUNTING:-1}
@@ -36,28 +39,27 @@ DB_PASS=slurm-ci-only   # local CI database reachable only via localhost
 
 t0=$SECONDS
 log() { printf '[slurm-setup %3ds] %s\n' "$((SECONDS - t0))" "$*"; }
-die() { printf '[slurm-setup] ERROR: %s\n' "$*" >&2; dump_logs; exit 1; }
-
-[[ $EUID -eq 0 ]] || die "must run as root"
-mkdir -p "$CI_DIR"
-
 # Print the last lines of all daemon logs when we fail, so CI output is useful.
 dump_logs() {
   local f
-  echo "[slurm-setup] recent daemon logs:" >&2
   for f in "$CI_DIR"/*.log; do
     [[ -f $f ]] || continue
-    echo "----- $f" >&2
+    echo "----- $f (last 25 lines)" >&2
     tail -n 25 "$f" >&2 || true
   done
 }
+die() { printf '[slurm-setup] ERROR: %s\n' "$*" >&2; dump_logs; exit 1; }
 on_error() {
-  local rc=$?
-  echo "[slurm-setup] failed (rc=$rc) at line ${BASH_LINENO[0]}" >&2
+  local rc=$? line=$1
+  # with -E the trap also runs in $(...) subshells: report once, from the main shell
+  [[ $BASHPID == "$$" ]] || exit "$rc"
+  echo "[slurm-setup] ERROR: command failed (rc=$rc) at line $line" >&2
   dump_logs
   exit "$rc"
 }
-trap on_error ERR
+trap 'on_error $LINENO' ERR
+
+if [[ $EUID -ne 0 ]]; then echo "[slurm-setup] ERROR: must run as root" >&2; exit 1; fi
 
 # ---------------------------------------------------------------- packages
 pkgs=(munge slurm-client slurmctld slurmd)

@@ -1,0 +1,116 @@
+"""Turn the summary tables into what the paper uses: ``python -m gradatlas.analysis``.
+
+load (``records``) -> compute (``claims``, ``theory``) -> write: the claims ledger, the
+theory table, one figure per ``figures.FIGURES`` entry, one LaTeX table per study, the grid
+table of the appendix and ``numbers.tex`` (every number the text quotes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gradatlas import claims, figures, records, tables, theory
+
+VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted",
+                  "inconclusive": "GANumInconclusive", "no data at this scale": "GANumNoData"}
+
+
+def grid_overview(runs: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
+    """Per study: cells, seeds, runs and their statuses (zeros for studies not run)."""
+    rows = []
+    for study in studies:
+        part = runs[runs["study"] == study]
+        counts = part["status"].value_counts()
+        rows.append({"study": study, "cells": part["cell"].nunique(), "seeds": part["seed"].nunique(),
+                     "runs": len(part), "ok": int(counts.get("ok", 0)),
+                     "diverged": int(counts.get("diverged", 0)), "failed": int(counts.get("failed", 0))})
+    return pd.DataFrame(rows)
+
+
+def numbers(runs: pd.DataFrame, verdicts: pd.DataFrame, provenance: dict[str, str]) -> dict[str, Any]:
+    """The macros of ``numbers.tex``: counts, provenance and the verdict tally."""
+    counts = runs["status"].value_counts()
+    values: dict[str, Any] = {
+        "GANumRuns": len(runs),
+        "GANumOk": int(counts.get("ok", 0)),
+        "GANumDiverged": int(counts.get("diverged", 0)),
+        "GANumFailed": int(counts.get("failed", 0)),
+        "GANumStudies": runs["study"].nunique(),
+    }
+    tally = verdicts["verdict"].value_counts()
+    for verdict, macro in VERDICT_COUNTS.items():
+        values[macro] = int(tally.get(verdict, 0))
+    values.update(provenance)
+    return values
+
+
+def provenance(runs_root: Path, runs: pd.DataFrame) -> dict[str, str]:
+    """Scale-wide provenance from one run record: commit, device, versions."""
+    info = records.read_info(runs_root / runs["run"].iloc[0]) if len(runs) else None
+    info = info or {}
+    versions = info.get("versions", {})
+    devices = sorted(set(runs["device"].dropna())) if "device" in runs else []
+    return {
+        "GACommit": str(info.get("git_commit") or "unknown")[:12],
+        "GADevice": ", ".join(devices) or "unknown",
+        "GATorchVersion": versions.get("torch", "unknown"),
+        "GAPythonVersion": versions.get("python", "unknown"),
+    }
+
+
+def draw(name: str, data: dict[str, Any]):
+    """Call figure ``name`` with the data its signature asks for; NoData -> a figure saying so."""
+    function = figures.FIGURES[name]
+    wanted = inspect.signature(function).parameters
+    kwargs = {key: data[key] for key in wanted if key in data}
+    try:
+        return function(**kwargs)
+    except figures.NoData as err:
+        return figures.no_data_figure(name, str(err))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write claims, theory, figures, tables and numbers for one scale."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", required=True, help="the results root")
+    parser.add_argument("--scale", required=True)
+    parser.add_argument("--studies", nargs="+", required=True, help="every study the paper shows")
+    args = parser.parse_args(argv)
+    paths = records.ScalePaths(args.results, args.scale)
+    try:
+        runs, layers, timesteps = records.read_summary(paths)
+        steps = records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
+    except records.RecordError as err:
+        print(f"gradatlas.analysis: error: {err}", file=sys.stderr)
+        return 1
+
+    verdicts = claims.evaluate_claims(runs, layers, timesteps)
+    theory_frame = theory.theory_table(runs, layers)
+    records.write_table(verdicts, paths.analysis("claims"))
+    records.write_table(theory_frame, paths.analysis("theory"))
+
+    data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
+            "theory": theory_frame, "theory_table": theory_frame}
+    for name in figures.FIGURES:
+        fig = draw(name, data)
+        figures.save_figure(fig, paths.figure(name))
+
+    records.write_text(paths.table("claims"), tables.claims_table(verdicts))
+    for study in args.studies:
+        records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
+    records.write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, args.studies)))
+    macros = numbers(runs, verdicts, provenance(paths.runs, runs))
+    macros["GAScale"] = args.scale
+    records.write_text(paths.numbers, tables.numbers_macros(macros))
+    print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

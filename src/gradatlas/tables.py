@@ -1,0 +1,365 @@
+"""LaTeX tables and macros for the paper (booktabs rules, siunitx ``\\num{}`` for numbers).
+
+Pure functions from DataFrames (or dicts) to LaTeX source; writing the files is the caller's
+job. Conventions shared by every table:
+
+- text is escaped (``escape_latex``): ``_ % & $ # { } ~ ^ \\ | < >`` are safe in any cell;
+- numbers go through ``format_number``: rounded to 3 significant figures inside ``\\num{}``;
+  NaN or a missing value is ``--``, infinities are ``$\\infty$``;
+- a value with a confidence interval reads ``\\num{m} [\\num{lo}, \\num{hi}]``
+  (``value_with_ci``), the interval dropped where it is undefined (one seed).
+
+The generated source needs ``booktabs`` and ``siunitx`` (as ``paper/main.tex`` loads them).
+Labels: ``tab:claims``, ``tab:study-<study>``, ``tab:grid``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from numbers import Integral, Real
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gradatlas.claims import mean_ci
+from gradatlas.config import FACTORS
+
+_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    # Without T1 font encoding these print as other glyphs (an em dash, inverted marks).
+    "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}",
+}
+_SPECIALS_RE = re.compile("|".join(re.escape(c) for c in _SPECIALS))
+MISSING = "--"
+
+
+def escape_latex(text: Any) -> str:
+    """``text`` as LaTeX source that prints it verbatim (specials escaped)."""
+    return _SPECIALS_RE.sub(lambda m: _SPECIALS[m.group()], str(text))
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return bool(isinstance(value, Real) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """A number as ``\\num{...}`` rounded to ``digits`` significant figures.
+
+    Integers are kept exact; NaN/None give ``--``; +-inf give ``$\\infty$`` / ``$-\\infty$``.
+    Non-numbers are escaped text.
+    """
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, Integral):
+        return rf"\num{{{int(value)}}}"
+    if isinstance(value, Real):
+        x = float(value)
+        if math.isinf(x):
+            return r"$\infty$" if x > 0 else r"$-\infty$"
+        if x == int(x) and abs(x) < 1e15:
+            return rf"\num{{{int(x)}}}"
+        return rf"\num{{{x:.{digits}g}}}"
+    return escape_latex(value)
+
+
+def value_with_ci(value: Any, low: Any = None, high: Any = None, digits: int = 3) -> str:
+    """``\\num{value} [\\num{low}, \\num{high}]``; the interval left out where undefined."""
+    if _is_missing(value):
+        return MISSING
+    text = format_number(value, digits)
+    if _is_missing(low) or _is_missing(high):
+        return text
+    return f"{text} [{format_number(low, digits)}, {format_number(high, digits)}]"
+
+
+def _tabular(columns: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = [rf"\begin{{tabular}}{{{columns}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return lines
+
+
+def _float(body: list[str], caption: str, label: Optional[str], wide: bool, size: str = r"\small") -> str:
+    env = "table*" if wide else "table"
+    lines = [rf"\begin{{{env}}}[t]", r"\centering", size, rf"\caption{{{caption}}}"]
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    lines += body + [rf"\end{{{env}}}", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Claims
+# --------------------------------------------------------------------------------------------
+
+CLAIMS_CAPTION = (
+    "The claims, checked. Value: the claim's headline metric with its 95\\% confidence interval "
+    "(over seeds unless the rule says otherwise; none with one seed); $n$: observations; the "
+    "verdict follows the claim's stated rule (\\texttt{gradatlas.claims}); -- : not measured at this scale."
+)
+
+
+def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: str = "tab:claims") -> str:
+    """A ``table*`` listing every claim: id, title, metric, value [CI], n, verdict.
+
+    Args:
+        verdicts: the output of ``gradatlas.claims.evaluate_claims`` (columns claim, title,
+            metric, value, ci_low, ci_high, n, verdict).
+        caption: the caption (LaTeX source, not escaped).
+        label: the ``\\label``.
+    """
+    rows = []
+    for row in verdicts.itertuples(index=False):
+        n = getattr(row, "n", None)
+        # \raggedright: justified text in narrow columns spreads words apart; it is safe in
+        # every column but the last, whose \\ it would redefine (the verdict is an l column).
+        rows.append([
+            str(int(row.claim)) if not _is_missing(row.claim) else MISSING,
+            r"\raggedright " + escape_latex(row.title),
+            r"\raggedright " + escape_latex(row.metric),
+            r"\raggedright " + value_with_ci(row.value, row.ci_low, row.ci_high),
+            MISSING if _is_missing(n) or n == 0 else str(int(n)),
+            escape_latex(row.verdict),
+        ])
+    columns = r"@{}r p{3.1cm} p{5.3cm} p{3.6cm} r l@{}"
+    body = [r"\setlength{\tabcolsep}{4pt}"]
+    body += _tabular(columns, ["\\#", "Claim", "Metric", "Value [95\\% CI]", "$n$", "Verdict"], rows)
+    return _float(body, caption, label, wide=True, size=r"\footnotesize")
+
+
+def claims_rules(verdicts: pd.DataFrame) -> str:
+    """The claims with their statements and verdict rules as a ``description`` list."""
+    lines = [r"\begin{description}"]
+    for row in verdicts.itertuples(index=False):
+        lines.append(rf"\item[Claim {int(row.claim)}.] \textbf{{{escape_latex(row.title)}.}} {escape_latex(row.statement)} "
+                     rf"\emph{{Metric:}} {escape_latex(row.metric)}. \emph{{Rule:}} {escape_latex(row.rule)} "
+                     rf"\emph{{Verdict:}} {escape_latex(row.verdict)}.")
+    lines += [r"\end{description}", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Studies
+# --------------------------------------------------------------------------------------------
+
+METRIC_NAMES = {"accuracy": "test accuracy", "mse": "test MSE"}
+
+
+def varying_factors(runs: pd.DataFrame) -> list[str]:
+    """The grid factors (``config.FACTORS`` order, seed excluded) that vary within ``runs``."""
+    out = []
+    for name in FACTORS:
+        if name == "seed" or name not in runs:
+            continue
+        if runs[name].astype(object).where(runs[name].notna(), None).nunique(dropna=False) > 1:
+            out.append(name)
+    return out
+
+
+def _cell_label(value: Any) -> str:
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return format_number(value)
+    return escape_latex(value)
+
+
+def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Per cell of ``study``: seeds, mean and 95% t-CI of test metric and final train loss,
+    diverged runs. Failed runs are left out; diverged runs count in ``diverged`` and enter the
+    means only with a finite value."""
+    part = runs[runs["study"].astype(str) == study]
+    if "status" in part:
+        part = part[part["status"].astype(str) != "failed"]
+    factors = list(factors) if factors is not None else varying_factors(part)
+    keys = factors or ["cell"]
+    rows = []
+    if part.empty:
+        return pd.DataFrame(columns=[*keys, "metric", "seeds", "test_metric", "test_low", "test_high",
+                                     "loss", "loss_low", "loss_high", "diverged", "runs"])
+    for values, cell in part.groupby(keys, sort=True, dropna=False, observed=True):
+        values = values if isinstance(values, tuple) else (values,)
+        test = mean_ci(cell["test_metric"].astype(float))
+        loss = mean_ci(cell["final_train_loss"].astype(float))
+        metrics = sorted(set(cell["metric"].astype(str))) if "metric" in cell else []
+        rows.append({**dict(zip(keys, values)), "metric": ", ".join(metrics),
+                     "seeds": cell["seed"].nunique() if "seed" in cell else len(cell),
+                     "test_metric": test[0], "test_low": test[1], "test_high": test[2],
+                     "loss": loss[0], "loss_low": loss[1], "loss_high": loss[2],
+                     "diverged": int((cell["status"].astype(str) == "diverged").sum()) if "status" in cell else 0,
+                     "runs": len(cell)})
+    return pd.DataFrame(rows)
+
+
+def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None,
+                caption: Optional[str] = None, max_rows: int = 40) -> str:
+    """Per cell of ``study``: mean [95% CI] over seeds of the test metric and the final training
+    loss, and the diverged share, as one ``table*`` (several, marked continued, beyond
+    ``max_rows`` rows, since a float cannot break across pages).
+
+    Args:
+        runs: the runs summary table.
+        study: the study name; a study without runs gives a table that says so.
+        factors: the factors that identify a cell (default: those that vary within the study).
+        caption: caption source (default: generated from the study name).
+        max_rows: rows per float.
+    """
+    summary = study_summary(runs, study, factors)
+    label = f"tab:study-{study}"
+    name = escape_latex(study)
+    caption = caption or (f"Study \\texttt{{{name}}}: per cell, mean [95\\% CI] over seeds of the test metric "
+                          "and the final training loss, and diverged runs out of all runs.")
+    if summary.empty:
+        body = _tabular("@{}l@{}", ["Outcome"], [[f"No runs of study \\texttt{{{name}}} at this scale."]])
+        return _float(body, caption, label, wide=True)
+    keys = [c for c in summary.columns if c not in ("metric", "seeds", "test_metric", "test_low", "test_high",
+                                                    "loss", "loss_low", "loss_high", "diverged", "runs")]
+    metrics = sorted({m for ms in summary["metric"] for m in str(ms).split(", ") if m})
+    mixed = len(metrics) != 1
+    metric_header = "test metric" if mixed else METRIC_NAMES.get(metrics[0], f"test {metrics[0]}")
+    header = [escape_latex(k) for k in keys] + (["metric"] if mixed else []) + \
+        ["seeds", f"{escape_latex(metric_header)} [95\\% CI]", "final train loss [95\\% CI]", "diverged"]
+    rows = []
+    for row in summary.to_dict("records"):
+        cells = [_cell_label(row[k]) for k in keys]
+        if mixed:
+            cells.append(escape_latex(row["metric"]))
+        cells += [str(int(row["seeds"])), value_with_ci(row["test_metric"], row["test_low"], row["test_high"]),
+                  value_with_ci(row["loss"], row["loss_low"], row["loss_high"]),
+                  f"{int(row['diverged'])}/{int(row['runs'])}"]
+        rows.append(cells)
+    columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r@{}"
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        out.append(_float(_tabular(columns, header, chunk), text, label if i == 0 else None, wide=True))
+    return "\n".join(out)
+
+
+def frame_table(frame: pd.DataFrame, caption: str, label: Optional[str] = None, wide: bool = False) -> str:
+    """Any small DataFrame as a booktabs table: text escaped, numbers in ``\\num{}``."""
+    header = [escape_latex(c) for c in frame.columns]
+    kinds = ["r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns]
+    rows = [[_cell_label(v) if not isinstance(v, str) else escape_latex(v) for v in row]
+            for row in frame.itertuples(index=False)]
+    if not rows:
+        rows = [[MISSING] * len(header)]
+    return _float(_tabular("@{}" + "".join(kinds) + "@{}", header, rows), caption, label, wide)
+
+
+def grid_table(overview: pd.DataFrame, label: str = "tab:grid") -> str:
+    """The appendix's grid overview (per study: cells, seeds, runs and their statuses)."""
+    caption = ("The studies at this scale: grid cells, seeds per cell, runs, and how the runs ended "
+               "(ok, diverged, failed).")
+    # Full width: study names and six count columns overflow one column of a two-column page.
+    return frame_table(overview, caption, label, wide=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Macros
+# --------------------------------------------------------------------------------------------
+
+_ONES = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven",
+         "Twelve", "Thirteen", "Fourteen", "Fifteen", "Sixteen", "Seventeen", "Eighteen", "Nineteen"]
+_TENS = ["", "", "Twenty", "Thirty", "Forty", "Fifty", "Sixty", "Seventy", "Eighty", "Ninety"]
+
+
+def number_words(n: int) -> str:
+    """A non-negative integer in CamelCase English words: 15 -> 'Fifteen', 121 -> 'OneHundredTwentyOne'."""
+    if n < 0:
+        raise ValueError(f"number_words needs n >= 0, got {n}")
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + (_ONES[n % 10] if n % 10 else "")
+    for size, word in ((10**9, "Billion"), (10**6, "Million"), (1000, "Thousand"), (100, "Hundred")):
+        if n >= size:
+            return number_words(n // size) + word + (number_words(n % size) if n % size else "")
+    raise AssertionError("unreachable")
+
+
+def macro_name(key: str, prefix: str = "") -> str:
+    """A valid LaTeX macro name (letters only) for ``key``.
+
+    A key of letters only is kept as it is (``GANumRuns`` -> ``GANumRuns``). Otherwise the key is
+    split into words and numbers at any other character; each word is capitalised and each
+    number spelt out (a decimal as ``...Point...``): ``claim1_value`` -> ``ClaimOneValue``,
+    ``gain_1.5`` -> ``GainOnePointFive``. ``prefix`` (letters) is prepended.
+
+    Raises:
+        ValueError: when the key has no letters or digits, or the prefix is not letters only.
+    """
+    if prefix and not prefix.isalpha():
+        raise ValueError(f"macro prefix must be letters only, got {prefix!r}")
+    if key.isascii() and key.isalpha():
+        return prefix + key
+    tokens = re.findall(r"\d+\.\d+|\d+|[A-Za-z]+", key)
+    if not tokens:
+        raise ValueError(f"cannot make a macro name from {key!r}")
+    words = []
+    for token in tokens:
+        if token[0].isdigit():
+            whole, _, frac = token.partition(".")
+            word = number_words(int(whole))
+            if frac:
+                word += "Point" + "".join(_ONES[int(d)] for d in frac)
+            words.append(word)
+        else:
+            words.append(token[0].upper() + token[1:])
+    return prefix + "".join(words)
+
+
+def macro_value(value: Any) -> str:
+    """The body of a number macro: integers plain, other numbers in ``\\num{}``, text escaped,
+    NaN/None as ``--``."""
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, Integral):
+        return str(int(value))
+    if isinstance(value, Real):
+        return format_number(value)
+    return escape_latex(value)
+
+
+def numbers_macros(values: Mapping[str, Any], prefix: str = "") -> str:
+    """``\\newcommand{\\Name}{value}`` lines, one per entry, names made valid by ``macro_name``.
+
+    Raises:
+        ValueError: when two keys map to the same macro name.
+    """
+    seen: dict[str, str] = {}
+    lines = ["% Generated by gradatlas: every number the paper quotes. Do not edit."]
+    for key, value in values.items():
+        name = macro_name(str(key), prefix)
+        if name in seen:
+            raise ValueError(f"keys {seen[name]!r} and {key!r} both map to macro \\{name}")
+        seen[name] = str(key)
+        lines.append(rf"\newcommand{{\{name}}}{{{macro_value(value)}}}")
+    return "\n".join(lines) + "\n"
+
+
+def claim_macros(verdicts: pd.DataFrame, prefix: str = "GA") -> dict[str, Any]:
+    """Macro values for every claim's headline: ``GAClaimOneValue``, ``...Low``, ``...High``,
+    ``...N`` and ``...Verdict`` (pass the result to ``numbers_macros``)."""
+    out: dict[str, Any] = {}
+    for row in verdicts.itertuples(index=False):
+        stem = f"{prefix}Claim{number_words(int(row.claim))}"
+        out[stem + "Value"] = row.value
+        out[stem + "Low"] = row.ci_low
+        out[stem + "High"] = row.ci_high
+        out[stem + "N"] = int(row.n) if not _is_missing(row.n) else None
+        out[stem + "Verdict"] = row.verdict
+    return out

@@ -1,0 +1,75 @@
+"""Cluster submission through snakemake-executor-plugin-slurm, on a real single-node Slurm.
+
+`ci/setup.sh --test` installs Slurm from Debian's packages and starts it (ci/slurm/setup.sh).
+Where Slurm is absent the tests skip, except under CI, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from workflow_helpers import make_workdir, snakemake
+
+pytestmark = pytest.mark.integration
+
+# The plugin's first status poll comes after 40 s by default; a CI cluster answers at once.
+FAST_POLL = ("--slurm-init-seconds-before-status-checks", "5")
+
+
+def slurm_is_up() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and any(state.startswith(("idle", "mix", "alloc")) for state in out.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not slurm_is_up():
+        if os.environ.get("CI"):
+            pytest.fail("CI: no running Slurm cluster (ci/slurm/setup.sh should have started one)")
+        pytest.skip("no running Slurm cluster: run ci/slurm/setup.sh")
+
+
+def test_profile_requests_one_gpu_per_training_job(cluster, tmp_path):
+    workdir = make_workdir(tmp_path)
+    proc = snakemake(workdir, "--workflow-profile", "profiles/slurm", "-n", "--config", "scale=smoke", timeout=300)
+    out = proc.stdout + proc.stderr
+    train_jobs = re.findall(r"rule train:.*?(?=\n\n|\Z)", out, re.S)
+    assert train_jobs, out[-2000:]
+    assert all(re.search(r"\bgpu=1\b", job) for job in train_jobs)
+    # aggregation and the paper stay on the submitting host
+    for rule in ("aggregate", "analysis", "paper"):
+        local = re.findall(rf"localrule {rule}:.*?(?=\n\n|\Z)", out, re.S)
+        assert local, f"{rule} is not a local rule"
+        assert not re.search(r"\bgpu=1\b", local[0])
+
+
+def test_smoke_through_slurm_equals_local_run(cluster, smoke, tmp_path):
+    workdir = make_workdir(tmp_path)
+    # The CI node has no GPU: drop the profile's request (this replaces its set-resources).
+    snakemake(workdir, "--workflow-profile", "profiles/slurm", "--config", "scale=smoke",
+              "--set-resources", "train:gpu=0", *FAST_POLL, timeout=1200)
+    accounted = subprocess.run(["sacct", "-n", "-X", "-o", "JobName%40,State", "-S", "now-1hour"],
+                               capture_output=True, text=True, timeout=30).stdout
+    assert "COMPLETED" in accounted
+
+    slurm = pd.read_parquet(workdir / "results/smoke/summary/runs.parquet").set_index("run").sort_index()
+    local = pd.read_parquet(smoke / "results/smoke/summary/runs.parquet").set_index("run").sort_index()
+    assert list(slurm.index) == list(local.index)
+    for column in ("status", "diverged_step", "final_train_loss", "test_loss", "test_metric", "max_grad_norm"):
+        pd.testing.assert_series_equal(slurm[column], local[column], check_names=False)
+    key = ["run", "step", "layer", "quantity"]
+    slurm_layers = pd.read_parquet(workdir / "results/smoke/summary/layers.parquet").sort_values(key)
+    local_layers = pd.read_parquet(smoke / "results/smoke/summary/layers.parquet").sort_values(key)
+    assert slurm_layers["value"].to_numpy().tobytes() == local_layers["value"].to_numpy().tobytes()
+    assert (workdir / "results/smoke/paper.pdf").exists()

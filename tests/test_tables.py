@@ -1,0 +1,166 @@
+"""LaTeX tables and macros: content, escaping, missing values, and that they compile."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradatlas import tables
+from gradatlas.claims import RESULT_COLUMNS
+
+
+def verdicts_frame() -> pd.DataFrame:
+    rows = [
+        {"claim": 1, "title": "Sigmoid gradients_vanish", "statement": "s", "study": "depth_activation_init",
+         "metric": "per-layer factor (50% of layers)", "value": 0.14249, "ci_low": 0.1203, "ci_high": 0.16,
+         "n": 5, "verdict": "supported", "rule": "CI < 1 & more", "detail": ""},
+        {"claim": 2, "title": "tanh vs sigmoid", "statement": "s", "study": "depth_activation_init",
+         "metric": "factor tanh - sigmoid", "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+         "n": 0, "verdict": "no data at this scale", "rule": "r", "detail": ""},
+        {"claim": 3, "title": "one seed", "statement": "s", "study": "x", "metric": "m", "value": 2.5,
+         "ci_low": np.nan, "ci_high": np.nan, "n": 1, "verdict": "inconclusive", "rule": "r", "detail": ""},
+    ]
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def runs_frame() -> pd.DataFrame:
+    rows = []
+    for init in ("he_normal", "default"):
+        for seed in range(3):
+            diverged = init == "default" and seed == 2
+            rows.append({"run": f"s/init-{init}/seed-{seed}", "study": "init_study", "cell": f"init-{init}",
+                         "seed": seed, "model": "mlp", "depth": 10.0, "activation": "relu", "init": init,
+                         "status": "diverged" if diverged else "ok", "metric": "accuracy",
+                         "test_metric": np.nan if diverged else 0.5 + 0.1 * seed,
+                         "final_train_loss": np.nan if diverged else 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_escape_latex_specials():
+    assert tables.escape_latex("a_b 50% & $x$ #1 {y}") == r"a\_b 50\% \& \$x\$ \#1 \{y\}"
+    assert tables.escape_latex("~^\\") == r"\textasciitilde{}\textasciicircum{}\textbackslash{}"
+    assert tables.escape_latex("|a| < b") == r"\textbar{}a\textbar{} \textless{} b"
+
+
+def test_format_number():
+    assert tables.format_number(np.nan) == "--"
+    assert tables.format_number(None) == "--"
+    assert tables.format_number(0.123456) == r"\num{0.123}"
+    assert tables.format_number(np.int64(12)) == r"\num{12}"
+    assert tables.format_number(10.0) == r"\num{10}"
+    assert tables.format_number(3.2e-9) == r"\num{3.2e-09}"
+    assert tables.format_number(math.inf) == r"$\infty$"
+    assert tables.value_with_ci(0.5, 0.4, 0.6) == r"\num{0.5} [\num{0.4}, \num{0.6}]"
+    assert tables.value_with_ci(0.5, np.nan, np.nan) == r"\num{0.5}"
+
+
+def test_claims_table_content():
+    tex = tables.claims_table(verdicts_frame())
+    assert tex.startswith(r"\begin{table*}") and r"\label{tab:claims}" in tex
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    body = tex[tex.index(r"\midrule"):tex.index(r"\bottomrule")]
+    lines = [line for line in body.splitlines() if line.endswith(r"\\")]
+    assert len(lines) == 3
+    assert lines[0].startswith("1 & \\raggedright Sigmoid gradients\\_vanish & \\raggedright per-layer factor (50\\% of layers)")
+    assert r"\num{0.142} [\num{0.12}, \num{0.16}]" in lines[0] and lines[0].endswith(r"supported \\")
+    assert "& -- &" in lines[1] and "no data at this scale" in lines[1]
+    assert r"\num{2.5} & 1 &" in lines[2]
+
+
+def test_study_table_content():
+    tex = tables.study_table(runs_frame(), "init_study")
+    assert r"\label{tab:study-init_study}" in tex and r"\texttt{init\_study}" in tex
+    lines = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    header, rows = lines[0], lines[1:]
+    assert header.startswith("init & seeds & test accuracy")
+    assert len(rows) == 2
+    default = next(r for r in rows if r.startswith("default"))
+    he = next(r for r in rows if r.startswith(r"he\_normal"))
+    # he_normal: 3 seeds, accuracy 0.5, 0.6, 0.7 -> mean 0.6; default: one diverged of three.
+    assert r"\num{0.6} [" in he and he.endswith(r"0/3 \\")
+    assert r"\num{0.55} [" in default and default.endswith(r"1/3 \\")
+
+
+def test_study_table_splits_long_grids_and_handles_missing_studies():
+    runs = pd.concat([runs_frame().assign(depth=float(d), cell=lambda f, d=d: f["cell"] + f"-{d}") for d in range(5)])
+    tex = tables.study_table(runs, "init_study", factors=["init", "depth"], max_rows=4)
+    assert tex.count(r"\begin{table*}") == 3 and tex.count(r"\label{") == 1 and "continued" in tex
+    empty = tables.study_table(runs, "not_run")
+    assert r"\label{tab:study-not_run}" in empty and "No runs" in empty
+
+
+def test_study_table_shows_nan_factor_as_dashes():
+    runs = runs_frame().assign(bias=[np.nan, np.nan, np.nan, -1.0, -1.0, -1.0])
+    tex = tables.study_table(runs, "init_study", factors=["bias"])
+    assert "\n-- & 3 &" in tex and r"\num{-1} & 3 &" in tex
+
+
+def test_grid_table():
+    overview = pd.DataFrame({"study": ["depth_activation_init"], "cells": [8], "seeds": [1], "runs": [8],
+                             "ok": [8], "diverged": [0], "failed": [0]})
+    tex = tables.grid_table(overview)
+    assert r"\label{tab:grid}" in tex and r"depth\_activation\_init & \num{8}" in tex
+
+
+def test_macro_names():
+    assert tables.macro_name("claim1_value") == "ClaimOneValue"
+    assert tables.macro_name("claim15_ci_low") == "ClaimFifteenCiLow"
+    assert tables.macro_name("gain_1.5") == "GainOnePointFive"
+    assert tables.macro_name("GANumRuns") == "GANumRuns"
+    assert tables.macro_name("n_runs", prefix="GA") == "GANRuns"
+    assert tables.number_words(121) == "OneHundredTwentyOne"
+    assert tables.number_words(2000) == "TwoThousand"
+    with pytest.raises(ValueError):
+        tables.macro_name("__")
+
+
+def test_numbers_macros():
+    tex = tables.numbers_macros({"GANumRuns": 45, "claim1_value": 0.12345, "GACommit": "abc_1", "missing": np.nan})
+    assert r"\newcommand{\GANumRuns}{45}" in tex
+    assert r"\newcommand{\ClaimOneValue}{\num{0.123}}" in tex
+    assert r"\newcommand{\GACommit}{abc\_1}" in tex
+    assert r"\newcommand{\missing}{--}" in tex
+    with pytest.raises(ValueError, match="both map"):
+        tables.numbers_macros({"claim1": 1, "Claim_1": 2})
+
+
+def test_claim_macros():
+    values = tables.claim_macros(verdicts_frame())
+    assert values["GAClaimOneValue"] == pytest.approx(0.14249) and values["GAClaimTwoVerdict"] == "no data at this scale"
+    assert r"\newcommand{\GAClaimThreeN}{1}" in tables.numbers_macros(values)
+
+
+def _kpsewhich(name: str) -> bool:
+    tool = shutil.which("kpsewhich")
+    if tool is None:
+        return False
+    return bool(subprocess.run([tool, name], capture_output=True, text=True).stdout.strip())
+
+
+def test_tables_compile_with_pdflatex(tmp_path):
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex is not installed")
+    if not (_kpsewhich("booktabs.sty") and _kpsewhich("siunitx.sty")):
+        pytest.skip("booktabs or siunitx is not installed")
+    verdicts = verdicts_frame()
+    macros = tables.numbers_macros({"GANumRuns": 45, "claim1_value": 0.5, "GACommit": "a_b%c",
+                                    **tables.claim_macros(verdicts)})
+    body = "\n".join([tables.claims_table(verdicts), tables.claims_rules(verdicts),
+                      tables.study_table(runs_frame(), "init_study"), tables.study_table(runs_frame(), "absent"),
+                      tables.grid_table(pd.DataFrame({"study": ["a_b"], "runs": [3]}))])
+    doc = "\n".join([
+        r"\documentclass[10pt,twocolumn]{article}", r"\usepackage{booktabs}", r"\usepackage{siunitx}",
+        r"\sisetup{round-mode=figures,round-precision=3}", macros, r"\begin{document}",
+        r"Runs: \GANumRuns, \ClaimOneValue, \GACommit, \GAClaimOneValue, \GAClaimTwoVerdict.", body,
+        r"\end{document}", ""])
+    (tmp_path / "doc.tex").write_text(doc)
+    done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 0
