@@ -40,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gradatlas-bench-"))
-    for name in ("Snakefile", "rules", "conf", "environment.yml"):
+    for name in ("Snakefile", "rules", "conf", "environment.yml", "paper", "report"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     env = {**os.environ, "GRADATLAS_CONF": str(work / "conf")}
@@ -48,7 +48,7 @@ def main() -> int:
     config = [f"scale={args.scale}"]
     if args.studies:
         config.append(f"studies=[{args.studies}]")
-    command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--config", *config, args.target]
+    command = [sys.executable, "-m", "snakemake", args.target, "--cores", str(args.cores), "--config", *config]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

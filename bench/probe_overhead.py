@@ -8,10 +8,16 @@ equally. Each repetition times ``gradatlas.loop.train``, which does no file I/O.
 
 The project's goal is an overhead of at most 5%: median(on) / median(off) <= 1.05.
 
+Whole runs probe only 11-15 steps, so their on/off difference is small against run-to-run
+noise. The dense estimate (``--dense-steps``) times short runs that probe every step against
+the same steps unprobed, which gives the cost of one probe step precisely, and predicts the
+overhead of the default schedule from it. See bench/README.md.
+
 Usage (from the repository root):
 
     python bench/probe_overhead.py                      # full runs, 5 repeats each
     python bench/probe_overhead.py --quick --repeats 2  # a fast sanity check
+    python bench/probe_overhead.py --device cpu --threads 1   # on a shared machine
     python bench/probe_overhead.py --device cuda --out bench/results/probe_overhead_cuda.json
 
 This is a benchmark, not a test: it asserts nothing about the ratios and always exits 0
@@ -34,6 +40,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
+import gradatlas
 from gradatlas import loop, probes
 from gradatlas.config import RunConfig, load_run_config
 from gradatlas.data import make_dataset
@@ -136,8 +143,37 @@ def same_training(a: loop.TrainingResult, b: loop.TrainingResult) -> bool:
     return la == lb and a.final == b.final
 
 
+def dense_estimate(base: list[str], data, device: torch.device, steps: int, repeats: int,
+                   name: str) -> dict[str, Any]:
+    """Cost of one probe step from runs that probe every step, against the same runs unprobed.
+
+    A whole run probes only a few steps, so its on/off difference is small against the
+    run-to-run noise; ``steps`` probed steps in a row make it large. Interleaved like the
+    main comparison.
+    """
+    cfgs = {
+        "off": compose([*base, "probe=off", f"train.max_steps={steps}"]),
+        "dense": compose([*base, "probe=default", f"probe.dense_until={steps}", f"train.max_steps={steps}"]),
+    }
+    times: dict[str, list[float]] = {"off": [], "dense": []}
+    for rep in range(repeats):
+        for mode in (("off", "dense") if rep % 2 == 0 else ("dense", "off")):
+            seconds, _ = timed_train(cfgs[mode], data, device)
+            times[mode].append(seconds)
+        print(f"  {name:<24} dense rep {rep + 1}/{repeats}: off {times['off'][-1]:.3f} s, "
+              f"every step probed {times['dense'][-1]:.3f} s ({steps} steps)", flush=True)
+    med = {m: statistics.median(v) for m, v in times.items()}
+    return {
+        "steps": steps,
+        "times_off_s": times["off"],
+        "times_dense_s": times["dense"],
+        "probe_step_ms": 1000 * (med["dense"] - med["off"]) / steps,
+        "plain_step_ms": 1000 * med["off"] / steps,
+    }
+
+
 def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, warmup_steps: int,
-               breakdown: bool) -> dict[str, Any]:
+               breakdown: bool, dense_steps: int) -> dict[str, Any]:
     base = [*overrides, f"device={device_name}", "out=bench/results/unused"]
     cfgs = {"off": compose([*base, "probe=off"]), "on": compose([*base, "probe=default"])}
     device = resolve_device(cfgs["on"].device)
@@ -182,6 +218,11 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
         "timestep_rows": len(results["on"].timestep_rows),
         "probing_leaves_training_unchanged": same_training(results["off"], results["on"]),
     }
+    if dense_steps > 0:
+        dense = dense_estimate(base, data, device, min(dense_steps, n_steps), repeats, name)
+        # The default schedule's overhead predicted from the measured cost of one probe step.
+        dense["predicted_ratio"] = 1 + len(schedule) * dense["probe_step_ms"] / 1000 / med["off"]
+        entry["dense"] = dense
     if breakdown:
         with PhaseTimer(device) as timer:
             seconds, _ = timed_train(cfgs["on"], data, device)
@@ -196,13 +237,18 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
 
 def print_table(cases: dict[str, dict[str, Any]]) -> None:
     header = f"{'configuration':<24} {'steps':>5} {'probes':>6} {'off [s]':>8} {'on [s]':>8} {'ratio':>6} " \
-             f"{'paired':>6} {'+ms/probe':>9} {'<=1.05':>6}"
+             f"{'paired':>6} {'<=1.05':>6} {'step ms':>7} {'probe ms':>8} {'pred.':>6}"
     print(header)
     print("-" * len(header))
     for name, c in cases.items():
+        d = c.get("dense")
+        extra = (f" {d['plain_step_ms']:>7.2f} {d['probe_step_ms']:>8.2f} {d['predicted_ratio']:>6.3f}"
+                 if d else f" {'-':>7} {'-':>8} {'-':>6}")
         print(f"{name:<24} {c['steps']:>5} {c['probe_steps']:>6} {c['median_off_s']:>8.3f} {c['median_on_s']:>8.3f} "
-              f"{c['ratio']:>6.3f} {c['paired_ratio_median']:>6.3f} {c['extra_ms_per_probe_step']:>9.2f} "
-              f"{'yes' if c['goal_met'] else 'NO':>6}")
+              f"{c['ratio']:>6.3f} {c['paired_ratio_median']:>6.3f} {'yes' if c['goal_met'] else 'NO':>6}{extra}")
+    print("ratio = median(on)/median(off) over whole runs; paired = median of the per-pair ratios;\n"
+          "step ms = one unprobed step, probe ms = the extra cost of one probe step (runs probing every\n"
+          "step), pred. = 1 + probes x probe ms / median(off): the overhead predicted from it.")
     for name, c in cases.items():
         if "breakdown" in c:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in c["breakdown"]["prober_ms_per_probe_step"].items())
@@ -217,9 +263,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--dense-steps", type=int, default=100,
+                        help="also time runs of this many steps that probe every step, to estimate the cost "
+                             "of one probe step precisely (0: skip)")
     parser.add_argument("--breakdown", action="store_true",
                         help="one extra probed run per configuration timing the Prober's methods")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
+    parser.add_argument("--label", default="", help="free text stored in the JSON (e.g. before/after a change)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
@@ -237,12 +287,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     for name in args.cases:
         full, quick = CASES[name]
         overrides = [*full, *quick] if args.quick else full
-        cases[name] = bench_case(name, overrides, args.device, args.repeats, args.warmup_steps, args.breakdown)
+        cases[name] = bench_case(name, overrides, args.device, args.repeats, args.warmup_steps, args.breakdown,
+                                 args.dense_steps)
 
     print()
     print_table(cases)
     report = {
         "benchmark": "probe_overhead",
+        "label": args.label,
+        "gradatlas": str(Path(gradatlas.__file__).resolve().parent),
         "goal_ratio": GOAL_RATIO,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv[1:] if argv is None else argv,

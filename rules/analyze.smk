@@ -12,7 +12,7 @@ rule aggregate:
         layers=summary("layers"),
         timesteps=summary("timesteps"),
     log:
-        RESULTS + "/" + SCALE + "/logs/aggregate.log",
+        scale_path("logs/aggregate.log"),
     conda:
         "../environment.yml"
     shell:

@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from gradatlas.figures import FIGURES
 from gradatlas.studies import StudyError, batch_count, load_study
 
 validate(config, "../conf/workflow.schema.yaml")
@@ -70,3 +71,22 @@ def batch_manifests(wildcards=None):
 def summary(name):
     """Path of a summary table of the selected scale."""
     return f"{RESULTS}/{SCALE}/summary/{name}.parquet"
+
+
+def scale_path(name):
+    """A product of the selected scale: ``<results>/<scale>/<name>``."""
+    return f"{RESULTS}/{SCALE}/{name}"
+
+
+def scale_root(wildcards, output):
+    """``<results>/<scale>``, read off the analysis rule's ``numbers`` output."""
+    return str(Path(output.numbers).parent)
+
+
+ALL_STUDIES = sorted(f.stem for f in STUDY_DIR.glob("*.yaml"))
+PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
+
+
+def final_targets():
+    """What `snakemake` builds by default at the selected scale."""
+    return [summary("runs"), summary("layers"), summary("timesteps"), scale_path("paper.pdf")]

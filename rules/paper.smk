@@ -1,20 +1,9 @@
 # Analysis products and the paper: claims, theory, figures, tables, numbers.tex, then
 # latexmk. All local: they read every summary and write small files.
 
-from gradatlas.figures import FIGURES
-
-ALL_STUDIES = sorted(f.stem for f in STUDY_DIR.glob("*.yaml"))
-PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
-
-
 localrules:
     analysis,
     paper,
-
-
-def scale_path(name):
-    """A product of the selected scale: ``<results>/<scale>/<name>``."""
-    return f"{RESULTS}/{SCALE}/{name}"
 
 
 rule analysis:
@@ -36,13 +25,12 @@ rule analysis:
     log:
         scale_path("logs/analysis.log"),
     params:
-        results=RESULTS,
-        scale=SCALE,
+        root=scale_root,
         studies=ALL_STUDIES,
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.analysis --results {params.results} --scale {params.scale}"
+        "python -m gradatlas.analysis --root {params.root}"
         " --studies {params.studies} > {log} 2>&1"
 
 
@@ -63,7 +51,3 @@ rule paper:
         "TEXINPUTS={params.texinputs} BIBINPUTS=paper: latexmk -pdf -interaction=nonstopmode -halt-on-error"
         " -outdir={params.build} paper/main.tex > {log} 2>&1 && cp {params.build}/main.pdf {output}"
 
-
-def final_targets():
-    """What `snakemake` builds by default at the selected scale."""
-    return [summary("runs"), summary("layers"), summary("timesteps"), scale_path("paper.pdf")]

@@ -6,9 +6,9 @@ rule train:
     input:
         study_file,
     output:
-        RESULTS + "/{scale}/batches/{study}/batch-{batch}.json",
+        f"{RESULTS}/{{scale}}/batches/{{study}}/batch-{{batch}}.json",
     log:
-        RESULTS + "/{scale}/logs/train/{study}/batch-{batch}.log",
+        f"{RESULTS}/{{scale}}/logs/train/{{study}}/batch-{{batch}}.log",
     wildcard_constraints:
         scale="smoke|quick|full",
         study="[A-Za-z0-9_]+",

@@ -78,11 +78,11 @@ def draw(name: str, data: dict[str, Any]):
 def main(argv: list[str] | None = None) -> int:
     """Write claims, theory, figures, tables and numbers for one scale."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", required=True, help="the results root")
-    parser.add_argument("--scale", required=True)
+    parser.add_argument("--root", required=True, help="<results>/<scale>: reads summary/, writes the rest")
     parser.add_argument("--studies", nargs="+", required=True, help="every study the paper shows")
     args = parser.parse_args(argv)
-    paths = records.ScalePaths(args.results, args.scale)
+    root = Path(args.root)
+    paths = records.ScalePaths(root.parent, root.name)
     try:
         runs, layers, timesteps = records.read_summary(paths)
         steps = records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
     records.write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, args.studies)))
     macros = numbers(runs, verdicts, provenance(paths.runs, runs))
-    macros["GAScale"] = args.scale
+    macros["GAScale"] = paths.scale
     records.write_text(paths.numbers, tables.numbers_macros(macros))
     print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
     return 0

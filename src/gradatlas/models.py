@@ -298,7 +298,7 @@ class Recurrent(nn.Module):
                 h, state, a, g = cell.step(x_t, state)
                 hs.append(h)
                 if trace is not None:
-                    act_inputs.append(torch.cat(a, dim=1))
+                    act_inputs.append(a)
                     for name, value in g.items():
                         gates[name].append(value)
             inputs = torch.stack(hs, dim=1)
@@ -308,7 +308,7 @@ class Recurrent(nn.Module):
                         f"{type(cell).__name__.removesuffix('Cell').lower()}.{index}",
                         [cell.weight_ih, cell.weight_hh],
                         hs,
-                        torch.stack(act_inputs, dim=1),
+                        _stack_act_inputs(act_inputs),
                         inputs,
                         cell.act,
                     )
@@ -323,6 +323,16 @@ class Recurrent(nn.Module):
         if trace is not None:
             trace.add(LayerTrace("head", [self.head.weight], [out]))
         return out
+
+
+def _stack_act_inputs(steps: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
+    """(B, T, sum of widths): per step, the cell's act_inputs side by side.
+
+    The same tensor as stacking ``torch.cat(a, dim=1)`` of every step, built with one stack
+    per part and one concatenation instead of a concatenation per step.
+    """
+    parts = [torch.stack(part, dim=1) for part in zip(*steps)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
 
 
 MODELS: dict[str, Callable[[Dataset, ModelConfig], nn.Module]] = {

@@ -12,14 +12,61 @@ independent of the batch size (exact without batch norm, which couples examples)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 
-from gradatlas.activations import PReLU
+from gradatlas.activations import ELU, SELU, Linear, PReLU, ReLU, Sigmoid, Step, Tanh
 from gradatlas.config import ProbeConfig
 from gradatlas.models import LayerTrace, Trace
+
+
+# Per-example squared gradient norms of the tensors of one probe step, keyed by id(tensor):
+# the top recurrent layer's hidden states feed both its backprop_norm and hidden_grad_norm,
+# so their squares are computed once. Active only inside ``_shared_squares()``.
+_SQUARES: Optional[dict[int, tuple[torch.Tensor, torch.Tensor]]] = None
+
+
+@contextlib.contextmanager
+def _shared_squares() -> Iterator[None]:
+    global _SQUARES
+    previous, _SQUARES = _SQUARES, {}
+    try:
+        yield
+    finally:
+        _SQUARES = previous
+
+
+def _squares(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``t.pow(2)`` of every tensor in one foreach multiplication (x * x, as pow(x, 2) is)."""
+    return list(torch._foreach_mul(tensors, tensors)) if tensors else []
+
+
+def _example_squares(tensors: list[torch.Tensor], batch: int) -> list[torch.Tensor]:
+    """Per tensor, the per-example sum of squares of ``tensor.grad`` (batch in dim 0), float64."""
+    cache = _SQUARES if _SQUARES is not None else {}
+    missing: dict[int, torch.Tensor] = {}
+    for tensor in tensors:
+        hit = cache.get(id(tensor))
+        if hit is None or hit[0] is not tensor:
+            missing[id(tensor)] = tensor
+    # float64: vanishing gradients reach 1e-25 and their squares underflow float32.
+    grads = [(t.grad if t.grad is not None else torch.zeros_like(t)).reshape(batch, -1).double()
+             for t in missing.values()]
+    for tensor, sq in zip(missing.values(), _squares(grads)):
+        cache[id(tensor)] = (tensor, sq.sum(dim=1))  # the tensor is kept so that its id stays unique
+    return [cache[id(tensor)][1] for tensor in tensors]
+
+
+def _per_example_squares(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Per-example squared norm over all ``tensors`` together (added left to right)."""
+    squares = None
+    for sq in _example_squares(tensors, tensors[0].shape[0]):
+        squares = sq if squares is None else squares + sq
+    assert squares is not None
+    return squares
 
 
 def per_example_grad_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -28,30 +75,54 @@ def per_example_grad_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     Each tensor has the batch in dim 0; the per-example norm runs over all other dims and
     over all tensors together.
     """
-    batch = tensors[0].shape[0]
-    squares = None
-    for tensor in tensors:
-        grad = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
-        # float64: vanishing gradients reach 1e-25 and their squares underflow float32.
-        sq = grad.detach().reshape(batch, -1).double().pow(2).sum(dim=1)
-        squares = sq if squares is None else squares + sq
-    assert squares is not None
-    return squares.sqrt().mean() * batch
+    return _per_example_squares(tensors).sqrt().mean() * tensors[0].shape[0]
+
+
+def _stacked_norms(groups: list[list[torch.Tensor]]) -> torch.Tensor:
+    """``_stacked_norm`` of every (non-empty) group, as one float64 vector.
+
+    Elementwise steps (squares, square roots) run once for all groups; each tensor's sum
+    stays its own reduction, so every value equals ``_stacked_norm(group)`` bit for bit.
+    """
+    sums = iter(sq.sum() for sq in _squares([t.detach().double() for group in groups for t in group]))
+    totals = []
+    for group in groups:
+        total = next(sums)
+        for _ in group[1:]:
+            total = total + next(sums)
+        totals.append(total)
+    return torch.stack(totals).sqrt()
 
 
 def _stacked_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    # float64 so that tiny gradients do not underflow when squared.
-    return torch.sqrt(sum(t.detach().double().pow(2).sum() for t in tensors))
+    """sqrt of the sum of squares of all ``tensors``, in float64 (tiny gradients would
+    underflow when squared in float32); the squares are added left to right."""
+    if not tensors:
+        return torch.zeros((), dtype=torch.float64)
+    return _stacked_norms([tensors])[0]
+
+
+# Activations whose derivative is never negative: there saturation needs no abs(). Exact
+# types only, so that a subclass with another derivative gets the abs().
+_NONNEGATIVE_SLOPE = frozenset({Step, Linear, Sigmoid, Tanh, ReLU, ELU, SELU})
 
 
 class LayerQuantity:
-    """A per-layer statistic; subclasses set ``name`` and implement ``measure``."""
+    """A per-layer statistic; subclasses set ``name`` and implement ``measure``.
+
+    ``measure_all`` measures every layer of a trace; a subclass may override it to share
+    elementwise work between layers, as long as every value stays what ``measure`` gives.
+    """
 
     name = ""
 
     def measure(self, layer: LayerTrace) -> Optional[torch.Tensor]:
         """The statistic of ``layer`` after the backward pass, or None if not applicable."""
         raise NotImplementedError
+
+    def measure_all(self, layers: list[LayerTrace]) -> list[Optional[torch.Tensor]]:
+        """``measure`` of every layer, in order."""
+        return [self.measure(layer) for layer in layers]
 
 
 class WeightGradNorm(LayerQuantity):
@@ -60,8 +131,16 @@ class WeightGradNorm(LayerQuantity):
     name = "weight_grad_norm"
 
     def measure(self, layer):
-        grads = [w.grad for w in layer.weights if w.grad is not None]
-        return _stacked_norm(grads) if grads else None
+        return self.measure_all([layer])[0]
+
+    def measure_all(self, layers):
+        grads = [[w.grad for w in layer.weights if w.grad is not None] for layer in layers]
+        present = [i for i, g in enumerate(grads) if g]
+        out: list[Optional[torch.Tensor]] = [None] * len(layers)
+        if present:
+            for i, norm in zip(present, _stacked_norms([grads[i] for i in present]).unbind()):
+                out[i] = norm
+        return out
 
 
 class BackpropNorm(LayerQuantity):
@@ -74,6 +153,15 @@ class BackpropNorm(LayerQuantity):
 
     def measure(self, layer):
         return per_example_grad_norm(layer.preacts)
+
+    def measure_all(self, layers):
+        batches = {layer.preacts[0].shape[0] for layer in layers}
+        if len(batches) != 1:
+            return super().measure_all(layers)
+        # One foreach for all squares and all square roots; the "* B" once for all layers.
+        roots = torch._foreach_sqrt([_per_example_squares(layer.preacts) for layer in layers])
+        values = torch.stack([root.mean() for root in roots]) * batches.pop()
+        return list(values.unbind())
 
 
 class ActMean(LayerQuantity):
@@ -109,7 +197,9 @@ class SaturatedFrac(LayerQuantity):
     def measure(self, layer):
         if layer.act_input is None or layer.activation is None:
             return None
-        slope = layer.activation.derivative(layer.act_input.detach()).abs()
+        slope = layer.activation.derivative(layer.act_input.detach())
+        if type(layer.activation) not in _NONNEGATIVE_SLOPE:
+            slope = slope.abs()  # |x| = x where x >= 0, so skipping it changes no comparison
         return (slope < self.threshold * layer.activation.max_slope).float().mean()
 
 
@@ -132,6 +222,9 @@ class WeightNorm(LayerQuantity):
 
     def measure(self, layer):
         return _stacked_norm(layer.weights)
+
+    def measure_all(self, layers):
+        return list(_stacked_norms([layer.weights for layer in layers]).unbind()) if layers else []
 
 
 class PReLUSlope(LayerQuantity):
@@ -161,7 +254,10 @@ def layer_quantities(cfg: ProbeConfig) -> list[LayerQuantity]:
 
 def hidden_grad_norms(trace: Trace) -> torch.Tensor:
     """dLoss/dh_t norm (per example, batch mean) for t = 1..T of the top recurrent layer."""
-    return torch.stack([per_example_grad_norm([h]) for h in trace.hidden])
+    # per_example_grad_norm([h]) for every h, its elementwise steps once for all steps.
+    batch = trace.hidden[0].shape[0]
+    roots = torch._foreach_sqrt(_example_squares(trace.hidden, batch))
+    return torch.stack([root.mean() for root in roots]) * batch
 
 
 def hidden_norms(trace: Trace) -> torch.Tensor:
@@ -173,7 +269,8 @@ def gate_statistics(trace: Trace, threshold: float) -> dict[str, torch.Tensor]:
     """Per gate and time step: saturated share (sigma' < threshold/4) and mean gate value."""
     out: dict[str, torch.Tensor] = {}
     for gate, values in trace.gates.items():
-        g = torch.stack([v.detach() for v in values])  # (T, B, H)
+        with torch.no_grad():
+            g = torch.stack(values)  # (T, B, H)
         out[f"saturated_frac.{gate}"] = (g * (1 - g) < threshold * 0.25).float().mean(dim=(1, 2))
         out[f"gate_mean.{gate}"] = g.mean(dim=(1, 2))
     return out
@@ -209,6 +306,7 @@ class Prober:
         self._pending: list[tuple[int, str, str, torch.Tensor]] = []
         self._series: dict[str, torch.Tensor] = {}
         self._before: list[list[torch.Tensor]] = []
+        self._weight_norms: dict[int, torch.Tensor] = {}
         self._trace: Optional[Trace] = None
 
     def wants(self, step: int) -> bool:
@@ -219,33 +317,83 @@ class Prober:
         """Measure gradients and activations of the traced step, before clipping."""
         self._trace = trace
         self._pending = []
-        for index, layer in enumerate(trace.layers):
-            for quantity in self.quantities:
-                value = quantity.measure(layer)
-                if value is not None:
-                    self._pending.append((index, layer.name, quantity.name, value))
-        self._series = {}
-        if trace.hidden:
-            self._series["hidden_grad_norm"] = hidden_grad_norms(trace)
-            self._series["hidden_norm"] = hidden_norms(trace)
-            self._series.update(gate_statistics(trace, self.cfg.saturation))
-        self._before = [[w.detach().clone() for w in layer.weights] for layer in trace.layers]
+        self._weight_norms = {}
+        with torch.no_grad(), _shared_squares():
+            measured = [quantity.measure_all(trace.layers) for quantity in self.quantities]
+            for index, layer in enumerate(trace.layers):
+                for quantity, values in zip(self.quantities, measured):
+                    value = values[index]
+                    if value is not None:
+                        self._pending.append((index, layer.name, quantity.name, value))
+                        if type(quantity) is WeightNorm:
+                            self._weight_norms[index] = value
+            self._series = {}
+            if trace.hidden:
+                self._series["hidden_grad_norm"] = hidden_grad_norms(trace)
+                self._series["hidden_norm"] = hidden_norms(trace)
+                self._series.update(gate_statistics(trace, self.cfg.saturation))
+            self._before = [[w.detach().clone() for w in layer.weights] for layer in trace.layers]
 
     def after_update(self, step: int) -> None:
         """Add the update ratio ||W_new - W_old|| / ||W_old|| and commit the step's rows."""
         assert self._trace is not None, "after_backward must come first"
-        for index, (layer, before) in enumerate(zip(self._trace.layers, self._before)):
-            delta = _stacked_norm([w.detach() - b for w, b in zip(layer.weights, before)])
-            self._pending.append((index, layer.name, "update_ratio", delta / _stacked_norm(before)))
+        layers = self._trace.layers
+        with torch.no_grad():
+            # One foreach subtraction for every weight matrix (the same elementwise W - W_old).
+            deltas = iter(torch._foreach_sub([w for layer in layers for w in layer.weights],
+                                             [b for before in self._before for b in before]))
+            delta_norms = _stacked_norms([[next(deltas) for _ in before] for before in self._before])
+            # ||W_old|| is the weight_norm measured after backward, on the same weights.
+            old_norms = torch.stack([self._weight_norms[i] if i in self._weight_norms else _stacked_norm(before)
+                                     for i, before in enumerate(self._before)])
+            ratios = (delta_norms / old_norms).unbind()
+            for index, (layer, ratio) in enumerate(zip(layers, ratios)):
+                self._pending.append((index, layer.name, "update_ratio", ratio))
         self.commit(step)
 
     def commit(self, step: int) -> None:
         """Move the pending values to the host (one transfer) and append them as rows."""
-        if self._pending:
-            values = torch.stack([v.double() for *_, v in self._pending]).cpu().tolist()
-            for (index, name, quantity, _), value in zip(self._pending, values):
-                self.layer_rows.append((step, index, name, quantity, value))
-        for quantity, series in self._series.items():
-            for t, value in enumerate(series.double().cpu().tolist(), start=1):
+        names = list(self._series)
+        scalars, series = _to_host_float64([v for *_, v in self._pending], [self._series[n] for n in names])
+        for (index, name, quantity, _), value in zip(self._pending, scalars):
+            self.layer_rows.append((step, index, name, quantity, value))
+        for quantity, values in zip(names, series):
+            for t, value in enumerate(values, start=1):
                 self.timestep_rows.append((step, t, quantity, value))
-        self._pending, self._series, self._before, self._trace = [], {}, [], None
+        self._pending, self._series, self._before, self._trace, self._weight_norms = [], {}, [], None, {}
+
+
+@torch.no_grad()
+def _to_host_float64(
+    scalars: list[torch.Tensor], series: list[torch.Tensor]
+) -> tuple[list[float], list[list[float]]]:
+    """0-d ``scalars`` and 1-d ``series`` as Python floats, in one device-to-host transfer.
+
+    Tensors of one dtype are stacked (or concatenated) and converted to float64 together,
+    which gives the same values as converting each one: the conversion is exact and
+    elementwise.
+    """
+    parts: list[torch.Tensor] = []
+    slots: list[tuple[bool, int]] = []  # (is_series, index) in the order of the transfer
+    for is_series, tensors, join in ((False, scalars, torch.stack), (True, series, torch.cat)):
+        by_dtype: dict[torch.dtype, list[int]] = {}
+        for i, t in enumerate(tensors):
+            by_dtype.setdefault(t.dtype, []).append(i)
+        for members in by_dtype.values():
+            parts.append(join([tensors[i] for i in members]).double())
+            slots.extend((is_series, i) for i in members)
+    if not parts:
+        return [], []
+    flat = (parts[0] if len(parts) == 1 else torch.cat(parts)).cpu().tolist()
+    scalar_values: list[float] = [0.0] * len(scalars)
+    series_values: list[list[float]] = [[] for _ in series]
+    offset = 0
+    for is_series, i in slots:
+        if is_series:
+            size = series[i].numel()
+            series_values[i] = flat[offset : offset + size]
+            offset += size
+        else:
+            scalar_values[i] = flat[offset]
+            offset += 1
+    return scalar_values, series_values

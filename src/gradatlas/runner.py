@@ -10,6 +10,7 @@ import platform
 import random
 import subprocess
 import traceback
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     """Installed versions of the packages a result depends on."""
     found = {"python": platform.python_version()}
@@ -53,6 +55,7 @@ def versions() -> dict[str, str]:
     return found
 
 
+@lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The commit of the source tree (with ``-dirty`` if modified), or None outside git."""
     root = Path(__file__).resolve().parent
@@ -90,7 +93,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "n_params": sum(p.numel() for p in model.parameters()),
-        "versions": versions(),
+        "versions": dict(versions()),
         "git_commit": git_commit(),
     }
     recurrent = cfg.model.name in RECURRENT_MODELS

@@ -9,7 +9,7 @@ keys) with their values, settings fixed for every run, and per-scale changes::
     grid: {activation: [sigmoid, relu], depth: [5, 20]}
     scales:
       smoke: {seeds: 1, grid: {depth: [4]}, fixed: {max_steps: 10}}
-      quick: {seeds: 2}
+      quick: {seeds: 2, runs_per_batch: 4}   # optional: overrides conf/workflow.yaml
       full:  {seeds: 5, grid: {depth: [5, 20, 50]}}
 
 Every run of the selected scale is composed through Hydra and validated when the study is
@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from omegaconf import OmegaConf
@@ -33,7 +33,7 @@ from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, loa
 
 SCALES = ("smoke", "quick", "full")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales"}
-SCALE_KEYS = {"seeds", "fixed", "grid"}
+SCALE_KEYS = {"seeds", "fixed", "grid", "runs_per_batch"}
 
 
 class StudyError(ValueError):
@@ -70,6 +70,7 @@ class Study:
     claims: tuple[int, ...]
     factors: tuple[str, ...]
     runs: tuple[PlannedRun, ...]
+    runs_per_batch: Optional[int] = None
 
 
 def _format_value(value: Any) -> str:
@@ -178,7 +179,11 @@ def load_study(path: str | Path, scale: str) -> Study:
         for seed in range(seeds):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
     claims = raw.get("claims", [])
-    return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs))
+    per_batch = _mapping(path, "scales", raw.get("scales")).get(scale, {}) or {}
+    per_batch = per_batch.get("runs_per_batch")
+    if per_batch is not None and (not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1):
+        raise StudyError(f"{path}: scales.{scale}.runs_per_batch must be a positive integer, got {per_batch!r}")
+    return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs), per_batch)
 
 
 def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, dict, int]:
@@ -215,8 +220,9 @@ def _validate(path: Path, where: str, settings: dict[str, Any]) -> None:
 
 
 def batch_count(study: Study, runs_per_batch: int) -> int:
-    """Number of training jobs for a study."""
-    return max(1, math.ceil(len(study.runs) / runs_per_batch))
+    """Number of training jobs for a study; the study's own ``runs_per_batch`` (for costly
+    runs, so that they spread over several jobs) overrides the workflow's."""
+    return max(1, math.ceil(len(study.runs) / (study.runs_per_batch or runs_per_batch)))
 
 
 def batch_runs(study: Study, runs_per_batch: int, batch: int) -> list[PlannedRun]:
