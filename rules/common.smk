@@ -1,14 +1,13 @@
 # Grid expansion and helpers. Studies are parsed and validated here, at parse time: a bad
 # study file stops the workflow before any job runs, with the file and key named.
 
-import sys
+import math
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gradatlas.figures import FIGURES
-from gradatlas.studies import StudyError, batch_count, load_study
+from gradatlas.studies import StudyError, batch_cost, load_study, plan_batches
 
 validate(config, "../conf/workflow.schema.yaml")
 
@@ -35,22 +34,38 @@ except StudyError as err:
     raise WorkflowError(f"invalid study: {err}") from None
 
 
-def runs_per_batch(wildcards):
-    """Runs per training job at the scale of the target."""
-    return config["runs_per_batch"][wildcards.scale]
+# Each study's runs packed into jobs of about this many estimated seconds (gradatlas.costs):
+# long enough that starting Python and torch is a small share, short enough to balance.
+BATCH_SECONDS = config["batch_seconds"][SCALE]
+PLANS = {name: plan_batches(study, BATCH_SECONDS) for name, study in STUDIES.items()}
 
 
-# Minutes one run may take on a cluster node, per scale: the training job's runtime is this
-# times the runs in its batch, plus start-up.
-MINUTES_PER_RUN = {"smoke": 1, "quick": 3, "full": 20}
+def _batch(wildcards):
+    plan = PLANS[wildcards.study]
+    index = int(wildcards.batch)
+    if index >= len(plan):
+        raise WorkflowError(f"study {wildcards.study} has batches 0..{len(plan) - 1} at scale {SCALE}")
+    return plan[index]
+
+
+def batch_indices(wildcards):
+    """The study's run indices that one training job trains (comma-separated)."""
+    return ",".join(map(str, _batch(wildcards)))
+
+
+def batch_seconds(wildcards):
+    """Estimated seconds of one training job on one CPU core."""
+    return batch_cost(STUDIES[wildcards.study], _batch(wildcards))
+
+
+def train_priority(wildcards):
+    """Longest jobs first, so that the last to finish is a short one and no core idles long."""
+    return round(batch_seconds(wildcards))
 
 
 def train_runtime(wildcards):
-    """Slurm runtime (minutes) of one training job, from the number of runs in its batch."""
-    study = STUDIES.get(wildcards.study)
-    runs = len(study.runs) if study is not None else config["runs_per_batch"][wildcards.scale]
-    per_batch = min(runs, config["runs_per_batch"][wildcards.scale])
-    return 5 + per_batch * MINUTES_PER_RUN[wildcards.scale]
+    """Slurm runtime (minutes) of one training job: three times its estimate, plus start-up."""
+    return 5 + math.ceil(3 * batch_seconds(wildcards) / 60)
 
 
 def study_file(wildcards):
@@ -60,12 +75,7 @@ def study_file(wildcards):
 
 def batch_manifests(wildcards=None):
     """Every batch manifest of the selected scale: the outputs of all training jobs."""
-    rpb = config["runs_per_batch"][SCALE]
-    return [
-        f"{RESULTS}/{SCALE}/batches/{name}/batch-{index}.json"
-        for name, study in STUDIES.items()
-        for index in range(batch_count(study, rpb))
-    ]
+    return [f"{RESULTS}/{SCALE}/batches/{name}/batch-{index}.json" for name, plan in PLANS.items() for index in range(len(plan))]
 
 
 def summary(name):
@@ -78,12 +88,15 @@ def scale_path(name):
     return f"{RESULTS}/{SCALE}/{name}"
 
 
-def scale_root(wildcards, output):
-    """``<results>/<scale>``, read off the analysis rule's ``numbers`` output."""
-    return str(Path(output.numbers).parent)
+def scale_root(wildcards, input):
+    """``<results>/<scale>``, read off the ``runs`` summary input (``<root>/summary/runs.parquet``)."""
+    return str(Path(input.runs).parent.parent)
 
 
 ALL_STUDIES = sorted(f.stem for f in STUDY_DIR.glob("*.yaml"))
+# One caption per figure of gradatlas.figures.FIGURES (tests check the two agree); read from
+# the captions so that parsing the workflow need not import matplotlib and seaborn.
+FIGURE_NAMES = sorted(p.stem for p in Path("report/figures").glob("*.rst"))
 PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
 
 

@@ -2,11 +2,13 @@
 # latexmk. All local: they read every summary and write small files.
 
 localrules:
-    analysis,
+    ledger,
+    figures,
     paper,
 
 
-rule analysis:
+# The ledger and the figures read the same summary and run side by side.
+rule ledger:
     input:
         runs=summary("runs"),
         layers=summary("layers"),
@@ -18,26 +20,43 @@ rule analysis:
         claims_table=report(scale_path("tables/claims.tex"), caption="../report/claims.rst", category="Claims"),
         tables=expand(scale_path("tables/study-{study}.tex"), study=ALL_STUDIES),
         grid=scale_path("tables/grid.tex"),
-        figures=[
-            report(scale_path(f"figures/{name}.pdf"), caption=f"../report/figures/{name}.rst", category="Figures")
-            for name in FIGURES
-        ],
     log:
-        scale_path("logs/analysis.log"),
+        scale_path("logs/ledger.log"),
     params:
         root=scale_root,
         studies=ALL_STUDIES,
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.analysis --root {params.root}"
+        "python -m gradatlas.analysis ledger --root {params.root}"
         " --studies {params.studies} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        runs=summary("runs"),
+        layers=summary("layers"),
+        timesteps=summary("timesteps"),
+    output:
+        figures=[
+            report(scale_path(f"figures/{name}.pdf"), caption=f"../report/figures/{name}.rst", category="Figures")
+            for name in FIGURE_NAMES
+        ],
+    log:
+        scale_path("logs/figures.log"),
+    params:
+        root=scale_root,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m gradatlas.analysis figures --root {params.root} > {log} 2>&1"
 
 
 rule paper:
     input:
         PAPER_SOURCES,
-        rules.analysis.output,
+        rules.ledger.output,
+        rules.figures.output,
     output:
         report(scale_path("paper.pdf"), caption="../report/paper.rst", category="Paper"),
     log:

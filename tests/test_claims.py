@@ -185,6 +185,29 @@ def test_claim9_gated_rnns_keep_gradients_through_time():
     assert result.verdict == SUPPORTED
 
 
+def test_claim9_floors_underflow_and_reports_initialization_apart():
+    # After training the RNN's dL/dh_1 underflows to 0 in one seed and is 1e-5 in others;
+    # both gated nets keep all of it. At initialization the GRU keeps no more than the RNN
+    # (an informational part: it must not decide the verdict).
+    b = Builder()
+    T = 20
+    for seed in range(4):
+        for model, first_trained, first_init, mse in (("rnn", 0.0 if seed == 0 else 1e-5, 1e-6, 1 / 6),
+                                                      ("gru", 1.0, 1e-6, 0.01), ("lstm", 1.0, 1e-2, 0.01)):
+            run = b.run("memory", seed, model=model, data="adding", length=float(T), metric="mse",
+                        chance=1 / 6, test_metric=mse)
+            b.series(run, "hidden_grad_norm", [first_init] + [1.0] * (T - 1), step=0)
+            b.series(run, "hidden_grad_norm", [first_trained] + [1.0] * (T - 1), step=500)
+    result = evaluate(b, 9)
+    # per seed: gated 0 decades lost, RNN floored at -8 (seed 0) or -5
+    assert result.value == pytest.approx((8 + 5 + 5 + 5) / 4)
+    assert result.verdict == SUPPORTED
+    parts = {p.name: p for p in result.parts}
+    gru_init = parts["same at initialization, gru - RNN"]
+    assert gru_init.value == pytest.approx(0.0) and not gru_init.decisive
+    assert parts["same at initialization, lstm - RNN"].value == pytest.approx(4.0)
+
+
 # ------------------------------------------------------------------------------ claim 8
 
 @pytest.mark.parametrize("unclipped,clipped,verdict", [(5, 0, SUPPORTED), (0, 5, CONTRADICTED), (0, 0, INCONCLUSIVE)])

@@ -527,6 +527,12 @@ def test_registry_names_and_signatures():
         assert wanted or name == "activation_gallery"
 
 
+def test_every_figure_has_a_report_caption_and_nothing_else_has():
+    # The workflow takes the figure names from the captions (rules/common.smk).
+    captions = Path(__file__).resolve().parents[1] / "report" / "figures"
+    assert {p.stem for p in captions.glob("*.rst")} == set(FIGURES)
+
+
 @pytest.mark.parametrize("name", [n for n in FIGURES if n != "activation_gallery"])
 def test_every_data_figure_raises_no_data_on_empty_tables(name):
     function = FIGURES[name]

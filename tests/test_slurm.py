@@ -48,7 +48,7 @@ def test_profile_requests_one_gpu_per_training_job(cluster, tmp_path):
     assert train_jobs, out[-2000:]
     assert all(re.search(r"\bgpu=1\b", job) for job in train_jobs)
     # aggregation and the paper ask for no GPU (they run on the submitting host: see below)
-    for rule in ("aggregate", "analysis", "paper"):
+    for rule in ("aggregate", "ledger", "figures", "paper"):
         blocks = re.findall(rf"rule {rule}:.*?(?=\n\n|\Z)", out, re.S)
         assert blocks and not re.search(r"\bgpu=", blocks[0]), rule
 
@@ -65,7 +65,7 @@ def test_smoke_through_slurm_equals_local_run(cluster, smoke, tmp_path):
     manifests = list((workdir / "results/smoke/batches").glob("*/batch-*.json"))
     # every training job (and nothing else) went through sbatch, and finished
     assert sorted(comment for comment, _ in jobs) == sorted(
-        f"rule_train_wildcards_smoke_{m.parent.name}_{m.stem.removeprefix('batch-')}" for m in manifests)
+        f"rule_train_wildcards_{m.parent.name}_{m.stem.removeprefix('batch-')}" for m in manifests)
     assert {state for _, state in jobs} == {"COMPLETED"}
 
     slurm = pd.read_parquet(workdir / "results/smoke/summary/runs.parquet").set_index("run").sort_index()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import TINY_DATA, TINY_MLP, run_config
+from conftest import TINY_DATA, TINY_MLP
 from gradatlas import activations, config, inits, loop, records, runner
 from gradatlas.data import adding_problem, copy_task, make_dataset
 from gradatlas.models import make_model

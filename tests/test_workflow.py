@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import yaml
 
 from gradatlas import aggregate, records
 from gradatlas.studies import load_study
-from workflow_helpers import REPO, make_workdir, snakemake, workflow_env
+from workflow_helpers import make_workdir, snakemake, workflow_env
 
 pytestmark = pytest.mark.integration
 

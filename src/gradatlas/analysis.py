@@ -1,8 +1,9 @@
-"""Turn the summary tables into what the paper uses: ``python -m gradatlas.analysis``.
+"""Turn the summary tables into what the paper uses: ``python -m gradatlas.analysis ledger|figures``.
 
-load (``records``) -> compute (``claims``, ``theory``) -> write: the claims ledger, the
-theory table, one figure per ``figures.FIGURES`` entry, one LaTeX table per study, the grid
-table of the appendix and ``numbers.tex`` (every number the text quotes).
+load (``records``) -> compute (``claims``, ``theory``) -> write. ``ledger``: the claims
+ledger, the theory table, one LaTeX table per study, the grid table of the appendix and
+``numbers.tex`` (every number the text quotes). ``figures``: one figure per
+``figures.FIGURES`` entry.
 """
 
 from __future__ import annotations
@@ -75,40 +76,59 @@ def draw(name: str, data: dict[str, Any]):
         return figures.no_data_figure(name, str(err))
 
 
+def write_ledger(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
+                 timesteps: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
+    """Claims, theory, the LaTeX tables and ``numbers.tex``; returns the verdicts."""
+    verdicts = claims.evaluate_claims(runs, layers, timesteps)
+    records.write_table(verdicts, paths.analysis("claims"))
+    records.write_table(theory.theory_table(runs, layers), paths.analysis("theory"))
+    records.write_text(paths.table("claims"), tables.claims_table(verdicts))
+    for study in studies:
+        records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
+    records.write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))
+    macros = numbers(runs, verdicts, provenance(paths.runs, runs))
+    macros["GAScale"] = paths.scale
+    records.write_text(paths.numbers, tables.numbers_macros(macros))
+    return verdicts
+
+
+def write_figures(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
+                  timesteps: pd.DataFrame, steps: pd.DataFrame) -> None:
+    """Every figure of ``figures.FIGURES``."""
+    theory_frame = theory.theory_table(runs, layers)
+    data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
+            "theory": theory_frame, "theory_table": theory_frame}
+    for name in figures.FIGURES:
+        figures.save_figure(draw(name, data), paths.figure(name))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Write claims, theory, figures, tables and numbers for one scale."""
+    """Write the ledger (claims, theory, tables, numbers) or the figures of one scale.
+
+    Two parts, so that the workflow runs them side by side on two cores.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("ledger", "figures"), help="what to write")
     parser.add_argument("--root", required=True, help="<results>/<scale>: reads summary/, writes the rest")
-    parser.add_argument("--studies", nargs="+", required=True, help="every study the paper shows")
+    parser.add_argument("--studies", nargs="+", default=[], help="every study the paper shows (ledger)")
     args = parser.parse_args(argv)
     root = Path(args.root)
     paths = records.ScalePaths(root.parent, root.name)
     try:
         runs, layers, timesteps = records.read_summary(paths)
-        steps = records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
+        steps = (records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
+                 if args.part == "figures" else None)
     except records.RecordError as err:
         print(f"gradatlas.analysis: error: {err}", file=sys.stderr)
         return 1
-
-    verdicts = claims.evaluate_claims(runs, layers, timesteps)
-    theory_frame = theory.theory_table(runs, layers)
-    records.write_table(verdicts, paths.analysis("claims"))
-    records.write_table(theory_frame, paths.analysis("theory"))
-
-    data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
-            "theory": theory_frame, "theory_table": theory_frame}
-    for name in figures.FIGURES:
-        fig = draw(name, data)
-        figures.save_figure(fig, paths.figure(name))
-
-    records.write_text(paths.table("claims"), tables.claims_table(verdicts))
-    for study in args.studies:
-        records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
-    records.write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, args.studies)))
-    macros = numbers(runs, verdicts, provenance(paths.runs, runs))
-    macros["GAScale"] = paths.scale
-    records.write_text(paths.numbers, tables.numbers_macros(macros))
-    print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
+    if args.part == "ledger":
+        if not args.studies:
+            parser.error("ledger needs --studies")
+        verdicts = write_ledger(paths, runs, layers, timesteps, args.studies)
+        print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
+    else:
+        write_figures(paths, runs, layers, timesteps, steps)
+        print(f"analysis: {len(figures.FIGURES)} figures from {len(runs)} runs")
     return 0
 
 

@@ -10,7 +10,6 @@ The batch's manifest (written last, atomically) lists its runs; aggregation read
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,18 +19,28 @@ import torch
 from gradatlas import records
 from gradatlas.config import ConfigError, fingerprint
 from gradatlas.runner import run
-from gradatlas.studies import StudyError, batch_runs, compose_run, load_study
+from gradatlas.studies import StudyError, compose_run, load_study
 
 
-def run_batch(study_file: str, scale: str, batch: int, runs_per_batch: int, results: str,
-              device: str = "auto") -> dict:
-    """Train (or reuse) every run of one batch and return its manifest.
+def _indices(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated run indices, got {text!r}") from None
+
+
+def run_batch(study_file: str, scale: str, indices: list[int], results: str, device: str = "auto") -> dict:
+    """Train (or reuse) the study's runs ``indices`` (the workflow's batch plan) and return
+    the batch's manifest.
 
     Failed runs are recorded with ``status: failed`` and listed; the others go on.
     """
-    study = load_study(study_file, scale)
+    study = load_study(study_file, scale, validate=False)
+    bad = [i for i in indices if not 0 <= i < len(study.runs)]
+    if bad or not indices:
+        raise ValueError(f"study {study.name} at scale {scale} has runs 0..{len(study.runs) - 1}; got {indices}")
     entries = []
-    for planned in batch_runs(study, runs_per_batch, batch):
+    for planned in (study.runs[i] for i in indices):
         out = Path(results) / scale / "runs" / planned.relpath
         cfg = compose_run(planned.overrides(), out=str(out), device=device)
         entry = {"path": str(out), "study": study.name, "cell": planned.cell, "seed": planned.seed,
@@ -47,8 +56,8 @@ def run_batch(study_file: str, scale: str, batch: int, runs_per_batch: int, resu
         except Exception as err:  # recorded as failed by runner.run; keep the batch going
             print(f"gradatlas.batch: run {out} failed: {err!r}", file=sys.stderr)
             entries.append({**entry, "status": "failed", "trained": True, "wall_time_s": None})
-        print(f"[{study.name} batch {batch}] {planned.relpath}: {entries[-1]['status']}", flush=True)
-    return {"study": study.name, "scale": scale, "batch": batch, "runs": entries}
+        print(f"[{study.name}] {planned.relpath}: {entries[-1]['status']}", flush=True)
+    return {"study": study.name, "scale": scale, "indices": list(indices), "runs": entries}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study_file")
     parser.add_argument("--scale", required=True)
-    parser.add_argument("--batch", type=int, required=True)
-    parser.add_argument("--runs-per-batch", type=int, required=True)
+    parser.add_argument("--runs", required=True, type=_indices,
+                        help="comma-separated indices of the study's runs at this scale (the batch plan)")
     parser.add_argument("--manifest", required=True,
                         help="output: <results>/<scale>/batches/<study>/batch-<i>.json (records go to <results>)")
     parser.add_argument("--device", default="auto")
@@ -67,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     results = Path(args.manifest).resolve().parents[3]
     try:
-        manifest = run_batch(args.study_file, args.scale, args.batch, args.runs_per_batch, str(results), args.device)
+        manifest = run_batch(args.study_file, args.scale, args.runs, str(results), args.device)
     except (StudyError, ConfigError, ValueError) as err:
         print(f"gradatlas.batch: error: {err}", file=sys.stderr)
         return 2

@@ -8,7 +8,9 @@ this one place.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -197,6 +199,12 @@ class RunConfig:
             )
 
 
+def total_steps(cfg: RunConfig, n_train: int) -> int:
+    """Number of optimizer steps: full batches per epoch times epochs, capped by max_steps."""
+    steps = cfg.train.epochs * (n_train // cfg.train.batch_size)
+    return min(steps, cfg.train.max_steps) if cfg.train.max_steps is not None else steps
+
+
 # Plain identifiers a study grid varies -> Hydra keys. The one place this mapping lives.
 FACTORS: dict[str, str] = {
     "model": "model.name",
@@ -252,8 +260,15 @@ def fingerprint(cfg: RunConfig) -> str:
 
 def factor_values(cfg: RunConfig) -> dict[str, Any]:
     """The value of every factor in ``FACTORS`` for a run: the grid coordinates of its record."""
-    container = OmegaConf.structured(cfg)
-    return {name: OmegaConf.select(container, key) for name, key in FACTORS.items()}
+    container = to_container(cfg)
+
+    def select(key: str) -> Any:
+        node: Any = container
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    return {name: select(key) for name, key in FACTORS.items()}
 
 
 def load_run_config(cfg: DictConfig | dict) -> RunConfig:
@@ -263,7 +278,7 @@ def load_run_config(cfg: DictConfig | dict) -> RunConfig:
         ConfigError: for an unknown key, a wrong type or an invalid value.
     """
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+        merged = OmegaConf.merge(_schema(), cfg)
         run = OmegaConf.to_object(merged)
     except ConfigError:
         raise
@@ -275,11 +290,21 @@ def load_run_config(cfg: DictConfig | dict) -> RunConfig:
     return run
 
 
+@lru_cache(maxsize=1)
+def _schema() -> DictConfig:
+    # Built once: OmegaConf.structured walks the dataclasses (milliseconds per call), and
+    # merge copies its first argument, so the cached schema is never modified.
+    return OmegaConf.structured(RunConfig)
+
+
 def _first_line(err: Exception) -> str:
     lines = [line for line in str(err).splitlines() if line.strip()]
     return "; ".join(lines[:3])
 
 
 def to_container(cfg: RunConfig) -> dict[str, Any]:
-    """The resolved config as plain Python containers (for ``config.yaml``)."""
-    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+    """The resolved config as plain Python containers (for ``config.yaml``).
+
+    A validated ``RunConfig`` holds only resolved primitives, so this is ``asdict``.
+    """
+    return dataclasses.asdict(cfg)

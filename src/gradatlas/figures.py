@@ -620,7 +620,7 @@ def normalization_effect(runs: pd.DataFrame, layers: pd.DataFrame, *, study: str
                     container.set_label(str(norm))
             ax.set_xlabel("activation" if row == 1 else "")
         axes[0, col].set_title(f"depth {_fmt(depth)}")
-    axes[0, 0].set_ylabel(f"first-layer backprop norm\n" + r"$\|\partial\ell/\partial z_0\|$" + f" (step {step})")
+    axes[0, 0].set_ylabel("first-layer backprop norm\n" + r"$\|\partial\ell/\partial z_0\|$" + f" (step {step})")
     axes[1, 0].set_ylabel(_metric_label(scores) if not scores.empty else "test metric")
     for ax in axes[0]:
         if ax.get_lines():

@@ -9,21 +9,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from gradatlas.config import OptimConfig, RunConfig
+from gradatlas.config import RunConfig, total_steps
 from gradatlas.data import Dataset
 from gradatlas.models import Trace
+from gradatlas.optim import OPTIMIZERS
 from gradatlas.probes import Prober
-
-OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], OptimConfig], torch.optim.Optimizer]] = {
-    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
-    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
-}
-
 
 def task_loss(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean loss of a batch: cross-entropy (over every readout step) or MSE."""
@@ -82,12 +77,6 @@ def evaluate(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor, 
     return task_loss(data, outputs, y).item(), task_metric(data, outputs, y)
 
 
-def total_steps(cfg: RunConfig, n_train: int) -> int:
-    """Number of optimizer steps: full batches per epoch times epochs, capped by max_steps."""
-    steps = cfg.train.epochs * (n_train // cfg.train.batch_size)
-    return min(steps, cfg.train.max_steps) if cfg.train.max_steps is not None else steps
-
-
 def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device) -> TrainingResult:
     """Train ``model`` on ``data`` as ``cfg`` says, probing on the probe schedule.
 
@@ -116,12 +105,12 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
             index = perm[i * batch : (i + 1) * batch]
             trace = Trace() if prober.wants(step) else None
             loss = task_loss(data, model(x_train[index], trace), y_train[index])
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
             loss_value, norm_value = loss.item(), grad_norm.item()
             row = {"step": step, "epoch": epoch, "loss": loss_value, "grad_norm": norm_value,
-                   "clipped": False, "lr": optimizer.param_groups[0]["lr"],
+                   "clipped": False, "lr": optimizer.lr,
                    "test_loss": math.nan, "test_metric": math.nan}
             result.step_rows.append(row)
             if not (math.isfinite(loss_value) and math.isfinite(norm_value)):

@@ -338,6 +338,9 @@ class Prober:
         """Add the update ratio ||W_new - W_old|| / ||W_old|| and commit the step's rows."""
         assert self._trace is not None, "after_backward must come first"
         layers = self._trace.layers
+        if not layers:
+            self.commit(step)
+            return
         with torch.no_grad():
             # One foreach subtraction for every weight matrix (the same elementwise W - W_old).
             deltas = iter(torch._foreach_sub([w for layer in layers for w in layer.weights],

@@ -9,31 +9,34 @@ keys) with their values, settings fixed for every run, and per-scale changes::
     grid: {activation: [sigmoid, relu], depth: [5, 20]}
     scales:
       smoke: {seeds: 1, grid: {depth: [4]}, fixed: {max_steps: 10}}
-      quick: {seeds: 2, runs_per_batch: 4}   # optional: overrides conf/workflow.yaml
+      quick: {seeds: 2}
       full:  {seeds: 5, grid: {depth: [5, 20, 50]}}
 
 Every run of the selected scale is composed through Hydra and validated when the study is
 loaded, so a bad study fails at parse time with a message naming the file and the key.
-Runs are assigned round-robin to batches; one batch is one training job (see ``batch``).
+``plan_batches`` packs a study's runs into batches of about equal estimated cost
+(``costs``); one batch is one training job (see ``batch``).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
 
 from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, load_run_config
+from gradatlas.costs import estimated_seconds
 
 SCALES = ("smoke", "quick", "full")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales"}
-SCALE_KEYS = {"seeds", "fixed", "grid", "runs_per_batch"}
+SCALE_KEYS = {"seeds", "fixed", "grid"}
 
 
 class StudyError(ValueError):
@@ -62,7 +65,8 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class Study:
-    """A parsed and validated study at one scale."""
+    """A parsed study at one scale; ``costs`` (estimated seconds per run, in ``runs`` order)
+    is filled when the study was validated."""
 
     name: str
     path: Path
@@ -70,7 +74,7 @@ class Study:
     claims: tuple[int, ...]
     factors: tuple[str, ...]
     runs: tuple[PlannedRun, ...]
-    runs_per_batch: Optional[int] = None
+    costs: tuple[float, ...] = ()
 
 
 def _format_value(value: Any) -> str:
@@ -88,12 +92,18 @@ def _conf_dir() -> Path:
 
 
 @lru_cache(maxsize=256)
-def _compose_groups(groups: tuple[tuple[str, str], ...]) -> Any:
+def _composed_defaults(groups: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``conf/train.yaml`` with these group choices, as plain containers (interpolations kept).
+
+    Hydra composes each combination of groups once per process; the factors are then set on
+    a copy of plain dicts, which is far cheaper than OmegaConf operations per run (a
+    workflow composes every cell of every study when it parses them).
+    """
     from hydra import compose, initialize_config_dir
 
     overrides = [f"{GROUP_FACTORS[name]}={value}" for name, value in groups]
     with initialize_config_dir(config_dir=str(_conf_dir()), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+        return OmegaConf.to_container(compose(config_name="train", overrides=overrides), resolve=False)
 
 
 def compose_run(settings: dict[str, Any], out: str | None = None, device: str | None = None) -> RunConfig:
@@ -109,22 +119,26 @@ def compose_run(settings: dict[str, Any], out: str | None = None, device: str | 
     """
     groups = tuple(sorted((k, str(v)) for k, v in settings.items() if k in GROUP_FACTORS))
     try:
-        cfg = _compose_groups(groups).copy()
+        cfg = copy.deepcopy(_composed_defaults(groups))
     except Exception as err:  # Hydra reports a missing group option as several error types
         raise ConfigError(str(err).splitlines()[0]) from err
     for name, value in settings.items():
         if name in GROUP_FACTORS:
             continue
-        key = FACTORS.get(name, name)
         if name not in FACTORS and "." not in name:
             raise ConfigError(f"unknown factor {name!r}; known: {', '.join(FACTORS)} (or a dotted config key)")
-        if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
+        key = FACTORS.get(name, name)
+        *parents, leaf = key.split(".")
+        node: Any = cfg
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
             raise ConfigError(f"unknown config key {key!r}")
-        OmegaConf.update(cfg, key, value, merge=False)
+        node[leaf] = value
     if out is not None:
-        cfg.out = out
+        cfg["out"] = out
     if device is not None:
-        cfg.device = device
+        cfg["device"] = device
     return load_run_config(cfg)
 
 
@@ -142,8 +156,11 @@ def _mapping(path: Path, where: str, value: Any) -> dict:
     return value
 
 
-def load_study(path: str | Path, scale: str) -> Study:
+def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
     """Parse, expand and validate a study file at ``scale``.
+
+    ``validate=False`` skips composing every value and cell (a training job does, for the
+    workflow validated them when it parsed the study, and each run is composed anyway).
 
     Raises:
         StudyError: naming the file and the offending key.
@@ -163,7 +180,7 @@ def load_study(path: str | Path, scale: str) -> Study:
     fixed, grid, seeds = plans[scale]
     # Every factor value of every scale alone, so that an error names the key that caused it
     # whichever scale is selected; the full product only at the selected scale.
-    for name, (s_fixed, s_grid, _) in plans.items():
+    for name, (s_fixed, s_grid, _) in (plans.items() if validate else ()):
         first = {key: values[0] for key, values in s_grid.items()}
         _validate(path, f"fixed (scale {name})", {**s_fixed, **first})
         for key, values in s_grid.items():
@@ -171,19 +188,17 @@ def load_study(path: str | Path, scale: str) -> Study:
                 _validate(path, f"grid.{key}={value!r} (scale {name})", {**s_fixed, **first, key: value})
 
     name = path.stem
-    runs = []
+    runs, costs = [], []
     for combo in itertools.product(*grid.values()):
         factors = tuple(zip(grid.keys(), combo))
         cell = "/".join(f"{key}-{_format_value(value)}" for key, value in factors)
-        _validate(path, f"grid cell {cell}", {**fixed, **dict(factors)})
+        cost = estimated_seconds(_validate(path, f"grid cell {cell}", {**fixed, **dict(factors)})) if validate else None
         for seed in range(seeds):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
+            costs.append(cost)
     claims = raw.get("claims", [])
-    per_batch = _mapping(path, "scales", raw.get("scales")).get(scale, {}) or {}
-    per_batch = per_batch.get("runs_per_batch")
-    if per_batch is not None and (not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1):
-        raise StudyError(f"{path}: scales.{scale}.runs_per_batch must be a positive integer, got {per_batch!r}")
-    return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs), per_batch)
+    return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs),
+                 tuple(costs) if validate else ())
 
 
 def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, dict, int]:
@@ -212,23 +227,37 @@ def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, 
     return fixed, grid, seeds
 
 
-def _validate(path: Path, where: str, settings: dict[str, Any]) -> None:
+def _validate(path: Path, where: str, settings: dict[str, Any]) -> RunConfig:
     try:
-        compose_run(settings)
+        return compose_run(settings)
     except ConfigError as err:
         raise StudyError(f"{path}: {where}: {err}") from err
 
 
-def batch_count(study: Study, runs_per_batch: int) -> int:
-    """Number of training jobs for a study; the study's own ``runs_per_batch`` (for costly
-    runs, so that they spread over several jobs) overrides the workflow's."""
-    return max(1, math.ceil(len(study.runs) / (study.runs_per_batch or runs_per_batch)))
+def plan_batches(study: Study, batch_seconds: float) -> list[tuple[int, ...]]:
+    """Pack the study's runs into batches (indices into ``study.runs``) of about
+    ``batch_seconds`` of estimated training each, longest batch first.
+
+    Longest-processing-time-first: runs in decreasing cost, each to the batch with the least
+    cost so far. Batches come out within one run's cost of each other, so the jobs of a
+    study end together, and no batch holds only the cheap or only the costly cells. The
+    plan is a pure function of the study and ``batch_seconds``: the same on every call.
+    """
+    if not study.costs:
+        raise ValueError(f"study {study.name} was loaded without validation: it has no cost estimates")
+    if not batch_seconds > 0:
+        raise ValueError(f"batch_seconds must be > 0, got {batch_seconds}")
+    count = max(1, min(len(study.runs), math.ceil(sum(study.costs) / batch_seconds)))
+    order = sorted(range(len(study.runs)), key=lambda i: (-study.costs[i], i))
+    loads, members = [0.0] * count, [[] for _ in range(count)]
+    for index in order:
+        target = min(range(count), key=lambda b: (loads[b], b))
+        loads[target] += study.costs[index]
+        members[target].append(index)
+    ranked = sorted(range(count), key=lambda b: (-loads[b], b))
+    return [tuple(sorted(members[b])) for b in ranked]
 
 
-def batch_runs(study: Study, runs_per_batch: int, batch: int) -> list[PlannedRun]:
-    """The runs of batch ``batch``: round-robin over the grid, which mixes cheap and costly
-    cells in every batch."""
-    count = batch_count(study, runs_per_batch)
-    if not 0 <= batch < count:
-        raise ValueError(f"study {study.name} has batches 0..{count - 1}, not {batch}")
-    return [run for index, run in enumerate(study.runs) if index % count == batch]
+def batch_cost(study: Study, indices: tuple[int, ...]) -> float:
+    """Estimated seconds of one batch: the sum of its runs' costs."""
+    return sum(study.costs[i] for i in indices)

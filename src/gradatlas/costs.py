@@ -1,0 +1,64 @@
+"""Estimated cost of a run, in seconds on one CPU core, from its configuration alone.
+
+The workflow needs it before anything has run: to pack a study's runs into training jobs of
+about equal length (so that no core idles while one long job finishes), to start the
+longest jobs first, and to ask a cluster for a runtime. Being off by tens of percent costs
+little; being off by 10x costs a core, so the model is deliberately simple:
+
+    seconds = START + (steps + eval passes) x (PER_STEP + PER_UNIT[model] x units)
+
+``units`` counts the sequential pieces of one forward and backward pass (layers of an MLP,
+time steps x layers of a recurrent net), scaled up by the matrix size once it exceeds the
+size where per-operation overhead, not arithmetic, dominates on a CPU. The coefficients were
+fitted (``bench/cost_model.py``) to the in-loop times of the quick scale on the reference
+machine (2-core x86_64 VM, one torch thread per run); see ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gradatlas.config import RECURRENT_MODELS, RunConfig, total_steps
+
+# Fitted by bench/cost_model.py to the 317 finished runs of the quick scale on the
+# reference machine (bench/results/cost_model.json): study totals within 10-20%.
+START = 0.0                 # seconds per run outside the step loop
+PER_STEP = 0.826e-3         # seconds per optimizer step, whatever the model (loss, optimizer, logging)
+PER_UNIT = {                # seconds per unit per step, by architecture
+    "mlp": 0.123e-3,
+    "resmlp": 0.139e-3,
+    "rnn": 0.235e-3,
+    "gru": 0.692e-3,
+    "lstm": 0.867e-3,
+}
+# Below this many multiply-adds per unit (a 64-wide layer on a batch of 128), a unit costs
+# about the same whatever its size; above it, cost grows with the arithmetic.
+OVERHEAD_BOUND_MACS = 64 * 64 * 128
+EVAL_FRACTION = 1 / 3       # a forward pass on one example, relative to a training step's share
+
+
+def units(cfg: RunConfig) -> float:
+    """Sequential pieces of one training step, scaled by their size past the overhead bound."""
+    model = cfg.model
+    # The input layer and head of an MLP, the stem and head of a residual MLP, count as one.
+    pieces = cfg.data.length * model.depth if model.name in RECURRENT_MODELS else model.depth + 1
+    if model.norm != "none":
+        pieces *= 1.5
+    macs = model.width * model.width * cfg.train.batch_size
+    return pieces * max(1.0, macs / OVERHEAD_BOUND_MACS)
+
+
+def eval_passes(cfg: RunConfig) -> float:
+    """Evaluation work in training-step equivalents: the test split every ``eval_every``
+    epochs and both splits at the end, forward only."""
+    n = total_steps(cfg, cfg.data.n_train)
+    per_epoch = max(cfg.data.n_train // cfg.train.batch_size, 1)
+    evaluations = math.ceil(n / per_epoch) / cfg.train.eval_every
+    examples = evaluations * cfg.data.n_test + cfg.data.n_train + cfg.data.n_test
+    return EVAL_FRACTION * examples / cfg.train.batch_size
+
+
+def estimated_seconds(cfg: RunConfig) -> float:
+    """Estimated wall seconds of ``run(cfg)`` on one core of the reference CPU."""
+    per_step = PER_STEP + PER_UNIT[cfg.model.name] * units(cfg)
+    return START + (total_steps(cfg, cfg.data.n_train) + eval_passes(cfg)) * per_step

@@ -1,0 +1,77 @@
+"""Study files, the cost model and the batch plan (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gradatlas import costs
+from gradatlas.studies import PlannedRun, Study, batch_cost, compose_run, load_study, plan_batches
+
+STUDIES = sorted((Path(__file__).resolve().parents[1] / "conf" / "studies").glob("*.yaml"))
+
+
+def _study(costs_: list[float]) -> Study:
+    runs = tuple(PlannedRun("s", f"c-{i}", 0, (("c", i),), ()) for i in range(len(costs_)))
+    return Study("s", Path("s.yaml"), "", (), ("c",), runs, tuple(costs_))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("scale", ["smoke", "quick", "full"])
+def test_every_study_plans_every_run_once(path, scale):
+    study = load_study(path, scale)
+    assert len(study.costs) == len(study.runs) and all(c > 0 for c in study.costs)
+    plan = plan_batches(study, 60.0)
+    assert sorted(i for batch in plan for i in batch) == list(range(len(study.runs)))
+    assert plan == plan_batches(study, 60.0), "the plan must be the same on every call"
+
+
+def test_plan_balances_and_puts_the_longest_batch_first():
+    study = _study([30, 1, 1, 1, 20, 2, 2, 10, 10, 5, 5, 3])   # total 90
+    plan = plan_batches(study, 30.0)
+    loads = [batch_cost(study, b) for b in plan]
+    assert len(plan) == 3                                        # ceil(90 / 30)
+    assert loads == sorted(loads, reverse=True)
+    # Longest-processing-time-first: within the largest single run of each other.
+    assert max(loads) - min(loads) <= 30
+
+
+def test_plan_never_makes_empty_batches():
+    study = _study([100.0, 1.0])
+    plan = plan_batches(study, 10.0)                            # ceil(101 / 10) = 11 > 2 runs
+    assert len(plan) == 2 and all(plan)
+
+
+def test_plan_refuses_bad_input():
+    with pytest.raises(ValueError, match="batch_seconds"):
+        plan_batches(_study([1.0]), 0)
+    unvalidated = load_study(STUDIES[0], "smoke", validate=False)
+    assert unvalidated.costs == ()
+    with pytest.raises(ValueError, match="without validation"):
+        plan_batches(unvalidated, 60)
+
+
+def test_cost_grows_with_what_makes_a_run_long():
+    base = {"model": "mlp", "depth": 10, "width": 64, "epochs": 10}
+    cost = costs.estimated_seconds
+    assert cost(compose_run({**base, "epochs": 20})) > 1.9 * cost(compose_run(base)) * 0.99
+    assert cost(compose_run({**base, "depth": 30})) > cost(compose_run(base))
+    assert cost(compose_run({**base, "width": 256})) > cost(compose_run(base))
+    assert cost(compose_run({**base, "norm": "batch"})) > cost(compose_run(base))
+    seq = {"data": "adding", "width": 64, "max_steps": 100}
+    short = cost(compose_run({**seq, "model": "lstm", "length": 10}))
+    long = cost(compose_run({**seq, "model": "lstm", "length": 50}))
+    assert long > 3 * short
+    assert cost(compose_run({**seq, "model": "rnn", "length": 50})) < long
+
+
+def test_cost_counts_steps_as_training_does():
+    cfg = compose_run({"model": "mlp", "epochs": 3, "batch_size": 100, "data.n_train": 1000})
+    capped = compose_run({"model": "mlp", "epochs": 3, "batch_size": 100, "data.n_train": 1000, "max_steps": 7})
+    per_step = costs.PER_STEP + costs.PER_UNIT["mlp"] * costs.units(cfg)
+    assert costs.estimated_seconds(cfg) == pytest.approx(costs.START + (30 + costs.eval_passes(cfg)) * per_step)
+    assert costs.estimated_seconds(capped) == pytest.approx(costs.START + (7 + costs.eval_passes(capped)) * per_step)
+    # 7 steps lie in the first epoch: one test evaluation (1000), then both splits at the end.
+    assert costs.eval_passes(capped) == pytest.approx(costs.EVAL_FRACTION * (1000 + 1000 + 1000) / 100)
+    assert costs.eval_passes(cfg) == pytest.approx(costs.EVAL_FRACTION * (3 * 1000 + 1000 + 1000) / 100)
