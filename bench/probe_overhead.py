@@ -89,15 +89,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_train(cfg: RunConfig, data, device: torch.device) -> tuple[float, loop.TrainingResult]:
-    """Seed, build a fresh model and time one call of ``loop.train``."""
+def timed_train(cfg: RunConfig, data, device: torch.device) -> tuple[float, float, loop.TrainingResult]:
+    """Seed, build a fresh model and time one call of ``loop.train``.
+
+    Returns wall seconds, CPU seconds of this process (all threads) and the result. On a
+    machine shared with other jobs CPU time is the steadier of the two: time spent waiting
+    for a core does not count.
+    """
     seed_everything(cfg.seed)
     model = make_model(data, cfg.model)
     sync(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = loop.train(model, data, cfg, device)
     sync(device)
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, time.process_time() - cpu_start, result
 
 
 class PhaseTimer:
@@ -156,19 +161,26 @@ def dense_estimate(base: list[str], data, device: torch.device, steps: int, repe
         "dense": compose([*base, "probe=default", f"probe.dense_until={steps}", f"train.max_steps={steps}"]),
     }
     times: dict[str, list[float]] = {"off": [], "dense": []}
+    cpu: dict[str, list[float]] = {"off": [], "dense": []}
     for rep in range(repeats):
         for mode in (("off", "dense") if rep % 2 == 0 else ("dense", "off")):
-            seconds, _ = timed_train(cfgs[mode], data, device)
+            seconds, cpu_seconds, _ = timed_train(cfgs[mode], data, device)
             times[mode].append(seconds)
+            cpu[mode].append(cpu_seconds)
         print(f"  {name:<24} dense rep {rep + 1}/{repeats}: off {times['off'][-1]:.3f} s, "
               f"every step probed {times['dense'][-1]:.3f} s ({steps} steps)", flush=True)
     med = {m: statistics.median(v) for m, v in times.items()}
+    med_cpu = {m: statistics.median(v) for m, v in cpu.items()}
     return {
         "steps": steps,
         "times_off_s": times["off"],
         "times_dense_s": times["dense"],
+        "cpu_times_off_s": cpu["off"],
+        "cpu_times_dense_s": cpu["dense"],
         "probe_step_ms": 1000 * (med["dense"] - med["off"]) / steps,
         "plain_step_ms": 1000 * med["off"] / steps,
+        "probe_step_cpu_ms": 1000 * (med_cpu["dense"] - med_cpu["off"]) / steps,
+        "plain_step_cpu_ms": 1000 * med_cpu["off"] / steps,
     }
 
 
@@ -188,16 +200,20 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
         timed_train(warm, data, device)
 
     times: dict[str, list[float]] = {m: [] for m in MODES}
+    cpu: dict[str, list[float]] = {m: [] for m in MODES}
     results: dict[str, loop.TrainingResult] = {}
     for rep in range(repeats):
         order = MODES if rep % 2 == 0 else MODES[::-1]  # ABBA: off on | on off | off on ...
         for mode in order:
-            seconds, result = timed_train(cfgs[mode], data, device)
+            seconds, cpu_seconds, result = timed_train(cfgs[mode], data, device)
             times[mode].append(seconds)
+            cpu[mode].append(cpu_seconds)
             results[mode] = result
-            print(f"  {name:<24} rep {rep + 1}/{repeats} probe={mode:<3} {seconds:8.3f} s", flush=True)
+            print(f"  {name:<24} rep {rep + 1}/{repeats} probe={mode:<3} {seconds:8.3f} s "
+                  f"(cpu {cpu_seconds:8.3f} s)", flush=True)
 
     med = {m: statistics.median(times[m]) for m in MODES}
+    med_cpu = {m: statistics.median(cpu[m]) for m in MODES}
     # Pairs in time order: (off_i, on_i) were run next to each other.
     paired = [on / off for off, on in zip(times["off"], times["on"])]
     entry: dict[str, Any] = {
@@ -210,6 +226,9 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
         "median_off_s": med["off"],
         "median_on_s": med["on"],
         "ratio": med["on"] / med["off"],
+        "cpu_times_off_s": cpu["off"],
+        "cpu_times_on_s": cpu["on"],
+        "cpu_ratio": med_cpu["on"] / med_cpu["off"],
         "paired_ratio_median": statistics.median(paired),
         "ms_per_step_off": 1000 * med["off"] / n_steps,
         "extra_ms_per_probe_step": 1000 * (med["on"] - med["off"]) / max(len(schedule), 1),
@@ -222,10 +241,11 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
         dense = dense_estimate(base, data, device, min(dense_steps, n_steps), repeats, name)
         # The default schedule's overhead predicted from the measured cost of one probe step.
         dense["predicted_ratio"] = 1 + len(schedule) * dense["probe_step_ms"] / 1000 / med["off"]
+        dense["predicted_cpu_ratio"] = 1 + len(schedule) * dense["probe_step_cpu_ms"] / 1000 / med_cpu["off"]
         entry["dense"] = dense
     if breakdown:
         with PhaseTimer(device) as timer:
-            seconds, _ = timed_train(cfgs["on"], data, device)
+            seconds, _, _ = timed_train(cfgs["on"], data, device)
         entry["breakdown"] = {
             "run_s": seconds,
             "prober_s": dict(timer.seconds),
@@ -237,18 +257,21 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
 
 def print_table(cases: dict[str, dict[str, Any]]) -> None:
     header = f"{'configuration':<24} {'steps':>5} {'probes':>6} {'off [s]':>8} {'on [s]':>8} {'ratio':>6} " \
-             f"{'paired':>6} {'<=1.05':>6} {'step ms':>7} {'probe ms':>8} {'pred.':>6}"
+             f"{'paired':>6} {'<=1.05':>6} {'step ms':>7} {'probe ms':>8} {'pred.':>6} {'cpu r.':>6} {'cpu p.':>6}"
     print(header)
     print("-" * len(header))
     for name, c in cases.items():
         d = c.get("dense")
         extra = (f" {d['plain_step_ms']:>7.2f} {d['probe_step_ms']:>8.2f} {d['predicted_ratio']:>6.3f}"
                  if d else f" {'-':>7} {'-':>8} {'-':>6}")
+        extra += f" {c['cpu_ratio']:>6.3f} " + (f"{d['predicted_cpu_ratio']:>6.3f}" if d else f"{'-':>6}")
         print(f"{name:<24} {c['steps']:>5} {c['probe_steps']:>6} {c['median_off_s']:>8.3f} {c['median_on_s']:>8.3f} "
               f"{c['ratio']:>6.3f} {c['paired_ratio_median']:>6.3f} {'yes' if c['goal_met'] else 'NO':>6}{extra}")
     print("ratio = median(on)/median(off) over whole runs; paired = median of the per-pair ratios;\n"
           "step ms = one unprobed step, probe ms = the extra cost of one probe step (runs probing every\n"
-          "step), pred. = 1 + probes x probe ms / median(off): the overhead predicted from it.")
+          "step), pred. = 1 + probes x probe ms / median(off): the overhead predicted from it;\n"
+          "cpu r. and cpu p.: the same ratio and prediction from the process's CPU time (steadier\n"
+          "on a machine shared with other jobs).")
     for name, c in cases.items():
         if "breakdown" in c:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in c["breakdown"]["prober_ms_per_probe_step"].items())

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from gradatlas import claims
+from gradatlas import claims, records
 from gradatlas.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, VERDICTS
-
-SMOKE = Path(__file__).resolve().parents[1] / "results" / "smoke" / "summary"
 
 DEFAULTS = {"model": "mlp", "depth": 10.0, "width": 16.0, "activation": "relu", "slope": np.nan,
             "init": "default", "gain": 1.0, "init_std": 0.01, "bias": np.nan, "norm": "none",
@@ -297,11 +294,8 @@ def test_evaluate_claims_on_empty_tables_has_no_data():
     assert len(frame) == 15 and set(frame["verdict"]) == {NO_DATA}
 
 
-def test_evaluate_claims_on_the_smoke_summary():
-    paths = [SMOKE / f"{name}.parquet" for name in ("runs", "layers", "timesteps")]
-    if not all(p.exists() for p in paths):
-        pytest.skip("no smoke summary in results/smoke/summary")
-    runs, layers, timesteps = (pd.read_parquet(p) for p in paths)
+def test_evaluate_claims_on_the_smoke_summary(smoke):
+    runs, layers, timesteps = records.read_summary(records.ScalePaths(smoke / "results", "smoke"))
     frame = claims.evaluate_claims(runs, layers, timesteps)
     assert len(frame) == 15 and list(frame["claim"]) == list(range(1, 16))
     assert frame["verdict"].isin(VERDICTS).all()

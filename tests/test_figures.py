@@ -16,11 +16,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from gradatlas import figures
+from gradatlas import figures, records, theory
 from gradatlas.figures import FIGURES, NoData
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "results" / "smoke"
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -577,39 +575,21 @@ def test_save_figure_writes_pdf_with_truetype_fonts(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# Smoke: every figure on the real smoke summary, where it exists.
+# Smoke: every figure on the real smoke summary (the workflow run once per session).
 
 @pytest.fixture(scope="module")
-def smoke_tables():
-    summary = SMOKE / "summary"
-    names = ("runs", "layers", "timesteps")
-    if not all((summary / f"{n}.parquet").exists() for n in names):
-        pytest.skip("no smoke summary (run the smoke workflow first)")
-    tables = {n: pd.read_parquet(summary / f"{n}.parquet") for n in names}
-    runs = tables["runs"]
-    parts = []
-    for run in runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"]:
-        path = SMOKE / "runs" / run / "steps.parquet"
-        if path.exists():
-            part = pd.read_parquet(path)
-            part.insert(0, "run", run)
-            parts.append(part)
-    tables["steps"] = pd.concat(parts, ignore_index=True) if parts else None
-    try:
-        from gradatlas import theory
-
-        tables["theory"] = theory.theory_table(tables["runs"], tables["layers"])
-    except (ImportError, AttributeError):
-        tables["theory"] = None
-    return tables
+def smoke_tables(smoke):
+    paths = records.ScalePaths(smoke / "results", "smoke")
+    runs, layers, timesteps = records.read_summary(paths)
+    steps = records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
+    return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
+            "theory": theory.theory_table(runs, layers)}
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
 def test_every_figure_draws_on_the_smoke_summary(name, smoke_tables):
     function = FIGURES[name]
     wanted = [p for p in inspect.signature(function).parameters if p in DATA_PARAMETERS]
-    if "theory" in wanted and smoke_tables["theory"] is None:
-        pytest.skip("gradatlas.theory.theory_table is not available")
     try:
         fig = function(**{p: smoke_tables[p] for p in wanted})
     except NoData:
