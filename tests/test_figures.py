@@ -312,6 +312,16 @@ def test_hidden_grad_vs_distance_is_against_t_minus_distance_on_log_y():
         figures.hidden_grad_vs_distance(_timestep_frame().assign(study="x"))
 
 
+def test_hidden_grad_vs_distance_axis_ignores_an_underflowed_seed():
+    # Seed 0 of the RNN decays to a denormal (1e-40) at the far end: the min..max band would
+    # stretch the axis over 40 decades; it stops a decade below the lowest mean line.
+    frame = _timestep_frame()
+    frame.loc[(frame["run"] == "rnn/0") & (frame["t"] == 1), "value"] = 1e-40
+    ax = axes_titled(figures.hidden_grad_vs_distance(frame))["adding, T = 4"]
+    lowest = min(y for line in ax.get_lines() for y in line.get_ydata() if y > 0)
+    assert ax.get_ylim()[0] == pytest.approx(lowest / 10)
+
+
 # ---------------------------------------------------------------------------------------
 # Clipping.
 

@@ -699,9 +699,16 @@ def hidden_grad_vs_distance(timesteps: pd.DataFrame, *, study: str = "memory", q
                 _note(ax, "no rows")
             ax.set_yscale("log")
             ax.set_title(f"{data}, T = {_fmt(length)}")
-            ax.set_xlabel("distance to the loss T − t" if r == len(datas) - 1 else "")
+            ax.set_xlabel("distance T − t" if r == len(datas) - 1 else "")
             ax.set_ylabel(_quantity_label(quantity) if c == 0 else "")
     _share(axes, y=True)
+    # A seed whose gradient underflows to 0 pulls the min..max band down to the smallest
+    # float: keep the axis to a decade below the lowest mean line instead.
+    means = [y for ax in axes.flat for line in ax.get_lines() for y in np.asarray(line.get_ydata(), dtype=float)]
+    positive = [y for y in means if np.isfinite(y) and y > 0]
+    if positive:
+        for ax in axes.flat:
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], min(positive) / 10))
     handles = [_line_handle(MODEL_LABELS.get(m, str(m)), _color("model", m, models)) for m in models]
     handles += [_line_handle("initialization", "0.3", "-"), _line_handle("last probed step", "0.3", "--")]
     _fig_legend(fig, handles)
