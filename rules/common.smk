@@ -53,19 +53,19 @@ def batch_indices(wildcards):
     return ",".join(map(str, _batch(wildcards)))
 
 
-def batch_seconds(wildcards):
+def batch_estimate(wildcards):
     """Estimated seconds of one training job on one CPU core."""
     return batch_cost(STUDIES[wildcards.study], _batch(wildcards))
 
 
 def train_priority(wildcards):
     """Longest jobs first, so that the last to finish is a short one and no core idles long."""
-    return round(batch_seconds(wildcards))
+    return round(batch_estimate(wildcards))
 
 
 def train_runtime(wildcards):
     """Slurm runtime (minutes) of one training job: three times its estimate, plus start-up."""
-    return 5 + math.ceil(3 * batch_seconds(wildcards) / 60)
+    return 5 + math.ceil(3 * batch_estimate(wildcards) / 60)
 
 
 def study_file(wildcards):

@@ -128,6 +128,15 @@ stop_pidfile() {
   rm -f "$pf"
 }
 
+# stop_if_changed FLAG NAME: stop daemon NAME (pid file $CI_DIR/NAME.pid) when FLAG is 1,
+# so that the start below picks up its new configuration.
+stop_if_changed() {
+  if (($1)) && pid_alive "$CI_DIR/$2.pid"; then
+    log "config changed: restarting $2"
+    stop_pidfile "$CI_DIR/$2.pid"
+  fi
+}
+
 # install_file DEST MODE OWNER < content: write only if content differs.
 # Returns 0 if the file changed, 1 if it was already up to date.
 install_file() {
@@ -299,10 +308,7 @@ GRANT ALL ON $DB_NAME.* TO '$DB_USER'@'127.0.0.1';
 FLUSH PRIVILEGES;
 SQL
 
-  if ((restart_dbd)) && pid_alive "$CI_DIR/slurmdbd.pid"; then
-    log "config changed: restarting slurmdbd"
-    stop_pidfile "$CI_DIR/slurmdbd.pid"
-  fi
+  stop_if_changed "$restart_dbd" slurmdbd
   if ! pid_alive "$CI_DIR/slurmdbd.pid"; then
     log "starting slurmdbd"
     /usr/sbin/slurmdbd
@@ -326,14 +332,8 @@ SQL
 fi
 
 # ---------------------------------------------------------------- slurmctld + slurmd
-if ((restart_ctld)) && pid_alive "$CI_DIR/slurmctld.pid"; then
-  log "config changed: restarting slurmctld"
-  stop_pidfile "$CI_DIR/slurmctld.pid"
-fi
-if ((restart_slurmd)) && pid_alive "$CI_DIR/slurmd.pid"; then
-  log "config changed: restarting slurmd"
-  stop_pidfile "$CI_DIR/slurmd.pid"
-fi
+stop_if_changed "$restart_ctld" slurmctld
+stop_if_changed "$restart_slurmd" slurmd
 if ! pid_alive "$CI_DIR/slurmctld.pid"; then
   log "starting slurmctld"
   /usr/sbin/slurmctld

@@ -95,6 +95,8 @@ def write_ledger(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataF
 def write_figures(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
                   timesteps: pd.DataFrame, steps: pd.DataFrame) -> None:
     """Every figure of ``figures.FIGURES``."""
+    # Recomputed rather than read from the ledger's theory.parquet (under a second): the two
+    # parts then depend on the summary alone and run side by side.
     theory_frame = theory.theory_table(runs, layers)
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory_frame, "theory_table": theory_frame}

@@ -711,11 +711,12 @@ def _claim9(t: Tables) -> list[Part]:
         def decays(frame: pd.DataFrame, initial: bool) -> pd.Series:
             return by_seed(frame, [_decay(t, r, 0 if initial else _last_timestep_step(t, r)) for r in frame["run"]])
 
+        rnn_trained, rnn_init = decays(rnn, False), decays(rnn, True)
         for model in ("gru", "lstm"):
             gated = longest[longest["model"] == model]
             if not gated.empty:
-                trained.append(paired(decays(gated, False), decays(rnn, False)))
-                at_init[model].append(paired(decays(gated, True), decays(rnn, True)))
+                trained.append(paired(decays(gated, False), rnn_trained))
+                at_init[model].append(paired(decays(gated, True), rnn_init))
         rnn_skill = cell[cell["model"] == "rnn"].assign(skill=lambda f: skill(f)).groupby("length")["skill"].mean()
         failing = rnn_skill[rnn_skill < FAIL_SKILL]
         if failing.empty:

@@ -79,21 +79,23 @@ class Adam(Optimizer):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2 = betas
         self.eps = eps
-        self.state: dict[nn.Parameter, tuple[torch.Tensor, torch.Tensor, list[int]]] = {}
+        self.moments: dict[nn.Parameter, tuple[torch.Tensor, torch.Tensor]] = {}
+        # Per parameter, as in torch.optim: one without a gradient at a step is not counted.
+        self.steps: dict[nn.Parameter, int] = {}
 
     @torch.no_grad()
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
         params, grads = self._grads()
         for p, g in zip(params, grads):
-            if p not in self.state:
-                self.state[p] = (torch.zeros_like(p), torch.zeros_like(p), [0])
-            exp_avg, exp_avg_sq, count = self.state[p]
-            count[0] += 1
+            if p not in self.moments:
+                self.moments[p] = (torch.zeros_like(p), torch.zeros_like(p))
+            exp_avg, exp_avg_sq = self.moments[p]
+            count = self.steps[p] = self.steps.get(p, 0) + 1
             exp_avg.lerp_(g, 1 - self.beta1)
             exp_avg_sq.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-            bias_correction1 = 1 - self.beta1 ** count[0]
-            bias_correction2_sqrt = (1 - self.beta2 ** count[0]) ** 0.5
+            bias_correction1 = 1 - self.beta1 ** count
+            bias_correction2_sqrt = (1 - self.beta2 ** count) ** 0.5
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
             p.addcdiv_(exp_avg, denom, value=-self.lr / bias_correction1)
 
