@@ -503,14 +503,29 @@ def manifest_problems(manifest_path: str | os.PathLike) -> list[str]:
     return problems
 
 
-def withdraw_stale_manifest(manifest_path: str | os.PathLike) -> list[str]:
-    """Remove the batch manifest at ``manifest_path`` if it lists an incomplete record, so that
-    the workflow sees the batch's output missing and trains the batch again (reusing its
-    complete records). Returns ``manifest_problems``."""
-    problems = manifest_problems(manifest_path)
-    if problems:
-        Path(manifest_path).unlink(missing_ok=True)
-    return problems
+def withdraw_stale(manifests: list[str], summaries: list[str]) -> list[str]:
+    """Make the workflow's outputs say what needs training again; returns what was withdrawn.
+
+    A batch manifest that lists a record no longer complete (``manifest_problems``) is
+    removed, so the batch runs again and retrains those runs (reusing the others). Snakemake
+    regenerates a missing intermediate file only when something downstream must run, so when
+    any manifest is missing the summary tables built from the manifests (``summaries``) are
+    removed as well: aggregation then has to run, and needs every batch's manifest.
+    """
+    messages = []
+    for manifest in manifests:
+        problems = manifest_problems(manifest)
+        if problems:
+            Path(manifest).unlink(missing_ok=True)
+            messages.append(f"{manifest}: withdrawn, its batch runs again ({len(problems)} record(s) not "
+                            f"complete, e.g. {problems[0]})")
+    missing = [m for m in manifests if not Path(m).exists()]
+    present = [s for s in summaries if Path(s).exists()]
+    if missing and present:
+        for summary in present:
+            Path(summary).unlink(missing_ok=True)
+        messages.append(f"{', '.join(present)}: withdrawn, batch manifest(s) {', '.join(missing[:3])} missing")
+    return messages
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
