@@ -16,5 +16,5 @@ rule aggregate:
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.aggregate --manifests {input.manifests} --runs {output.runs}"
-        " --layers {output.layers} --timesteps {output.timesteps} > {log} 2>&1"
+        "python -m gradatlas.aggregate --manifests {input.manifests:q} --runs {output.runs:q}"
+        " --layers {output.layers:q} --timesteps {output.timesteps:q} > {log:q} 2>&1"

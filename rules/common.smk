@@ -2,12 +2,14 @@
 # study file stops the workflow before any job runs, with the file and key named.
 
 import math
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gradatlas.studies import StudyError, batch_cost, load_study, plan_batches
+from gradatlas import records
+from gradatlas.studies import StudyError, batch_cost, load_study, plan_batches, study_name
 
 validate(config, "../conf/workflow.schema.yaml")
 
@@ -18,6 +20,8 @@ STUDY_DIR = Path("conf/studies")
 
 def _study_files():
     files = sorted(STUDY_DIR.glob("*.yaml"))
+    for f in files:  # every name, selected or not: ALL_STUDIES reaches the ledger's command line
+        study_name(f)
     wanted = config["studies"]
     if wanted:
         known = {f.stem for f in files}
@@ -98,6 +102,13 @@ ALL_STUDIES = sorted(f.stem for f in STUDY_DIR.glob("*.yaml"))
 # the captions so that parsing the workflow need not import matplotlib and seaborn.
 FIGURE_NAMES = sorted(p.stem for p in Path("report/figures").glob("*.rst"))
 PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
+
+
+# A record damaged or deleted since its batch ran is retrained by a plain rerun: its batch's
+# manifest is withdrawn here (and the summary with it), before Snakemake reads the outputs'
+# state (gradatlas.records.withdraw_stale; completeness is gradatlas.records.is_complete).
+for _withdrawn in records.withdraw_stale(batch_manifests(), [summary(n) for n in ("runs", "layers", "timesteps")]):
+    print(f"gradatlas: {_withdrawn}", file=sys.stderr)
 
 
 def final_targets():

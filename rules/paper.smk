@@ -28,8 +28,8 @@ rule ledger:
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.analysis ledger --root {params.root}"
-        " --studies {params.studies} > {log} 2>&1"
+        "python -m gradatlas.analysis ledger --root {params.root:q}"
+        " --studies {params.studies:q} > {log:q} 2>&1"
 
 
 rule figures:
@@ -49,7 +49,7 @@ rule figures:
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.analysis figures --root {params.root} > {log} 2>&1"
+        "python -m gradatlas.analysis figures --root {params.root:q} > {log:q} 2>&1"
 
 
 rule paper:
@@ -67,6 +67,6 @@ rule paper:
     conda:
         "../environment.yml"
     shell:
-        "TEXINPUTS={params.texinputs} BIBINPUTS=paper: latexmk -pdf -interaction=nonstopmode -halt-on-error"
-        " -outdir={params.build} paper/main.tex > {log} 2>&1 && cp {params.build}/main.pdf {output}"
+        "TEXINPUTS={params.texinputs:q} BIBINPUTS=paper: latexmk -pdf -interaction=nonstopmode -halt-on-error"
+        " -outdir={params.build:q} paper/main.tex > {log:q} 2>&1 && cp {params.build:q}/main.pdf {output:q}"
 

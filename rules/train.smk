@@ -1,6 +1,8 @@
 # One job trains one batch of a study's runs in one process (gradatlas.batch): each run
 # still gets its own atomic record, and runs whose record is complete are reused. The
-# batches (which runs, how long) are planned in common.smk from gradatlas.costs.
+# batches (which runs, how long) are planned in common.smk from gradatlas.costs. A batch whose
+# manifest lists a damaged record runs again (common.smk: withdraw_stale_manifests). Every value reaching
+# the shell is quoted (:q), so results roots with spaces work.
 
 
 rule train:
@@ -25,5 +27,5 @@ rule train:
         mem_mb=4000,
         runtime=train_runtime,
     shell:
-        "python -m gradatlas.batch {input} --scale {params.scale} --runs {params.runs}"
-        " --device {params.device} --threads {threads} --manifest {output} > {log} 2>&1"
+        "python -m gradatlas.batch {input:q} --scale {params.scale:q} --runs {params.runs:q}"
+        " --device {params.device:q} --threads {threads} --manifest {output:q} > {log:q} 2>&1"

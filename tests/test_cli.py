@@ -39,7 +39,13 @@ BAD = {
     "clip_value": (["train.clip_value=0"], ["train.clip_value", "0"]),
     "length": (["data=adding", "data.length=0", "model=rnn"], ["data.length", "0"]),
     "nonexistent-key": (["model.foo=1"], ["model.foo"]),
+    "malformed-override": (["model.depth=[1"], ["[1", "override"]),
+    "lr-nan": (["optim.lr=nan"], ["optim.lr", "finite", "nan"]),
+    "gain-inf": (["model.init_gain=inf"], ["model.init_gain", "finite", "inf"]),
+    "seed-negative": (["seed=-1"], ["seed", "-1"]),
 }
+# Errors Hydra finds itself, before gradatlas sees the config (its own message, no prefix).
+HYDRA_ERRORS = ("model", "data", "nonexistent-key", "malformed-override")
 
 MLP_RUN = ["model=mlp", "model.depth=3", "model.width=16", "train.max_steps=5", "device=cpu",
            "train.batch_size=32", *TINY_DATA]
@@ -66,8 +72,10 @@ class Invocation:
         return self.cwd / OUT
 
 
-def _invoke(overrides: list[str], cwd: Path) -> Invocation:
-    cwd.mkdir(parents=True)
+def _invoke(overrides: list[str], cwd: Path, prepare=None) -> Invocation:
+    cwd.mkdir(parents=True, exist_ok=True)
+    if prepare is not None:
+        prepare(cwd)
     env = {**os.environ, **SUBPROCESS_ENV}
     done = subprocess.run([sys.executable, "-m", "gradatlas.train", *overrides, f"out={OUT}"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -105,11 +113,12 @@ def test_bad_input_fails_cleanly(bad_runs, case):
 
 
 def test_config_errors_exit_with_usage_status(bad_runs):
-    # Values our validation rejects exit 2 with a one-line message; Hydra's own errors exit 1.
-    for case in ("activation", "init", "depth", "width", "lr", "clip_value", "length"):
-        run = bad_runs[case]
-        assert run.returncode == 2, case
-        assert run.stderr.strip().startswith("gradatlas.train: error:"), run.stderr
+    # Every configuration error exits 2, whether Hydra or gradatlas's validation finds it;
+    # the validation's message is one line.
+    for case, run in bad_runs.items():
+        assert run.returncode == 2, (case, run.stderr)
+        if case not in HYDRA_ERRORS:
+            assert run.stderr.strip().startswith("gradatlas.train: error:"), run.stderr
 
 
 # --------------------------------------------------------------------------- good runs
@@ -215,3 +224,102 @@ def test_recurrent_run_writes_timesteps(good_runs, name):
     assert ((fractions.value >= 0) & (fractions.value <= 1)).all()
     for gate in GATES[name]:
         assert sorted(ts[(ts.step == 0) & (ts.quantity == f"saturated_frac.{gate}")].t) == list(range(1, SEQ_T + 1))
+
+
+# --------------------------------------------------------------------------- what out= may replace (issue 8)
+
+
+def _user_directory(cwd: Path) -> None:
+    (cwd / OUT / ".git").mkdir(parents=True)
+    (cwd / OUT / "thesis.tex").write_text("precious")
+    (cwd / OUT / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+
+
+def _user_file(cwd: Path) -> None:
+    (cwd / "out").mkdir()
+    (cwd / OUT).write_text("precious")
+
+
+def _record_of_another_config(cwd: Path) -> None:
+    config_ = config.to_container(run_config([*MLP_RUN, "model.depth=2", f"out={OUT}"]))
+    records.write_run_record(cwd / OUT, config_, {"status": "ok", "fingerprint": "f" * 16}, [], [], None)
+
+
+def _file_in_the_way(cwd: Path) -> None:
+    (cwd / "out").write_text("a file where the record's parent directory should be")
+
+
+# name -> (prepare the working directory, extra overrides, expected exit status, stderr fragments)
+TARGETS = {
+    "user-directory": (_user_directory, [], 2, ["out/run", "not part of a run record", "thesis.tex"]),
+    "user-file": (_user_file, [], 2, ["out/run", "not a run-record directory"]),
+    "other-config": (_record_of_another_config, [], 2, ["out/run", "another config", "overwrite=true"]),
+    "other-config-overwrite": (_record_of_another_config, ["overwrite=true"], 0, []),
+    "unwritable": (_file_in_the_way, [], 2, ["out/run", "cannot write"]),
+}
+
+
+@pytest.fixture(scope="module")
+def target_runs(tmp_path_factory) -> dict[str, tuple[Invocation, dict[str, bytes]]]:
+    """Each case's invocation, and its working directory's files before it ran."""
+    root = tmp_path_factory.mktemp("targets")
+    before = {}
+
+    def invoke(name: str) -> Invocation:
+        prepare, extra, _, _ = TARGETS[name]
+
+        def prepare_and_remember(cwd: Path) -> None:
+            prepare(cwd)
+            before[name] = _tree(cwd)
+
+        return _invoke([*MLP_RUN, *extra], root / name, prepare_and_remember)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = dict(zip(TARGETS, pool.map(invoke, TARGETS)))
+    return {name: (run, before[name]) for name, run in runs.items()}
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", sorted(TARGETS))
+def test_out_replaces_only_a_record(target_runs, case):
+    run, before = target_runs[case]
+    _, _, status, fragments = TARGETS[case]
+    assert run.returncode == status, run.stderr
+    for fragment in fragments:
+        assert fragment in run.stderr, f"{fragment!r} not in stderr:\n{run.stderr}"
+    if status == 2:
+        assert "Traceback" not in run.stderr
+        assert run.stdout == ""  # refused before training: no summary line
+        assert _tree(run.cwd) == before  # left untouched, nothing added
+    else:
+        record = records.read_run_record(run.out)
+        assert record.config["model"]["depth"] == 3 and record.info["fingerprint"] != "f" * 16
+
+
+def test_a_record_being_written_is_not_written_twice(tmp_path):
+    # Another process holds the record's lock (as a run writing it does): refused at once.
+    with records.record_lock(tmp_path / "busy" / OUT):
+        run = _invoke(MLP_RUN, tmp_path / "busy")
+    assert run.returncode == 2, run.stderr
+    assert f"pid {os.getpid()}" in run.stderr and "Traceback" not in run.stderr
+    assert not run.out.exists()
+
+
+def test_two_runs_with_one_out_keep_one_result(tmp_path):
+    # Two configs, one out=, started together: one writes its record, the other is refused
+    # (the record is busy, or by then holds another config); no result is lost silently.
+    cwd = tmp_path / "race"
+    cwd.mkdir()
+    env = {**os.environ, **SUBPROCESS_ENV}
+    procs = [subprocess.Popen([sys.executable, "-m", "gradatlas.train", *MLP_RUN, f"model.depth={depth}", f"out={OUT}"],
+                              cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for depth in (2, 4)]
+    results = [(proc.wait(timeout=300), proc.stderr.read()) for proc in procs]
+    statuses = [status for status, _ in results]
+    assert sorted(statuses) == [0, 2], results
+    winner = (2, 4)[statuses.index(0)]
+    assert records.read_run_record(cwd / OUT).config["model"]["depth"] == winner
+    assert "Traceback" not in results[statuses.index(2)][1]

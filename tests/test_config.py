@@ -143,6 +143,20 @@ BAD = {
     "unknown-appended-key": (["+model.foo=1"], ["foo", "model"]),
     "unknown-top-key": (["+bar=2"], ["bar"]),
     "empty-out": (["out=''"], ["out"]),
+    # issue 8: no NaN or infinity anywhere, seeds numpy accepts
+    "lr-nan": (["optim.lr=nan"], ["optim.lr", "finite", "nan"]),
+    "lr-inf": (["optim.lr=inf"], ["optim.lr", "finite", "inf"]),
+    "momentum-nan": (["optim.momentum=nan"], ["optim.momentum", "finite"]),
+    "slope-nan": (["model.activation=leaky_relu", "model.slope=nan"], ["model.slope", "finite"]),
+    "gain-inf": (["model.init_gain=inf"], ["model.init_gain", "finite"]),
+    "bias-inf": (["model.bias_init=inf"], ["model.bias_init", "finite"]),
+    "bias-neg-inf": (["model.bias_init=-inf"], ["model.bias_init", "finite"]),
+    "clip-inf": (["train.clip_value=inf"], ["train.clip_value", "finite"]),
+    "forget-nan": (["model.forget_bias=nan"], ["model.forget_bias", "finite"]),
+    "saturation-nan": (["probe.saturation=nan"], ["probe.saturation"]),
+    "seed-neg": (["seed=-1"], ["seed", "-1"]),
+    "seed-huge": (["seed=4294967296"], ["seed", "4294967296"]),
+    "data-seed-neg": (["data.seed=-1"], ["data.seed", "-1"]),
 }
 
 
@@ -203,7 +217,7 @@ def test_factor_override_sets_the_factor(factor, value, data):
 
 def test_fingerprint_ignores_out_device_and_cache():
     a = run_config(["out=a", "device=cpu"])
-    b = run_config(["out=b", "device=auto", "data.cache_dir=/elsewhere"])
+    b = run_config(["out=b", "device=auto", "data.cache_dir=/elsewhere", "overwrite=true"])
     c = run_config(["out=a", "device=cpu", "optim.lr=0.01"])
     assert config.fingerprint(a) == config.fingerprint(b)
     assert config.fingerprint(a) != config.fingerprint(c)

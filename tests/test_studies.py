@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from gradatlas import costs
-from gradatlas.studies import PlannedRun, Study, batch_cost, compose_run, load_study, plan_batches
+from gradatlas.studies import PlannedRun, Study, StudyError, batch_cost, compose_run, load_study, plan_batches
 
 STUDIES = sorted((Path(__file__).resolve().parents[1] / "conf" / "studies").glob("*.yaml"))
 
@@ -75,3 +76,67 @@ def test_cost_counts_steps_as_training_does():
     # 7 steps lie in the first epoch: one test evaluation (1000), then both splits at the end.
     assert costs.eval_passes(capped) == pytest.approx(costs.EVAL_FRACTION * (1000 + 1000 + 1000) / 100)
     assert costs.eval_passes(cfg) == pytest.approx(costs.EVAL_FRACTION * (3 * 1000 + 1000 + 1000) / 100)
+
+
+# --------------------------------------------------------------------------- issue 8: study files
+
+SELU = Path(__file__).resolve().parents[1] / "conf" / "studies" / "selu.yaml"
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_duplicate_yaml_key_is_an_error_naming_file_and_key(tmp_path):
+    path = _write(tmp_path, "dup.yaml", "fixed: {model: mlp}\ngrid: {activation: [relu, tanh]}\n"
+                                         "grid: {activation: [selu]}\n")
+    with pytest.raises(StudyError) as err:
+        load_study(path, "smoke")
+    assert str(path) in str(err.value) and "'grid'" in str(err.value) and "line 3" in str(err.value)
+    nested = _write(tmp_path, "nested.yaml", "fixed: {model: mlp, width: 8, width: 16}\ngrid: {depth: [2]}\n")
+    with pytest.raises(StudyError, match="duplicate key 'width'"):
+        load_study(nested, "smoke")
+
+
+@pytest.mark.parametrize("values", ["[1, 1.0]", "[0.5, 5.0e-1]", "[2, 2.0, 3]"])
+def test_grid_values_equal_once_typed_are_an_error(tmp_path, values):
+    path = _write(tmp_path, "gain.yaml", f"fixed: {{model: mlp}}\ngrid: {{gain: {values}}}\n")
+    with pytest.raises(StudyError) as err:
+        load_study(path, "smoke")
+    assert str(path) in str(err.value) and "grid.gain" in str(err.value)
+
+
+def test_a_bad_first_grid_value_is_labelled_grid_not_fixed(tmp_path):
+    path = _write(tmp_path, "label.yaml", "fixed: {model: mlp, width: 8}\ngrid: {activation: [sigmoidd, relu]}\n")
+    with pytest.raises(StudyError) as err:
+        load_study(path, "smoke")
+    message = str(err.value)
+    assert "grid.activation='sigmoidd'" in message and "fixed" not in message.split(":")[1]
+    # a grid value that needs another factor of the grid is still the grid's
+    seq = _write(tmp_path, "seq.yaml", "fixed: {model: rnn}\ngrid: {data: [cifar]}\n")
+    with pytest.raises(StudyError, match=r"grid\.data='cifar'"):
+        load_study(seq, "smoke")
+    # and an error of the fixed settings is labelled fixed
+    fixed = _write(tmp_path, "fixed.yaml", "fixed: {model: mlp, width: 0}\ngrid: {activation: [relu]}\n")
+    with pytest.raises(StudyError, match=r"fixed \(scale smoke\): model.width"):
+        load_study(fixed, "smoke")
+
+
+@pytest.mark.parametrize("name", ["x$(touch PWNED)", "my study", "a;b", "dots.in.name", "ü"])
+def test_a_study_name_must_be_a_plain_identifier(tmp_path, name):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SELU.read_text())
+    with pytest.raises(StudyError) as err:
+        load_study(path, "smoke", validate=False)
+    assert str(path) in str(err.value) and "[A-Za-z0-9_]+" in str(err.value)
+
+
+def test_cell_names_are_plain_tokens_and_values_that_are_not_are_hashed(tmp_path):
+    path = _write(tmp_path, "paths.yaml", "fixed: {model: mlp}\n"
+                                           "grid: {data.cache_dir: ['../../x', 'a b', '/abs', plain-1.5]}\n")
+    cells = [run.cell for run in load_study(path, "smoke").runs]
+    assert cells[3] == "data.cache_dir-plain-1.5"
+    assert all(re.fullmatch(r"data\.cache_dir-h[0-9a-f]{12}", cell) for cell in cells[:3])
+    assert len(set(cells)) == 4

@@ -58,8 +58,13 @@ def test_each_architecture_trains(make_run_config, arch):
     overrides = tiny("model.depth=2", "model.width=8", "train.max_steps=5", *ARCHITECTURES[arch])
     cfg, info, record = train_and_read(make_run_config, overrides)
     assert info["status"] == "ok" and info["diverged_step"] is None
-    # run.json holds what run() returned, plus the schema version.
-    assert {k: v for k, v in record.info.items() if k != "schema_version"} == info
+    # run.json holds what run() returned, plus the schema version and the files' contract.
+    assert {k: v for k, v in record.info.items() if k not in ("schema_version", "files")} == info
+    tables = {records.STEPS_FILE: record.steps, records.LAYERS_FILE: record.layers}
+    if record.timesteps is not None:
+        tables[records.TIMESTEPS_FILE] = record.timesteps
+    assert {name: f["rows"] for name, f in record.info["files"].items() if name != records.CONFIG_FILE} == {
+        name: len(frame) for name, frame in tables.items()}
     steps = record.steps
     assert steps.step.tolist() == list(range(5))
     assert np.isfinite(steps.loss).all() and np.isfinite(steps.grad_norm).all()
@@ -264,8 +269,11 @@ def test_same_seed_same_record_different_seed_different_record(make_run_config, 
     pd.testing.assert_frame_equal(a.layers, b.layers)
     if arch == "gru":
         pd.testing.assert_frame_equal(a.timesteps, b.timesteps)
-    assert {k: v for k, v in a.info.items() if k != "wall_time_s"} == {
-        k: v for k, v in b.info.items() if k != "wall_time_s"}
+    assert {k: v for k, v in a.info.items() if k not in ("wall_time_s", "files")} == {
+        k: v for k, v in b.info.items() if k not in ("wall_time_s", "files")}
+    # The tables are the same bytes (config.yaml differs: it names its own out).
+    assert {k: v for k, v in a.info["files"].items() if k != records.CONFIG_FILE} == {
+        k: v for k, v in b.info["files"].items() if k != records.CONFIG_FILE}
     with pytest.raises(AssertionError):
         pd.testing.assert_frame_equal(a.steps, c.steps)
     with pytest.raises(AssertionError):
@@ -340,7 +348,7 @@ def _record_args(timesteps=True):
               "test_loss": math.nan, "test_metric": math.nan}]
     layers = [(0, 0, "hidden.0", "backprop_norm", 0.5)]
     ts = [(0, 1, "hidden_grad_norm", 0.25)] if timesteps else None
-    return {"config": {"a": 1}, "info": {"status": "ok", "x": math.inf}, "step_rows": steps,
+    return {"config": {"a": 1}, "info": {"status": "ok", "fingerprint": "f" * 16, "x": math.inf}, "step_rows": steps,
             "layer_rows": layers, "timestep_rows": ts}
 
 
@@ -449,11 +457,13 @@ def test_corrupted_table_raises_record_error_naming_the_file(tmp_path, name):
     assert str(out / name) in str(err.value)
 
 
-def test_table_missing_a_contract_column_is_rejected(tmp_path):
+def test_table_rewritten_after_the_record_is_rejected(tmp_path):
+    # A readable table that is not the one run.json states (here: a column dropped) is damage.
     out = records.write_run_record(tmp_path / "cell", **_record_args())
     pd.read_parquet(out / records.LAYERS_FILE).drop(columns=["quantity"]).to_parquet(out / records.LAYERS_FILE)
-    with pytest.raises(records.RecordError, match="quantity"):
+    with pytest.raises(records.RecordError, match="SHA-256") as err:
         records.read_run_record(out)
+    assert str(out / records.LAYERS_FILE) in str(err.value)
 
 
 # --------------------------------------------------------------------------- data and steps

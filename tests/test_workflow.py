@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,3 +189,140 @@ def test_report_has_figures_and_captions(smoke: Path):
     html = (smoke / "report.html").read_text(errors="replace")
     assert "learned negative slope" in html  # a figure caption from report/figures/
     assert "theory_vs_measurement.pdf" in html and "claims.tex" in html
+
+
+# --------------------------------------------------------------------------- issue 8: shells, paths, repair
+
+
+@pytest.mark.parametrize("name", ["x$(touch PWNED)", "my study"])
+def test_a_study_file_name_is_checked_before_any_job(tmp_path: Path, name: str):
+    workdir = make_workdir(tmp_path)
+    shutil.copy(workdir / "conf/studies/selu.yaml", workdir / "conf/studies" / f"{name}.yaml")
+    proc = snakemake(workdir, "--cores", "2", "--config", "scale=smoke", "studies=[selu]", "--until", "ledger",
+                     check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{name}.yaml" in output and "[A-Za-z0-9_]+" in output
+    assert not list(workdir.rglob("PWNED")) and not (workdir / "results").exists()
+
+
+def test_a_results_root_with_spaces_works(tmp_path: Path):
+    workdir = make_workdir(tmp_path)
+    root = workdir / "my results"
+    snakemake(workdir, "--cores", "2", "--config", "scale=smoke", "studies=[selu]", f"results={root}")
+    runs = pd.read_parquet(root / "smoke/summary/runs.parquet")
+    assert len(runs) == 2 and set(runs["status"]) == {"ok"}
+    assert (root / "smoke/paper.pdf").stat().st_size > 10_000
+    assert sorted(p.name for p in workdir.iterdir() if not p.name.startswith(".")) == sorted(
+        ["Snakefile", "rules", "conf", "environment.yml", "profiles", "paper", "report", "my results"])
+
+
+# Studies of the fault-injection test: 19 runs in 4 batches, recurrent models among them.
+FAULT_STUDIES = ("clipping_rnn", "depth_activation_init", "linear_step", "memory")
+TABLES = ("steps.parquet", "layers.parquet", "timesteps.parquet")
+
+
+def _planned(workdir: Path, studies) -> set[str]:
+    return {run.relpath for name in studies for run in load_study(workdir / "conf/studies" / f"{name}.yaml", "smoke").runs}
+
+
+def _run_until_killed(workdir: Path, args: list[str], ready, delay: float) -> bool:
+    """Start the workflow, wait until ``ready()``, then ``delay`` seconds, then kill -9 all of it.
+    Returns whether it was still running when killed."""
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=workflow_env(workdir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    time.sleep(delay)
+    running = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return running
+
+
+def _corrupt(rng: random.Random, runs_dir: Path, count: int, spared: set[str]) -> list[tuple[str, str]]:
+    """Damage ``count`` records (not in ``spared``): truncate a table, garbage in run.json, or
+    delete a file. One fault per record, so that each is still recognizably a record."""
+    candidates = sorted(str(p.parent.relative_to(runs_dir)) for p in runs_dir.glob("**/seed-*/run.json"))
+    done = []
+    for relpath in rng.sample([c for c in candidates if c not in spared], count):
+        record = runs_dir / relpath
+        fault = rng.choice(["truncate", "garbage", "delete"])
+        if fault == "truncate":
+            table = record / rng.choice([t for t in TABLES if (record / t).exists()])
+            os.truncate(table, rng.randrange(1, table.stat().st_size))
+        elif fault == "garbage":
+            (record / "run.json").write_bytes(rng.randbytes(rng.randrange(1, 200)))
+        else:
+            rng.choice(sorted(record.iterdir())).unlink()
+        spared.add(relpath)
+        done.append((relpath, fault))
+    return done
+
+
+def _info(record: Path) -> dict:
+    info = json.loads((record / "run.json").read_text())
+    info.pop("wall_time_s")
+    info.pop("files", None)  # states config.yaml's checksum, which names the record's own path
+    return info
+
+
+def _long_table(path: Path, runs: set[str]) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    frame = frame[frame["run"].astype(str).isin(runs)]
+    frame = frame.astype({c: "object" for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    return frame.sort_values([c for c in ("run", "step", "layer", "t", "quantity") if c in frame]).reset_index(drop=True)
+
+
+def test_kill_9_and_damaged_records_then_a_plain_rerun_repairs_bit_for_bit(smoke: Path, tmp_path: Path):
+    """Fault injection: kill -9 at seeded random moments (two while training, one while the
+    paper is built) and damage random records in between; after `snakemake --unlock` and a
+    plain rerun every planned run has a complete record equal to an undisturbed run's."""
+    rng = random.Random(8)
+    workdir = make_workdir(tmp_path)
+    config = ["--config", "scale=smoke", f"studies=[{','.join(FAULT_STUDIES)}]"]
+    args = ["--cores", "2", *config]
+    planned = _planned(workdir, FAULT_STUDIES)
+    runs_dir = workdir / "results/smoke/runs"
+    summary = workdir / "results/smoke/summary"
+    damaged: list[tuple[str, str]] = []
+    spared: set[str] = set()
+
+    def records_written() -> int:
+        return len(list(runs_dir.glob("**/seed-*/run.json")))
+
+    for threshold in sorted(rng.sample(range(2, len(planned) - 2), 2)):
+        assert _run_until_killed(workdir, args, lambda: records_written() >= threshold, rng.uniform(0, 1.0))
+        snakemake(workdir, "--unlock", *config)
+        damaged += _corrupt(rng, runs_dir, 2, spared)
+    _run_until_killed(workdir, args, lambda: (summary / "runs.parquet").exists(), rng.uniform(0, 5))
+    snakemake(workdir, "--unlock", *config)
+    assert records_written() >= len(planned) - 4
+    damaged += _corrupt(rng, runs_dir, 3, spared)
+    assert {fault for _, fault in damaged} == {"truncate", "garbage", "delete"}, damaged
+
+    snakemake(workdir, *args)  # plain: no --rerun-incomplete, no --forcerun
+
+    reference = smoke / "results/smoke/runs"
+    for relpath in sorted(planned):
+        record, undisturbed = runs_dir / relpath, reference / relpath
+        names = sorted(p.name for p in record.iterdir())
+        assert names == sorted(p.name for p in undisturbed.iterdir()), relpath
+        for table in TABLES:
+            if (record / table).exists():
+                assert (record / table).read_bytes() == (undisturbed / table).read_bytes(), (relpath, table)
+        assert _info(record) == _info(undisturbed), relpath
+    leftovers = [p for p in runs_dir.rglob(".*")]
+    assert leftovers == [], leftovers  # no temporary, no old record, no lock file
+
+    runs = pd.read_parquet(summary / "runs.parquet")  # a run's id is its record's path under runs/
+    assert len(runs) == len(planned) and set(runs["run"]) == planned
+    expected = pd.read_parquet(smoke / "results/smoke/summary/runs.parquet")
+    expected = expected[expected["run"].isin(planned)]
+    pd.testing.assert_frame_equal(runs.drop(columns="wall_time_s").sort_values("run").reset_index(drop=True),
+                                  expected.drop(columns="wall_time_s").sort_values("run").reset_index(drop=True))
+    for table in ("layers", "timesteps"):
+        pd.testing.assert_frame_equal(_long_table(summary / f"{table}.parquet", planned),
+                                      _long_table(smoke / f"results/smoke/summary/{table}.parquet", planned))
+    assert (workdir / "results/smoke/paper.pdf").exists()

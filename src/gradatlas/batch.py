@@ -2,7 +2,8 @@
 
 Starting Python and importing torch costs seconds, more than a small run trains; a batch
 pays it once for many runs. Each run still gets its own atomic record, and a run whose
-complete record already exists with the same config fingerprint is reused, not retrained:
+complete record (``records.is_complete``) already exists with the same config fingerprint is
+reused, not retrained (a damaged one is retrained):
 adding a value to a grid, or rerunning after ``kill -9``, trains only what is missing.
 The batch's manifest (written last, atomically) lists its runs; aggregation reads it.
 """
@@ -29,6 +30,16 @@ def _indices(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated run indices, got {text!r}") from None
 
 
+def _reusable(out: Path, wanted: str) -> dict | None:
+    """``run.json`` of the complete record at ``out`` if it has config ``wanted`` and did not
+    fail; None if the run must be trained (no record, an incomplete one, another config)."""
+    try:
+        info = records.check_record(out)
+    except records.RecordError:
+        return None
+    return info if info["fingerprint"] == wanted and info["status"] != "failed" else None
+
+
 def run_batch(study_file: str, scale: str, indices: list[int], results: str, device: str = "auto") -> dict:
     """Train (or reuse) the study's runs ``indices`` (the workflow's batch plan) and return
     the batch's manifest.
@@ -41,19 +52,23 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
         raise ValueError(f"study {study.name} at scale {scale} has runs 0..{len(study.runs) - 1}; got {indices}")
     entries = []
     for planned in (study.runs[i] for i in indices):
-        out = Path(results) / scale / "runs" / planned.relpath
-        cfg = compose_run(planned.overrides(), out=str(out), device=device)
+        out = records.run_dir(results, scale, planned.relpath)
+        # The workflow owns <results>/<scale>/runs: a record of an older config of the cell,
+        # or a damaged one, is replaced (overwrite); anything else there is still refused.
+        cfg = compose_run(planned.overrides(), out=str(out), device=device, overwrite=True)
         entry = {"path": str(out), "study": study.name, "cell": planned.cell, "seed": planned.seed,
                  "fingerprint": fingerprint(cfg)}
-        existing = records.read_info(out)
-        if existing and existing.get("fingerprint") == entry["fingerprint"] and existing["status"] != "failed":
-            entries.append({**entry, "status": existing["status"], "trained": False,
-                            "wall_time_s": existing.get("wall_time_s")})
-            continue
         try:
-            info = run(cfg)
+            with records.record_lock(out):
+                existing = _reusable(out, entry["fingerprint"])
+                if existing is not None:
+                    entries.append({**entry, "status": existing["status"], "trained": False,
+                                    "wall_time_s": existing.get("wall_time_s")})
+                    print(f"[{study.name}] {planned.relpath}: {existing['status']} (reused)", flush=True)
+                    continue
+                info = run(cfg)
             entries.append({**entry, "status": info["status"], "trained": True, "wall_time_s": info["wall_time_s"]})
-        except Exception as err:  # recorded as failed by runner.run; keep the batch going
+        except Exception as err:  # recorded as failed by runner.run (or refused); keep the batch going
             print(f"gradatlas.batch: run {out} failed: {err!r}", file=sys.stderr)
             entries.append({**entry, "status": "failed", "trained": True, "wall_time_s": None})
         print(f"[{study.name}] {planned.relpath}: {entries[-1]['status']}", flush=True)
@@ -77,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(args.manifest).resolve().parents[3]
     try:
         manifest = run_batch(args.study_file, args.scale, args.runs, str(results), args.device)
-    except (StudyError, ConfigError, ValueError) as err:
+    except (StudyError, ConfigError, ValueError, records.RecordError) as err:
         print(f"gradatlas.batch: error: {err}", file=sys.stderr)
         return 2
     manifest["wall_time_s"] = time.perf_counter() - start

@@ -9,6 +9,7 @@ this one place.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Optional
@@ -34,19 +35,41 @@ CLIPS = ("none", "norm", "value")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+# Seeds go to numpy.random.seed, which takes 0 <= seed < 2**32.
+SEED_LIMIT = 2**32
+
+
+def _key(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
 def _choice(section: str, key: str, value: str, known: tuple[str, ...] | list[str]) -> None:
     if value not in known:
-        raise ConfigError(f"{section}.{key}: unknown value {value!r}; known: {', '.join(known)}")
+        raise ConfigError(f"{_key(section, key)}: unknown value {value!r}; known: {', '.join(known)}")
 
 
 def _at_least(section: str, key: str, value: float, low: float) -> None:
     if value < low:
-        raise ConfigError(f"{section}.{key} must be >= {low}, got {value}")
+        raise ConfigError(f"{_key(section, key)} must be >= {low}, got {value}")
 
 
 def _positive(section: str, key: str, value: float) -> None:
     if not value > 0:
-        raise ConfigError(f"{section}.{key} must be > 0, got {value}")
+        raise ConfigError(f"{_key(section, key)} must be > 0, got {value}")
+
+
+def _seed(section: str, key: str, value: int) -> None:
+    if not 0 <= value < SEED_LIMIT:
+        raise ConfigError(f"{_key(section, key)} must be in [0, 2**32), got {value}")
+
+
+def _finite(section: str, config: Any) -> None:
+    # NaN compares false with every bound, and an infinite rate or gain would train into a
+    # "diverged" record that looks like a physical result: no float may be either.
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{_key(section, item.name)} must be a finite number, got {value}")
 
 
 @dataclass
@@ -70,6 +93,7 @@ class ModelConfig:
     forget_bias: float = 1.0
 
     def __post_init__(self) -> None:
+        _finite("model", self)
         _choice("model", "name", self.name, MODEL_NAMES)
         _at_least("model", "depth", self.depth, 1)
         _at_least("model", "width", self.width, 1)
@@ -100,6 +124,7 @@ class DataConfig:
     cache_dir: str = ".cache/gradatlas"
 
     def __post_init__(self) -> None:
+        _finite("data", self)
         _choice("data", "name", self.name, DATA_NAMES)
         _at_least("data", "length", self.length, 1)
         if self.name == "adding":
@@ -108,6 +133,7 @@ class DataConfig:
         _at_least("data", "n_test", self.n_test, 1)
         _at_least("data", "copy_symbols", self.copy_symbols, 1)
         _at_least("data", "copy_alphabet", self.copy_alphabet, 2)
+        _seed("data", "seed", self.seed)
 
 
 @dataclass
@@ -120,6 +146,7 @@ class OptimConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        _finite("optim", self)
         _choice("optim", "name", self.name, OPTIMIZERS)
         _at_least("optim", "lr", self.lr, 0.0)
         _at_least("optim", "momentum", self.momentum, 0.0)
@@ -139,6 +166,7 @@ class TrainConfig:
     eval_every: int = 1
 
     def __post_init__(self) -> None:
+        _finite("train", self)
         _at_least("train", "epochs", self.epochs, 1)
         if self.max_steps is not None:
             _at_least("train", "max_steps", self.max_steps, 1)
@@ -160,6 +188,7 @@ class ProbeConfig:
     saturation: float = 0.1
 
     def __post_init__(self) -> None:
+        _finite("probe", self)
         _at_least("probe", "dense_until", self.dense_until, 0)
         _at_least("probe", "log_until", self.log_until, 0)
         _at_least("probe", "every", self.every, 1)
@@ -169,7 +198,8 @@ class ProbeConfig:
 
 @dataclass
 class RunConfig:
-    """Everything one training run needs; ``out`` is the run-record directory."""
+    """Everything one training run needs; ``out`` is the run-record directory, which may
+    hold a record of another config only with ``overwrite`` (records.check_target)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -179,8 +209,10 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     out: str = "results/manual/run"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
+        _seed("", "seed", self.seed)
         _choice("", "device", self.device, DEVICES)
         if not self.out:
             raise ConfigError("out must name the run-record directory")
@@ -247,12 +279,13 @@ def factor_override(name: str, value: Any) -> str:
 
 
 def fingerprint(cfg: RunConfig) -> str:
-    """A hash of everything that determines a run's outcome (not ``out`` nor ``device``)."""
+    """A hash of everything that determines a run's outcome (not ``out``, ``overwrite`` nor ``device``)."""
     import hashlib
     import json
 
     content = to_container(cfg)
     content.pop("out", None)
+    content.pop("overwrite", None)
     content.pop("device", None)
     content["data"].pop("cache_dir", None)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]

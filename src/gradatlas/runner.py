@@ -73,12 +73,22 @@ def git_commit() -> str | None:
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Train the configuration and write its run record to ``cfg.out``.
 
+    ``cfg.out`` is checked before anything is trained (``records.check_target``), and its
+    lock is held until the record is written: another process writing the same record makes
+    this one fail at once (``records.RecordBusy``).
+
     A diverging run is recorded with ``status: diverged``. An unexpected error is recorded
     with ``status: failed`` and its traceback, then raised again.
 
     Returns:
         The contents of ``run.json``.
     """
+    with records.record_lock(cfg.out, wait=False):
+        records.check_target(cfg.out, fingerprint(cfg), cfg.overwrite)
+        return _train_and_record(cfg)
+
+
+def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     data = make_dataset(cfg.data)
@@ -101,7 +111,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         result = train(model, data, cfg, device)
     except Exception:
         info["error"] = traceback.format_exc()
-        records.write_run_record(cfg.out, to_container(cfg), info, [], [], [] if recurrent else None)
+        records.write_run_record(cfg.out, to_container(cfg), info, [], [], [] if recurrent else None,
+                                 overwrite=cfg.overwrite)
         raise
     info.update(
         status=result.status,
@@ -118,6 +129,6 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     )
     records.write_run_record(
         cfg.out, to_container(cfg), info, result.step_rows, result.layer_rows,
-        result.timestep_rows if recurrent else None,
+        result.timestep_rows if recurrent else None, overwrite=cfg.overwrite,
     )
     return info

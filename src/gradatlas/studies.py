@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,16 +32,57 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, load_run_config
+from gradatlas import records
+from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, load_run_config, to_container
 from gradatlas.costs import estimated_seconds
 
 SCALES = ("smoke", "quick", "full")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales"}
 SCALE_KEYS = {"seeds", "fixed", "grid"}
+# A study's name (its file's stem) reaches record paths, job names and command lines.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
+# A grid key is a factor name or a dotted config key; it becomes part of a record path.
+GRID_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class StudyError(ValueError):
     """A study file is invalid; the message names the file and the key."""
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the
+    last one silently: a second ``grid:`` would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in first:
+                    raise _DuplicateKey(f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                                        f"(first at line {first[key] + 1})")
+                first[key] = key_node.start_mark.line
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+def study_name(path: str | Path) -> str:
+    """A study's name: its file's stem, which must match ``[A-Za-z0-9_]+`` (it becomes part of
+    record paths and command lines).
+
+    Raises:
+        StudyError: naming the file.
+    """
+    name = Path(path).stem
+    if not STUDY_NAME.fullmatch(name):
+        raise StudyError(f"{path}: a study's file name must be letters, digits and _ only "
+                         f"([A-Za-z0-9_]+ before .yaml), got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -106,13 +148,16 @@ def _composed_defaults(groups: tuple[tuple[str, str], ...]) -> dict[str, Any]:
         return OmegaConf.to_container(compose(config_name="train", overrides=overrides), resolve=False)
 
 
-def compose_run(settings: dict[str, Any], out: str | None = None, device: str | None = None) -> RunConfig:
+def compose_run(
+    settings: dict[str, Any], out: str | None = None, device: str | None = None, overwrite: bool | None = None
+) -> RunConfig:
     """Compose ``conf/train.yaml`` with factor settings, as the command line would.
 
     Args:
         settings: factor names (or dotted keys) -> values.
         out: the run-record directory.
         device: ``auto``, ``cpu`` or ``cuda`` (the config's default if None).
+        overwrite: whether the run may replace a record of another config at ``out``.
 
     Raises:
         ConfigError: for an unknown factor or key, or an invalid value.
@@ -139,6 +184,8 @@ def compose_run(settings: dict[str, Any], out: str | None = None, device: str | 
         cfg["out"] = out
     if device is not None:
         cfg["device"] = device
+    if overwrite is not None:
+        cfg["overwrite"] = overwrite
     return load_run_config(cfg)
 
 
@@ -166,10 +213,13 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
         StudyError: naming the file and the offending key.
     """
     path = Path(path)
+    name = study_name(path)
     if scale not in SCALES:
         raise StudyError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as err:
+        raise StudyError(f"{path}: {err}") from None
     except (OSError, yaml.YAMLError) as err:
         raise StudyError(f"{path}: cannot read study ({err})") from err
     raw = _mapping(path, "the study", raw)
@@ -180,18 +230,23 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
     fixed, grid, seeds = plans[scale]
     # Every factor value of every scale alone, so that an error names the key that caused it
     # whichever scale is selected; the full product only at the selected scale.
-    for name, (s_fixed, s_grid, _) in (plans.items() if validate else ()):
+    for s_name, (s_fixed, s_grid, _) in (plans.items() if validate else ()):
         first = {key: values[0] for key, values in s_grid.items()}
-        _validate(path, f"fixed (scale {name})", {**s_fixed, **first})
+        _validate_first(path, s_name, s_fixed, first)
         for key, values in s_grid.items():
+            seen: dict[Any, Any] = {}
             for value in values:
-                _validate(path, f"grid.{key}={value!r} (scale {name})", {**s_fixed, **first, key: value})
+                cfg = _validate(path, f"grid.{key}={value!r} (scale {s_name})", {**s_fixed, **first, key: value})
+                coerced = _select(to_container(cfg), FACTORS.get(key, key))
+                if coerced in seen:
+                    raise StudyError(f"{path}: grid.{key} (scale {s_name}): {seen[coerced]!r} and {value!r} are "
+                                     f"the same value ({coerced!r}) once typed; list it once")
+                seen[coerced] = value
 
-    name = path.stem
     runs, costs = [], []
     for combo in itertools.product(*grid.values()):
         factors = tuple(zip(grid.keys(), combo))
-        cell = "/".join(f"{key}-{_format_value(value)}" for key, value in factors)
+        cell = "/".join(f"{key}-{records.path_token(_format_value(value))}" for key, value in factors)
         cost = estimated_seconds(_validate(path, f"grid cell {cell}", {**fixed, **dict(factors)})) if validate else None
         for seed in range(seeds):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
@@ -199,6 +254,38 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
     claims = raw.get("claims", [])
     return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs),
                  tuple(costs) if validate else ())
+
+
+def _select(container: dict[str, Any], key: str) -> Any:
+    node: Any = container
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _validate_first(path: Path, scale: str, fixed: dict[str, Any], first: dict[str, Any]) -> None:
+    """Validate the fixed settings with each factor's first value; an error is labelled with
+    what caused it: ``fixed`` if the fixed settings fail alone with the same error, else the
+    grid value that does."""
+    try:
+        compose_run({**fixed, **first})
+        return
+    except ConfigError as err:
+        error = str(err)
+    if _error_of(fixed) == error:
+        raise StudyError(f"{path}: fixed (scale {scale}): {error}")
+    for key, value in first.items():
+        if _error_of({**fixed, key: value}) == error:
+            raise StudyError(f"{path}: grid.{key}={value!r} (scale {scale}): {error}")
+    raise StudyError(f"{path}: fixed with the grid's first values {first} (scale {scale}): {error}")
+
+
+def _error_of(settings: dict[str, Any]) -> str | None:
+    try:
+        compose_run(settings)
+    except ConfigError as err:
+        return str(err)
+    return None
 
 
 def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, dict, int]:
@@ -215,6 +302,8 @@ def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, 
     if not grid:
         raise StudyError(f"{path}: grid is empty: a study needs at least one factor")
     for key, values in grid.items():
+        if not isinstance(key, str) or not GRID_KEY.fullmatch(key):
+            raise StudyError(f"{path}: grid.{key}: a factor name or dotted config key (letters, digits, _ and .)")
         if key == "seed":
             raise StudyError(f"{path}: grid.seed: set the number of seeds with scales.<scale>.seeds")
         if not isinstance(values, list) or not values:
