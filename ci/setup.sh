@@ -77,7 +77,7 @@ if [ -n "$torch_index" ] && [ "$torch_index" != none ]; then
     log "      (on a machine without a GPU that may be the large CUDA build)"
   fi
 fi
-log "installing $TORCH ${torch_args[*]:+from ${torch_args[*]}}"
+log "installing $TORCH${torch_args[*]:+ with ${torch_args[*]}}"
 "${PIP[@]}" install --quiet "${torch_args[@]}" "$TORCH"
 
 log "installing gradatlas (editable) and its dependencies"
