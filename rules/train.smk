@@ -17,6 +17,7 @@ rule train:
         runs=batch_indices,
         scale=SCALE,
         device=config["device"],
+        gpus=GPUS,
     conda:
         "../environment.yml"
     threads: 1
@@ -24,6 +25,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=train_runtime,
+        gpu=train_gpus,
     shell:
         "python -m gradatlas.batch {input} --scale {params.scale} --runs {params.runs}"
-        " --device {params.device} --threads {threads} --manifest {output} > {log} 2>&1"
+        " --device {params.device} --gpus {params.gpus} --threads {threads} --manifest {output} > {log} 2>&1"
