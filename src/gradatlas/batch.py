@@ -72,7 +72,8 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
         trained_estimate += estimates[number - 1]
         left = time_left(estimates[number:], trained_estimate, trained_seconds)
         print(f"[{study.name}] {number}/{len(cfgs)} {planned.relpath}: {entries[-1]['status']} in "
-              f"{_duration(time.perf_counter() - started)}; about {_duration(left)} left", flush=True)
+              f"{_duration(time.perf_counter() - started)}; "
+              + (f"about {_duration(left)} left" if number < len(cfgs) else "batch done"), flush=True)
     return {"study": study.name, "scale": scale, "indices": list(indices), "runs": entries}
 
 
@@ -84,6 +85,8 @@ def time_left(remaining_estimates: list[float], trained_estimate: float, trained
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
