@@ -41,8 +41,10 @@ DEBS="latexmk lmodern texlive-latex-base texlive-latex-recommended texlive-latex
 if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   DEBS="$DEBS python3-venv"
 fi
+if ! command -v dpkg >/dev/null; then
+  log "note: not Debian or Ubuntu: install LaTeX (latexmk, TeX Live) and poppler-utils yourself"
 # shellcheck disable=SC2086  # DEBS is a list of words
-if ! dpkg -s $DEBS >/dev/null 2>&1; then
+elif ! dpkg -s $DEBS >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   log "installing Debian packages (LaTeX, poppler-utils, venv)"
   $SUDO apt-get update -qq
