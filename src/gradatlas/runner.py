@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradatlas import records
+from gradatlas import records, rerun
 from gradatlas.config import RECURRENT_MODELS, ConfigError, RunConfig, factor_values, fingerprint, to_container
 from gradatlas.data import make_dataset
 from gradatlas.loop import train
@@ -98,6 +98,7 @@ def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
         "factors": factor_values(cfg),
         "seed": cfg.seed,
         "fingerprint": fingerprint(cfg),
+        "command": rerun.command(cfg),
         "metric": data.metric,
         "chance": data.chance,
         "device": str(device),
