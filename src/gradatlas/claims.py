@@ -31,7 +31,7 @@ seeds' range (min, max) for n = 2 or 3, and none for one seed, which therefore n
 are summarised on the log scale (geometric mean, interval back-transformed, never negative);
 their exact zeros are counted and stated, not logged. Shares of runs use Wilson intervals,
 differences of shares Newcombe's, unpaired differences Welch's, the median relative error
-of claim 15 a percentile bootstrap over runs. Exact statements need no interval.
+of claim 15 the distribution-free order-statistic interval over runs. Exact statements need no interval.
 
 Conventions. "Per-layer factor" is ``theory.measured_factor`` at step 0: exp(-slope) of a fit of
 log backprop_norm over the hidden layers, comparable to sqrt(chi_1); layers flagged by the
@@ -65,8 +65,6 @@ VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_DATA, UNSTABLE)
 STABILITY_DRAWS = 1000
 STABILITY_SEED = 0
 STABLE = 0.9
-BOOTSTRAP_RESAMPLES = intervals.BOOTSTRAP_RESAMPLES
-BOOTSTRAP_SEED = intervals.BOOTSTRAP_SEED
 # A cell is "at chance" when its mean skill is below FAIL_SKILL; a cell "learns" when the
 # interval's lower bound of its skill is above TRAIN_SKILL.
 FAIL_SKILL = 0.05
@@ -233,7 +231,7 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
         if zeros:
             verdict = judge(np.float64(0.0), np.float64(0.0), np.float64(0.0))
             return Part(name, 0.0, 0.0, 0.0, zeros, str(verdict), note, decisive, intervals.EXACT)
-        return missing(name, absent, decisive)
+        return missing(name, _join(absent, note), decisive)
     iv = intervals.seed_interval(x, log)
     n = len(x)
 
@@ -288,19 +286,19 @@ def welch_part(name: str, x: Iterable[float], y: Iterable[float], judge: Judge, 
                 intervals.WELCH, draws)
 
 
-def bootstrap_part(name: str, values: Iterable[float], judge: Judge, *, note: str = "",
-                   decisive: bool = True) -> Part:
-    """The median of per-run values with a percentile-bootstrap interval; draws resample the runs."""
+def median_part(name: str, values: Iterable[float], judge: Judge, *, note: str = "",
+                decisive: bool = True) -> Part:
+    """The median of per-run values with its distribution-free interval; draws resample the runs."""
     x = intervals.finite(values)
     if len(x) == 0:
         return missing(name, "no measurable runs", decisive)
-    value, low, high = (float(v) for v in intervals.bootstrap_interval(x))
+    value, low, high = (float(v) for v in intervals.median_interval(x))
     n = len(x)
 
     def draws(rng: np.random.Generator, count: int) -> np.ndarray:
-        return judge(*intervals.bootstrap_interval(x[rng.integers(0, n, size=(count, n))]))
+        return judge(*intervals.median_interval(x[rng.integers(0, n, size=(count, n))]))
 
-    return Part(name, value, low, high, n, str(judge(value, low, high)), note, decisive, intervals.BOOTSTRAP, draws)
+    return Part(name, value, low, high, n, str(judge(value, low, high)), note, decisive, intervals.MEDIAN, draws)
 
 
 def exact_zero_part(name: str, peaks: Iterable[float], note: str = "", decisive: bool = True) -> Part:
@@ -511,9 +509,8 @@ class Tables:
         flagged = part.hidden & (part.quantity == "underflow") & (part.value > 0)
         if not flagged.any():
             return part, 0
-        keys = set(zip(part.step[flagged].tolist(), part.layer[flagged].tolist()))
-        drop = np.array([(s, l) in keys for s, l in zip(part.step.tolist(), part.layer.tolist())])
-        keep = ~drop | (part.quantity == "underflow")
+        key = part.step * (int(part.layer.max()) + 1) + part.layer  # one integer per (step, layer)
+        keep = ~np.isin(key, key[flagged]) | (part.quantity == "underflow")
         count = int((flagged & (part.step == step)).sum())
         return theory.LayerArrays(part.step[keep], part.layer[keep], part.hidden[keep], part.quantity[keep],
                                   part.value[keep]), count
@@ -659,22 +656,23 @@ def _claim1(t: Tables) -> list[Part]:
         return [missing("per-layer factor, sigmoid/default, deepest depth", "no sigmoid/default runs")]
     depth = int(runs["depth"].iloc[0])
     factors, flagged = _factors(t, runs)
-    updates, zeros, endpoints, fits = [], 0, [], []
+    updates, undefined, endpoints, fits = [], 0, [], []
     for r in runs["run"]:
         ur = t.profile(r, "update_ratio", step=None)
-        if len(ur) >= 2 and (float(ur.iloc[0]) == 0.0 or float(ur.iloc[-1]) == 0.0):
-            zeros += 1  # an exact zero update has no log ratio: counted, not logged
+        last = float(ur.iloc[-1]) if len(ur) >= 2 else math.nan
+        if last > 0:
+            updates.append(float(ur.iloc[0]) / last)
+        else:  # no update of the last layer: the ratio is undefined (counted, not guessed)
+            undefined += int(last == 0.0)
             updates.append(math.nan)
-        else:
-            updates.append(first_last_ratio(ur))
         endpoints.append(first_last_ratio(t.profile(r, "backprop_norm")))
         fit_layers, _ = t.fit_layers(r)
         fits.append(theory.factor_fit(fit_layers)["r2"] if len(fit_layers) else math.nan)
-    zero_note = f"{zeros} run(s) with an exactly zero first or last update ratio left out" if zeros else ""
+    zero_note = f"{undefined} run(s) whose last layer did not move left out" if undefined else ""
     return [
         seed_part(f"per-layer factor (depth {depth})", factors, below(1.0), log=True, note=flagged),
-        seed_part("log10 update ratio first/last hidden layer", by_seed(runs, updates),
-                  below(-1.0, math.log10(0.5)), note=zero_note),
+        seed_part("update ratio first / last hidden layer (mean over probes)", by_seed(runs, updates),
+                  below(0.1, 0.5), log=True, note=zero_note),
         seed_part("log10 backprop norm first/last hidden layer", by_seed(runs, endpoints), reported, decisive=False),
         seed_part("R^2 of the log-linear fit", by_seed(runs, fits), reported, decisive=False),
     ]
@@ -1159,7 +1157,7 @@ THEORY_TOLERANCE = 0.10
 
 def _claim15(t: Tables) -> list[Part]:
     runs = t.select("meanfield")
-    name = "median |measured - sqrt(chi_1)| / sqrt(chi_1) over runs (bootstrap)"
+    name = "median |measured - sqrt(chi_1)| / sqrt(chi_1) over runs"
     if runs.empty:
         return [missing(name, "no meanfield runs")]
     arrays = {}
@@ -1172,9 +1170,9 @@ def _claim15(t: Tables) -> list[Part]:
         return [missing(name, "no measurable factors")]
     note = f"{flagged} underflowing layer(s) left out of the fits" if flagged else ""
     errors = table["rel_error"].astype(float).to_numpy()
-    parts = [bootstrap_part(name, errors, below(THEORY_TOLERANCE), note=note)]
+    parts = [median_part(name, errors, below(THEORY_TOLERANCE), note=note)]
     layerwise = (table["measured_factor"] - table["predicted_factor_layerwise"]).abs() / table["predicted_factor_layerwise"]
-    parts.append(bootstrap_part("same, prediction from the measured layer variances",
+    parts.append(median_part("same, prediction from the measured layer variances",
                                 layerwise.astype(float).to_numpy(), below(THEORY_TOLERANCE), decisive=False))
     return parts
 
@@ -1188,9 +1186,9 @@ _DEFINITIONS = [
           "the first layers barely change during training.",
           ("depth_activation_init",),
           "per-layer factor of the backprop norm at initialization (sigmoid, default init, deepest net)",
-          _rule("Supported if the CI of the per-layer factor lies below 1 and the CI of log10(first / last "
-                "hidden layer update ratio, mean over probed steps) lies below -1; contradicted if the "
-                "factor's CI lies above 1 or the update-ratio CI lies above log10(0.5).")),
+          _rule("Supported if the CI of the per-layer factor lies below 1 and the CI of the first over the "
+                "last hidden layer's update ratio (float64, mean over probed steps; exact zeros counted) lies "
+                "below 0.1; contradicted if the factor's CI lies above 1 or the update-ratio CI lies above 0.5.")),
     Claim(2, "tanh vanishes more slowly than sigmoid",
           "tanh also vanishes with depth, more slowly than sigmoid (zero-centred, tanh'(0) = 1).",
           ("depth_activation_init",),
@@ -1320,8 +1318,8 @@ _DEFINITIONS = [
           "sigma_w^2 E[phi'(z)^2] at the fixed point).",
           ("meanfield",),
           "median relative error of the measured per-layer factor against sqrt(chi_1)",
-          f"Supported if the 95% percentile-bootstrap interval (over runs, {BOOTSTRAP_RESAMPLES} resamples, seed "
-          f"{BOOTSTRAP_SEED}) of the median relative error lies below {THEORY_TOLERANCE}; contradicted if it "
+          f"Supported if the 95% distribution-free interval of the median relative error (order statistics "
+          f"over runs; none below 6 runs) lies below {THEORY_TOLERANCE}; contradicted if it "
           f"lies above {THEORY_TOLERANCE}. The prediction from the measured layer variances is reported, not voted."),
 ]
 
