@@ -242,6 +242,7 @@ def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str
     part = runs[runs["study"].astype(str) == study]
     if "status" in part:
         part = part[part["status"].astype(str) != "failed"]
+    part = part.reset_index(drop=True)  # one label per run: the masks below align by index
     factors = list(factors) if factors is not None else varying_factors(part)
     keys = factors or ["cell"]
     rows = []
