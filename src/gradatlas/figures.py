@@ -374,9 +374,11 @@ def _mean_line(ax: Axes, part: pd.DataFrame, x: str, y: str, *, label: str, colo
         diverged = part["status"].astype(str) == "diverged"
         marks = part.loc[diverged, [x, y]].astype(float)
         marks = marks[np.isfinite(marks[y])]
-        if not marks.empty:  # a diverged run is a mark, never part of a mean (nor of the limits)
-            ax.plot(marks[x].to_numpy(), marks[y].to_numpy(), linestyle="none", marker="x", color=color,
-                    markersize=3, label=f"_{label} diverged", scalex=False, scaley=False)
+        if not marks.empty:
+            # A diverged run is a mark, never part of a mean; added as a plain artist so that its
+            # values (slopes of 5e4) do not stretch the data limits over the lines that matter.
+            ax.add_artist(Line2D(marks[x].to_numpy(), marks[y].to_numpy(), linestyle="none", marker="x",
+                                 color=color, markersize=3, label=f"_{label} diverged"))
         part = part[~diverged]
     values = part[[x, y]].astype(float)
     values = values[np.isfinite(values[y])]
