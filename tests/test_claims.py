@@ -302,6 +302,24 @@ def test_claim9_floors_underflow_and_reports_initialization_apart():
     assert parts["same at initialization, lstm - RNN"].value == pytest.approx(4.0)
 
 
+def test_claim9_leaves_underflowing_time_steps_out_and_counts_them():
+    b = Builder()
+    T = 6
+    for seed in range(4):
+        for model, first in (("rnn", 1e-3), ("gru", 1.0)):
+            run = b.run("memory", seed, model=model, data="adding", length=float(T), metric="mse", chance=1 / 6,
+                        test_metric=0.01)
+            values = [first] + [1.0] * (T - 1)
+            if model == "rnn" and seed == 0:
+                values[0] = 0.0  # float32 underflow: flagged by the probe, not a decay of 30 decades
+                b.series(run, "underflow", [1.0] + [0.0] * (T - 1), step=100)
+            b.series(run, "hidden_grad_norm", values, step=100)
+    part = evaluate(b, 9).parts[0]
+    assert "1 underflowing time step(s) left out" in part.note
+    # Seed 0's RNN keeps t = 2..T (no decay): 0 decades; the other seeds lose 3.
+    assert part.value == pytest.approx((0 + 3 + 3 + 3) / 4)
+
+
 # ------------------------------------------------------------------------------ claim 8
 
 @pytest.mark.parametrize("unclipped,clipped,verdict", [(5, 0, SUPPORTED), (0, 5, CONTRADICTED), (0, 0, INCONCLUSIVE)])

@@ -214,3 +214,14 @@ def test_integers_print_bare_in_every_table():
 def test_caption_macros():
     tex = tables.caption_macros({"hidden_grad_vs_distance": r"Norm of $h_t$ on the adding problem."})
     assert r"\newcommand{\GACaptionHiddenGradVsDistance}{Norm of $h_t$ on the adding problem.}" in tex
+
+
+def test_grid_overview_counts_underflow_only_where_the_summary_has_it():
+    from gradatlas.analysis import grid_overview
+
+    runs = runs_frame()
+    assert "underflow" not in grid_overview(runs, ["init_study"])  # older summaries: no column, no guess
+    runs = runs.assign(underflow_probes=[0, 3, 0, 0, 1, np.nan])
+    overview = grid_overview(runs, ["init_study", "absent"])
+    assert list(overview["underflow"]) == [2, 0]
+    assert "subnormal" in tables.grid_table(overview)

@@ -23,14 +23,18 @@ VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradic
 
 
 def grid_overview(runs: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
-    """Per study: cells, seeds, runs and their statuses (zeros for studies not run)."""
+    """Per study: cells, seeds, runs and their statuses (zeros for studies not run), and, where
+    the summary has the ``underflow_probes`` column, the runs with a float32 underflow."""
     rows = []
     for study in studies:
         part = runs[runs["study"] == study]
         counts = part["status"].value_counts()
-        rows.append({"study": study, "cells": part["cell"].nunique(), "seeds": part["seed"].nunique(),
-                     "runs": len(part), "ok": int(counts.get("ok", 0)),
-                     "diverged": int(counts.get("diverged", 0)), "failed": int(counts.get("failed", 0))})
+        row = {"study": study, "cells": part["cell"].nunique(), "seeds": part["seed"].nunique(),
+               "runs": len(part), "ok": int(counts.get("ok", 0)),
+               "diverged": int(counts.get("diverged", 0)), "failed": int(counts.get("failed", 0))}
+        if "underflow_probes" in runs:  # absent from summaries written before the probe existed
+            row["underflow"] = int((part["underflow_probes"].fillna(0).astype(float) > 0).sum())
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

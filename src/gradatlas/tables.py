@@ -349,7 +349,9 @@ def frame_table(frame: pd.DataFrame, caption: str, label: Optional[str] = None, 
 def grid_table(overview: pd.DataFrame, label: str = "tab:grid") -> str:
     """The appendix's grid overview (per study: cells, seeds, runs and their statuses)."""
     caption = ("The studies at this scale: grid cells, seeds per cell, runs, and how the runs ended "
-               "(ok, diverged, failed).")
+               "(ok, diverged, failed)" + ("; underflow: runs in which a probed float32 gradient was 0 or "
+                                           "subnormal (those layers are left out of every fit)."
+                                           if "underflow" in overview else "."))
     # Full width: study names and six count columns overflow one column of a two-column page.
     return frame_table(overview, caption, label, wide=True)
 
