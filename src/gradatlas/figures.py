@@ -1103,8 +1103,8 @@ def captions(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) 
     norm_runs = _study(runs, "normalization")
     out["normalization_effect"] = (
         "First-layer backpropagated norm at initialization (top, log scale) and test accuracy (bottom) per "
-        "normalization" + (f", activations {_listing(_order('activation', norm_runs['activation'].unique()))}, "
-                           f"depths {_listing(sorted(norm_runs['depth'].unique()))}" if not norm_runs.empty else "")
+        "normalization" + (f", for {_listing(_order('activation', norm_runs['activation'].unique()))} at "
+                           f"depth {_listing(sorted(norm_runs['depth'].unique()))}" if not norm_runs.empty else "")
         + " (study \\texttt{normalization}; mean over seeds, whiskers min--max)."
         + (_diverged_text(norm_runs) if not norm_runs.empty else ""))
     res_runs = _study(runs, "residual")
