@@ -499,6 +499,7 @@ def test_claim6_reports_zero_update_ratios_instead_of_logging_them():
     parts = {p.name: p for p in evaluate(b, 6).parts}
     update = parts["vanishing (relu, std 0.01): first-layer update ratio (mean over probes)"]
     assert "1 of 4 seeds exactly 0" in update.note and update.n == 3
+    assert "1 of 4 probed first-layer update ratios exactly 0" in update.note
     assert 1e-26 < update.value < 1e-25 and update.ci_low > 0 and update.verdict == SUPPORTED
 
 

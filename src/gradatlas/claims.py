@@ -799,8 +799,10 @@ def _claim5(t: Tables) -> list[Part]:
     if not (t.has_quantity("died_frac") and t.has_quantity("dead_frac")):
         return [missing("relu units dying during training (died_frac)",
                         "the summary lacks the dead_frac/died_frac probes on the fixed probe set")]
-    runs = runs.assign(bias0=runs["bias"].fillna(0.0).astype(float),
-                       died=[_layer_mean(t, r, "died_frac", True) for r in runs["run"]],
+    # A diverged run's last probe measures NaN weights, not dying: its died_frac is left out.
+    died = [math.nan if status == "diverged" else _layer_mean(t, r, "died_frac", True)
+            for r, status in zip(runs["run"], runs["status"])]
+    runs = runs.assign(bias0=runs["bias"].fillna(0.0).astype(float), died=died,
                        dead0=[_layer_mean(t, r, "dead_frac", False) for r in runs["run"]])
     relu = runs[runs["activation"] == "relu"]
     parts: list[Part] = []
@@ -879,12 +881,21 @@ def _claim6(t: Tables) -> list[Part]:
     if small.empty:
         parts.append(missing("vanishing (std 0.01): first-layer update ratio", "no init_scale run with std <= 0.01"))
     for act, cell in small.groupby("activation"):
-        first = []
+        first, zero_probes, probes = [], 0, 0
         for r in cell["run"]:
-            ur = t.profile(r, "update_ratio", step=None)
-            first.append(float(ur.iloc[0]) if len(ur) else math.nan)
+            part = t.layers_of(r)
+            mask = part.hidden & (part.quantity == "update_ratio")
+            if mask.any():  # the first hidden layer's update ratio at every probe
+                values = part.value[mask & (part.layer == part.layer[mask].min())]
+                values = values[np.isfinite(values)]
+                zero_probes += int((values == 0.0).sum())
+                probes += len(values)
+                first.append(float(values.mean()) if len(values) else math.nan)
+            else:
+                first.append(math.nan)
+        zeros = f"{zero_probes} of {probes} probed first-layer update ratios exactly 0" if zero_probes else ""
         parts.append(seed_part(f"vanishing ({act}, std 0.01): first-layer update ratio (mean over probes)",
-                               by_seed(cell, first), below(UPDATE_VANISHED, UPDATE_MOVES), log=True))
+                               by_seed(cell, first), below(UPDATE_VANISHED, UPDATE_MOVES), log=True, note=zeros))
         drop = (cell["first_loss"] - cell["final_train_loss"]) / cell["first_loss"]
         parts.append(seed_part(f"vanishing ({act}, std 0.01): relative loss decrease", by_seed(cell, drop),
                                below(0.05, 0.25), note=diverged_note(cell)))
@@ -997,7 +1008,10 @@ def _claim9(t: Tables) -> list[Part]:
         def decays(frame: pd.DataFrame, initial: bool) -> pd.Series:
             nonlocal flagged
             values = []
-            for r in frame["run"]:
+            for r, status in zip(frame["run"], frame["status"]):
+                if not initial and status == "diverged":  # no trained network to measure
+                    values.append(math.nan)
+                    continue
                 value, count = _decay(t, r, 0 if initial else _last_timestep_step(t, r))
                 values.append(value)
                 flagged += count
@@ -1022,7 +1036,7 @@ def _claim9(t: Tables) -> list[Part]:
     underflow = f"{flagged} underflowing time step(s) left out" if flagged else ""
     parts = [
         seed_part("decades of dL/dh_t kept from t=T to t=1 after training, gated - RNN", seed_mean(trained),
-                  above(1.0, 0.0), note=underflow, absent=absent),
+                  above(1.0, 0.0), note=_join(underflow, diverged_note(runs)), absent=absent),
     ]
     name = "skill of GRU/LSTM at the longest length where the RNN is at chance"
     if task:
