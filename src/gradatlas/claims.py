@@ -916,23 +916,32 @@ def _claim6(t: Tables) -> list[Part]:
     return parts
 
 
+def _kept_decay(t: Tables, run: str) -> tuple[float, int]:
+    """log10 first/last hidden backprop norm at step 0 over the layers not flagged by ``underflow``,
+    and how many were flagged."""
+    part, count = t.fit_layers(run, 0)
+    return first_last_ratio(part.profile("backprop_norm", 0)), count
+
+
 def _claim7(t: Tables) -> list[Part]:
     runs = _mlp(t, "normalization", activation=["sigmoid", "tanh"])
     parts: list[Part] = []
     layer_parts: list[Part] = []
+    decay = {r: _kept_decay(t, r) for r in runs["run"]}
+    flagged = sum(count for _, count in decay.values())
+    underflow = f"{flagged} underflowing layer(s) left out of the study" if flagged else ""
     for (act, depth), cell in runs.groupby(["activation", "depth"]):
-        ratios = {norm: by_seed(sub, [first_last_ratio(t.profile(r, "backprop_norm")) for r in sub["run"]])
-                  for norm, sub in cell.groupby("norm")}
+        ratios = {norm: by_seed(sub, [decay[r][0] for r in sub["run"]]) for norm, sub in cell.groupby("norm")}
         if "none" in ratios and "batch" in ratios:
             parts.append(seed_part(f"{act}, depth {depth:g}: gain in log10 first/last backprop norm, batch - none",
-                                   paired(ratios["batch"], ratios["none"]), above(0.0)))
+                                   paired(ratios["batch"], ratios["none"]), above(0.0), note=underflow))
         if "none" in ratios and "layer" in ratios:
             layer_parts.append(seed_part(f"{act}, depth {depth:g}: gain with layer norm - none",
                                          paired(ratios["layer"], ratios["none"]), reported, decisive=False))
     if not parts:
         parts.append(missing("gain in log10 first/last backprop norm, batch - none", "needs norm none and batch"))
     deep = deepest(runs[(runs["activation"] == "sigmoid") & (runs["norm"] == "batch")])
-    ratio_deep = by_seed(deep, [first_last_ratio(t.profile(r, "backprop_norm")) for r in deep["run"]]) if not deep.empty else []
+    ratio_deep = by_seed(deep, [decay[r][0] for r in deep["run"]]) if not deep.empty else []
     depth = f" (depth {int(deep['depth'].iloc[0])})" if not deep.empty else ""
     parts.append(seed_part(f"sigmoid + batch norm, deepest: log10 first/last backprop norm{depth}", ratio_deep,
                            below(-1.0, -0.5), absent="no sigmoid + batch norm runs"))
