@@ -53,7 +53,6 @@ import numpy as np
 import pandas as pd
 
 from gradatlas import intervals, theory
-from gradatlas.intervals import CONFIDENCE, Interval
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"

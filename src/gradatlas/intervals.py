@@ -15,7 +15,8 @@ ledger's interval (one sample, shape ``(n,)``) and the intervals of the stabilit
 - ``welch_interval``: a difference of two means with unequal variances
   (``scipy.stats.ttest_ind(equal_var=False)``).
 - ``median_interval``: a median with its distribution-free order-statistic interval
-  (``scipy.stats.quantile_test``): exact, with no resampling noise, and cheap enough to
+  (``scipy.stats.quantile_test``): coverage at least 95% whatever the distribution, no
+  resampling noise, and cheap enough to
   recompute on every stability draw (a percentile bootstrap inside each of 1000 draws of
   hundreds of runs is not).
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -172,8 +172,8 @@ def _median_ranks(n: int, confidence: float) -> tuple[float, float]:
 def median_interval(x, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median over the last axis with its distribution-free interval (order statistics chosen
     by the binomial distribution, ``scipy.stats.quantile_test``), vectorised over the leading
-    axes. Exact coverage, no resampling noise; NaN bounds for n < 6, where no pair of order
-    statistics reaches 95%."""
+    axes. Coverage at least 95% for any continuous distribution, no resampling noise; NaN
+    bounds for n < 6, where no pair of order statistics reaches 95%."""
     x = np.sort(np.asarray(x, dtype=np.float64), axis=-1)
     n = x.shape[-1]
     if n == 0:
