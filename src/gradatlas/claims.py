@@ -17,10 +17,13 @@ decisive part that is not supported; for ``supported`` (every part decided) the 
 part, the one whose verdict a different draw of seeds would most likely change.
 
 Stability. A verdict is only as good as its seeds. The *stability* is the share of
-``STABILITY_DRAWS`` seed-bootstrap draws (seeds resampled with replacement within each cell,
-that is within each part's sample; runs within each group for shares; fixed RNG seeds) whose
-verdict equals the observed one, computed by re-running each part's interval and rule on all
-draws at once (``gradatlas.intervals`` is vectorised over draws). A verdict with stability
+``STABILITY_DRAWS`` seed-bootstrap draws whose verdict equals the observed one. A draw
+resamples with replacement, independently per part, the part's own replicates: the seeds of
+its cell (of the pair of cells, for a difference paired by seed, so that the pairing holds;
+the seeds of the pooled cells together, for a part that averages cells per seed), the runs of
+each group for shares, the runs for claim 15's median. Each part's interval and rule are
+re-run on all draws at once (``gradatlas.intervals`` is vectorised over draws) from a fixed
+RNG seed per claim and part, so the ledger is reproducible and takes well under a second. A verdict with stability
 below ``STABLE`` is reported as ``inconclusive (unstable)``, with the would-be verdict and
 the stability beside it.
 
