@@ -703,16 +703,19 @@ def _claim3(t: Tables) -> list[Part]:
     if relu.empty:
         return [missing("log10 max/min backprop norm, relu/he", "no relu/he_normal runs")]
     top = deepest(relu)
-    spreads, flagged = [], 0
+    spreads, flagged, capped = [], 0, 0
     for r in top["run"]:
         part, count = t.fit_layers(r)
         flagged += count
         norms = part.profile("backprop_norm", 0).to_numpy()
         norms = norms[np.isfinite(norms)]
+        capped += int(len(norms) >= 2 and norms.min() == 0.0)
         spreads.append(log10_ratio(float(norms.max()), float(norms.min())) if len(norms) >= 2 else math.nan)
+    notes = [f"{flagged} underflowing layer(s) left out" if flagged else "",
+             f"{capped} run(s) with a layer passing exactly no gradient, counted as {CAP_DECADES:g} decades"
+             if capped else ""]
     parts = [seed_part(f"log10 max/min backprop norm over hidden layers (depth {int(top['depth'].iloc[0])})",
-                       by_seed(top, spreads), below(1.0),
-                       note=f"{flagged} underflowing layer(s) left out" if flagged else "")]
+                       by_seed(top, spreads), below(1.0), note=_join(*notes))]
     sigm = _mlp(t, "depth_activation_init", activation="sigmoid", init="default", norm="none")
     name = "skill of relu/he where sigmoid/default is at chance"
     if sigm.empty:
@@ -925,13 +928,20 @@ def _kept_decay(t: Tables, run: str) -> tuple[float, int]:
     return first_last_ratio(part.profile("backprop_norm", 0)), count
 
 
+def _capped_note(values: Iterable[float]) -> str:
+    """How many log10 ratios sit at the cap (a norm of exactly 0), said rather than hidden."""
+    k = int(np.sum(np.abs(intervals.finite(values)) >= CAP_DECADES))
+    return f"{k} run(s) with a norm of exactly 0, counted as {CAP_DECADES:g} decades" if k else ""
+
+
 def _claim7(t: Tables) -> list[Part]:
     runs = _mlp(t, "normalization", activation=["sigmoid", "tanh"])
     parts: list[Part] = []
     layer_parts: list[Part] = []
     decay = {r: _kept_decay(t, r) for r in runs["run"]}
     flagged = sum(count for _, count in decay.values())
-    underflow = f"{flagged} underflowing layer(s) left out of the study" if flagged else ""
+    underflow = _join(f"{flagged} underflowing layer(s) left out of the study" if flagged else "",
+                      _capped_note(v for v, _ in decay.values()))
     for (act, depth), cell in runs.groupby(["activation", "depth"]):
         ratios = {norm: by_seed(sub, [decay[r][0] for r in sub["run"]]) for norm, sub in cell.groupby("norm")}
         if "none" in ratios and "batch" in ratios:
