@@ -1123,7 +1123,8 @@ def captions(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) 
         mem_runs = _study(runs, "memory")
         out["hidden_grad_vs_distance"] = (
             r"Norm of $\partial\ell/\partial h_t$ against the distance to the loss for " + _listing(models)
-            + " on " + " and ".join(datas) + (f" (lengths {_listing(lengths)})" if lengths else "")
+            + " on " + " and ".join(datas)
+            + (f" (length{'s' if len(lengths) > 1 else ''} {_listing(lengths)})" if lengths else "")
             + "; solid at initialization, dashed at the last probed step, mean over seeds (log scale)."
             + (_diverged_text(mem_runs) if not mem_runs.empty else ""))
     clip_runs = pd.concat([_study(runs, "clipping_mlp"), _study(runs, "clipping_rnn")])
@@ -1135,7 +1136,8 @@ def captions(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) 
     has_died = not dying.empty and (dying["quantity"].astype(str) == "died_frac").any()
     dying_runs = _study(runs, "dying_relu")
     out["dead_units_vs_lr"] = (
-        "Share of dead units (no example of the fixed probe set passes a gradient) against the learning rate, "
+        "Share of dead units (whose derivative stays below a stated share of its maximum on every example of "
+        "the fixed probe set) against the learning rate, "
         "per activation and bias initialization (study \\texttt{dying\\_relu})"
         + ("; top: dead at initialization, bottom: died during training." if has_died else
            "; dead units at the last probe (this summary has no died\\_frac probe).")
