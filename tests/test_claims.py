@@ -568,3 +568,48 @@ def test_claims_table_frame_has_the_protocol_columns():
     row = frame[frame["claim"] == 1].iloc[0]
     assert row["verdict"] == SUPPORTED and row["stability"] == 1.0 and row["interval"] == intervals.RANGE
     assert row["parts"].count("\n") == 3 and "(reported)" in row["parts"]
+
+
+# ------------------------------------------------------------------------------ claims 3, 4, 10
+
+def _claim3_tables(relu_metric: float) -> Builder:
+    b = Builder()
+    for seed in range(4):
+        relu = b.run("depth_activation_init", seed, activation="relu", init="he_normal", depth=10.0,
+                     test_metric=relu_metric + 0.01 * seed)
+        b.geometric(relu, 1.0 + 0.01 * seed)  # in scale: max/min within a few percent
+        b.run("depth_activation_init", seed, activation="sigmoid", init="default", depth=10.0, test_metric=0.1)
+    return b
+
+
+@pytest.mark.parametrize("relu_metric, verdict", [(0.8, SUPPORTED), (0.1, CONTRADICTED)])
+def test_claim3_relu_trains_where_sigmoid_is_at_chance(relu_metric, verdict):
+    result = evaluate(_claim3_tables(relu_metric), 3)
+    assert result.parts[0].verdict == SUPPORTED and result.parts[0].value < 0.2
+    assert result.would_be == verdict
+    if verdict == CONTRADICTED:
+        assert result.deciding is result.parts[1]
+
+
+@pytest.mark.parametrize("swap, verdict", [(False, SUPPORTED), (True, CONTRADICTED)])
+def test_claim4_weight_scale_sets_the_factor(swap, verdict):
+    b = Builder()
+    for seed in range(4):
+        big, small = (0.5, 2.0) if swap else (2.0, 0.5)
+        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=1.0), big + 0.01 * seed)
+        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=0.01), small + 0.01 * seed)
+        b.geometric(b.run("depth_activation_init", seed, activation="relu", init="he_normal", depth=10.0),
+                    1.0 + 0.01 * seed)
+    result = evaluate(b, 4)
+    assert result.would_be == verdict and len(result.parts) == 3
+
+
+def test_claim10_residual_trains_where_the_plain_mlp_fails():
+    b = Builder()
+    for seed in range(4):
+        for depth, plain in ((2.0, 0.7), (20.0, 0.1)):
+            b.run("residual", seed, model="mlp", activation="relu", depth=depth, test_metric=plain + 0.001 * seed)
+            b.run("residual", seed, model="resmlp", activation="relu", depth=depth, test_metric=0.75 + 0.01 * seed)
+    result = evaluate(b, 10)
+    assert result.parts[0].value == pytest.approx(0.65 + 0.009 * 1.5) and result.verdict == SUPPORTED
+    assert "at chance at depth 20" in result.parts[0].note
