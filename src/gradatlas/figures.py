@@ -26,6 +26,7 @@ holds (the tasks, depths and diverged runs it shows).
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import uuid
@@ -50,6 +51,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 
 from gradatlas import activations  # noqa: E402
 from gradatlas.config import CLIPS, MODEL_NAMES, NORMS  # noqa: E402
+from gradatlas.tables import escape_latex  # noqa: E402
 
 
 class NoData(LookupError):
@@ -1041,8 +1043,6 @@ PRINT_WIDTH: dict[str, float] = {
 def draw(name: str, **data: Any) -> Figure:
     """Figure ``name`` at its print width, from the tables its signature asks for (extra tables
     are ignored); a study without rows gives ``no_data_figure``."""
-    import inspect
-
     function = FIGURES[name]
     wanted = inspect.signature(function).parameters
     kwargs = {key: data[key] for key in wanted if key in data}
@@ -1058,8 +1058,6 @@ def draw(name: str, **data: Any) -> Figure:
 # Captions: what each figure shows, said from the data it is drawn from.
 
 def _tex(text: Any) -> str:
-    from gradatlas.tables import escape_latex
-
     return escape_latex(text)
 
 
