@@ -400,18 +400,22 @@ class ClaimResult:
 
     @property
     def value(self) -> float:
+        """The deciding part's value (NaN without one)."""
         return self.deciding.value if self.deciding else math.nan
 
     @property
     def ci_low(self) -> float:
+        """The deciding part's lower bound."""
         return self.deciding.ci_low if self.deciding else math.nan
 
     @property
     def ci_high(self) -> float:
+        """The deciding part's upper bound."""
         return self.deciding.ci_high if self.deciding else math.nan
 
     @property
     def n(self) -> int:
+        """The deciding part's number of observations."""
         return self.deciding.n if self.deciding else 0
 
 
@@ -459,6 +463,8 @@ class Tables:
                 self.runs[column] = self.runs[column].astype(str)
         if "status" in self.runs:
             self.runs = self.runs[self.runs["status"] != "failed"]
+        else:  # a table without statuses: every run finished
+            self.runs["status"] = "ok"
         self.layers = layers
         self.timesteps = timesteps
         self._layers_by_run: Optional[dict[str, theory.LayerArrays]] = None
