@@ -169,7 +169,15 @@ def test_tables_compile_with_pdflatex(tmp_path):
     verdicts = verdicts_frame()
     macros = tables.numbers_macros({"GANumRuns": 45, "claim1_value": 0.5, "GACommit": "a_b%c",
                                     **tables.claim_macros(verdicts)})
-    body = "\n".join([tables.claims_table(verdicts), tables.claims_rules(verdicts),
+    from test_claims import Builder  # the synthetic-summary builder of the claims tests
+
+    from gradatlas import claims
+
+    b = Builder()
+    for seed in range(4):
+        b.geometric(b.run("depth_activation_init", seed, activation="sigmoid", init="default"), 0.2 + 0.01 * seed)
+    parts = claims.parts_frame(claims.evaluate(*b.tables(), draws=100))
+    body = "\n".join([tables.claims_table(verdicts), tables.claim_parts_table(parts), tables.claims_rules(verdicts),
                       tables.study_table(runs_frame(), "init_study"), tables.study_table(runs_frame(), "absent"),
                       tables.grid_table(pd.DataFrame({"study": ["a_b"], "runs": [3]}))])
     doc = "\n".join([
@@ -225,3 +233,18 @@ def test_grid_overview_counts_underflow_only_where_the_summary_has_it():
     overview = grid_overview(runs, ["init_study", "absent"])
     assert list(overview["underflow"]) == [2, 0]
     assert "subnormal" in tables.grid_table(overview)
+
+
+def test_claim_parts_table_lists_every_part_with_its_role():
+    from gradatlas import claims
+
+    parts = pd.DataFrame([
+        {"claim": 1, "part": "factor_a", "value": 0.2, "ci_low": 0.1, "ci_high": 0.3, "interval": "log-t", "n": 4,
+         "verdict": "supported", "stability": 0.97, "decisive": True, "deciding": True, "note": "2 underflowing"},
+        {"claim": 1, "part": "r2", "value": 0.99, "ci_low": np.nan, "ci_high": np.nan, "interval": "one seed",
+         "n": 1, "verdict": "inconclusive", "stability": 1.0, "decisive": False, "deciding": False, "note": ""},
+    ], columns=list(claims.PART_COLUMNS))
+    tex = tables.claim_parts_table(parts, max_rows=1)
+    assert tex.count(r"\begin{table*}") == 2 and tex.count(r"\label{tab:claim-parts}") == 1
+    assert r"factor\_a \newline {\scriptsize 2 underflowing}" in tex and "& deciding & 0.97" in tex
+    assert "& reported & 1.00" in tex

@@ -73,10 +73,13 @@ def write_ledger(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataF
                  timesteps: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
     """Claims, theory, the LaTeX tables and ``numbers.tex`` (numbers, and the figure captions,
     which say what the data holds); returns the verdicts."""
-    verdicts = claims.evaluate_claims(runs, layers, timesteps)
+    results = claims.evaluate(runs, layers, timesteps)
+    verdicts = claims.verdict_frame(results)
     records.write_table(verdicts, paths.analysis("claims"))
     records.write_table(theory.theory_table(runs, layers), paths.analysis("theory"))
-    records.write_text(paths.table("claims"), tables.claims_table(verdicts))
+    # The claims table and, after it, every part of every claim (one file: the paper's input).
+    records.write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n"
+                       + tables.claim_parts_table(claims.parts_frame(results)))
     for study in studies:
         records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
     records.write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))

@@ -180,6 +180,42 @@ def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: s
     return _float(body, caption, label, wide=True, size=r"\footnotesize")
 
 
+PARTS_CAPTION = (
+    "Every part of every claim: value, interval ([ ] 95\\%, ( -- ) range of 2--3 seeds) and $n$, the part's "
+    "verdict and its stability under seed resampling. Role: \\emph{deciding} (the part Table~\\ref{tab:claims} "
+    "shows), \\emph{decisive} (votes) or \\emph{reported} (does not vote)."
+)
+
+
+def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: str = "tab:claim-parts",
+                      max_rows: int = 28) -> str:
+    """Every part of every claim (``claims.parts_frame``) as ``table*`` floats of at most
+    ``max_rows`` rows (a float cannot break across pages), the first labelled ``label``."""
+    rows = []
+    for row in parts.itertuples(index=False):
+        role = "deciding" if row.deciding else ("decisive" if row.decisive else "reported")
+        rows.append([
+            str(int(row.claim)),
+            r"\raggedright " + escape_latex(row.part) + (rf" \newline {{\scriptsize {escape_latex(row.note)}}}"
+                                                           if isinstance(row.note, str) and row.note else ""),
+            r"\raggedright " + value_with_ci(row.value, row.ci_low, row.ci_high, method=row.interval),
+            MISSING if _is_missing(row.n) or row.n == 0 else str(int(row.n)),
+            escape_latex(row.verdict), role,
+            MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
+        ])
+    if not rows:
+        rows = [[MISSING] * 7]
+    header = ["\\#", "Part", "Value [interval]", "$n$", "Verdict", "Role", "Stab."]
+    columns = r"@{}r p{8.2cm} p{3.2cm} r l l r@{}"
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
+        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
+    return "\n".join(out)
+
+
 def claims_rules(verdicts: pd.DataFrame) -> str:
     """The claims with their statements and verdict rules as a ``description`` list."""
     lines = [r"\begin{description}"]
