@@ -81,7 +81,7 @@ def write_ledger(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataF
     """Claims, theory, the LaTeX tables and ``numbers.tex``; returns the verdicts."""
     verdicts = claims.evaluate_claims(runs, layers, timesteps)
     records.write_table(verdicts, paths.analysis("claims"))
-    records.write_table(theory.theory_table(runs, layers), paths.analysis("theory"))
+    records.write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
     records.write_text(paths.table("claims"), tables.claims_table(verdicts))
     for study in studies:
         records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
@@ -97,7 +97,7 @@ def write_figures(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.Data
     """Every figure of ``figures.FIGURES``."""
     # Recomputed rather than read from the ledger's theory.parquet (under a second): the two
     # parts then depend on the summary alone and run side by side.
-    theory_frame = theory.theory_table(runs, layers)
+    theory_frame = theory.theory_table(runs, layers, timesteps)
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory_frame, "theory_table": theory_frame}
     for name in figures.FIGURES:

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from gradatlas.config import RunConfig, total_steps
+from gradatlas.config import RECURRENT_MODELS, RunConfig, total_steps
 from gradatlas.data import Dataset
 from gradatlas.models import Trace
 from gradatlas.optim import OPTIMIZERS
@@ -114,7 +114,10 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
     n_steps = total_steps(cfg, len(x_train))
     prober = Prober(cfg.probe, n_steps)
     order = torch.Generator().manual_seed(cfg.seed)
-    x_probe = probe_set(x_train, cfg.seed) if prober.steps else None
+    # Dead units of feed-forward models are measured on the fixed probe set; those of recurrent
+    # models on the probed batch itself (all its time steps), as a probe-set forward through
+    # every time step would cost several training steps per probe.
+    x_probe = probe_set(x_train, cfg.seed) if prober.steps and cfg.model.name not in RECURRENT_MODELS else None
     result = TrainingResult(status="ok", diverged_step=None, steps=n_steps)
 
     step = 0
@@ -138,8 +141,9 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
                 result.status, result.diverged_step = "diverged", step
                 break
             if trace is not None:
-                # Dead units on the probe set, with the weights this step's gradients belong to.
-                prober.after_backward(trace, probe_set_trace(model, x_probe), step)
+                # Dead units with the weights this step's gradients belong to.
+                dead_on = probe_set_trace(model, x_probe) if x_probe is not None else trace
+                prober.after_backward(trace, dead_on, step)
             row["clipped"] = clip_gradients(params, cfg.train.clip, cfg.train.clip_value, grad_norm)
             updates = optimizer.step(report=trace is not None)
             if trace is not None:
