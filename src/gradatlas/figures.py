@@ -1009,9 +1009,11 @@ def theory_beyond_meanfield(theory: pd.DataFrame, *, width: Optional[float] = SI
     ax.set_yscale("log")
     ax.set_xlabel("predicted per-layer (per-step) factor")
     ax.set_ylabel("measured factor")
-    handles += [_line_handle(str(a), "0.3", "none", markers[a]) for a in acts]
-    handles.append(_line_handle("identity", "0.5", "--"))
-    _fig_legend(fig, handles, ncol=2)
+    _fig_legend(fig, handles, ncol=1)
+    # Markers (activations, hollow: they carry no theory colour) and the identity in the panel.
+    shapes = [Line2D([], [], color="0.3", marker=markers[a], markerfacecolor="none", linestyle="none", label=str(a))
+              for a in acts]
+    ax.legend(handles=[*shapes, _line_handle("identity", "0.5", "--")], loc="lower right", fontsize=7)
     return fig
 
 
