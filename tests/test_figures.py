@@ -553,6 +553,25 @@ def test_theory_vs_measurement_accepts_gain_and_rejects_bad_tables():
         figures.theory_vs_measurement(_theory().drop(columns="measured_factor"))
 
 
+def test_theory_beyond_meanfield_draws_each_theory_against_identity():
+    table = pd.DataFrame([
+        {"theory": "batchnorm_mlp", "activation": "relu", "predicted_factor": 1.211, "measured_factor": 1.18},
+        {"theory": "batchnorm_mlp", "activation": "tanh", "predicted_factor": 1.085, "measured_factor": 1.09},
+        {"theory": "residual_mlp", "activation": "relu", "predicted_factor": 1.08, "measured_factor": 1.07},
+        {"theory": "rnn_time", "activation": "tanh", "predicted_factor": 0.57, "measured_factor": 0.55},
+        {"theory": "meanfield_mlp", "activation": "tanh", "predicted_factor": 0.2, "measured_factor": 0.21},
+    ])
+    fig = figures.theory_beyond_meanfield(table)
+    drawn = lines(fig.axes[0])
+    assert set(drawn) == {"batchnorm_mlp relu", "batchnorm_mlp tanh", "residual_mlp relu", "rnn_time tanh", "identity"}
+    np.testing.assert_allclose(drawn["rnn_time tanh"].get_xdata(), [0.57])
+    np.testing.assert_allclose(drawn["rnn_time tanh"].get_ydata(), [0.55])
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "batch norm MLP (n=2" in legend and "meanfield" not in legend
+    with pytest.raises(NoData):
+        figures.theory_beyond_meanfield(table[table["theory"] == "meanfield_mlp"])
+
+
 # ---------------------------------------------------------------------------------------
 # Every figure: empty input, style, saving.
 
@@ -563,7 +582,7 @@ def test_registry_names_and_signatures():
     assert set(FIGURES) == {
         "activation_gallery", "backprop_norm_vs_layer", "accuracy_heatmap", "normalization_effect",
         "residual_vs_plain", "hidden_grad_vs_distance", "clipping", "dead_units_vs_lr", "prelu_slope",
-        "selu_statistics", "theory_vs_measurement"}
+        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield"}
     for name, function in FIGURES.items():
         assert function.__name__ == name
         assert function.__doc__
@@ -667,7 +686,7 @@ def smoke_tables(smoke):
     runs, layers, timesteps = records.read_summary(paths)
     steps = records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
     return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
-            "theory": theory.theory_table(runs, layers)}
+            "theory": theory.theory_table(runs, layers, timesteps)}
 
 
 @pytest.mark.parametrize("name", list(FIGURES))

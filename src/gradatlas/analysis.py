@@ -76,7 +76,7 @@ def write_ledger(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataF
     results = claims.evaluate(runs, layers, timesteps)
     verdicts = claims.verdict_frame(results)
     records.write_table(verdicts, paths.analysis("claims"))
-    records.write_table(theory.theory_table(runs, layers), paths.analysis("theory"))
+    records.write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
     # The claims table and, after it, every part of every claim (one file: the paper's input).
     records.write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n"
                        + tables.claim_parts_table(claims.parts_frame(results)))
@@ -95,7 +95,7 @@ def write_figures(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.Data
     """Every figure of ``figures.FIGURES``."""
     # Recomputed rather than read from the ledger's theory.parquet (under a second): the two
     # parts then depend on the summary alone and run side by side.
-    theory_frame = theory.theory_table(runs, layers)
+    theory_frame = theory.theory_table(runs, layers, timesteps)
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory_frame, "theory_table": theory_frame}
     for name in figures.FIGURES:

@@ -111,6 +111,8 @@ QUANTITY_LABELS = {
     "act_mean": "activation mean",
     "act_std": "activation std",
     "dead_frac": "dead units (share)",
+    "died_frac": "units dead since step 0 (share)",
+    "underflow": "float32 underflow (1 = gradient 0 or subnormal)",
     "saturated_frac": "saturated units (share)",
     "weight_norm": "weight norm",
     "update_ratio": "update ratio",
@@ -1007,6 +1009,64 @@ def theory_vs_measurement(theory: pd.DataFrame, *, study: Optional[str] = "meanf
     return fig
 
 
+# The theories past the mean-field MLP (``theory.beyond_meanfield_rows``), in drawing order.
+THEORY_LABELS = {"batchnorm_mlp": "batch norm MLP", "residual_mlp": "residual MLP",
+                 "rnn_time": "vanilla RNN (per time step)"}
+_ACTIVATION_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+@_styled
+def theory_beyond_meanfield(theory: pd.DataFrame, *, width: Optional[float] = SINGLE_COLUMN) -> Figure:
+    """Predicted against measured gradient factor at initialization past the plain MLP.
+
+    ``theory`` is the theory table (``theory.theory_table``); its rows whose ``theory`` is a
+    key of ``THEORY_LABELS`` are drawn, one point per run: colour by theory, marker by
+    activation, log axes, the identity line. Each legend entry gives the number of runs and the
+    median relative error |measured - predicted| / predicted of that theory.
+    """
+    if theory is None or len(theory) == 0 or "theory" not in theory:
+        raise NoData("theory_beyond_meanfield: the theory table has no batch-norm, residual or RNN rows")
+    _require_columns(theory, ("theory", "activation", "predicted_factor", "measured_factor"),
+                     "theory_beyond_meanfield")
+    part = _plain(theory)
+    part = part[part["theory"].isin(list(THEORY_LABELS))]
+    part = part[np.isfinite(part["predicted_factor"].astype(float)) & np.isfinite(part["measured_factor"].astype(float))
+                & (part["predicted_factor"].astype(float) > 0) & (part["measured_factor"].astype(float) > 0)]
+    if part.empty:
+        raise NoData("theory_beyond_meanfield: no finite batch-norm, residual or RNN predictions with measurements")
+    kinds = [k for k in THEORY_LABELS if (part["theory"] == k).any()]
+    acts = _order("activation", part["activation"])
+    markers = {act: _ACTIVATION_MARKERS[i % len(_ACTIVATION_MARKERS)] for i, act in enumerate(acts)}
+    palette = sns.color_palette(PALETTE)
+    colors = {kind: palette[i] for i, kind in enumerate(THEORY_LABELS)}
+    fig, axes = _figure(1, 1, width, row_height=2.3)
+    ax = axes[0, 0]
+    handles = []
+    for kind in kinds:
+        rows = part[part["theory"] == kind]
+        for act in acts:
+            sel = rows[rows["activation"] == act]
+            if len(sel):
+                ax.plot(sel["predicted_factor"].to_numpy(float), sel["measured_factor"].to_numpy(float),
+                        marker=markers[act], linestyle="none", color=colors[kind], label=f"{kind} {act}")
+        error = (rows["measured_factor"].astype(float) / rows["predicted_factor"].astype(float) - 1).abs().median()
+        handles.append(_line_handle(f"{THEORY_LABELS[kind]} (n={len(rows)}, median error {100 * error:.0f}%)",
+                                    colors[kind], "none", "o"))
+    values = np.concatenate([part["predicted_factor"].to_numpy(float), part["measured_factor"].to_numpy(float)])
+    span = np.array([values.min() / 1.2, values.max() * 1.2])
+    ax.plot(span, span, color="0.5", linestyle="--", linewidth=0.8, label="identity")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted per-layer (per-step) factor")
+    ax.set_ylabel("measured factor")
+    _fig_legend(fig, handles, ncol=1)
+    # Markers (activations, hollow: they carry no theory colour) and the identity in the panel.
+    shapes = [Line2D([], [], color="0.3", marker=markers[a], markerfacecolor="none", linestyle="none", label=str(a))
+              for a in acts]
+    ax.legend(handles=[*shapes, _line_handle("identity", "0.5", "--")], loc="lower right", fontsize=7)
+    return fig
+
+
 # Figure name -> function. Names say what each shows; they are also the PDF file stems.
 FIGURES: dict[str, Callable[..., Figure]] = {
     "activation_gallery": activation_gallery,
@@ -1020,6 +1080,7 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "prelu_slope": prelu_slope,
     "selu_statistics": selu_statistics,
     "theory_vs_measurement": theory_vs_measurement,
+    "theory_beyond_meanfield": theory_beyond_meanfield,
 }
 
 # The width each figure is printed at in the paper (figure* = DOUBLE_COLUMN, figure =
@@ -1037,6 +1098,7 @@ PRINT_WIDTH: dict[str, float] = {
     "prelu_slope": SINGLE_COLUMN,
     "selu_statistics": SINGLE_COLUMN,
     "theory_vs_measurement": SINGLE_COLUMN,
+    "theory_beyond_meanfield": SINGLE_COLUMN,
 }
 
 
@@ -1152,4 +1214,9 @@ def captions(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) 
     out["theory_vs_measurement"] = (
         "Mean-field prediction $\\sqrt{\\chi_1}$ against the measured per-layer gradient factor at "
         "initialization (study \\texttt{meanfield}).")
+    out["theory_beyond_meanfield"] = (
+        "Predicted and measured gradient factors at initialization for batch-norm MLPs (per layer), "
+        "pre-activation residual MLPs (per block) and vanilla RNNs (per time step), one point per run "
+        "where the scale has such runs; the legend gives each theory's number of runs and median "
+        "relative error.")
     return out

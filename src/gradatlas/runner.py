@@ -127,6 +127,7 @@ def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
         test_accuracy=result.final.get("test_metric") if data.metric == "accuracy" else None,
         wall_time_s=result.wall_time_s,
         probe_steps=sorted({row[0] for row in result.layer_rows}),
+        underflow_probes=result.underflow_probes,
     )
     records.write_run_record(
         cfg.out, to_container(cfg), info, result.step_rows, result.layer_rows,
