@@ -38,13 +38,20 @@ except StudyError as err:
 # long enough that starting Python and torch is a small share, short enough to balance.
 BATCH_SECONDS = config["batch_seconds"][SCALE]
 PLANS = {name: plan_batches(study, BATCH_SECONDS) for name, study in STUDIES.items()}
+# Tuned studies (``tune:``) first train a learning-rate sweep, planned the same way.
+SWEEP_PLANS = {name: plan_batches(study, BATCH_SECONDS, sweep=True) for name, study in STUDIES.items() if study.tune}
+
+
+def _is_sweep(wildcards):
+    return wildcards.get("part", "batch") == "sweep"
 
 
 def _batch(wildcards):
-    plan = PLANS[wildcards.study]
+    plans = SWEEP_PLANS if _is_sweep(wildcards) else PLANS
+    plan = plans.get(wildcards.study, [])
     index = int(wildcards.batch)
     if index >= len(plan):
-        raise WorkflowError(f"study {wildcards.study} has batches 0..{len(plan) - 1} at scale {SCALE}")
+        raise WorkflowError(f"study {wildcards.study} has {wildcards.get('part', 'batch')} jobs 0..{len(plan) - 1} at scale {SCALE}")
     return plan[index]
 
 
@@ -55,12 +62,38 @@ def batch_indices(wildcards):
 
 def batch_estimate(wildcards):
     """Estimated seconds of one training job on one CPU core."""
-    return batch_cost(STUDIES[wildcards.study], _batch(wildcards))
+    return batch_cost(STUDIES[wildcards.study], _batch(wildcards), sweep=_is_sweep(wildcards))
+
+
+def batch_options(wildcards):
+    """Options of ``gradatlas.batch`` beyond the plan: the sweep flag, or a tuned study's
+    settings chosen per cell (each list item is one shell word)."""
+    if _is_sweep(wildcards):
+        return ["--sweep"]
+    if STUDIES[wildcards.study].tune:
+        return ["--tuning", tuning_file(wildcards)]
+    return []
+
+
+def tuning_inputs(wildcards):
+    """A tuned study's settings chosen per cell, which its training jobs need; none otherwise."""
+    return [tuning_file(wildcards)] if STUDIES[wildcards.study].tune and not _is_sweep(wildcards) else []
+
+
+def tuning_file(wildcards):
+    """Where a tuned study's settings chosen per cell are written."""
+    return f"{RESULTS}/{SCALE}/tuning/{wildcards.study}.json"
+
+
+def sweep_manifests(wildcards):
+    """The manifests of a tuned study's sweep jobs."""
+    return [f"{RESULTS}/{SCALE}/batches/{wildcards.study}/sweep-{index}.json" for index in range(len(SWEEP_PLANS[wildcards.study]))]
 
 
 def train_priority(wildcards):
-    """Longest jobs first, so that the last to finish is a short one and no core idles long."""
-    return round(batch_estimate(wildcards))
+    """Sweep jobs first (their studies' training waits on them), then longest jobs first, so
+    that the last to finish is a short one and no core idles long."""
+    return round(batch_estimate(wildcards)) + (1_000_000 if _is_sweep(wildcards) else 0)
 
 
 def train_runtime(wildcards):

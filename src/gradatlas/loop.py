@@ -140,5 +140,8 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
             result.status, result.diverged_step = "diverged", step
         result.final = {"train_loss": train_loss, "train_metric": train_metric,
                         "test_loss": test_loss, "test_metric": test_metric}
+        if data.x_val is not None and result.status == "ok":
+            val_loss, val_metric = evaluate(model, data, data.x_val.to(device), data.y_val.to(device))
+            result.final.update(val_loss=val_loss, val_metric=val_metric)
     result.wall_time_s = time.perf_counter() - start
     return result
