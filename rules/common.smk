@@ -136,3 +136,18 @@ PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Pat
 def final_targets():
     """What `snakemake` builds by default at the selected scale."""
     return [summary("runs"), summary("layers"), summary("timesteps"), scale_path("paper.pdf")]
+
+
+def plan_total():
+    """The plan's total line (gradatlas.plan) for the selected studies at this run's cores."""
+    from gradatlas.plan import study_jobs, summarize, total_line
+
+    # None on a cluster (--jobs without --cores): the estimate is then for one core.
+    cores = workflow._cores or 1
+    jobs = [job for study in STUDIES.values() for job in study_jobs(study, BATCH_SECONDS)]
+    runs = sum(len(study.runs) + len(study.sweep) for study in STUDIES.values())
+    return total_line(summarize(jobs, runs, cores), cores)
+
+
+onstart:
+    print(f"gradatlas plan (estimated, runs with a complete record are reused): {plan_total()}")
