@@ -1,6 +1,6 @@
 # Grid expansion and helpers. Studies are parsed and validated here, at parse time: a bad
 # study file stops the workflow before any job runs, with the file and key named. The plans
-# are cached (gradatlas.plans), so that a parse whose studies and code did not change is fast.
+# are cached (gradatlas.plan_cache), so that a parse whose studies and code did not change is fast.
 
 import math
 import sys
@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from gradatlas import records
-from gradatlas.plans import study_plans
+from gradatlas.plan_cache import study_plans
 
 validate(config, "../conf/workflow.schema.yaml")
 
@@ -43,7 +43,7 @@ def _study_files():
 
 # Each study's runs packed into jobs of about this many estimated seconds (gradatlas.costs):
 # long enough that starting Python and torch is a small share, short enough to balance.
-# Planning validates every run; gradatlas.plans caches the plans keyed on what they depend on.
+# Planning validates every run; gradatlas.plan_cache caches the plans keyed on what they depend on.
 BATCH_SECONDS = config["batch_seconds"][SCALE]
 try:
     PLANS = study_plans(_study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"))
@@ -56,27 +56,59 @@ except Exception as err:
     raise
 
 
-def _batch_index(wildcards):
-    plan = PLANS[wildcards.study]
+def _is_sweep(wildcards):
+    return wildcards.get("part", "batch") == "sweep"
+
+
+def _job(wildcards):
+    """Run indices and estimated seconds of one training job (`batch` or `sweep` part)."""
+    batches, seconds = PLANS[wildcards.study].jobs(sweep=_is_sweep(wildcards))
     index = int(wildcards.batch)
-    if index >= len(plan.batches):
-        raise WorkflowError(f"study {wildcards.study} has batches 0..{len(plan.batches) - 1} at scale {SCALE}")
-    return index
+    if index >= len(batches):
+        raise WorkflowError(f"study {wildcards.study} has {wildcards.get('part', 'batch')} jobs "
+                            f"0..{len(batches) - 1} at scale {SCALE}")
+    return batches[index], seconds[index]
 
 
 def batch_indices(wildcards):
     """The study's run indices that one training job trains (comma-separated)."""
-    return ",".join(map(str, PLANS[wildcards.study].batches[_batch_index(wildcards)]))
+    return ",".join(map(str, _job(wildcards)[0]))
 
 
 def batch_estimate(wildcards):
     """Estimated seconds of one training job on one CPU core."""
-    return PLANS[wildcards.study].seconds[_batch_index(wildcards)]
+    return _job(wildcards)[1]
+
+
+def batch_options(wildcards):
+    """Options of ``gradatlas.batch`` beyond the plan: the sweep flag, or a tuned study's
+    settings chosen per cell (each list item is one shell word)."""
+    if _is_sweep(wildcards):
+        return ["--sweep"]
+    if PLANS[wildcards.study].tuned:
+        return ["--tuning", tuning_file(wildcards)]
+    return []
+
+
+def tuning_inputs(wildcards):
+    """A tuned study's settings chosen per cell, which its training jobs need; none otherwise."""
+    return [tuning_file(wildcards)] if PLANS[wildcards.study].tuned and not _is_sweep(wildcards) else []
+
+
+def tuning_file(wildcards):
+    """Where a tuned study's settings chosen per cell are written."""
+    return f"{RESULTS}/{SCALE}/tuning/{wildcards.study}.json"
+
+
+def sweep_manifests(wildcards):
+    """The manifests of a tuned study's sweep jobs."""
+    return _manifests("sweep", [wildcards.study])
 
 
 def train_priority(wildcards):
-    """Longest jobs first, so that the last to finish is a short one and no core idles long."""
-    return round(batch_estimate(wildcards))
+    """Sweep jobs first (their studies' training waits on them), then longest jobs first, so
+    that the last to finish is a short one and no core idles long."""
+    return round(batch_estimate(wildcards)) + (1_000_000 if _is_sweep(wildcards) else 0)
 
 
 def train_runtime(wildcards, attempt):
@@ -95,9 +127,14 @@ def study_file(wildcards):
     return str(STUDY_DIR / f"{wildcards.study}.yaml")
 
 
+def _manifests(part, studies):
+    return [f"{RESULTS}/{SCALE}/batches/{name}/{part}-{index}.json"
+            for name in studies for index in range(len(PLANS[name].jobs(sweep=part == "sweep")[0]))]
+
+
 def batch_manifests(wildcards=None):
-    """Every batch manifest of the selected scale: the outputs of all training jobs."""
-    return [f"{RESULTS}/{SCALE}/batches/{name}/batch-{index}.json" for name, plan in PLANS.items() for index in range(len(plan.batches))]
+    """Every batch manifest of the selected scale: the outputs of all training jobs but sweeps."""
+    return _manifests("batch", PLANS)
 
 
 def summary(name):
@@ -125,10 +162,24 @@ PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Pat
 # A record damaged or deleted since its batch ran is retrained by a plain rerun: its batch's
 # manifest is withdrawn here (and the summary with it), before Snakemake reads the outputs'
 # state (gradatlas.records.withdraw_stale; completeness is gradatlas.records.is_complete).
-for _withdrawn in records.withdraw_stale(batch_manifests(), [summary(n) for n in ("runs", "layers", "timesteps")]):
+_ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
+for _withdrawn in records.withdraw_stale(_ALL_MANIFESTS, [summary(n) for n in ("runs", "layers", "timesteps")]):
     print(f"gradatlas: {_withdrawn}", file=sys.stderr)
 
 
 def final_targets():
     """What `snakemake` builds by default at the selected scale."""
     return [summary("runs"), summary("layers"), summary("timesteps"), scale_path("paper.pdf")]
+
+
+def plan_total():
+    """The plan's total line (gradatlas.plan) for the selected studies at this run's cores."""
+    from gradatlas.plan import summarize, total_line
+
+    # None on a cluster (--jobs without --cores): the estimate is then for one core.
+    cores = workflow._cores or 1
+    return total_line(summarize(PLANS, cores), cores)
+
+
+onstart:
+    print(f"gradatlas plan (estimated, runs with a complete record are reused): {plan_total()}")

@@ -1,25 +1,33 @@
 # One job trains one batch of a study's runs in one process (gradatlas.batch): each run
 # still gets its own atomic record, and runs whose record is complete are reused. The
 # batches (which runs, how long) are planned in common.smk from gradatlas.costs. A batch whose
-# manifest lists a damaged record runs again (common.smk: withdraw_stale_manifests). Every value reaching
-# the shell is quoted (:q), so results roots with spaces work.
+# manifest lists a damaged record runs again (common.smk: withdraw_stale_manifests). Every
+# value reaching the shell is quoted (:q), so results roots with spaces work.
+#
+# A tuned study (``tune:`` in its study file) trains in two parts: `sweep` jobs train every
+# cell at each candidate (learning rate, say) on sweep seeds, `tune` picks each cell's
+# candidate on the validation split, and only then do its `batch` jobs run with it. The
+# choice does not change which runs exist, so the DAG is known at parse time (no checkpoint).
 
 
 rule train:
     input:
-        study_file,
+        study=study_file,
+        tuning=tuning_inputs,
     output:
-        f"{RESULTS}/{SCALE}/batches/{{study}}/batch-{{batch}}.json",
+        f"{RESULTS}/{SCALE}/batches/{{study}}/{{part}}-{{batch}}.json",
     log:
-        f"{RESULTS}/{SCALE}/logs/train/{{study}}/batch-{{batch}}.log",
+        f"{RESULTS}/{SCALE}/logs/train/{{study}}/{{part}}-{{batch}}.log",
     wildcard_constraints:
         study="[A-Za-z0-9_]+",
+        part="batch|sweep",
         batch="[0-9]+",
     params:
         runs=batch_indices,
         scale=SCALE,
         device=config["device"],
         gpus=GPUS,
+        options=batch_options,
     conda:
         "../environment.yml"
     threads: 1
@@ -29,5 +37,25 @@ rule train:
         runtime=train_runtime,
         gpu=train_gpus,
     shell:
-        "python -m gradatlas.batch {input:q} --scale {params.scale:q} --runs {params.runs:q}"
-        " --device {params.device:q} --gpus {params.gpus:q} --threads {threads} --manifest {output:q} > {log:q} 2>&1"
+        "python -m gradatlas.batch {input.study:q} --scale {params.scale:q} --runs {params.runs:q}"
+        " --device {params.device:q} --gpus {params.gpus:q} --threads {threads} {params.options:q}"
+        " --manifest {output:q} > {log:q} 2>&1"
+
+
+localrules:
+    tune,
+
+
+rule tune:
+    input:
+        sweep_manifests,
+    output:
+        f"{RESULTS}/{SCALE}/tuning/{{study}}.json",
+    log:
+        f"{RESULTS}/{SCALE}/logs/tuning/{{study}}.log",
+    wildcard_constraints:
+        study="[A-Za-z0-9_]+",
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m gradatlas.tuning --manifests {input:q} --out {output:q} > {log:q} 2>&1"

@@ -19,8 +19,8 @@ from gradatlas.config import FACTORS
 
 ID_COLUMNS = ("run", "study", "cell", "seed")
 OUTCOMES = ("status", "diverged_step", "steps", "steps_done", "final_train_loss", "final_train_metric",
-            "test_loss", "test_metric", "metric", "chance", "wall_time_s", "device", "n_params",
-            "underflow_probes")
+            "test_loss", "test_metric", "val_loss", "val_metric", "metric", "chance", "wall_time_s", "device",
+            "n_params", "underflow_probes")
 # Factors a run record may leave unset (None): kept as float columns with NaN.
 NUMERIC_FACTORS = ("depth", "width", "slope", "gain", "init_std", "bias", "forget_bias", "length",
                    "lr", "momentum", "epochs", "max_steps", "batch_size", "clip_value")

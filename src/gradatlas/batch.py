@@ -45,30 +45,37 @@ def _reusable(out: Path, wanted: str) -> dict | None:
     return info if info["fingerprint"] == wanted and info["status"] != "failed" else None
 
 
-def run_batch(study_file: str, scale: str, indices: list[int], results: str, device: str = "auto") -> dict:
+def run_batch(study_file: str, scale: str, indices: list[int], results: str, device: str = "auto",
+              sweep: bool = False, tuning_file: str | None = None) -> dict:
     """Train (or reuse) the study's runs ``indices`` (the workflow's batch plan) and return
     the batch's manifest.
 
+    With ``sweep``, the indices are into a tuned study's sweep; a tuned study's own runs train
+    with the settings chosen for their cell, read from ``tuning_file`` (``gradatlas.tuning``).
     Failed runs are recorded with ``status: failed`` and listed; the others go on.
     """
     study = load_study(study_file, scale, validate=False)
-    bad = [i for i in indices if not 0 <= i < len(study.runs)]
+    planned_runs = study.sweep if sweep else study.runs
+    bad = [i for i in indices if not 0 <= i < len(planned_runs)]
     if bad or not indices:
-        raise ValueError(f"study {study.name} at scale {scale} has runs 0..{len(study.runs) - 1}; got {indices}")
+        raise ValueError(f"study {study.name} at scale {scale} has {'sweep ' if sweep else ''}runs "
+                         f"0..{len(planned_runs) - 1}; got {indices}")
+    chosen = _chosen_trials(study, tuning_file) if study.tune and not sweep else {}
     entries = []
-    planned_runs = [study.runs[i] for i in indices]
+    planned_runs = [planned_runs[i] for i in indices]
+    trials = [dict(planned.trial) if sweep else chosen.get(planned.cell, {}) for planned in planned_runs]
     # The workflow owns <results>/<scale>/runs: a record of an older config of the cell, or a
     # damaged one, is replaced (overwrite); anything else there is still refused.
-    cfgs = [compose_run(planned.overrides(), out=str(records.run_dir(results, scale, planned.relpath)),
+    cfgs = [compose_run({**planned.overrides(), **trial}, out=str(records.run_dir(results, scale, planned.relpath)),
                         device=device, overwrite=True)
-            for planned in planned_runs]
+            for planned, trial in zip(planned_runs, trials)]
     estimates = [estimated_seconds(cfg) for cfg in cfgs]
     trained_estimate = trained_seconds = 0.0
     print(f"[{study.name}] {len(cfgs)} runs, estimated {_duration(sum(estimates))} on one reference core", flush=True)
-    for number, (planned, cfg) in enumerate(zip(planned_runs, cfgs), start=1):
+    for number, (planned, trial, cfg) in enumerate(zip(planned_runs, trials, cfgs), start=1):
         out = Path(cfg.out)
         entry = {"path": str(out), "study": study.name, "cell": planned.cell, "seed": planned.seed,
-                 "fingerprint": fingerprint(cfg)}
+                 "fingerprint": fingerprint(cfg), **({"trial": trial} if trial else {})}
         started = time.perf_counter()
         try:
             with records.record_lock(out):
@@ -110,6 +117,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+def _chosen_trials(study, tuning_file: str | None) -> dict[str, dict]:
+    if tuning_file is None:
+        raise ValueError(f"study {study.name} chooses settings per cell (tune): pass --tuning")
+    cells = records.read_json(tuning_file)["cells"]
+    missing = sorted({run.cell for run in study.runs} - set(cells))
+    if missing:
+        raise ValueError(f"{tuning_file}: nothing chosen for cells {missing}")
+    return {cell: choice["chosen"] for cell, choice in cells.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -120,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", required=True,
                         help="output: <results>/<scale>/batches/<study>/batch-<i>.json (records go to <results>)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--sweep", action="store_true", help="the indices are into a tuned study's sweep")
+    parser.add_argument("--tuning", help="a tuned study's settings chosen per cell (gradatlas.tuning)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--gpus", type=int, default=0,
                         help="GPUs of this machine shared among jobs: claim one, train on it alone (0: no claim)")
@@ -138,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     results = Path(args.manifest).resolve().parents[3]
     try:
-        manifest = run_batch(args.study_file, args.scale, args.runs, str(results), args.device)
+        manifest = run_batch(args.study_file, args.scale, args.runs, str(results), args.device,
+                             sweep=args.sweep, tuning_file=args.tuning)
     except (StudyError, ConfigError, ValueError, records.RecordError) as err:
         print(f"gradatlas.batch: error: {err}", file=sys.stderr)
         return 2

@@ -118,6 +118,9 @@ class DataConfig:
     length: int = 40
     n_train: int = 4000
     n_test: int = 1000
+    # Held out from the end of the n_train training examples for learning-rate selection;
+    # the model trains on the remaining n_train - n_val and the test split stays untouched.
+    n_val: int = 0
     seed: int = 0
     copy_symbols: int = 5
     copy_alphabet: int = 8
@@ -131,6 +134,9 @@ class DataConfig:
             _at_least("data", "length (of the adding problem, which marks two steps)", self.length, 2)
         _at_least("data", "n_train", self.n_train, 1)
         _at_least("data", "n_test", self.n_test, 1)
+        _at_least("data", "n_val", self.n_val, 0)
+        if self.n_val >= self.n_train:
+            raise ConfigError(f"data.n_val={self.n_val} must be below data.n_train={self.n_train}")
         _at_least("data", "copy_symbols", self.copy_symbols, 1)
         _at_least("data", "copy_alphabet", self.copy_alphabet, 2)
         _seed("data", "seed", self.seed)
@@ -225,9 +231,11 @@ class RunConfig:
             )
         if not recurrent and self.data.name == "copy":
             raise ConfigError(f"data=copy needs a recurrent model ({', '.join(sorted(RECURRENT_MODELS))})")
-        if self.train.batch_size > self.data.n_train:
+        trained_on = self.data.n_train - self.data.n_val
+        if self.train.batch_size > trained_on:
             raise ConfigError(
-                f"train.batch_size={self.train.batch_size} exceeds data.n_train={self.data.n_train}"
+                f"train.batch_size={self.train.batch_size} exceeds the training examples "
+                f"(data.n_train={self.data.n_train} - data.n_val={self.data.n_val})"
             )
 
 

@@ -8,6 +8,7 @@ otherwise repeat it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import tempfile
 from importlib import metadata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -50,6 +51,8 @@ class Dataset:
     sequence: bool
     readout_steps: int
     chance: float
+    x_val: Optional[torch.Tensor] = None
+    y_val: Optional[torch.Tensor] = None
 
     @property
     def metric(self) -> str:
@@ -177,4 +180,19 @@ def make_dataset(cfg: DataConfig) -> Dataset:
     """Build (or load from the cache) the data set ``cfg.name``."""
     if cfg.name not in DATASETS:
         raise ValueError(f"unknown data {cfg.name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[cfg.name](cfg)
+    return hold_out_validation(DATASETS[cfg.name](cfg), cfg.n_val)
+
+
+def hold_out_validation(data: Dataset, n_val: int) -> Dataset:
+    """Move the last ``n_val`` training examples into a validation split.
+
+    The split is a fixed slice (not a random draw), so every run of a config, whatever its
+    seed, selects on the same examples; generators already shuffle the training set.
+    """
+    if n_val == 0:
+        return data
+    keep = len(data.x_train) - n_val
+    return dataclasses.replace(
+        data, x_train=data.x_train[:keep], y_train=data.y_train[:keep],
+        x_val=data.x_train[keep:], y_val=data.y_train[keep:],
+    )

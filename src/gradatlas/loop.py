@@ -168,5 +168,8 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
             # and none of its final values is defined.
             result.status, result.diverged_step = "diverged", step
             result.final = dict.fromkeys(result.final, math.nan)
+        elif data.x_val is not None:
+            val_loss, val_metric = evaluate(model, data, data.x_val.to(device), data.y_val.to(device))
+            result.final.update(val_loss=val_loss, val_metric=val_metric)
     result.wall_time_s = time.perf_counter() - start
     return result

@@ -125,6 +125,9 @@ def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
         test_loss=result.final.get("test_loss"),
         test_metric=result.final.get("test_metric"),
         test_accuracy=result.final.get("test_metric") if data.metric == "accuracy" else None,
+        # Learning-rate selection reads these (data.n_val > 0); never the test split.
+        val_loss=result.final.get("val_loss"),
+        val_metric=result.final.get("val_metric"),
         wall_time_s=result.wall_time_s,
         probe_steps=sorted({row[0] for row in result.layer_rows}),
         underflow_probes=result.underflow_probes,

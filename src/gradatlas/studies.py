@@ -37,10 +37,13 @@ from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, loa
 from gradatlas.costs import estimated_seconds
 
 SCALES = ("smoke", "quick", "full")
-STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales"}
-SCALE_KEYS = {"seeds", "fixed", "grid"}
+STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales", "tune"}
+SCALE_KEYS = {"seeds", "fixed", "grid", "tune"}
 # A grid key is a factor name or a dotted config key; it becomes part of a record path.
 GRID_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# Sweep runs use seeds of their own, so that the seeds a verdict is computed on played no
+# part in choosing their learning rate.
+SWEEP_SEED_OFFSET = 1000
 
 
 class StudyError(ValueError):
@@ -90,21 +93,41 @@ class PlannedRun:
     seed: int
     factors: tuple[tuple[str, Any], ...]
     settings: tuple[tuple[str, Any], ...]
+    # Sweep runs of a tuned study: the candidate settings they try (empty for its own runs).
+    trial: tuple[tuple[str, Any], ...] = ()
 
     @property
     def relpath(self) -> str:
         """Record directory relative to ``<results>/<scale>/runs``."""
+        if self.trial:
+            return f"{self.study}/sweep/{self.cell}/{_cell_name(self.trial)}/seed-{self.seed}"
         return f"{self.study}/{self.cell}/seed-{self.seed}"
 
     def overrides(self) -> dict[str, Any]:
-        """Fixed settings, then grid factors, then the seed (later entries win)."""
-        return {**dict(self.settings), **dict(self.factors), "seed": self.seed}
+        """Fixed settings, then grid factors, then a sweep run's trial, then the seed (later
+        entries win)."""
+        return {**dict(self.settings), **dict(self.factors), **dict(self.trial), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Tune:
+    """Per-cell selection of a study's training settings (the learning rate, say): every grid
+    cell trains ``seeds`` unprobed sweep runs at each combination of ``choices``, and its own
+    runs with the combination of the best validation metric (``gradatlas.tuning``)."""
+
+    choices: tuple[tuple[str, tuple[Any, ...]], ...]
+    seeds: int
+
+    def trials(self) -> list[tuple[tuple[str, Any], ...]]:
+        """Every combination of the candidate values, in a fixed order."""
+        names = [name for name, _ in self.choices]
+        return [tuple(zip(names, combo)) for combo in itertools.product(*(values for _, values in self.choices))]
 
 
 @dataclass(frozen=True)
 class Study:
     """A parsed study at one scale; ``costs`` (estimated seconds per run, in ``runs`` order)
-    is filled when the study was validated."""
+    is filled when the study was validated, and so are ``sweep_costs`` for ``sweep``."""
 
     name: str
     path: Path
@@ -113,6 +136,9 @@ class Study:
     factors: tuple[str, ...]
     runs: tuple[PlannedRun, ...]
     costs: tuple[float, ...] = ()
+    tune: Tune | None = None
+    sweep: tuple[PlannedRun, ...] = ()
+    sweep_costs: tuple[float, ...] = ()
 
 
 def _format_value(value: Any) -> str:
@@ -224,6 +250,7 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
     _check_keys(path, "scales", scales, set(SCALES))
     plans = {name: _scale_plan(path, raw, scales, name) for name in SCALES}
     fixed, grid, seeds = plans[scale]
+    tune = _tune(path, raw, scales.get(scale) or {}, scale, grid, fixed)
     # Every factor value of every scale alone, so that an error names the key that caused it
     # whichever scale is selected; the full product only at the selected scale.
     for s_name, (s_fixed, s_grid, _) in (plans.items() if validate else ()):
@@ -239,17 +266,54 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
                                      f"the same value ({coerced!r}) once typed; list it once")
                 seen[coerced] = value
 
-    runs, costs = [], []
+    runs, costs, sweep, sweep_costs = [], [], [], []
     for combo in itertools.product(*grid.values()):
         factors = tuple(zip(grid.keys(), combo))
-        cell = "/".join(f"{key}-{records.path_token(_format_value(value))}" for key, value in factors)
+        cell = _cell_name(factors)
         cost = estimated_seconds(_validate(path, f"grid cell {cell}", {**fixed, **dict(factors)})) if validate else None
         for seed in range(seeds):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
             costs.append(cost)
+        for trial in tune.trials() if tune else ():
+            # Sweep runs are unprobed: only their validation metric is read.
+            settings = tuple({**fixed, "probe": "off"}.items())
+            where = f"tune {_cell_name(trial)} in cell {cell}"
+            cfg = _validate(path, where, {**dict(settings), **dict(factors), **dict(trial)}) if validate else None
+            for seed in range(SWEEP_SEED_OFFSET, SWEEP_SEED_OFFSET + tune.seeds):
+                sweep.append(PlannedRun(name, cell, seed, factors, settings, trial=trial))
+                sweep_costs.append(estimated_seconds(cfg) if validate else None)
     claims = raw.get("claims", [])
     return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs),
-                 tuple(costs) if validate else ())
+                 tuple(costs) if validate else (), tune, tuple(sweep), tuple(sweep_costs) if validate else ())
+
+
+def _cell_name(factors: tuple[tuple[str, Any], ...]) -> str:
+    """``key-value/...``: each value as a plain path token (``records.path_token``)."""
+    return "/".join(f"{key}-{records.path_token(_format_value(value))}" for key, value in factors)
+
+
+def _tune(path: Path, raw: dict, at_scale: dict, scale: str, grid: dict, fixed: dict) -> Tune | None:
+    """The study's per-cell selection at ``scale`` (a scale's ``tune`` keys replace the
+    study's), or None when it has none. ``tune`` maps factors to candidate values, plus
+    ``seeds`` (sweep runs per candidate, default 1)."""
+    spec = {**_mapping(path, "tune", raw.get("tune")), **_mapping(path, f"scales.{scale}.tune", at_scale.get("tune"))}
+    if not spec:
+        return None
+    seeds = spec.pop("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise StudyError(f"{path}: tune.seeds must be a positive integer, got {seeds!r}")
+    if not spec:
+        raise StudyError(f"{path}: tune: name at least one factor with candidate values (e.g. lr: [0.01, 0.1])")
+    for key, values in spec.items():
+        if not isinstance(values, list) or len(values) < 2:
+            raise StudyError(f"{path}: tune.{key}: needs a list of at least two candidates, got {values!r}")
+        if len(set(map(_format_value, values))) != len(values):
+            raise StudyError(f"{path}: tune.{key}: repeated values {values!r}")
+        if key in grid or key in fixed or FACTORS.get(key, key) in fixed:
+            raise StudyError(f"{path}: tune.{key}: the study also sets {key} (grid or fixed); a tuned factor is chosen per cell")
+    if not fixed.get("data.n_val"):
+        raise StudyError(f"{path}: tune: candidates are compared on a validation split; set data.n_val > 0 in fixed")
+    return Tune(tuple((key, tuple(values)) for key, values in spec.items()), seeds)
 
 
 def _select(container: dict[str, Any], key: str) -> Any:
@@ -319,9 +383,10 @@ def _validate(path: Path, where: str, settings: dict[str, Any]) -> RunConfig:
         raise StudyError(f"{path}: {where}: {err}") from err
 
 
-def plan_batches(study: Study, batch_seconds: float) -> list[tuple[int, ...]]:
-    """Pack the study's runs into batches (indices into ``study.runs``) of about
-    ``batch_seconds`` of estimated training each, longest batch first.
+def plan_batches(study: Study, batch_seconds: float, sweep: bool = False) -> list[tuple[int, ...]]:
+    """Pack the study's runs (or, with ``sweep``, its lr-sweep runs) into batches (indices
+    into ``study.runs`` or ``study.sweep``) of about ``batch_seconds`` of estimated training
+    each, longest batch first.
 
     Longest-processing-time-first: runs in decreasing cost, each to the batch with the least
     cost so far. Batches come out within one run's cost of each other, so the jobs of a
@@ -332,17 +397,20 @@ def plan_batches(study: Study, batch_seconds: float) -> list[tuple[int, ...]]:
         raise ValueError(f"study {study.name} was loaded without validation: it has no cost estimates")
     if not batch_seconds > 0:
         raise ValueError(f"batch_seconds must be > 0, got {batch_seconds}")
-    count = max(1, min(len(study.runs), math.ceil(sum(study.costs) / batch_seconds)))
-    order = sorted(range(len(study.runs)), key=lambda i: (-study.costs[i], i))
+    costs = study.sweep_costs if sweep else study.costs
+    if not costs:
+        return []
+    count = max(1, min(len(costs), math.ceil(sum(costs) / batch_seconds)))
+    order = sorted(range(len(costs)), key=lambda i: (-costs[i], i))
     loads, members = [0.0] * count, [[] for _ in range(count)]
     for index in order:
         target = min(range(count), key=lambda b: (loads[b], b))
-        loads[target] += study.costs[index]
+        loads[target] += costs[index]
         members[target].append(index)
     ranked = sorted(range(count), key=lambda b: (-loads[b], b))
     return [tuple(sorted(members[b])) for b in ranked]
 
 
-def batch_cost(study: Study, indices: tuple[int, ...]) -> float:
+def batch_cost(study: Study, indices: tuple[int, ...], sweep: bool = False) -> float:
     """Estimated seconds of one batch: the sum of its runs' costs."""
-    return sum(study.costs[i] for i in indices)
+    return sum((study.sweep_costs if sweep else study.costs)[i] for i in indices)

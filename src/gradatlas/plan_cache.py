@@ -18,15 +18,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """One study's training jobs at one scale: run indices and estimated seconds per batch."""
+    """One study's training jobs at one scale: run indices and estimated seconds per batch,
+    and for a tuned study (``tune:``) the same for the jobs of its sweep."""
 
     batches: tuple[tuple[int, ...], ...]
     seconds: tuple[float, ...]
+    runs: int = 0
+    sweep_batches: tuple[tuple[int, ...], ...] = ()
+    sweep_seconds: tuple[float, ...] = ()
+    sweep_runs: int = 0
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the study chooses settings per cell on a validation split first."""
+        return bool(self.sweep_batches)
+
+    def jobs(self, sweep: bool) -> tuple[tuple[tuple[int, ...], ...], tuple[float, ...]]:
+        """Run indices and estimated seconds of the sweep's jobs or of the study's own jobs."""
+        return (self.sweep_batches, self.sweep_seconds) if sweep else (self.batches, self.seconds)
+
+    def to_json(self) -> dict:
+        """The plan as JSON-ready containers (``from_json`` reads it back)."""
+        return {"batches": self.batches, "seconds": self.seconds, "runs": self.runs,
+                "sweep_batches": self.sweep_batches, "sweep_seconds": self.sweep_seconds,
+                "sweep_runs": self.sweep_runs}
+
+    @classmethod
+    def from_json(cls, stored: dict) -> "StudyPlan":
+        """A plan written by ``to_json``."""
+        return cls(tuple(map(tuple, stored["batches"])), tuple(stored["seconds"]), int(stored["runs"]),
+                   tuple(map(tuple, stored["sweep_batches"])), tuple(stored["sweep_seconds"]),
+                   int(stored["sweep_runs"]))
 
 
 def default_cache_dir() -> Path:
@@ -60,7 +87,9 @@ def _plan(study_file: Path, scale: str, batch_seconds: float) -> StudyPlan:
 
     study = load_study(study_file, scale)
     batches = plan_batches(study, batch_seconds)
-    return StudyPlan(tuple(batches), tuple(batch_cost(study, batch) for batch in batches))
+    sweep = plan_batches(study, batch_seconds, sweep=True)
+    return StudyPlan(tuple(batches), tuple(batch_cost(study, batch) for batch in batches), len(study.runs),
+                     tuple(sweep), tuple(batch_cost(study, batch, sweep=True) for batch in sweep), len(study.sweep))
 
 
 def study_plans(study_files: list[Path], scale: str, batch_seconds: float, conf_dir: Path,
@@ -77,14 +106,13 @@ def study_plans(study_files: list[Path], scale: str, batch_seconds: float, conf_
         path = cache_dir / f"{study_file.stem}-{plan_key(study_file, scale, batch_seconds, version)}.json"
         try:
             stored = json.loads(path.read_text())
-            plans[study_file.stem] = StudyPlan(tuple(map(tuple, stored["batches"])), tuple(stored["seconds"]))
+            plans[study_file.stem] = StudyPlan.from_json(stored)
             continue
         except (OSError, ValueError, KeyError, TypeError):
             pass  # absent or unreadable: plan afresh
         plan = _plan(study_file, scale, batch_seconds)
         from gradatlas import records  # pandas: only when writing
 
-        records.write_json_atomic(path, {"study": str(study_file), "scale": scale, "batches": plan.batches,
-                                         "seconds": plan.seconds})
+        records.write_json_atomic(path, {"study": str(study_file), "scale": scale, **plan.to_json()})
         plans[study_file.stem] = plan
     return plans
