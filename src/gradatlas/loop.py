@@ -169,8 +169,9 @@ def clip_members(params: list[nn.Parameter], modes: Sequence[str], values: Seque
     if "norm" in modes:
         limits = torch.tensor([v if m == "norm" else math.inf for m, v in zip(modes, values)],
                               dtype=norms.dtype, device=norms.device)
-        # clip_grads_with_norm_'s coefficient, 1 exactly for members that do not clip by norm.
-        coef = (limits / (norms + 1e-6)).clamp_(max=1.0)
+        # clip_grads_with_norm_'s coefficient, max_norm / (norm + 1e-6), which Python evaluates
+        # as reciprocal(norm + 1e-6) * max_norm; exactly 1 for members that do not clip by norm.
+        coef = ((norms + 1e-6).reciprocal() * limits).clamp_(max=1.0)
         for g in grads:
             g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
         clipped |= norms > limits
