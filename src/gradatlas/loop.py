@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from gradatlas.config import RECURRENT_MODELS, RunConfig, total_steps
+from gradatlas.config import MEMBER_SETTINGS, RECURRENT_MODELS, RunConfig, stack_key, total_steps
 from gradatlas.data import Dataset
 from gradatlas.models import Trace, member_trace, stack_models
 from gradatlas.optim import member_groups, stack_optimizer
@@ -103,34 +103,6 @@ def probe_set(x_train: torch.Tensor, seed: int) -> torch.Tensor:
     index = torch.randperm(len(x_train), generator=generator)[:PROBE_SET_SIZE].to(x_train.device)
     return x_train[index]
 
-
-
-# Settings a stack's members may differ in: everything else shapes the computation (model
-# size and kind, data, batching, step count, probe schedule, device) and must be shared.
-MEMBER_SETTINGS = frozenset({
-    "seed", "out", "overwrite",
-    "model.init", "model.init_gain", "model.init_std", "model.bias_init", "model.forget_bias",
-    "optim.lr", "optim.momentum", "optim.weight_decay",
-    "train.clip", "train.clip_value",
-})
-
-
-def stack_key(cfg: RunConfig) -> tuple:
-    """The settings that must be equal for runs to train as one stack (all but
-    ``MEMBER_SETTINGS``), as a hashable value."""
-    from gradatlas.config import to_container
-
-    flat: dict[str, object] = {}
-
-    def walk(prefix: str, value: object) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-        elif prefix not in MEMBER_SETTINGS:
-            flat[prefix] = value
-
-    walk("", to_container(cfg))
-    return tuple(sorted((key, repr(value)) for key, value in flat.items()))
 
 
 def member_losses(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:

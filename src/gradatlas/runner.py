@@ -97,7 +97,7 @@ def stack_id(cfgs: list[RunConfig]) -> str:
 
 def run_stack(cfgs: list[RunConfig]) -> list[dict[str, Any]]:
     """Train the configurations as one stack (``loop.train_stack``; they must share
-    ``loop.stack_key``) and write one run record per member, as ``run`` does for one.
+    ``config.stack_key``) and write one run record per member, as ``run`` does for one.
 
     Every member's target is checked and locked before anything trains. ``run.json`` of
     member k says ``stack: {size, index: k, id}``; ``wall_time_s`` is the stack's.
