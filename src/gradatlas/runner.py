@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import platform
 import random
 import subprocess
@@ -38,6 +39,20 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is available; use device=cpu or auto")
     return torch.device(name)
+
+
+def configure_determinism(device: torch.device) -> None:
+    """Settings under which a rerun of the same stack on the same device repeats every value:
+    no TF32 in CUDA matmuls (float32 stays float32), deterministic algorithms where torch has
+    them (warn, not fail, where an operation has none). Not measured on a GPU by the session
+    that wrote this (none was lent); on the CPU these change nothing."""
+    if device.type != "cuda":
+        return
+    # cuBLAS needs a fixed workspace for reproducible results; it reads this at its start.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -114,6 +129,7 @@ def run_stack(cfgs: list[RunConfig]) -> list[dict[str, Any]]:
 
 def _train_and_record(cfgs: list[RunConfig]) -> list[dict[str, Any]]:
     device = resolve_device(cfgs[0].device)
+    configure_determinism(device)
     models, data = [], None
     for cfg in cfgs:
         # Seeded, then data and model built, exactly as for a run alone: member k starts
