@@ -188,7 +188,7 @@ def test_mlp_layers_parquet(good_runs):
     names = at0.drop_duplicates("layer").set_index("layer").name.to_dict()
     assert names == {0: "hidden.0", 1: "hidden.1", 2: "hidden.2", 3: "head"}
     contract = {"weight_grad_norm", "backprop_norm", "act_mean", "act_std", "saturated_frac", "dead_frac",
-                "weight_norm", "update_ratio"}
+                "died_frac", "weight_norm", "update_ratio", "underflow"}
     for layer in range(3):
         assert contract <= set(at0[at0.layer == layer].quantity)
     # Step 0 is the network at initialization: the same weights as a model built in-process.

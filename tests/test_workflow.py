@@ -174,8 +174,8 @@ def test_smoke_paper_is_complete(smoke: Path):
         assert heading in text, heading
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert "Type 3" not in fonts
-    # 11 figures, 13 study tables + grid + claims
-    assert len(set(re.findall(r"Figure (\d+):", text))) == 11
+    # 12 figures, 13 study tables + grid + claims
+    assert len(set(re.findall(r"Figure (\d+):", text))) == 12
     # the claims table lists all 15 claims, each with a verdict
     claims = pd.read_parquet(smoke / "results/smoke/analysis/claims.parquet")
     assert sorted(claims["claim"]) == list(range(1, 16))
