@@ -256,15 +256,23 @@ def test_concurrent_writers_of_one_record_all_succeed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary, no lock file left
 
 
-def test_orphaned_temporaries_are_swept_live_ones_kept(tmp_path):
+def test_orphaned_temporaries_are_swept_other_names_kept(tmp_path):
     out = tmp_path / "run"
     orphan = tmp_path / ".run.tmp-999999-deadbeef"
+    old = tmp_path / ".run.old-0badcafe"
+    old.mkdir()
     orphan.mkdir()
     (orphan / records.STEPS_FILE).write_text("half-written")
     other = tmp_path / ".other.tmp-1-cafe"  # another record's temporary
     other.mkdir()
     records.write_run_record(out, **_record_args())
-    assert not orphan.exists() and other.exists()
+    assert not orphan.exists() and not old.exists() and other.exists()
+    # a name that is not one of ours stays
+    mine = tmp_path / ".run.tmp-notes"
+    mine.mkdir()
+    with records.record_lock(out):
+        pass
+    assert mine.exists()
 
 
 def test_a_held_lock_makes_a_second_run_fail_at_once(tmp_path):

@@ -136,7 +136,6 @@ def write_run_record(
     out = Path(out)
     with record_lock(out):
         check_target(out, info["fingerprint"], overwrite)
-        _sweep_orphans(out)
         tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
@@ -193,6 +192,8 @@ def record_lock(out: str | os.PathLike, wait: bool = True):
     """Hold the advisory lock of the record at ``out`` (``.<name>.lock`` beside it).
 
     Creates ``out``'s parent directories, so it also proves that ``out`` can be written.
+    Once locked, removes the record's orphaned temporaries (``.<name>.tmp-*``, ``.<name>.old-*``):
+    every writer holds the lock for as long as its temporaries exist, so their owner is gone.
     The lock file is removed on release (the inode is checked after locking, so a process
     that locked a removed file tries again).
 
@@ -213,6 +214,7 @@ def record_lock(out: str | os.PathLike, wait: bool = True):
     fd = _acquire(out, lock, wait)
     _HELD[key] = [fd, 1]
     try:
+        _sweep_orphans(out)
         yield
     finally:
         del _HELD[key]
@@ -256,11 +258,10 @@ def _acquire(out: Path, lock: Path, wait: bool) -> int:
 
 
 def _sweep_orphans(out: Path) -> None:
-    # Called under the record's lock. Every writer holds the lock for as long as its
-    # temporary exists, so whatever temporary is left now belongs to a process that is gone.
-    prefixes = (f".{out.name}.tmp-", f".{out.name}.old-")
+    # Called under the record's lock: only names write_run_record and _replace_dir make.
+    orphan = re.compile(re.escape(f".{out.name}.") + r"(tmp-[0-9]+-|old-)[0-9a-f]{8}")
     for entry in out.parent.iterdir():
-        if entry.name.startswith(prefixes) and entry.is_dir() and not entry.is_symlink():
+        if orphan.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
 
 
