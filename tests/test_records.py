@@ -28,7 +28,8 @@ def _record_args(fingerprint: str = FP, model: str = "mlp", timesteps: bool = Fa
     layers = [(0, layer, f"hidden.{layer}", "backprop_norm", 0.5 * layer) for layer in range(4)]
     ts = [(0, t, "hidden_grad_norm", 0.25 * t) for t in range(1, 6)] if timesteps else None
     config = {"model": {"name": model}, "data": {}, "optim": {}, "train": {}, "probe": {}, "seed": 0, "out": "x"}
-    return {"config": config, "info": {"status": "ok", "fingerprint": fingerprint}, "step_rows": steps,
+    info = {"status": "ok", "fingerprint": fingerprint, "factors": {"model": model}}
+    return {"config": config, "info": info, "step_rows": steps,
             "layer_rows": layers, "timestep_rows": ts}
 
 
@@ -133,6 +134,10 @@ def test_a_recurrent_record_without_timesteps_is_incomplete(tmp_path):
         records.read_run_record(out)
     feed_forward = records.write_run_record(tmp_path / "mlp", **_record_args(model="mlp", timesteps=False))
     assert records.is_complete(feed_forward)
+    # a record whose run.json names no factors: its config.yaml says which model it is
+    args = _record_args(model="gru", timesteps=False)
+    del args["info"]["factors"]
+    assert not records.is_complete(records.write_run_record(tmp_path / "no-factors", **args))
 
 
 def test_run_json_states_the_row_counts(tmp_path):

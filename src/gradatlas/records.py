@@ -87,6 +87,14 @@ class RunRecord:
     timesteps: Optional[pd.DataFrame]
 
 
+# libyaml's loader where PyYAML has it: the pure-Python one takes milliseconds per config.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_YAML_LOADER)
+
+
 def _frame(rows: list, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=list(columns)) if rows else pd.DataFrame(columns=list(columns))
     return frame.astype(dtypes)
@@ -301,7 +309,7 @@ def check_target(out: str | os.PathLike, fingerprint: str, overwrite: bool = Fal
 
 def _is_run_config(path: Path) -> bool:
     try:
-        config = yaml.safe_load(path.read_text())
+        config = _load_yaml(path)
     except (OSError, ValueError, yaml.YAMLError):
         return False
     return isinstance(config, dict) and CONFIG_KEYS <= set(config)
@@ -339,7 +347,7 @@ def read_run_record(path: str | os.PathLike) -> RunRecord:
     info = check_record(path)
     config_path = path / CONFIG_FILE
     try:
-        config = yaml.safe_load(config_path.read_text())
+        config = _load_yaml(config_path)
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise RecordError(f"{config_path}: cannot read run config ({err})") from err
     steps = _read_table(path / STEPS_FILE, STEP_COLUMNS)
@@ -392,7 +400,7 @@ def check_record(path: str | os.PathLike) -> dict[str, Any]:
             raise RecordError(f"{info_path}: files does not list {name}")
     for name, stated in files.items():
         _check_file(path / name, stated)
-    if _is_recurrent(path / CONFIG_FILE) and TIMESTEPS_FILE not in files:
+    if _is_recurrent(info, path / CONFIG_FILE) and TIMESTEPS_FILE not in files:
         raise RecordError(f"{path / TIMESTEPS_FILE}: missing (a recurrent model's record has one)")
     return info
 
@@ -415,9 +423,13 @@ def _check_file(path: Path, stated: Any) -> None:
             raise RecordError(f"{path}: {rows} rows, run.json states {stated.get('rows')!r}")
 
 
-def _is_recurrent(config_path: Path) -> bool:
+def _is_recurrent(info: dict[str, Any], config_path: Path) -> bool:
+    # run.json's factors name the model (fast: JSON); config.yaml only for a record without them.
+    factors = info.get("factors")
+    if isinstance(factors, dict) and "model" in factors:
+        return factors["model"] in RECURRENT_MODELS
     try:
-        config = yaml.safe_load(config_path.read_text())
+        config = _load_yaml(config_path)
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise RecordError(f"{config_path}: cannot read run config ({err})") from err
     model = config.get("model") if isinstance(config, dict) else None
