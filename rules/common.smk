@@ -1,5 +1,6 @@
 # Grid expansion and helpers. Studies are parsed and validated here, at parse time: a bad
-# study file stops the workflow before any job runs, with the file and key named.
+# study file stops the workflow before any job runs, with the file and key named. The plans
+# are cached (gradatlas.plans), so that a parse whose studies and code did not change is fast.
 
 import math
 import sys
@@ -9,11 +10,16 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from gradatlas import records
-from gradatlas.studies import StudyError, batch_cost, load_study, plan_batches, study_name
+from gradatlas.plans import study_plans
 
 validate(config, "../conf/workflow.schema.yaml")
 
 SCALE = config["scale"]
+# `--config gpus=N`: `gpu` becomes a resource of N (unless --resources sets it), each training
+# job needs one and claims its own (gradatlas.gpus), so N jobs train at once, one per GPU.
+GPUS = config["gpus"]
+if GPUS and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", GPUS)
 RESULTS = config["results"]
 STUDY_DIR = Path("conf/studies")
 
@@ -21,7 +27,10 @@ STUDY_DIR = Path("conf/studies")
 def _study_files():
     files = sorted(STUDY_DIR.glob("*.yaml"))
     for f in files:  # every name, selected or not: ALL_STUDIES reaches the ledger's command line
-        study_name(f)
+        try:
+            records.study_name(f)
+        except ValueError as err:
+            raise WorkflowError(f"invalid study: {err}") from None
     wanted = config["studies"]
     if wanted:
         known = {f.stem for f in files}
@@ -32,34 +41,37 @@ def _study_files():
     return files
 
 
-try:
-    STUDIES = {f.stem: load_study(f, SCALE) for f in _study_files()}
-except StudyError as err:
-    raise WorkflowError(f"invalid study: {err}") from None
-
-
 # Each study's runs packed into jobs of about this many estimated seconds (gradatlas.costs):
 # long enough that starting Python and torch is a small share, short enough to balance.
+# Planning validates every run; gradatlas.plans caches the plans keyed on what they depend on.
 BATCH_SECONDS = config["batch_seconds"][SCALE]
-PLANS = {name: plan_batches(study, BATCH_SECONDS) for name, study in STUDIES.items()}
+try:
+    PLANS = study_plans(_study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"))
+except Exception as err:
+    # gradatlas.studies imports torch: only when a study is planned afresh, not on a cache hit.
+    from gradatlas.studies import StudyError
+
+    if isinstance(err, StudyError):
+        raise WorkflowError(f"invalid study: {err}") from None
+    raise
 
 
-def _batch(wildcards):
+def _batch_index(wildcards):
     plan = PLANS[wildcards.study]
     index = int(wildcards.batch)
-    if index >= len(plan):
-        raise WorkflowError(f"study {wildcards.study} has batches 0..{len(plan) - 1} at scale {SCALE}")
-    return plan[index]
+    if index >= len(plan.batches):
+        raise WorkflowError(f"study {wildcards.study} has batches 0..{len(plan.batches) - 1} at scale {SCALE}")
+    return index
 
 
 def batch_indices(wildcards):
     """The study's run indices that one training job trains (comma-separated)."""
-    return ",".join(map(str, _batch(wildcards)))
+    return ",".join(map(str, PLANS[wildcards.study].batches[_batch_index(wildcards)]))
 
 
 def batch_estimate(wildcards):
     """Estimated seconds of one training job on one CPU core."""
-    return batch_cost(STUDIES[wildcards.study], _batch(wildcards))
+    return PLANS[wildcards.study].seconds[_batch_index(wildcards)]
 
 
 def train_priority(wildcards):
@@ -67,9 +79,15 @@ def train_priority(wildcards):
     return round(batch_estimate(wildcards))
 
 
-def train_runtime(wildcards):
-    """Slurm runtime (minutes) of one training job: three times its estimate, plus start-up."""
-    return 5 + math.ceil(3 * batch_estimate(wildcards) / 60)
+def train_runtime(wildcards, attempt):
+    """Slurm runtime (minutes) of one training job: three times its estimate plus start-up,
+    doubled with each retry, so that a job resubmitted after running out of time can finish."""
+    return (5 + math.ceil(3 * batch_estimate(wildcards) / 60)) * 2 ** (attempt - 1)
+
+
+def train_gpus(wildcards):
+    """GPUs a local training job needs: one where the workflow shares GPUs (config gpus)."""
+    return 1 if GPUS else 0
 
 
 def study_file(wildcards):
@@ -79,7 +97,7 @@ def study_file(wildcards):
 
 def batch_manifests(wildcards=None):
     """Every batch manifest of the selected scale: the outputs of all training jobs."""
-    return [f"{RESULTS}/{SCALE}/batches/{name}/batch-{index}.json" for name, plan in PLANS.items() for index in range(len(plan))]
+    return [f"{RESULTS}/{SCALE}/batches/{name}/batch-{index}.json" for name, plan in PLANS.items() for index in range(len(plan.batches))]
 
 
 def summary(name):

@@ -19,6 +19,7 @@ rule train:
         runs=batch_indices,
         scale=SCALE,
         device=config["device"],
+        gpus=GPUS,
     conda:
         "../environment.yml"
     threads: 1
@@ -26,6 +27,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=train_runtime,
+        gpu=train_gpus,
     shell:
         "python -m gradatlas.batch {input:q} --scale {params.scale:q} --runs {params.runs:q}"
-        " --device {params.device:q} --threads {threads} --manifest {output:q} > {log:q} 2>&1"
+        " --device {params.device:q} --gpus {params.gpus:q} --threads {threads} --manifest {output:q} > {log:q} 2>&1"

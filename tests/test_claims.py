@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gradatlas import claims, records
-from gradatlas.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, VERDICTS
+from gradatlas import claims, intervals, records
+from gradatlas.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS
 
 DEFAULTS = {"model": "mlp", "depth": 10.0, "width": 16.0, "activation": "relu", "slope": np.nan,
             "init": "default", "gain": 1.0, "init_std": 0.01, "bias": np.nan, "norm": "none",
@@ -63,38 +63,77 @@ def evaluate(builder: Builder, claim: int):
 
 # ------------------------------------------------------------------------------ statistics
 
-def test_mean_ci_is_the_t_interval():
-    x = [1.0, 2.0, 4.0]
-    mean, lo, hi, n = claims.mean_ci(x)
-    half = stats.t.ppf(0.975, 2) * np.std(x, ddof=1) / math.sqrt(3)
-    assert (mean, n) == (pytest.approx(7 / 3), 3)
-    assert (lo, hi) == (pytest.approx(7 / 3 - half), pytest.approx(7 / 3 + half))
-    one = claims.mean_ci([5.0, np.nan])
-    assert one[0] == 5.0 and math.isnan(one[1]) and math.isnan(one[2]) and one[3] == 1
-    assert claims.mean_ci([])[3] == 0
+def test_seed_interval_is_the_t_interval_from_four_seeds():
+    x = [1.0, 2.0, 4.0, 3.5]
+    iv = intervals.seed_interval(x)
+    half = stats.t.ppf(0.975, 3) * np.std(x, ddof=1) / 2.0
+    assert (iv.value, iv.n, iv.method) == (pytest.approx(2.625), 4, intervals.T)
+    assert (iv.low, iv.high) == (pytest.approx(2.625 - half), pytest.approx(2.625 + half))
+
+
+def test_two_or_three_seeds_show_their_range_and_one_seed_no_interval():
+    iv = intervals.seed_interval([1.0, 2.0, 4.0])
+    assert (iv.low, iv.high, iv.method) == (1.0, 4.0, intervals.RANGE)
+    one = intervals.seed_interval([5.0, np.nan])
+    assert one.value == 5.0 and math.isnan(one.low) and math.isnan(one.high) and one.n == 1
+    assert intervals.seed_interval([]).n == 0
+
+
+def test_log_scale_intervals_are_never_negative():
+    # Losses spread over decades: a t interval on the raw values reaches below 0 ...
+    losses = [3.5e7, 2.0, 0.5, 1.2e3, 7.0]
+    raw = intervals.seed_interval(losses)
+    assert raw.low < 0
+    # ... on the log scale it is the geometric mean with a positive, back-transformed interval.
+    iv = intervals.seed_interval(losses, log=True)
+    assert 0 < iv.low < iv.value < iv.high
+    assert iv.value == pytest.approx(math.exp(np.mean(np.log(losses))))
+    assert iv.method == intervals.LOG_T
+    draws = np.random.default_rng(0).lognormal(0.0, 4.0, size=(500, 6))
+    _, low, high = intervals.seed_summary(draws, log=True)
+    assert (low > 0).all() and (high > low).all()
 
 
 def test_one_observation_never_decides():
-    _, lo, hi, _ = claims.mean_ci([0.1])
-    assert claims.verdict_below(lo, hi, 1.0) == INCONCLUSIVE
-    assert claims.verdict_above(lo, hi, 0.0) == INCONCLUSIVE
-    assert claims.verdict_within(lo, hi, 0.03) == INCONCLUSIVE
+    iv = intervals.seed_interval([0.1])
+    assert claims.verdict_below(iv.low, iv.high, 1.0) == INCONCLUSIVE
+    assert claims.verdict_above(iv.low, iv.high, 0.0) == INCONCLUSIVE
+    assert claims.verdict_within(iv.low, iv.high, 0.03) == INCONCLUSIVE
+
+
+def test_verdict_rules_work_elementwise():
+    low, high = np.array([0.5, -2.0, -0.5, np.nan]), np.array([1.0, -1.0, 0.5, np.nan])
+    assert list(claims.verdict_above(low, high, 0.0)) == [SUPPORTED, CONTRADICTED, INCONCLUSIVE, INCONCLUSIVE]
+    assert list(claims.verdict_below(low, high, 0.0)) == [CONTRADICTED, SUPPORTED, INCONCLUSIVE, INCONCLUSIVE]
+    assert list(claims.verdict_within(low, high, 0.6)) == [INCONCLUSIVE, CONTRADICTED, SUPPORTED, INCONCLUSIVE]
+    assert claims.verdict_above(0.5, 1.0, 0.0) == SUPPORTED  # a scalar stays a str
 
 
 def test_wilson_and_newcombe_intervals():
-    share, lo, hi = claims.wilson_ci(0, 10)
+    share, lo, hi = intervals.wilson_interval(0, 10)
     assert share == 0 and lo == 0 and hi == pytest.approx(0.2775, abs=1e-3)  # textbook value
-    d, lo, hi = claims.newcombe_ci(5, 5, 0, 5)
+    d, lo, hi = intervals.newcombe_interval(5, 5, 0, 5)
     assert d == 1.0 and 0 < lo < 1 and hi == pytest.approx(1.0)
-    d, lo, hi = claims.newcombe_ci(0, 2, 0, 2)
+    d, lo, hi = intervals.newcombe_interval(0, 2, 0, 2)
     assert d == 0 and lo < 0 < hi
+    # Newcombe (1998), table II, example (a): 56/70 - 48/80 -> [0.0524, 0.3339].
+    d, lo, hi = intervals.newcombe_interval(56, 70, 48, 80)
+    assert (lo, hi) == (pytest.approx(0.0524, abs=1e-4), pytest.approx(0.3339, abs=1e-4))
 
 
-def test_bootstrap_is_reproducible():
+def test_welch_interval_is_scipys():
+    x, y = np.array([1.0, 2.0, 3.0, 4.5]), np.array([0.0, 0.4, 1.5])
+    d, lo, hi = intervals.welch_interval(x, y)
+    ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval()
+    assert d == pytest.approx(x.mean() - y.mean()) and (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_median_interval_uses_order_statistics():
     values = np.arange(10.0)
-    assert claims.bootstrap_ci(values) == claims.bootstrap_ci(values)
-    med, lo, hi, n = claims.bootstrap_ci(values)
-    assert med == 4.5 and lo < med < hi and n == 10
+    med, lo, hi = intervals.median_interval(values)
+    assert (med, lo, hi) == (4.5, 1.0, 8.0)  # binomial(10, 1/2): ranks 2 and 9 cover 97.9%
+    med, lo, hi = intervals.median_interval(np.arange(5.0))
+    assert med == 2.0 and math.isnan(lo) and math.isnan(hi)  # 5 runs cannot reach 95%
 
 
 def test_combine():
@@ -104,6 +143,60 @@ def test_combine():
     assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=NO_DATA)]) == INCONCLUSIVE
     assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=CONTRADICTED, decisive=False)]) == SUPPORTED
     assert claims.combine([P("a", verdict=NO_DATA), P("b", verdict=SUPPORTED, decisive=False)]) == NO_DATA
+
+
+# ------------------------------------------------------------------------------ stability, deciding part
+
+def test_a_clear_result_is_stable():
+    seeds = [0.8, 0.9, 1.0, 1.1, 1.2, 0.95, 1.05, 1.0]
+    part = claims.seed_part("far above 0", seeds, claims.above(0.0))
+    verdict, stable = claims.stability([part], claim_id=1)
+    assert verdict == SUPPORTED and stable == 1.0 and part.stability == 1.0
+    assert claims.reported_verdict(verdict, stable) == SUPPORTED
+
+
+def test_a_marginal_result_is_unstable():
+    # Four seeds whose t interval just clears 0: resampling them often gives a lower bound < 0.
+    seeds = [0.5, 0.9, 1.4, 2.2]
+    part = claims.seed_part("barely above 0", seeds, claims.above(0.0))
+    assert part.verdict == SUPPORTED and part.ci_low > 0
+    verdict, stable = claims.stability([part], claim_id=1)
+    assert verdict == SUPPORTED and 0.5 < stable < claims.STABLE
+    assert claims.reported_verdict(verdict, stable) == UNSTABLE
+    # Reproducible: the draws come from a seeded RNG.
+    assert claims.stability([claims.seed_part("again", seeds, claims.above(0.0))], claim_id=1)[1] == stable
+
+
+def test_stability_counts_draws_with_the_same_verdict():
+    # 3 of 10 runs diverge: a share whose Wilson interval straddles 0.5 in some draws only.
+    part = claims.share_part("diverged", 7, 10, claims.above(0.5))
+    verdict, stable = claims.stability([part], claim_id=2, draws=4000)
+    k = np.random.default_rng([claims.STABILITY_SEED, 2, 0]).binomial(10, 0.7, size=4000)
+    expected = np.mean(claims.verdict_above(*intervals.wilson_interval(k, 10)[1:], 0.5) == verdict)
+    assert stable == pytest.approx(expected)
+
+
+def test_the_deciding_part_is_the_one_that_decided():
+    P = claims.Part
+    sup, inc, con = P("s", verdict=SUPPORTED, stability=0.95), P("i", verdict=INCONCLUSIVE), P("c", verdict=CONTRADICTED)
+    headline = P("headline", verdict=SUPPORTED, stability=1.0)
+    assert claims.deciding_part([headline, inc, con], CONTRADICTED) is con
+    assert claims.deciding_part([headline, inc, sup], INCONCLUSIVE) is inc
+    assert claims.deciding_part([headline, sup], SUPPORTED) is sup  # the least stable of all supported parts
+    assert claims.deciding_part([headline, P("r", verdict=CONTRADICTED, decisive=False), inc], INCONCLUSIVE) is inc
+
+
+def test_ledger_shows_the_deciding_part_not_the_headline():
+    b = _claim1_tables(0.2)
+    for run in [r["run"] for r in b.runs if r["depth"] == 10.0]:
+        # The first layer moves as much as the last: the update-ratio part is not supported.
+        b.layers = [row for row in b.layers if not (row["run"] == run and row["quantity"] == "update_ratio")]
+        b.layer(run, "update_ratio", [1e-3] * 10)
+    result = evaluate(b, 1)
+    assert result.parts[0].verdict == SUPPORTED and result.would_be == CONTRADICTED
+    assert result.deciding is result.parts[1] and result.value == pytest.approx(1.0)
+    row = claims.verdict_frame({1: result}).iloc[0]
+    assert row["deciding"] == result.parts[1].name and row["value"] == pytest.approx(1.0)
 
 
 # ------------------------------------------------------------------------------ claim 1
@@ -123,7 +216,8 @@ def _claim1_tables(ratio: float, seeds=(0, 1, 2), update_first=1e-7, update_last
 
 def test_claim1_supported_with_geometric_vanishing():
     result = evaluate(_claim1_tables(0.2), 1)
-    assert result.value == pytest.approx(np.mean([0.2, 0.202, 0.204]), rel=1e-9)
+    # A factor is a positive quantity: geometric mean over seeds.
+    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.2, 0.202, 0.204]))), rel=1e-9)
     assert result.n == 3 and result.ci_high < 1
     assert result.verdict == SUPPORTED
 
@@ -162,8 +256,11 @@ def test_claim2_tanh_slower_than_sigmoid():
             b.geometric(b.run("depth_activation_init", seed, activation=act, init="default", depth=10.0),
                         ratio + 0.01 * seed)
     result = evaluate(b, 2)
-    assert result.value == pytest.approx(0.45, rel=1e-9)
-    assert result.verdict == SUPPORTED
+    # Supported: the least stable part decides; both parts are ratios, on the log scale.
+    ratio = np.exp(np.mean(np.log([(0.6 + 0.01 * s) / (0.15 + 0.01 * s) for s in range(3)])))
+    assert result.parts[0].value == pytest.approx(ratio, rel=1e-9)
+    assert result.parts[0].ci_low > 1 and result.parts[1].ci_high < 1
+    assert result.verdict == SUPPORTED and result.stability == 1.0
 
 
 # ------------------------------------------------------------------------------ claim 9
@@ -203,6 +300,24 @@ def test_claim9_floors_underflow_and_reports_initialization_apart():
     gru_init = parts["same at initialization, gru - RNN"]
     assert gru_init.value == pytest.approx(0.0) and not gru_init.decisive
     assert parts["same at initialization, lstm - RNN"].value == pytest.approx(4.0)
+
+
+def test_claim9_leaves_underflowing_time_steps_out_and_counts_them():
+    b = Builder()
+    T = 6
+    for seed in range(4):
+        for model, first in (("rnn", 1e-3), ("gru", 1.0)):
+            run = b.run("memory", seed, model=model, data="adding", length=float(T), metric="mse", chance=1 / 6,
+                        test_metric=0.01)
+            values = [first] + [1.0] * (T - 1)
+            if model == "rnn" and seed == 0:
+                values[0] = 0.0  # float32 underflow: flagged by the probe, not a decay of 30 decades
+                b.series(run, "underflow", [1.0] + [0.0] * (T - 1), step=100)
+            b.series(run, "hidden_grad_norm", values, step=100)
+    part = evaluate(b, 9).parts[0]
+    assert "1 underflowing time step(s) left out" in part.note
+    # Seed 0's RNN keeps t = 2..T (no decay): 0 decades; the other seeds lose 3.
+    assert part.value == pytest.approx((0 + 3 + 3 + 3) / 4)
 
 
 # ------------------------------------------------------------------------------ claim 8
@@ -262,7 +377,7 @@ def test_claim14_selu_near_unit_variance():
         b.layer(run, "act_std", [1.5, 1.2, 1.1, 1.0, 0.98, 1.03, 0.99, 1.01], head=None)
     result = evaluate(b, 14)
     # Deeper half: layers 4..7; the largest deviation is |1.03 - 1| or |0.02 + 0.01 seed|.
-    assert result.value == pytest.approx(np.mean([0.03, 0.03, 0.04]))
+    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.03, 0.03, 0.04]))))
     assert result.verdict == SUPPORTED
 
 
@@ -305,3 +420,196 @@ def test_evaluate_claims_on_the_smoke_summary(smoke):
     assert not single["verdict"].isin([SUPPORTED, CONTRADICTED]).any()
     parts = claims.claim_parts(runs, layers, timesteps)
     assert set(parts["claim"]) <= set(range(1, 16)) and parts["verdict"].isin(VERDICTS).all()
+
+
+# ------------------------------------------------------------------------------ audit fixes
+
+def _dying_tables(alt_died: float = 0.0, seeds=range(4)) -> Builder:
+    """ReLU dies more at the larger lr; bias -1 kills units at step 0 whatever the lr."""
+    b = Builder()
+    for seed in seeds:
+        jitter = 0.01 * seed
+        for lr in (0.01, 0.5):
+            for bias in (0.0, -1.0):
+                run = b.run("dying_relu", seed, activation="relu", lr=lr, bias=bias)
+                b.layer(run, "dead_frac", [0.6 + jitter if bias < 0 else 0.02 + jitter] * 3, step=0, head=None)
+                b.layer(run, "died_frac", [0.0] * 3, step=0, head=None)
+                b.layer(run, "died_frac", [0.3 + jitter if lr == 0.5 else 0.01 + jitter] * 3, step=100, head=None)
+                for act in ("leaky_relu", "elu"):
+                    alt = b.run("dying_relu", seed, activation=act, lr=lr, bias=bias)
+                    # Leaky ReLU with bias -1 sits in its negative regime at step 0: dead by the new
+                    # definition (|phi'| = 0.01 < the stated share of its sup for every example).
+                    b.layer(alt, "dead_frac", [0.6 if bias < 0 else 0.0] * 3, step=0, head=None)
+                    b.layer(alt, "died_frac", [0.0] * 3, step=0, head=None)
+                    b.layer(alt, "died_frac", [alt_died + jitter / 10] * 3, step=100, head=None)
+    return b
+
+
+def test_claim5_separates_dying_in_training_from_dead_at_init():
+    result = evaluate(_dying_tables(), 5)
+    names = [p.name for p in result.parts]
+    lr_part = result.parts[names.index(next(n for n in names if "largest - smallest lr" in n))]
+    bias_part = result.parts[names.index(next(n for n in names if "most negative bias" in n))]
+    assert lr_part.value == pytest.approx(0.29) and lr_part.verdict == SUPPORTED
+    assert "step 0" in bias_part.name and bias_part.value == pytest.approx(0.58) and bias_part.verdict == SUPPORTED
+    assert result.verdict == SUPPORTED
+
+
+def test_claim5_alternatives_can_fail():
+    # Leaky ReLU and ELU units dying during training as much as ReLU's: the claim is contradicted.
+    result = evaluate(_dying_tables(alt_died=0.3), 5)
+    assert result.verdict == CONTRADICTED
+    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > claims.ALTERNATIVE_DEAD_MAX
+
+
+def test_claim5_needs_the_new_probes():
+    b = Builder()
+    b.layer(b.run("dying_relu", 0, activation="relu"), "dead_frac", [0.0, 0.0])
+    b.layers = [row for row in b.layers if row["quantity"] != "died_frac"]
+    result = evaluate(b, 5)
+    assert result.verdict == NO_DATA and "died_frac" in result.detail
+
+
+def test_claim6_never_pools_activations():
+    b = Builder()
+    for seed in range(4):
+        for act, status in (("relu", "diverged"), ("tanh", "ok")):
+            run = b.run("init_scale", seed, activation=act, init="normal", init_std=1.0, status=status,
+                        test_metric=np.nan if status == "diverged" else 0.3)
+            b.layer(run, "weight_norm", [1.0, 1.0], step=0)
+            if status == "ok":  # the relu runs diverged at step 1: their last probe is step 0
+                b.layer(run, "weight_norm", [3.0 + seed, 3.0], step=100)
+    result = evaluate(b, 6)
+    parts = {p.name: p for p in result.parts}
+    relu_share = parts["exploding (relu, init_scale std 1.0): share of runs that diverge"]
+    tanh_share = parts["exploding (tanh, init_scale std 1.0): share of runs that diverge"]
+    assert relu_share.value == 1.0 and relu_share.verdict == SUPPORTED
+    assert tanh_share.value == 0.0 and tanh_share.verdict == CONTRADICTED
+    relu_growth = parts["exploding (relu, init_scale std 1.0): weight-norm growth, last probe / init"]
+    # Runs never probed after step 0 are counted, not silently dropped.
+    assert relu_growth.verdict == NO_DATA and "4 run(s) without a probe after step 0" in relu_growth.note
+    assert result.verdict == CONTRADICTED
+
+
+def test_claim6_reports_zero_update_ratios_instead_of_logging_them():
+    b = Builder()
+    for seed in range(4):
+        run = b.run("init_scale", seed, activation="relu", init="normal", init_std=0.01)
+        b.layer(run, "update_ratio", [0.0 if seed == 0 else 1e-26 * (1 + seed), 1e-20], step=1)
+    parts = {p.name: p for p in evaluate(b, 6).parts}
+    update = parts["vanishing (relu, std 0.01): first-layer update ratio (mean over probes)"]
+    assert "1 of 4 seeds exactly 0" in update.note and update.n == 3
+    assert "1 of 4 probed first-layer update ratios exactly 0" in update.note
+    assert 1e-26 < update.value < 1e-25 and update.ci_low > 0 and update.verdict == SUPPORTED
+
+
+def test_claim7_judges_each_cell():
+    b = Builder()
+    for seed in range(4):
+        for act, gain in (("sigmoid", 7.0), ("tanh", -1.0)):
+            for norm, ratio in (("none", 0.1), ("batch", 0.1 * 10 ** (gain / 9))):
+                run = b.run("normalization", seed, activation=act, norm=norm, depth=10.0)
+                b.geometric(run, ratio * (1 + 0.01 * seed))
+    result = evaluate(b, 7)
+    gains = [p for p in result.parts if "batch - none" in p.name]
+    assert len(gains) == 2  # one part per (activation, depth), never a pooled mean
+    assert gains[0].value == pytest.approx(7.0, abs=0.01) and gains[1].value == pytest.approx(-1.0, abs=0.01)
+    assert result.verdict == CONTRADICTED and result.deciding is gains[1]
+
+
+def test_claim8_counts_runs_that_failed_to_train():
+    b = Builder()
+    for seed in range(5):
+        # Unclipped: diverges. Clipped: does not diverge, but its loss ends far above the start at chance.
+        b.run("clipping_mlp", seed, clip="none", status="diverged", test_metric=np.nan, final_train_loss=np.nan)
+        b.run("clipping_mlp", seed, clip="norm", status="ok", test_metric=0.1, final_train_loss=3.5e7)
+    result = evaluate(b, 8)
+    assert result.value == pytest.approx(0.0)  # 5/5 bad either way: clipping prevented nothing
+    assert "5 diverged, 0 failed to train" in result.deciding.note
+    assert "0 diverged, 5 failed to train" in result.deciding.note
+    assert result.verdict != SUPPORTED
+    runs = b.tables()[0]
+    assert list(claims.failed_to_train(runs)) == [False, True] * 5
+
+
+def test_a_diverged_runs_accuracy_is_excluded():
+    b = Builder()
+    for seed in range(4):
+        b.run("silu_relu", seed, activation="silu", test_metric=0.80 + 0.001 * seed)
+        # A diverged run keeps a stale accuracy (argmax of NaN outputs): it must not count.
+        b.run("silu_relu", seed, activation="relu", test_metric=0.99 if seed == 0 else 0.70 + 0.001 * seed,
+              status="diverged" if seed == 0 else "ok")
+    runs = b.tables()[0]
+    assert math.isnan(claims.skill(runs).iloc[1]) and math.isnan(claims.outcome(runs).iloc[1])
+    result = evaluate(b, 13)
+    assert result.n == 3 and result.value == pytest.approx(0.10)
+    assert "1 diverged run left out" in result.deciding.note
+
+
+def test_underflowing_layers_are_left_out_of_the_factor_fit():
+    b = _claim1_tables(0.2)
+    for run in [r["run"] for r in b.runs if r["depth"] == 10.0]:
+        # Layers 0-1 underflowed: a float32 norm of 0 would bend the fit; they are flagged.
+        for row in b.layers:
+            if row["run"] == run and row["quantity"] == "backprop_norm" and row["layer"] < 2:
+                row["value"] = 1e-45
+        b.layer(run, "underflow", [1.0, 1.0] + [0.0] * 8)
+    result = evaluate(b, 1)
+    factor = result.parts[0]
+    assert factor.value == pytest.approx(np.exp(np.mean(np.log([0.2, 0.202, 0.204]))), rel=1e-9)
+    assert "6 underflowing layer(s) left out" in factor.note
+
+
+def test_claims_table_frame_has_the_protocol_columns():
+    frame = claims.evaluate_claims(*_claim1_tables(0.2).tables(), draws=200)
+    for column in ("parts", "deciding", "value", "ci_low", "ci_high", "interval", "n", "verdict", "would_be",
+                   "stability"):
+        assert column in frame
+    row = frame[frame["claim"] == 1].iloc[0]
+    assert row["verdict"] == SUPPORTED and row["stability"] == 1.0 and row["interval"] == intervals.RANGE
+    assert row["parts"].count("\n") == 3 and "(reported)" in row["parts"]
+
+
+# ------------------------------------------------------------------------------ claims 3, 4, 10
+
+def _claim3_tables(relu_metric: float) -> Builder:
+    b = Builder()
+    for seed in range(4):
+        relu = b.run("depth_activation_init", seed, activation="relu", init="he_normal", depth=10.0,
+                     test_metric=relu_metric + 0.01 * seed)
+        b.geometric(relu, 1.0 + 0.01 * seed)  # in scale: max/min within a few percent
+        b.run("depth_activation_init", seed, activation="sigmoid", init="default", depth=10.0, test_metric=0.1)
+    return b
+
+
+@pytest.mark.parametrize("relu_metric, verdict", [(0.8, SUPPORTED), (0.1, CONTRADICTED)])
+def test_claim3_relu_trains_where_sigmoid_is_at_chance(relu_metric, verdict):
+    result = evaluate(_claim3_tables(relu_metric), 3)
+    assert result.parts[0].verdict == SUPPORTED and result.parts[0].value < 0.2
+    assert result.would_be == verdict
+    if verdict == CONTRADICTED:
+        assert result.deciding is result.parts[1]
+
+
+@pytest.mark.parametrize("swap, verdict", [(False, SUPPORTED), (True, CONTRADICTED)])
+def test_claim4_weight_scale_sets_the_factor(swap, verdict):
+    b = Builder()
+    for seed in range(4):
+        big, small = (0.5, 2.0) if swap else (2.0, 0.5)
+        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=1.0), big + 0.01 * seed)
+        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=0.01), small + 0.01 * seed)
+        b.geometric(b.run("depth_activation_init", seed, activation="relu", init="he_normal", depth=10.0),
+                    1.0 + 0.01 * seed)
+    result = evaluate(b, 4)
+    assert result.would_be == verdict and len(result.parts) == 3
+
+
+def test_claim10_residual_trains_where_the_plain_mlp_fails():
+    b = Builder()
+    for seed in range(4):
+        for depth, plain in ((2.0, 0.7), (20.0, 0.1)):
+            b.run("residual", seed, model="mlp", activation="relu", depth=depth, test_metric=plain + 0.001 * seed)
+            b.run("residual", seed, model="resmlp", activation="relu", depth=depth, test_metric=0.75 + 0.01 * seed)
+    result = evaluate(b, 10)
+    assert result.parts[0].value == pytest.approx(0.65 + 0.009 * 1.5) and result.verdict == SUPPORTED
+    assert "at chance at depth 20" in result.parts[0].note

@@ -399,8 +399,9 @@ def test_dead_units_vs_lr_is_last_step_mean_over_layers_then_seeds():
     frame = _dying_frame()
     fig = figures.dead_units_vs_lr(frame)
     panels = axes_titled(fig)
-    assert set(panels) == {"bias init -1", "bias init 0"}
-    for bias, title in ((0.0, "bias init 0"), (-1.0, "bias init -1")):
+    # A summary without died_frac (older probes): one view, dead units at the last probe.
+    assert set(panels) == {"bias init -1: dead units (last probe)", "bias init 0: dead units (last probe)"}
+    for bias, title in ((0.0, "bias init 0: dead units (last probe)"), (-1.0, "bias init -1: dead units (last probe)")):
         for act in ("relu", "prelu"):
             expected = []
             for lr in (0.01, 0.1, 1.0):
@@ -414,7 +415,7 @@ def test_dead_units_vs_lr_is_last_step_mean_over_layers_then_seeds():
             np.testing.assert_allclose(line.get_xdata(), [0.01, 0.1, 1.0])
             np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-12)
         assert panels[title].get_xscale() == "log"
-    assert "dead" in fig.axes[0].get_ylabel()
+    assert "share of units" in fig.axes[0].get_ylabel()
     assert fig.get_figwidth() == pytest.approx(figures.SINGLE_COLUMN)
     shifted = frame.assign(bias=frame["bias"] - 2.0, run=frame["run"].astype(str) + "-shifted")
     four = pd.concat([frame, shifted], ignore_index=True)
@@ -423,6 +424,41 @@ def test_dead_units_vs_lr_is_last_step_mean_over_layers_then_seeds():
     assert wrapped.get_figwidth() == pytest.approx(figures.SINGLE_COLUMN)
     with pytest.raises(NoData):
         figures.dead_units_vs_lr(frame[frame["quantity"] == "prelu_slope"])
+
+
+def test_dead_units_vs_lr_separates_dead_at_init_from_died_in_training():
+    runs = [{"run": f"relu/{lr}/{seed}", "activation": "relu", "lr": lr, "bias": -1.0, "seed": seed,
+             "steps": (0, 8)} for lr in (0.01, 1.0) for seed in (0, 1)]
+
+    def dead(run, step, layer):
+        return 0.6  # bias -1: dead from step 0, whatever the lr
+
+    def died(run, step, layer):
+        return 0.0 if step == 0 else (0.3 if run.startswith("relu/1.0") else 0.01)
+
+    fig = figures.dead_units_vs_lr(layer_rows("dying_relu", runs, {"dead_frac": dead, "died_frac": died}))
+    panels = axes_titled(fig)
+    init = lines(panels["bias init -1: dead at initialization (step 0)"])["relu"]
+    during = lines(panels["bias init -1: died during training (last probe)"])["relu"]
+    np.testing.assert_allclose(init.get_ydata(), [0.6, 0.6])
+    np.testing.assert_allclose(during.get_ydata(), [0.01, 0.3])
+
+
+def test_mean_curves_leave_out_diverged_runs_and_mark_them():
+    runs = [{"run": f"prelu/{seed}", "activation": "prelu", "lr": 1.0, "bias": 0.0, "seed": seed,
+             "status": "diverged" if seed == 2 else "ok", "steps": (0, 4)} for seed in range(3)]
+
+    def slope(run, step, layer):
+        if run.endswith("2") and step == 4:
+            return 5e4  # a diverged run's slopes blow up: they must not enter the mean
+        return 0.25 - 0.01 * step
+
+    fig = figures.prelu_slope(layer_rows("dying_relu", runs, {"prelu_slope": slope}, layers=1))
+    ax = fig.axes[0]
+    np.testing.assert_allclose(lines(ax)["layer 0"].get_ydata(), [0.25, 0.21])
+    marks = [line for line in ax.get_lines() if line.get_label().endswith("diverged")]
+    assert len(marks) == 1 and list(marks[0].get_ydata()) == [0.25, 5e4]
+    assert ax.get_ylim()[1] < 1.0  # the marks do not stretch the axis
 
 
 def test_prelu_slope_lines_per_layer_at_largest_lr():
@@ -517,6 +553,25 @@ def test_theory_vs_measurement_accepts_gain_and_rejects_bad_tables():
         figures.theory_vs_measurement(_theory().drop(columns="measured_factor"))
 
 
+def test_theory_beyond_meanfield_draws_each_theory_against_identity():
+    table = pd.DataFrame([
+        {"theory": "batchnorm_mlp", "activation": "relu", "predicted_factor": 1.211, "measured_factor": 1.18},
+        {"theory": "batchnorm_mlp", "activation": "tanh", "predicted_factor": 1.085, "measured_factor": 1.09},
+        {"theory": "residual_mlp", "activation": "relu", "predicted_factor": 1.08, "measured_factor": 1.07},
+        {"theory": "rnn_time", "activation": "tanh", "predicted_factor": 0.57, "measured_factor": 0.55},
+        {"theory": "meanfield_mlp", "activation": "tanh", "predicted_factor": 0.2, "measured_factor": 0.21},
+    ])
+    fig = figures.theory_beyond_meanfield(table)
+    drawn = lines(fig.axes[0])
+    assert set(drawn) == {"batchnorm_mlp relu", "batchnorm_mlp tanh", "residual_mlp relu", "rnn_time tanh", "identity"}
+    np.testing.assert_allclose(drawn["rnn_time tanh"].get_xdata(), [0.57])
+    np.testing.assert_allclose(drawn["rnn_time tanh"].get_ydata(), [0.55])
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "batch norm MLP (n=2" in legend and "meanfield" not in legend
+    with pytest.raises(NoData):
+        figures.theory_beyond_meanfield(table[table["theory"] == "meanfield_mlp"])
+
+
 # ---------------------------------------------------------------------------------------
 # Every figure: empty input, style, saving.
 
@@ -527,12 +582,50 @@ def test_registry_names_and_signatures():
     assert set(FIGURES) == {
         "activation_gallery", "backprop_norm_vs_layer", "accuracy_heatmap", "normalization_effect",
         "residual_vs_plain", "hidden_grad_vs_distance", "clipping", "dead_units_vs_lr", "prelu_slope",
-        "selu_statistics", "theory_vs_measurement"}
+        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield"}
     for name, function in FIGURES.items():
         assert function.__name__ == name
         assert function.__doc__
         wanted = [p for p in inspect.signature(function).parameters if p in DATA_PARAMETERS]
         assert wanted or name == "activation_gallery"
+
+
+PAPER = Path(__file__).resolve().parents[1] / "paper"
+
+
+def test_every_figure_is_printed_at_the_width_it_is_drawn():
+    import re
+
+    assert set(figures.PRINT_WIDTH) == set(FIGURES)
+    sources = "\n".join(p.read_text() for p in sorted((PAPER / "sections").glob("*.tex")))
+    floats = re.findall(r"\\begin\{(figure\*?)\}(.*?)\\end\{figure\*?\}", sources, flags=re.S)
+    placed = {}
+    for env, body in floats:
+        for options, name in re.findall(r"\\includegraphics(\[[^]]*\])?\{figures/([a-z_]+)\.pdf\}", body):
+            assert not options, f"{name} is scaled in the paper ({options}): draw it at its print width instead"
+            placed[name] = env
+    assert set(placed) == set(FIGURES)
+    for name, env in placed.items():
+        wanted = figures.DOUBLE_COLUMN if env == "figure*" else figures.SINGLE_COLUMN
+        assert figures.PRINT_WIDTH[name] == wanted, name
+    # draw() applies the width: a two-panel figure in a figure* float is drawn full width.
+    fig = figures.draw("hidden_grad_vs_distance", timesteps=_timestep_frame())
+    assert fig.get_figwidth() == pytest.approx(figures.DOUBLE_COLUMN)
+    assert figures.draw("residual_vs_plain", runs=pd.DataFrame()).get_figwidth() <= figures.SINGLE_COLUMN
+
+
+def test_captions_name_only_what_the_data_holds():
+    timesteps = _timestep_frame()
+    assert set(timesteps["data"]) == {"adding"}
+    captions = figures.captions(pd.DataFrame(), pd.DataFrame(), timesteps)
+    assert set(captions) == set(FIGURES)
+    assert "adding problem" in captions["hidden_grad_vs_distance"]
+    assert "copy" not in captions["hidden_grad_vs_distance"]
+    with_copy = pd.concat([timesteps, timesteps.assign(data="copy", run=timesteps["run"].astype(str) + "c")])
+    assert "copy task" in figures.captions(pd.DataFrame(), pd.DataFrame(), with_copy)["hidden_grad_vs_distance"]
+    sections = "\n".join(p.read_text() for p in (PAPER / "sections").glob("*.tex"))
+    for name in FIGURES:  # the paper prints the generated caption, not a hand-written one
+        assert r"\caption{\GACaption" + name.title().replace("_", "") + "}" in sections
 
 
 def test_every_figure_has_a_report_caption_and_nothing_else_has():
@@ -593,7 +686,7 @@ def smoke_tables(smoke):
     runs, layers, timesteps = records.read_summary(paths)
     steps = records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
     return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
-            "theory": theory.theory_table(runs, layers)}
+            "theory": theory.theory_table(runs, layers, timesteps)}
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
@@ -607,3 +700,6 @@ def test_every_figure_draws_on_the_smoke_summary(name, smoke_tables):
     assert isinstance(fig, Figure) and fig.axes
     # Render (layout and all artists) cheaply; the PDF path is covered by the save test.
     fig.savefig(io.BytesIO(), format="png", dpi=40)
+    # Through draw(), as the workflow draws it: at the width the paper prints it.
+    drawn = figures.draw(name, **smoke_tables)
+    assert drawn.get_figwidth() == pytest.approx(figures.PRINT_WIDTH[name])

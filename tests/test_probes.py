@@ -21,7 +21,7 @@ from conftest import fake_dataset
 from gradatlas.config import ModelConfig, ProbeConfig
 from gradatlas.loop import task_loss
 from gradatlas.models import Trace, make_model
-from gradatlas.probes import Prober, gate_statistics, probe_schedule
+from gradatlas.probes import DEAD_SLOPE_SHARE, Prober, gate_statistics, probe_schedule, probe_set_trace
 
 B, IN, OUT = 6, 4, 3
 
@@ -57,8 +57,20 @@ REF_DERIV = {
 }
 
 
+def ref_dead(activation, z):
+    """Per unit (last dim), whether |phi'(z)| < DEAD_SLOPE_SHARE * sup|phi'| for every row of z:
+    phi' by autograd of the hand-written ``REF_ACT``, its supremum by a dense grid."""
+    act = REF_ACT[activation]
+    grid = torch.linspace(-12, 12, 240001, dtype=torch.float64, requires_grad=True)
+    sup = torch.autograd.grad(act(grid).sum(), grid)[0].abs().max().item()
+    z = torch.as_tensor(np.asarray(z), dtype=torch.float64).reshape(-1, np.shape(z)[-1]).requires_grad_(True)
+    slope = torch.autograd.grad(act(z).sum(), z)[0].abs()
+    return (slope < DEAD_SLOPE_SHARE * sup).all(dim=0).numpy()
+
+
 def probe_step(model, data, x, y, lr=None, cfg=None):
-    """One traced forward/backward, measured by a ``Prober``; optionally an SGD step.
+    """One traced forward/backward, measured by a ``Prober`` (dead units on ``x`` as the probe
+    set); optionally an SGD step.
 
     Returns ``(layers, timesteps, names)``: ``layers[(index, quantity)]``,
     ``timesteps[(quantity, t)]`` and ``names[index]``.
@@ -69,7 +81,7 @@ def probe_step(model, data, x, y, lr=None, cfg=None):
     model.zero_grad(set_to_none=True)
     loss.backward()
     prober = Prober(cfg or ProbeConfig(), total_steps=1)
-    prober.after_backward(trace)
+    prober.after_backward(trace, probe_set_trace(model, x))
     if lr is None:
         prober.commit(0)
     else:
@@ -168,13 +180,14 @@ def test_weight_grad_norm_matches_plain_backward(activation):
 def test_activation_statistics_match_numpy(activation):
     model, data = _mlp(activation, gain=2.0)
     x, y = data.x_train, data.y_train
-    _, hs, _, _ = reference_mlp(model, x, y, activation)
+    zs, hs, _, _ = reference_mlp(model, x, y, activation)
     layers, _, _ = probe_step(model, data, x, y)
-    for index, h in enumerate(hs):
+    for index, (z, h) in enumerate(zip(zs, hs)):
         h = h.detach().numpy()
         assert layers[(index, "act_mean")] == _approx(np.mean(h), rel=1e-5, abs=1e-7)
         assert layers[(index, "act_std")] == _approx(np.std(h), rel=1e-5)  # population std
-        assert layers[(index, "dead_frac")] == np.mean(np.all(h == 0, axis=0))
+        assert layers[(index, "dead_frac")] == np.mean(ref_dead(activation, z.detach().numpy()))
+        assert layers[(index, "died_frac")] == 0.0  # the first measured step is the reference
     # The head has no activation: no activation statistics.
     assert (3, "act_mean") not in layers and (3, "saturated_frac") not in layers
     assert ((0, "prelu_slope") in layers) == (activation == "prelu")
@@ -224,6 +237,124 @@ def test_dead_frac_counts_units_dead_for_every_example():
     assert layers[(1, "dead_frac")] == pytest.approx(expected)
     # Dead units have zero slope, so they count as saturated for every example.
     assert layers[(1, "saturated_frac")] >= 3 / 5
+
+
+def _negative_regime(activation, slope):
+    """An MLP whose hidden units all sit in the negative regime for every example (biases -50)."""
+    torch.manual_seed(0)
+    data = fake_dataset(n=64, input_dim=IN, output_dim=OUT, seed=0)
+    cfg = ModelConfig(name="mlp", depth=3, width=8, activation=activation, slope=slope, init="xavier_normal",
+                      bias_init=-50.0)
+    return make_model(data, cfg), data
+
+
+def test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu():
+    leaky, data = _negative_regime("leaky_relu", 0.01)
+    prelu, _ = _negative_regime("prelu", 0.25)
+    prelu.load_state_dict({k: v for k, v in leaky.state_dict().items()}, strict=False)  # same weights
+    x, y = data.x_train, data.y_train
+    with torch.no_grad():
+        assert all((lin.weight == other.weight).all() for lin, other in zip(leaky.linears, prelu.linears))
+        h = leaky.acts[0](leaky.linears[0](x))
+    assert (h != 0).all()  # leaky units never output exactly 0: "output == 0" could not fail them
+    dead_leaky, _, _ = probe_step(leaky, data, x, y)
+    dead_prelu, _, _ = probe_step(prelu, data, x, y)
+    for index in range(3):
+        assert dead_leaky[(index, "dead_frac")] == 1.0
+        assert dead_prelu[(index, "dead_frac")] == 0.0
+
+
+def test_died_frac_counts_only_units_that_die_after_step_zero():
+    model, data = _mlp("relu", width=5, n=32)
+    x, y = data.x_train, data.y_train
+    prober = Prober(ProbeConfig(), total_steps=3)
+
+    def measure(step, dead_units):
+        with torch.no_grad():
+            model.linears[1].bias.fill_(0.1)
+            model.linears[1].bias[list(dead_units)] = -1e3
+        trace = Trace()
+        loss = task_loss(data, model(x, trace), y)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        prober.after_backward(trace, probe_set_trace(model, x), step)
+        prober.commit(step)
+
+    measure(0, {0, 1})  # dead at initialization
+    measure(1, {1, 2})  # unit 0 recovered, unit 1 still dead, unit 2 died
+    measure(2, {0, 2, 3})  # unit 0 dead again: dead at step 0, so not counted as dying
+    rows = {(step, q): v for step, index, _, q, v in prober.layer_rows if index == 1}
+    zs = [reference_mlp(model, x, y, "relu")[0][1]]  # sanity: the units really are dead now
+    assert ref_dead("relu", zs[0].detach().numpy()).tolist() == [True, False, True, True, False]
+    assert rows[(0, "dead_frac")] == pytest.approx(2 / 5) and rows[(0, "died_frac")] == 0.0
+    assert rows[(1, "dead_frac")] == pytest.approx(2 / 5) and rows[(1, "died_frac")] == pytest.approx(1 / 5)
+    assert rows[(2, "dead_frac")] == pytest.approx(3 / 5) and rows[(2, "died_frac")] == pytest.approx(2 / 5)
+
+
+def test_probe_set_forward_leaves_batch_norm_statistics_alone():
+    model, data = _mlp("relu", width=5, norm="batch", n=32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trace = probe_set_trace(model, data.x_train)
+    assert len(trace.layers) == 4 and trace.layers[0].act_input.shape == (32, 5)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert model.training
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_update_ratio_of_a_tiny_update_is_exact_in_float64(optimizer):
+    """lr 1e-12: the update rounds away in float32 (W_new == W_old), the float64 ratio does not."""
+    from gradatlas.config import OptimConfig
+    from gradatlas.optim import OPTIMIZERS
+
+    lr = 1e-12
+    model, data = _mlp("tanh", width=8, n=16)
+    x, y = data.x_train, data.y_train
+    weights = [lin.weight for lin in [*model.linears, model.head]]
+    old = [w.detach().double().numpy().copy() for w in weights]
+    trace = Trace()
+    loss = task_loss(data, model(x, trace), y)
+    loss.backward()
+    grads = [w.grad.double().numpy().copy() for w in weights]
+    prober = Prober(ProbeConfig(), total_steps=1)
+    prober.after_backward(trace, probe_set_trace(model, x))
+    opt = OPTIMIZERS[optimizer]([p for p in model.parameters()], OptimConfig(name=optimizer, lr=lr))
+    updates = opt.step(report=True)
+    prober.after_update(0, updates)
+    ratios = {index: v for _, index, _, q, v in prober.layer_rows if q == "update_ratio"}
+    for index, (w, w0, g) in enumerate(zip(weights, old, grads)):
+        assert np.array_equal(w.detach().double().numpy(), w0)  # float32 lost the update entirely
+        # Reference in numpy float64: SGD steps lr * g; Adam's first step is lr * g / (|g| + eps).
+        step = lr * g if optimizer == "sgd" else lr * g / (np.abs(g) + 1e-8)
+        expected = np.linalg.norm(step) / np.linalg.norm(w0)
+        assert 0 < expected < 1e-9
+        assert ratios[index] == pytest.approx(expected, rel=1e-6)
+
+
+def test_underflow_is_flagged_for_a_deep_sigmoid_net():
+    """60 sigmoid layers: the first layers' float32 gradients are exactly 0 or subnormal."""
+    torch.manual_seed(0)
+    data = fake_dataset(n=16, input_dim=40, output_dim=10)
+    model = make_model(data, ModelConfig(name="mlp", depth=60, width=64, activation="sigmoid", init="default"))
+    layers, _, names = probe_step(model, data, data.x_train, data.y_train)
+    trace = Trace()
+    model.zero_grad(set_to_none=True)
+    task_loss(data, model(data.x_train, trace), data.y_train).backward()
+    tiny = torch.finfo(torch.float32).tiny
+    expected = [float(bool((layer.preacts[0].grad.abs() < tiny).all())) for layer in trace.layers]
+    assert [layers[(i, "underflow")] for i in range(len(names))] == expected
+    assert expected[0] == 1.0 and expected[-1] == 0.0  # the input side underflows, the head does not
+    assert 0 < sum(expected) < len(expected)
+
+
+def test_underflow_counts_timesteps_and_layers():
+    model, data = _recurrent("rnn", "tanh", 1)
+    _, timesteps, _ = probe_step(model, data, data.x_train, data.y_train)
+    assert [timesteps[("underflow", t)] for t in range(1, T + 1)] == [0.0] * T
+    prober = Prober(ProbeConfig(), 1)
+    prober.layer_rows = [(0, 0, "a", "underflow", 1.0), (0, 1, "b", "underflow", 0.0), (0, 0, "a", "dead_frac", 1.0)]
+    prober.timestep_rows = [(0, 1, "underflow", 1.0), (0, 2, "underflow", 1.0), (0, 1, "hidden_norm", 1.0)]
+    assert prober.underflow_probes == 3
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "prelu"])
@@ -454,7 +585,11 @@ def test_recurrent_saturation_and_gates(kind, activation, depth):
         h = torch.stack(hs, dim=1).detach().numpy()
         assert layers[(index, "act_mean")] == _approx(h.mean(), rel=1e-5, abs=1e-7)
         assert layers[(index, "act_std")] == _approx(h.std(), rel=1e-5)
-        assert layers[(index, "dead_frac")] == np.mean(np.all(h.reshape(-1, h.shape[-1]) == 0, axis=0))
+        if kind == "rnn":
+            assert layers[(index, "dead_frac")] == np.mean(ref_dead(activation, a))
+        else:  # gated cells: units are their sigmoid gates, dead where sigma' < share / 4 throughout
+            dead = np.all((_np_sig(a) * (1 - _np_sig(a)) < DEAD_SLOPE_SHARE * 0.25).reshape(-1, a.shape[-1]), axis=0)
+            assert layers[(index, "dead_frac")] == np.mean(dead)
     gates = ref_layers[-1][2]
     expected_names = {"rnn": set(), "gru": {"reset", "update"}, "lstm": {"input", "forget", "output"}}[kind]
     assert set(gates) == expected_names

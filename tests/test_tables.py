@@ -15,15 +15,23 @@ from gradatlas.claims import RESULT_COLUMNS
 
 
 def verdicts_frame() -> pd.DataFrame:
+    part_lines = ("per-layer factor (50% of layers): 0.142 [0.12, 0.16] (log-t), n=5 -> supported, stability 0.97\n"
+                  "update ratio: 0.01 [0.005, 0.02] (log-t), n=5 -> supported, stability 1.00\n"
+                  "(reported) R^2: 0.99, n=5 -> inconclusive (informational)")
     rows = [
         {"claim": 1, "title": "Sigmoid gradients_vanish", "statement": "s", "study": "depth_activation_init",
-         "metric": "per-layer factor (50% of layers)", "value": 0.14249, "ci_low": 0.1203, "ci_high": 0.16,
-         "n": 5, "verdict": "supported", "rule": "CI < 1 & more", "detail": ""},
+         "metric": "m", "parts": part_lines, "deciding": "per-layer factor (50% of layers)", "value": 0.14249,
+         "ci_low": 0.1203, "ci_high": 0.16, "interval": "log-t", "n": 5, "verdict": "supported",
+         "would_be": "supported", "stability": 0.97, "rule": "CI < 1 & more", "detail": ""},
         {"claim": 2, "title": "tanh vs sigmoid", "statement": "s", "study": "depth_activation_init",
-         "metric": "factor tanh - sigmoid", "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-         "n": 0, "verdict": "no data at this scale", "rule": "r", "detail": ""},
-        {"claim": 3, "title": "one seed", "statement": "s", "study": "x", "metric": "m", "value": 2.5,
-         "ci_low": np.nan, "ci_high": np.nan, "n": 1, "verdict": "inconclusive", "rule": "r", "detail": ""},
+         "metric": "factor tanh / sigmoid", "parts": "ratio: nan, n=0 -> no data at this scale", "deciding": "ratio",
+         "value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "interval": "", "n": 0,
+         "verdict": "no data at this scale", "would_be": "no data at this scale", "stability": 1.0, "rule": "r",
+         "detail": ""},
+        {"claim": 3, "title": "two seeds", "statement": "s", "study": "x", "metric": "m",
+         "parts": "a: 2.5 (2--3), n=2 -> supported\nb: 2 (2--3), n=2 -> supported", "deciding": "b", "value": 2.0,
+         "ci_low": 1.0, "ci_high": 3.0, "interval": "range", "n": 2, "verdict": "inconclusive (unstable)",
+         "would_be": "supported", "stability": 0.62, "rule": "r", "detail": ""},
     ]
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
@@ -51,25 +59,33 @@ def test_format_number():
     assert tables.format_number(np.nan) == "--"
     assert tables.format_number(None) == "--"
     assert tables.format_number(0.123456) == r"\num{0.123}"
-    assert tables.format_number(np.int64(12)) == r"\num{12}"
-    assert tables.format_number(10.0) == r"\num{10}"
+    # Integers bare: siunitx's round-mode=figures would print \num{2} as 2.00.
+    assert tables.format_number(np.int64(12)) == "12"
+    assert tables.format_number(10.0) == "10"
+    assert tables.format_number(-3.0) == "$-3$"
     assert tables.format_number(3.2e-9) == r"\num{3.2e-09}"
     assert tables.format_number(math.inf) == r"$\infty$"
     assert tables.value_with_ci(0.5, 0.4, 0.6) == r"\num{0.5} [\num{0.4}, \num{0.6}]"
     assert tables.value_with_ci(0.5, np.nan, np.nan) == r"\num{0.5}"
+    assert tables.value_with_ci(2.0, 1.0, 3.5, method="range") == r"2 (1--\num{3.5})"
 
 
 def test_claims_table_content():
     tex = tables.claims_table(verdicts_frame())
     assert tex.startswith(r"\begin{table*}") and r"\label{tab:claims}" in tex
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    header = tex[tex.index(r"\toprule"):tex.index(r"\midrule")]
+    for column in ("Parts", "Deciding part", "Value [interval]", "$n$", "Verdict", "Stab."):
+        assert column in header
     body = tex[tex.index(r"\midrule"):tex.index(r"\bottomrule")]
     lines = [line for line in body.splitlines() if line.endswith(r"\\")]
     assert len(lines) == 3
-    assert lines[0].startswith("1 & \\raggedright Sigmoid gradients\\_vanish & \\raggedright per-layer factor (50\\% of layers)")
-    assert r"\num{0.142} [\num{0.12}, \num{0.16}]" in lines[0] and lines[0].endswith(r"supported \\")
-    assert "& -- &" in lines[1] and "no data at this scale" in lines[1]
-    assert r"\num{2.5} & 1 &" in lines[2]
+    assert lines[0].startswith("1 & \\raggedright Sigmoid gradients\\_vanish & S S + 1 & "
+                               "\\raggedright per-layer factor (50\\% of layers)")
+    assert r"\num{0.142} [\num{0.12}, \num{0.16}] & 5 & \raggedright supported & 0.97" in lines[0]
+    assert r"\raggedright -- & -- &" in lines[1] and "no data at this scale" in lines[1] and "& N &" in lines[1]
+    # Two seeds show their range; an unstable verdict shows the would-be verdict beside it.
+    assert r"2 (1--3) & 2 &" in lines[2] and "inconclusive (unstable) (supported) & 0.62" in lines[2]
 
 
 def test_study_table_content():
@@ -77,13 +93,14 @@ def test_study_table_content():
     assert r"\label{tab:study-init_study}" in tex and r"\texttt{init\_study}" in tex
     lines = [line for line in tex.splitlines() if line.endswith(r"\\")]
     header, rows = lines[0], lines[1:]
-    assert header.startswith("init & seeds & test accuracy")
+    assert header.startswith("init & seeds & test accuracy") and header.endswith(r"diverged & failed \\")
     assert len(rows) == 2
     default = next(r for r in rows if r.startswith("default"))
     he = next(r for r in rows if r.startswith(r"he\_normal"))
-    # he_normal: 3 seeds, accuracy 0.5, 0.6, 0.7 -> mean 0.6; default: one diverged of three.
-    assert r"\num{0.6} [" in he and he.endswith(r"0/3 \\")
-    assert r"\num{0.55} [" in default and default.endswith(r"1/3 \\")
+    # he_normal: 3 seeds, accuracy 0.5, 0.6, 0.7 -> mean 0.6 with the range of the 3 seeds;
+    # default: one diverged of three, left out of the mean (no accuracy).
+    assert r"\num{0.6} (\num{0.5}--\num{0.7})" in he and he.endswith(r"0/3 & 0/3 \\")
+    assert r"\num{0.55} (\num{0.5}--\num{0.6})" in default and default.endswith(r"1/3 & 0/3 \\")
 
 
 def test_study_table_splits_long_grids_and_handles_missing_studies():
@@ -97,14 +114,14 @@ def test_study_table_splits_long_grids_and_handles_missing_studies():
 def test_study_table_shows_nan_factor_as_dashes():
     runs = runs_frame().assign(bias=[np.nan, np.nan, np.nan, -1.0, -1.0, -1.0])
     tex = tables.study_table(runs, "init_study", factors=["bias"])
-    assert "\n-- & 3 &" in tex and r"\num{-1} & 3 &" in tex
+    assert "\n-- & 3 &" in tex and "$-1$ & 3 &" in tex
 
 
 def test_grid_table():
     overview = pd.DataFrame({"study": ["depth_activation_init"], "cells": [8], "seeds": [1], "runs": [8],
                              "ok": [8], "diverged": [0], "failed": [0]})
     tex = tables.grid_table(overview)
-    assert r"\label{tab:grid}" in tex and r"depth\_activation\_init & \num{8}" in tex
+    assert r"\label{tab:grid}" in tex and r"depth\_activation\_init & 8 & 1 & 8" in tex
 
 
 def test_macro_names():
@@ -132,7 +149,8 @@ def test_numbers_macros():
 def test_claim_macros():
     values = tables.claim_macros(verdicts_frame())
     assert values["GAClaimOneValue"] == pytest.approx(0.14249) and values["GAClaimTwoVerdict"] == "no data at this scale"
-    assert r"\newcommand{\GAClaimThreeN}{1}" in tables.numbers_macros(values)
+    assert values["GAClaimThreeStability"] == pytest.approx(0.62)
+    assert r"\newcommand{\GAClaimThreeN}{2}" in tables.numbers_macros(values)
 
 
 def _kpsewhich(name: str) -> bool:
@@ -151,7 +169,15 @@ def test_tables_compile_with_pdflatex(tmp_path):
     verdicts = verdicts_frame()
     macros = tables.numbers_macros({"GANumRuns": 45, "claim1_value": 0.5, "GACommit": "a_b%c",
                                     **tables.claim_macros(verdicts)})
-    body = "\n".join([tables.claims_table(verdicts), tables.claims_rules(verdicts),
+    from test_claims import Builder  # the synthetic-summary builder of the claims tests
+
+    from gradatlas import claims
+
+    b = Builder()
+    for seed in range(4):
+        b.geometric(b.run("depth_activation_init", seed, activation="sigmoid", init="default"), 0.2 + 0.01 * seed)
+    parts = claims.parts_frame(claims.evaluate(*b.tables(), draws=100))
+    body = "\n".join([tables.claims_table(verdicts), tables.claim_parts_table(parts), tables.claims_rules(verdicts),
                       tables.study_table(runs_frame(), "init_study"), tables.study_table(runs_frame(), "absent"),
                       tables.grid_table(pd.DataFrame({"study": ["a_b"], "runs": [3]}))])
     doc = "\n".join([
@@ -164,3 +190,61 @@ def test_tables_compile_with_pdflatex(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
+
+
+def _loss_runs(losses, metric="accuracy") -> pd.DataFrame:
+    return pd.DataFrame([{"run": f"s/c/seed-{i}", "study": "s", "cell": "c", "seed": i, "status": "ok",
+                          "metric": metric, "chance": 0.1, "first_loss": 2.3, "test_metric": 0.5 + 0.01 * i,
+                          "final_train_loss": loss, "steps_done": 100} for i, loss in enumerate(losses)])
+
+
+def test_study_table_loss_intervals_are_never_negative():
+    # Loss over decades (one seed blew up to 3.5e7): a t interval on raw values would reach -2e7.
+    summary = tables.study_summary(_loss_runs([3.5e7, 2.0, 0.5, 1.2e3, 7.0]), "s")
+    row = summary.iloc[0]
+    assert row["loss_interval"] == "log-t" and 0 < row["loss_low"] < row["loss"] < row["loss_high"]
+    assert row["failed_to_train"] == 3  # three final losses above the initial 2.3 (the accuracy is above chance)
+
+
+def test_study_table_of_an_initialization_study_shows_no_results():
+    runs = _loss_runs([2.3, 2.2]).assign(steps_done=1)
+    tex = tables.study_table(runs, "s")
+    assert "measures initialization" in tex and "accuracy" not in tex and r"\num{0.5" not in tex
+
+
+def test_integers_print_bare_in_every_table():
+    runs = runs_frame()
+    tex = tables.study_table(runs, "init_study", factors=["init", "depth"])
+    assert r"\num{10}" not in tex and "& 10 &" in tex
+    assert "\\num{" not in tables.macro_value(45) and tables.macro_value(6.0) == "6"
+
+
+def test_caption_macros():
+    tex = tables.caption_macros({"hidden_grad_vs_distance": r"Norm of $h_t$ on the adding problem."})
+    assert r"\newcommand{\GACaptionHiddenGradVsDistance}{Norm of $h_t$ on the adding problem.}" in tex
+
+
+def test_grid_overview_counts_underflow_only_where_the_summary_has_it():
+    from gradatlas.analysis import grid_overview
+
+    runs = runs_frame()
+    assert "underflow" not in grid_overview(runs, ["init_study"])  # older summaries: no column, no guess
+    runs = runs.assign(underflow_probes=[0, 3, 0, 0, 1, np.nan])
+    overview = grid_overview(runs, ["init_study", "absent"])
+    assert list(overview["underflow"]) == [2, 0]
+    assert "subnormal" in tables.grid_table(overview)
+
+
+def test_claim_parts_table_lists_every_part_with_its_role():
+    from gradatlas import claims
+
+    parts = pd.DataFrame([
+        {"claim": 1, "part": "factor_a", "value": 0.2, "ci_low": 0.1, "ci_high": 0.3, "interval": "log-t", "n": 4,
+         "verdict": "supported", "stability": 0.97, "decisive": True, "deciding": True, "note": "2 underflowing"},
+        {"claim": 1, "part": "r2", "value": 0.99, "ci_low": np.nan, "ci_high": np.nan, "interval": "one seed",
+         "n": 1, "verdict": "inconclusive", "stability": 1.0, "decisive": False, "deciding": False, "note": ""},
+    ], columns=list(claims.PART_COLUMNS))
+    tex = tables.claim_parts_table(parts, max_rows=1)
+    assert tex.count(r"\begin{table*}") == 2 and tex.count(r"\label{tab:claim-parts}") == 1
+    assert r"factor\_a \newline {\scriptsize 2 underflowing}" in tex and "& deciding & 0.97" in tex
+    assert "& reported & 1.00" in tex

@@ -163,7 +163,10 @@ def test_theory_table_predicts_and_measures():
     ])
     layers = pd.concat([_geometric_layers(r, run=name) for name, r in
                         [("a", 1.0), ("b", math.sqrt(0.5)), ("c", 1.1), ("d", 1.0), ("e", 1.0), ("f", 1.0), ("g", 0.4)]])
-    table = theory.theory_table(runs, layers).set_index("run")
+    table = theory.theory_table(runs, layers)
+    # The batch-norm run has a row of its own theory (beyond_meanfield_rows), not a mean-field one.
+    assert table.loc[table["run"] == "d", "theory"].tolist() == [theory.BATCHNORM]
+    table = table[table["theory"] == theory.MEANFIELD].set_index("run")
     assert sorted(table.index) == ["a", "b", "c", "g"]
     assert table.loc["a", "sigma_w2"] == pytest.approx(2.0)
     assert table.loc["a", "predicted_factor"] == pytest.approx(1.0)
@@ -184,3 +187,207 @@ def test_layerwise_factor_uses_measured_variances():
     large = theory.layerwise_factor("tanh", 1.0, np.full(10, 0.5))
     assert small == pytest.approx(1.0, abs=1e-6) and large < 0.9
     assert math.isnan(theory.layerwise_factor("tanh", 1.0, np.array([0.5, 0.5])))
+
+
+# ---------------------------------------------------------------------------------------
+# Underflow: left out of the fits, and counted.
+
+
+def test_factor_fit_leaves_out_underflowed_layers_and_counts_them():
+    layers = _geometric_layers(0.5)
+    # Layers 0 and 1 "underflowed": their norms are float32 garbage that would bend the fit.
+    layers.loc[layers["layer"] <= 1, "value"] = 1e-45
+    flags = pd.DataFrame([{"run": "r", "step": 0, "layer": l, "name": f"hidden.{l}", "quantity": "underflow",
+                           "value": float(l <= 1)} for l in range(10)])
+    fit = theory.factor_fit(pd.concat([layers, flags], ignore_index=True))
+    assert fit["factor"] == pytest.approx(0.5, rel=1e-12) and fit["n"] == 8 and fit["excluded"] == 2
+    assert theory.factor_fit(layers)["factor"] < 0.4  # without the flags the garbage bends the fit
+
+
+def _time_rows(factor, length=12, flagged=(), run="r"):
+    rows = [{"run": run, "step": 0, "t": t, "quantity": "hidden_grad_norm",
+             "value": 1e-45 if t in flagged else 2.0 * factor ** (length - t)} for t in range(1, length + 1)]
+    rows += [{"run": run, "step": 0, "t": t, "quantity": "underflow", "value": float(t in flagged)}
+             for t in range(1, length + 1)]
+    return pd.DataFrame(rows)
+
+
+def test_time_factor_fit_recovers_factor_and_excludes_underflow():
+    fit = theory.time_factor_fit(_time_rows(0.6, flagged=(1, 2, 3)))
+    assert fit["factor"] == pytest.approx(0.6, rel=1e-12) and fit["n"] == 9 and fit["excluded"] == 3
+
+
+# ---------------------------------------------------------------------------------------
+# Batch norm at initialization (Yang et al. 2019): closed form and a numpy simulation.
+
+
+def test_batchnorm_relu_gradient_grows_by_pi_over_pi_minus_one():
+    assert theory.batchnorm_chi("relu") == pytest.approx(math.pi / (math.pi - 1), rel=1e-12)
+    # Linear: E[phi'^2] = Var[phi] = 1, batch norm keeps the norm.
+    assert theory.batchnorm_chi("linear") == pytest.approx(1.0, rel=1e-12)
+
+
+def _simulate_batchnorm(phi, dphi, n=512, batch=512, depth=12, seed=0, eps=1e-5):
+    """A wide Linear -> BN -> phi stack in numpy with BN's backward written out; per-layer ratio
+    ||dL/dz_l||^2 / ||dL/dz_{l+1}||^2 over the interior layers."""
+    rng = np.random.default_rng(seed)
+    h, weights, caches = rng.standard_normal((batch, n)), [], []
+    for _ in range(depth):
+        w = rng.standard_normal((n, n)) * 1.3 / math.sqrt(n)  # any scale: batch norm cancels it
+        z = h @ w.T
+        sd = np.sqrt(z.var(0) + eps)
+        u = (z - z.mean(0)) / sd
+        h = phi(u)
+        weights.append(w)
+        caches.append((u, sd))
+    grad_h, norms = rng.standard_normal((batch, n)), np.zeros(depth)
+    for layer in reversed(range(depth)):
+        u, sd = caches[layer]
+        g_u = grad_h * dphi(u)
+        g_z = (g_u - g_u.mean(0) - u * (g_u * u).mean(0)) / sd
+        norms[layer] = np.sum(g_z**2)
+        grad_h = g_z @ weights[layer]
+    ratios = norms[:-1] / norms[1:]
+    return float(np.mean(ratios[1:-1]))
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+def test_batchnorm_chi_matches_a_numpy_simulation(name):
+    phi = {"relu": lambda u: np.maximum(u, 0), "tanh": np.tanh, "sigmoid": lambda u: 1 / (1 + np.exp(-u))}[name]
+    dphi = {"relu": lambda u: (u > 0).astype(float), "tanh": lambda u: 1 - np.tanh(u) ** 2,
+            "sigmoid": lambda u: phi(u) * (1 - phi(u))}[name]
+    measured = _simulate_batchnorm(phi, dphi)
+    assert measured == pytest.approx(theory.batchnorm_chi(name), rel=0.01)
+    assert theory.batchnorm_chi(name) > 1  # batch norm makes each of them explode backward
+
+
+# ---------------------------------------------------------------------------------------
+# Pre-activation residual MLP.
+
+
+def test_residual_relu_factor_closed_form():
+    qs, factors = theory.residual_factors("relu", 1 / 3, 1.0, 5)
+    np.testing.assert_allclose(factors, math.sqrt(1 + 1 / 6), rtol=1e-12)  # 1 + sigma_w^2 / 2
+    np.testing.assert_allclose(qs, [(1 + 1 / 6) ** k for k in range(5)], rtol=1e-12)  # q grows by the same
+    assert theory.second_moment_variance("relu", 0.35) == pytest.approx(0.7, rel=1e-9)
+
+
+def _simulate_residual(phi, dphi, sigma_w2, q0, n=1000, batch=64, blocks=16, seed=0):
+    rng = np.random.default_rng(seed)
+    h, weights, inputs = rng.standard_normal((batch, n)) * math.sqrt(q0), [], []
+    for _ in range(blocks):
+        w = rng.standard_normal((n, n)) * math.sqrt(sigma_w2 / n)
+        inputs.append(h)
+        weights.append(w)
+        h = h + phi(h) @ w.T
+    g, norms = rng.standard_normal((batch, n)), np.zeros(blocks)
+    for block in reversed(range(blocks)):
+        norms[block] = np.sum(g**2)
+        g = g + dphi(inputs[block]) * (g @ weights[block])
+    return np.sqrt(norms[:-1] / norms[1:])  # step from block l + 1 back to block l
+
+
+def test_residual_tanh_factors_match_a_numpy_simulation():
+    sigma_w2, q0 = 1.0, 0.3
+    simulated = _simulate_residual(np.tanh, lambda u: 1 - np.tanh(u) ** 2, sigma_w2, q0)
+    _, factors = theory.residual_factors("tanh", sigma_w2, q0, 16)
+    np.testing.assert_allclose(simulated, factors[1:], rtol=0.01)
+    assert factors[1] > factors[-1] + 0.05  # the stream's variance grows, tanh' shrinks: a real test
+
+
+# ---------------------------------------------------------------------------------------
+# Vanilla RNN over time.
+
+
+def test_rnn_without_input_drive_has_factor_sigma_u():
+    _, factors = theory.rnn_time_factors("tanh", 0.49, 0.0, 0.0, 10)
+    np.testing.assert_allclose(factors, 0.7, rtol=1e-9)  # q* = 0, tanh'(0) = 1
+    _, linear = theory.rnn_time_factors("linear", 0.8, 0.3, 0.1, 10)
+    np.testing.assert_allclose(linear, math.sqrt(0.8), rtol=1e-12)
+
+
+def _simulate_rnn(phi, dphi, sigma_u2, entry_w, sigma_b2, length=40, n=1000, batch=128, seed=0):
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal((n, n)) * math.sqrt(sigma_u2 / n)
+    w = rng.standard_normal((n, 2)) * math.sqrt(entry_w)
+    b = rng.standard_normal(n) * math.sqrt(sigma_b2)
+    x = rng.uniform(0, 1, (batch, length, 2))
+    h, pre = np.zeros((batch, n)), []
+    for t in range(length):
+        a = x[:, t] @ w.T + h @ u.T + b
+        h = phi(a)
+        pre.append(a)
+    g, norms = rng.standard_normal((batch, n)), [0.0] * length
+    norms[-1] = np.sum(g**2)
+    for t in reversed(range(1, length)):
+        g = (g * dphi(pre[t])) @ u
+        norms[t - 1] = np.sum(g**2)
+    norms = np.array(norms)
+    return float(np.exp(np.mean(np.log(np.sqrt(norms[:-1] / norms[1:]))[5:]))), float(np.mean(np.sum(x**2, -1)))
+
+
+@pytest.mark.parametrize(("sigma_u2", "entry_w", "sigma_b2"), [(1 / 3, 1 / 3, 0.01), (0.9, 1.0, 0.0)])
+def test_rnn_time_factor_matches_a_numpy_simulation(sigma_u2, entry_w, sigma_b2):
+    tanh, dtanh = np.tanh, lambda a: 1 - np.tanh(a) ** 2
+    simulated, power = _simulate_rnn(tanh, dtanh, sigma_u2, entry_w, sigma_b2)
+    _, factors = theory.rnn_time_factors("tanh", sigma_u2, entry_w * power, sigma_b2, 40)
+    predicted = float(np.exp(np.mean(np.log(factors[6:]))))
+    # Mean field treats the reused U as fresh and averages the drive over examples: ~3 %.
+    assert simulated == pytest.approx(predicted, rel=0.04)
+    _, undriven = theory.rnn_time_factors("tanh", sigma_u2, 0.0, sigma_b2, 40)
+    assert abs(float(np.exp(np.mean(np.log(undriven[6:])))) - simulated) > 0.08  # the drive matters
+
+
+def test_adding_input_power_matches_generated_data():
+    from gradatlas.data import adding_problem
+
+    for length in (10, 50):
+        x, _ = adding_problem(20000, length, torch.Generator().manual_seed(0))
+        measured = float(x.double().pow(2).sum(-1).mean())
+        assert measured == pytest.approx(theory.adding_input_power(length), rel=0.01)
+
+
+def test_rnn_variances_of_default_init():
+    sigma_u2, entry_w, sigma_b2 = theory.rnn_variances("default", 64, 2, 1.0, 0.01, None)
+    assert sigma_u2 == pytest.approx(1 / 3) and entry_w == pytest.approx(1 / (3 * 64))
+    assert sigma_b2 == pytest.approx(2 / (3 * 64))
+    assert theory.rnn_variances("default", 64, 2, 1.0, 0.01, 0.5) is None
+
+
+# ---------------------------------------------------------------------------------------
+# The table: one row per qualifying run and theory.
+
+
+def test_theory_table_rows_beyond_meanfield():
+    runs = pd.DataFrame([
+        _run("bn", norm="batch", init="default", bias=np.nan, depth=6),
+        _run("res", model="resmlp", activation="relu", init="default", bias=np.nan, depth=6),
+        _run("rnn", model="rnn", activation="tanh", init="default", bias=np.nan, depth=1, data="adding", length=12),
+        _run("lstm", model="lstm", activation="tanh", init="default", bias=np.nan, depth=1, data="adding", length=12),
+    ])
+    bn_factor = math.sqrt(math.pi / (math.pi - 1))
+    res_factor = math.sqrt(1 + 1 / 6)
+    bn = _geometric_layers(bn_factor, depth=6, run="bn")
+    bn.loc[bn["layer"] == 0, "value"] *= 3  # layer 0 has another factor: not fitted
+    res = _geometric_layers(res_factor, depth=6, run="res")
+    res["layer"] += 1  # blocks are layers 1..5 after the stem
+    res = res[res["name"] != "hidden.5"]
+    res["name"] = res["name"].str.replace("hidden", "block")
+    stats = pd.DataFrame([{"run": "res", "step": 0, "layer": l, "name": f"block.{l}", "quantity": q, "value": v}
+                          for l in range(1, 6) for q, v in (("act_mean", 0.3), ("act_std", 0.4))])
+    layers = pd.concat([bn, res, stats], ignore_index=True)
+    _, factors = theory.rnn_time_factors("tanh", 1 / 3, theory.adding_input_power(12) / (3 * 64),
+                                         2 / (3 * 64), 12)
+    timesteps = pd.concat([_time_rows(0.5, run="rnn"), _time_rows(0.5, run="lstm")], ignore_index=True)
+    table = theory.theory_table(runs, layers, timesteps).set_index("run")
+    assert table.loc["bn", "theory"] == theory.BATCHNORM
+    assert table.loc["bn", "predicted_factor"] == pytest.approx(bn_factor)
+    assert table.loc["bn", "measured_factor"] == pytest.approx(bn_factor, rel=1e-9)
+    assert table.loc["res", "theory"] == theory.RESIDUAL
+    assert table.loc["res", "predicted_factor"] == pytest.approx(res_factor, rel=1e-9)
+    assert table.loc["res", "rel_error"] == pytest.approx(0.0, abs=1e-9)
+    assert table.loc["rnn", "theory"] == theory.RNN_TIME
+    assert table.loc["rnn", "predicted_factor"] == pytest.approx(np.exp(np.mean(np.log(factors[1:]))), rel=1e-9)
+    assert table.loc["rnn", "measured_factor"] == pytest.approx(0.5, rel=1e-9)
+    assert "lstm" not in table.index
+    assert (table["underflow_excluded"] == 0).all()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import TINY_DATA, TINY_MLP
+from conftest import TINY_DATA, TINY_MLP, fake_dataset
 from gradatlas import activations, config, inits, loop, records, runner
 from gradatlas.data import adding_problem, copy_task, make_dataset
 from gradatlas.models import make_model
@@ -30,7 +30,7 @@ ARCHITECTURES = {
     "lstm": ["model=lstm", *SEQ_DATA],
 }
 LAYER_QUANTITIES = {"weight_grad_norm", "backprop_norm", "act_mean", "act_std", "saturated_frac",
-                    "dead_frac", "weight_norm", "update_ratio"}
+                    "dead_frac", "died_frac", "weight_norm", "update_ratio", "underflow"}
 
 
 def tiny(*overrides: str) -> list[str]:
@@ -240,6 +240,52 @@ def test_divergence_is_a_result(make_run_config):
     assert record.info["final_train_loss"] is None
     assert json.loads((Path(cfg.out) / records.INFO_FILE).read_text())["diverged_step"] == step
     assert (record.layers.step < step).all()  # the diverged step is not probed
+
+
+def test_run_diverged_by_its_last_update_has_no_accuracy_or_loss(make_run_config):
+    """One step at lr 1e30 sends the weights to ~1e30: the outputs overflow, and the argmax of
+    such outputs (a class index all the same) must not become a test accuracy."""
+    cfg, info, record = train_and_read(make_run_config, tiny("model.activation=relu", "optim.lr=1e30",
+                                                             "train.max_steps=1", "train.epochs=1"))
+    assert info["status"] == "diverged" and info["diverged_step"] == 1
+    for key in ("test_loss", "test_metric", "test_accuracy", "final_train_loss", "final_train_metric"):
+        assert record.info[key] is None, key
+    evaluated = record.steps.dropna(subset=["test_metric"])
+    assert evaluated.empty and record.steps.test_loss.isna().all()
+
+
+def test_evaluate_of_non_finite_outputs_is_nan():
+    data = fake_dataset(n=16, input_dim=4, output_dim=3)
+    model = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        model.weight.fill_(math.nan)
+    loss, metric = loop.evaluate(model, data, data.x_test, data.y_test)
+    assert math.isnan(loss) and math.isnan(metric)
+
+
+def test_prelu_slope_at_step_zero_is_its_initial_value(make_run_config):
+    _, _, record = train_and_read(make_run_config, tiny("model.activation=prelu", "model.slope=0.25",
+                                                        "optim.lr=0.5", "probe=dense"))
+    slopes = record.layers[record.layers.quantity == "prelu_slope"]
+    assert (slopes[slopes.step == 0].value == 0.25).all() and len(slopes[slopes.step == 0]) == 3
+    # Each later probe holds the slope before that step's update: it moved after step 0.
+    assert (slopes[slopes.step == 2].value != 0.25).all()
+
+
+def test_dead_units_use_a_probe_set_of_1024_training_examples(make_run_config):
+    cfg, info, record = train_and_read(make_run_config, tiny("data.n_train=1500", "model.activation=relu",
+                                                             "model.bias_init=-1.0"))
+    x_train = make_dataset(cfg.data).x_train
+    probe = loop.probe_set(x_train, cfg.seed)
+    assert probe.shape[0] == 1024 and torch.equal(loop.probe_set(x_train, cfg.seed), probe)
+    layers = record.layers
+    dead = layers[layers.quantity == "dead_frac"]
+    died = layers[layers.quantity == "died_frac"]
+    assert set(dead.step) == set(died.step) == set(info["probe_steps"])
+    assert (died[died.step == 0].value == 0).all()
+    both = dead.merge(died, on=["step", "layer"], suffixes=("_dead", "_died"))
+    assert len(both) == len(dead) and (both.value_died <= both.value_dead).all()
+    assert info["underflow_probes"] == int((layers[layers.quantity == "underflow"].value == 1.0).sum())
 
 
 def test_failed_training_is_recorded_then_raised(make_run_config, monkeypatch):

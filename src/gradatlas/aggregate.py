@@ -19,7 +19,8 @@ from gradatlas.config import FACTORS
 
 ID_COLUMNS = ("run", "study", "cell", "seed")
 OUTCOMES = ("status", "diverged_step", "steps", "steps_done", "final_train_loss", "final_train_metric",
-            "test_loss", "test_metric", "metric", "chance", "wall_time_s", "device", "n_params")
+            "test_loss", "test_metric", "metric", "chance", "wall_time_s", "device", "n_params",
+            "underflow_probes")
 # Factors a run record may leave unset (None): kept as float columns with NaN.
 NUMERIC_FACTORS = ("depth", "width", "slope", "gain", "init_std", "bias", "forget_bias", "length",
                    "lr", "momentum", "epochs", "max_steps", "batch_size", "clip_value")
@@ -63,7 +64,8 @@ def tabulate_runs(loaded: Iterable[tuple[dict[str, Any], records.RunRecord]]) ->
         row.update(step_summary(record.steps))
         rows.append(row)
     frame = _factor_frame(rows)
-    for column in ("test_loss", "test_metric", "final_train_loss", "final_train_metric", "diverged_step"):
+    for column in ("test_loss", "test_metric", "final_train_loss", "final_train_metric", "diverged_step",
+                   "underflow_probes"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     ordered = [*ID_COLUMNS, *FACTORS.keys()]
     ordered.remove("seed")  # seed is an identity column already

@@ -9,7 +9,6 @@ ledger, the theory table, one LaTeX table per study, the grid table of the appen
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,23 @@ import pandas as pd
 from gradatlas import claims, figures, records, tables, theory
 
 VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted",
-                  "inconclusive": "GANumInconclusive", "no data at this scale": "GANumNoData"}
+                  "inconclusive": "GANumInconclusive", "no data at this scale": "GANumNoData",
+                  "inconclusive (unstable)": "GANumUnstable"}
 
 
 def grid_overview(runs: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
-    """Per study: cells, seeds, runs and their statuses (zeros for studies not run)."""
+    """Per study: cells, seeds, runs and their statuses (zeros for studies not run), and, where
+    the summary has the ``underflow_probes`` column, the runs with a float32 underflow."""
     rows = []
     for study in studies:
         part = runs[runs["study"] == study]
         counts = part["status"].value_counts()
-        rows.append({"study": study, "cells": part["cell"].nunique(), "seeds": part["seed"].nunique(),
-                     "runs": len(part), "ok": int(counts.get("ok", 0)),
-                     "diverged": int(counts.get("diverged", 0)), "failed": int(counts.get("failed", 0))})
+        row = {"study": study, "cells": part["cell"].nunique(), "seeds": part["seed"].nunique(),
+               "runs": len(part), "ok": int(counts.get("ok", 0)),
+               "diverged": int(counts.get("diverged", 0)), "failed": int(counts.get("failed", 0))}
+        if "underflow_probes" in runs:  # absent from summaries written before the probe existed
+            row["underflow"] = int((part["underflow_probes"].fillna(0).astype(float) > 0).sum())
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -65,30 +69,24 @@ def provenance(runs_root: Path, runs: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def draw(name: str, data: dict[str, Any]):
-    """Call figure ``name`` with the data its signature asks for; NoData -> a figure saying so."""
-    function = figures.FIGURES[name]
-    wanted = inspect.signature(function).parameters
-    kwargs = {key: data[key] for key in wanted if key in data}
-    try:
-        return function(**kwargs)
-    except figures.NoData as err:
-        return figures.no_data_figure(name, str(err))
-
-
 def write_ledger(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
                  timesteps: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
-    """Claims, theory, the LaTeX tables and ``numbers.tex``; returns the verdicts."""
-    verdicts = claims.evaluate_claims(runs, layers, timesteps)
+    """Claims, theory, the LaTeX tables and ``numbers.tex`` (numbers, and the figure captions,
+    which say what the data holds); returns the verdicts."""
+    results = claims.evaluate(runs, layers, timesteps)
+    verdicts = claims.verdict_frame(results)
     records.write_table(verdicts, paths.analysis("claims"))
-    records.write_table(theory.theory_table(runs, layers), paths.analysis("theory"))
-    records.write_text(paths.table("claims"), tables.claims_table(verdicts))
+    records.write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
+    # The claims table and, after it, every part of every claim (one file: the paper's input).
+    records.write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n"
+                       + tables.claim_parts_table(claims.parts_frame(results)))
     for study in studies:
         records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
     records.write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))
     macros = numbers(runs, verdicts, provenance(paths.runs, runs))
     macros["GAScale"] = paths.scale
-    records.write_text(paths.numbers, tables.numbers_macros(macros))
+    captions = figures.captions(runs, layers, timesteps)
+    records.write_text(paths.numbers, tables.numbers_macros(macros) + tables.caption_macros(captions))
     return verdicts
 
 
@@ -97,11 +95,11 @@ def write_figures(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.Data
     """Every figure of ``figures.FIGURES``."""
     # Recomputed rather than read from the ledger's theory.parquet (under a second): the two
     # parts then depend on the summary alone and run side by side.
-    theory_frame = theory.theory_table(runs, layers)
+    theory_frame = theory.theory_table(runs, layers, timesteps)
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory_frame, "theory_table": theory_frame}
     for name in figures.FIGURES:
-        figures.save_figure(draw(name, data), paths.figure(name))
+        figures.save_figure(figures.draw(name, **data), paths.figure(name))
 
 
 def main(argv: list[str] | None = None) -> int:

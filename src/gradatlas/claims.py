@@ -1,10 +1,9 @@
-"""The fifteen claims of the paper, each with a metric, a stated verdict rule and a CI over seeds.
+"""The fifteen claims of the paper, each with stated parts, a verdict rule, intervals and a stability.
 
 Every claim reads the summary tables (``runs``, ``layers``, ``timesteps``; see
-``gradatlas.aggregate``) and returns *parts*: one measured quantity each, with its value, a 95%
-confidence interval, the number of observations and a part verdict. The first part is the
-claim's headline metric (the value the claims table shows); the claim's verdict combines the
-*decisive* parts (informational parts are reported, not voted):
+``gradatlas.aggregate``) and returns its *parts*: one measured quantity each, with its value,
+a 95% interval, the number of observations and a part verdict. *Decisive* parts vote,
+*informational* parts are reported only. The claim's verdict:
 
 - ``no data at this scale`` when none of the claim's studies is in the tables, or no decisive
   part found the cells it needs (a missing cell is never guessed or substituted);
@@ -12,22 +11,39 @@ claim's headline metric (the value the claims table shows); the claim's verdict 
 - ``supported`` when every decisive part is supported (and none lacks data);
 - ``inconclusive`` otherwise.
 
-Statistics. The seed is the replicate: a part that pools several cells (activations, depths,
-learning rates) first averages them per seed, then takes a two-sided 95% Student-t interval
-over the seeds. With one observation the interval is undefined (NaN) and every rule that asks for a
-CI bound then fails, so **a single seed can never give ``supported`` or ``contradicted``** for
-such a part: it is ``inconclusive`` (smoke scale, one seed, reads inconclusive by design). Shares
-of runs (divergence) use Wilson score intervals and their differences Newcombe's hybrid score
-interval, which stay defined for 0 of n. The median relative error of claim 15 uses a
-percentile bootstrap over runs (``BOOTSTRAP_RESAMPLES`` resamples, fixed RNG seed
-``BOOTSTRAP_SEED``). Exact statements (a gradient that is identically zero) need no interval.
+The *deciding part* is the one the ledger shows beside the verdict, never a headline that did
+not decide: for ``contradicted`` the first contradicted part; for ``inconclusive`` the first
+decisive part that is not supported; for ``supported`` (every part decided) the least stable
+part, the one whose verdict a different draw of seeds would most likely change.
+
+Stability. A verdict is only as good as its seeds. The *stability* is the share of
+``STABILITY_DRAWS`` seed-bootstrap draws whose verdict equals the observed one. A draw
+resamples with replacement, independently per part, the part's own replicates: the seeds of
+its cell (of the pair of cells, for a difference paired by seed, so that the pairing holds;
+the seeds of the pooled cells together, for a part that averages cells per seed), the runs of
+each group for shares, the runs for claim 15's median. Each part's interval and rule are
+re-run on all draws at once (``gradatlas.intervals`` is vectorised over draws) from a fixed
+RNG seed per claim and part, so the ledger is reproducible and takes well under a second. A verdict with stability
+below ``STABLE`` is reported as ``inconclusive (unstable)``, with the would-be verdict and
+the stability beside it.
+
+Statistics (``gradatlas.intervals``). The seed is the replicate: a part that pools several
+cells averages them per seed first. Per-seed values get a Student-t interval for n >= 4, the
+seeds' range (min, max) for n = 2 or 3, and none for one seed, which therefore never gives
+``supported`` or ``contradicted``. Positive quantities (norms, factors, ratios, deviations)
+are summarised on the log scale (geometric mean, interval back-transformed, never negative);
+their exact zeros are counted and stated, not logged. Shares of runs use Wilson intervals,
+differences of shares Newcombe's, unpaired differences Welch's, the median relative error
+of claim 15 the distribution-free order-statistic interval over runs. Exact statements need no interval.
 
 Conventions. "Per-layer factor" is ``theory.measured_factor`` at step 0: exp(-slope) of a fit of
-log backprop_norm over the hidden layers, comparable to sqrt(chi_1). "Skill" puts task metrics
-on one scale, 0 = chance and 1 = perfect: (accuracy - chance) / (1 - chance), or
-(chance - mse) / chance for the adding problem. A diverged run counts as chance level (skill 0);
-failed runs are left out. Log ratios of norms that reach exactly 0 are capped at
-``CAP_DECADES`` decades so that intervals stay finite.
+log backprop_norm over the hidden layers, comparable to sqrt(chi_1); layers flagged by the
+``underflow`` probe (float32 gradient 0 or subnormal) are left out of every fit, and the
+count is stated. "Skill" puts task metrics on one scale, 0 = chance and 1 = perfect:
+(accuracy - chance) / (1 - chance), or (chance - mse) / chance for the adding problem. A
+diverged run has no accuracy or loss (NaN; never counted as a number); a run that did not
+diverge but ``failed_to_train`` (final training loss above its initial loss, or skill at
+chance) is reported apart from diverged runs. Failed runs (crashes) are left out.
 """
 
 from __future__ import annotations
@@ -38,125 +54,89 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from gradatlas import theory
+from gradatlas import intervals, theory
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
 NO_DATA = "no data at this scale"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_DATA)
+UNSTABLE = "inconclusive (unstable)"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_DATA, UNSTABLE)
 
-CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
-# A cell is "at chance" when its mean skill is below FAIL_SKILL; a cell "learns" when the CI
-# lower bound of its skill is above TRAIN_SKILL.
+STABILITY_DRAWS = 1000
+STABILITY_SEED = 0
+STABLE = 0.9
+# A cell is "at chance" when its mean skill is below FAIL_SKILL; a cell "learns" when the
+# interval's lower bound of its skill is above TRAIN_SKILL.
 FAIL_SKILL = 0.05
 TRAIN_SKILL = 0.2
 # log10 ratios of norms that hit exactly 0 (or overflow) are capped at this many decades.
 CAP_DECADES = 30.0
 
-RESULT_COLUMNS = ("claim", "title", "statement", "study", "metric", "value", "ci_low", "ci_high",
-                  "n", "verdict", "rule", "detail")
-PART_COLUMNS = ("claim", "part", "value", "ci_low", "ci_high", "n", "verdict", "decisive", "note")
-CI_NOTE = "CIs: 95% Student-t over seeds (undefined for one seed, which leaves the part inconclusive)."
+RESULT_COLUMNS = ("claim", "title", "statement", "study", "metric", "parts", "deciding", "value", "ci_low",
+                  "ci_high", "interval", "n", "verdict", "would_be", "stability", "rule", "detail")
+PART_COLUMNS = ("claim", "part", "value", "ci_low", "ci_high", "interval", "n", "verdict", "stability",
+                "decisive", "deciding", "note")
+CI_NOTE = ("Intervals: 95%, over seeds (Student-t for n >= 4, the seeds' range for n = 2-3, none for one "
+           "seed, which leaves the part inconclusive; positive quantities on the log scale).")
+
+# A part's rule: (value, low, high) -> verdict, elementwise on arrays (the stability draws).
+Judge = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# A part's draws: (rng, number of draws) -> the part verdict of each draw.
+Draws = Callable[[np.random.Generator, int], np.ndarray]
 
 
 # --------------------------------------------------------------------------------------------
-# Statistics
+# Verdict rules (elementwise: a scalar gives a str, an array an array of str)
 # --------------------------------------------------------------------------------------------
 
-def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float, int]:
-    """Mean and two-sided Student-t CI of the finite ``values``: (mean, low, high, n).
-
-    n = 0 gives NaNs; n = 1 gives the value with a NaN interval (undefined).
-    """
-    x = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n == 1:
-        return mean, math.nan, math.nan, 1
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half, n
+def _verdicts(out: np.ndarray):
+    return str(out) if np.ndim(out) == 0 else np.asarray(out, dtype=object)
 
 
-def bootstrap_ci(values: Iterable[float], statistic: Callable[[np.ndarray], float] = np.median,
-                 confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES,
-                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float, int]:
-    """``statistic`` of the finite ``values`` with a percentile-bootstrap CI (fixed RNG seed)."""
-    x = np.asarray(list(values), dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    point = float(statistic(x))
-    if n == 1:
-        return point, math.nan, math.nan, 1
-    rng = np.random.default_rng(seed)
-    samples = x[rng.integers(0, n, size=(resamples, n))]
-    try:  # numpy reductions take an axis; other callables get one resample at a time
-        boot = np.asarray(statistic(samples, axis=1), dtype=np.float64)
-    except TypeError:
-        boot = np.apply_along_axis(statistic, 1, samples)
-    alpha = (1 - confidence) / 2
-    return point, float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha)), n
-
-
-def wilson_ci(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Share k/n with its Wilson score interval: (share, low, high); NaNs for n = 0."""
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return p, max(0.0, centre - half), min(1.0, centre + half)
-
-
-def newcombe_ci(k1: int, n1: int, k2: int, n2: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Difference of shares k1/n1 - k2/n2 with Newcombe's hybrid score interval."""
-    if n1 == 0 or n2 == 0:
-        return math.nan, math.nan, math.nan
-    p1, l1, u1 = wilson_ci(k1, n1, confidence)
-    p2, l2, u2 = wilson_ci(k2, n2, confidence)
-    d = p1 - p2
-    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-
-
-def verdict_above(low: float, high: float, support: float, contradict: Optional[float] = None) -> str:
+def verdict_above(low, high, support: float, contradict: Optional[float] = None):
     """The claim says 'the quantity is large': supported if low > support, contradicted if
     high < contradict (default: support); NaN bounds give inconclusive."""
     contradict = support if contradict is None else contradict
-    if low > support:
-        return SUPPORTED
-    if high < contradict:
-        return CONTRADICTED
-    return INCONCLUSIVE
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    return _verdicts(np.where(low > support, SUPPORTED, np.where(high < contradict, CONTRADICTED, INCONCLUSIVE)))
 
 
-def verdict_below(low: float, high: float, support: float, contradict: Optional[float] = None) -> str:
+def verdict_below(low, high, support: float, contradict: Optional[float] = None):
     """The claim says 'the quantity is small': supported if high < support, contradicted if
     low > contradict (default: support); NaN bounds give inconclusive."""
     contradict = support if contradict is None else contradict
-    if high < support:
-        return SUPPORTED
-    if low > contradict:
-        return CONTRADICTED
-    return INCONCLUSIVE
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    return _verdicts(np.where(high < support, SUPPORTED, np.where(low > contradict, CONTRADICTED, INCONCLUSIVE)))
 
 
-def verdict_within(low: float, high: float, tolerance: float) -> str:
-    """Equivalence: supported if the CI lies inside (-tol, tol), contradicted if entirely outside."""
-    if -tolerance < low and high < tolerance:
-        return SUPPORTED
-    if low > tolerance or high < -tolerance:
-        return CONTRADICTED
-    return INCONCLUSIVE
+def verdict_within(low, high, tolerance: float):
+    """Equivalence: supported if the interval lies inside (-tol, tol), contradicted if entirely outside."""
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    inside = (-tolerance < low) & (high < tolerance)
+    outside = (low > tolerance) | (high < -tolerance)
+    return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
+
+
+def above(support: float, contradict: Optional[float] = None) -> Judge:
+    """The rule 'supported if the interval lies above ``support``' (see ``verdict_above``)."""
+    return lambda value, low, high: verdict_above(low, high, support, contradict)
+
+
+def below(support: float, contradict: Optional[float] = None) -> Judge:
+    """The rule 'supported if the interval lies below ``support``' (see ``verdict_below``)."""
+    return lambda value, low, high: verdict_below(low, high, support, contradict)
+
+
+def within(tolerance: float) -> Judge:
+    """The equivalence rule of ``verdict_within``."""
+    return lambda value, low, high: verdict_within(low, high, tolerance)
+
+
+def reported(value, low, high):
+    """The rule of an informational part: it never decides."""
+    return _verdicts(np.full(np.shape(low), INCONCLUSIVE, dtype=object))
 
 
 def log10_ratio(num: float, den: float) -> float:
@@ -173,12 +153,16 @@ def log10_ratio(num: float, den: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Parts and claims
+# Parts
 # --------------------------------------------------------------------------------------------
 
 @dataclass
 class Part:
-    """One measured quantity of a claim with its interval and part verdict."""
+    """One measured quantity of a claim with its interval, part verdict and stability.
+
+    ``draws`` recomputes the part verdict on seed-bootstrap draws (None: the verdict does not
+    depend on the seeds, e.g. a part without data).
+    """
 
     name: str
     value: float = math.nan
@@ -188,16 +172,34 @@ class Part:
     verdict: str = NO_DATA
     note: str = ""
     decisive: bool = True
+    interval: str = ""
+    draws: Optional[Draws] = field(default=None, repr=False, compare=False)
+    stability: float = math.nan
+
+    def resample(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """The part verdict of ``count`` seed-bootstrap draws."""
+        if self.draws is None:
+            return np.full(count, self.verdict, dtype=object)
+        return np.asarray(self.draws(rng, count), dtype=object).reshape(count)
 
     def describe(self) -> str:
-        """One line: name, value [CI], n, verdict (and note)."""
-        text = f"{self.name}: {_fmt(self.value)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}], n={self.n}"
+        """One line: name, value [interval] (method), n, verdict, stability (and note)."""
+        text = f"{self.name}: {_fmt(self.value)}"
+        if not (math.isnan(self.ci_low) or math.isnan(self.ci_high)):
+            text += f" [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}]"
+        text += f" ({self.interval}), n={self.n}" if self.interval else f", n={self.n}"
         text += f" -> {self.verdict}" + ("" if self.decisive else " (informational)")
+        if not math.isnan(self.stability):
+            text += f", stability {self.stability:.2f}"
         return text + (f" ({self.note})" if self.note else "")
 
 
 def _fmt(x: float) -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "nan"
+    if float(x) == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.3g}"
 
 
 def missing(name: str, note: str, decisive: bool = True) -> Part:
@@ -205,44 +207,221 @@ def missing(name: str, note: str, decisive: bool = True) -> Part:
     return Part(name, note=note, decisive=decisive)
 
 
-def ci_part(name: str, values: Iterable[float], judge: Callable[[float, float], str],
-            note: str = "", decisive: bool = True, absent: str = "cells absent") -> Part:
-    """A part from observations over seeds: mean, t-CI and ``judge(low, high)``."""
-    mean, low, high, n = mean_ci(values)
+def fixed(name: str, verdict: str, note: str, decisive: bool = True) -> Part:
+    """A part whose verdict follows from the design, not from a measurement (no interval)."""
+    return Part(name, verdict=verdict, note=note, decisive=decisive)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = False, note: str = "",
+              decisive: bool = True, absent: str = "cells absent") -> Part:
+    """A part from per-seed observations: value [interval] (``intervals.seed_summary``),
+    ``judge`` and its seed-bootstrap draws.
+
+    With ``log`` (a positive quantity) exact zeros are counted in the note and left out of the
+    log-scale interval and its draws; all zeros give the exact value 0.
+    """
+    raw = intervals.finite(values)
+    zeros = int((raw <= 0).sum()) if log else 0
+    x = raw[raw > 0] if log else raw
+    if zeros:
+        note = _join(note, f"{zeros} of {len(raw)} seeds exactly 0, left out of the log-scale interval")
+    if len(x) == 0:
+        if zeros:
+            verdict = judge(np.float64(0.0), np.float64(0.0), np.float64(0.0))
+            return Part(name, 0.0, 0.0, 0.0, zeros, str(verdict), note, decisive, intervals.EXACT)
+        return missing(name, _join(absent, note), decisive)
+    iv = intervals.seed_interval(x, log)
+    n = len(x)
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.seed_summary(x[rng.integers(0, n, size=(count, n))], log))
+
+    return Part(name, iv.value, iv.low, iv.high, n, str(judge(iv.value, iv.low, iv.high)), note, decisive,
+                iv.method, draws)
+
+
+def share_part(name: str, k: int, n: int, judge: Judge, *, note: str = "", decisive: bool = True) -> Part:
+    """A share of k runs out of n with its Wilson interval; draws resample the n runs."""
     if n == 0:
-        return missing(name, absent, decisive)
-    return Part(name, mean, low, high, n, judge(low, high), note, decisive)
+        return missing(name, "no runs", decisive)
+    value, low, high = (float(v) for v in intervals.wilson_interval(k, n))
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.wilson_interval(rng.binomial(n, k / n, size=count), n))
+
+    return Part(name, value, low, high, n, str(judge(value, low, high)), _join(note, f"{k} of {n}"), decisive,
+                intervals.WILSON, draws)
 
 
-@dataclass(frozen=True)
-class ClaimResult:
-    """The evaluated claim: headline value with CI, n, verdict and the parts in words."""
+def share_difference_part(name: str, k1: int, n1: int, k2: int, n2: int, judge: Judge, *, note: str = "",
+                          decisive: bool = True) -> Part:
+    """k1/n1 - k2/n2 with Newcombe's interval; draws resample the runs of each group."""
+    if n1 == 0 or n2 == 0:
+        return missing(name, "needs runs in both groups", decisive)
+    value, low, high = (float(v) for v in intervals.newcombe_interval(k1, n1, k2, n2))
 
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-    verdict: str
-    detail: str
-    parts: tuple[Part, ...] = ()
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.newcombe_interval(rng.binomial(n1, k1 / n1, size=count), n1,
+                                                  rng.binomial(n2, k2 / n2, size=count), n2))
+
+    return Part(name, value, low, high, n1 + n2, str(judge(value, low, high)), note, decisive,
+                intervals.NEWCOMBE, draws)
+
+
+def welch_part(name: str, x: Iterable[float], y: Iterable[float], judge: Judge, *, note: str = "",
+               decisive: bool = True) -> Part:
+    """mean(x) - mean(y) of unpaired seeds with Welch's interval; draws resample each group."""
+    x, y = intervals.finite(x), intervals.finite(y)
+    if len(x) == 0 or len(y) == 0:
+        return missing(name, "needs both groups", decisive)
+    value, low, high = (float(v) for v in intervals.welch_interval(x, y))
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.welch_interval(x[rng.integers(0, len(x), size=(count, len(x)))],
+                                               y[rng.integers(0, len(y), size=(count, len(y)))]))
+
+    return Part(name, value, low, high, len(x) + len(y), str(judge(value, low, high)), note, decisive,
+                intervals.WELCH, draws)
+
+
+def median_part(name: str, values: Iterable[float], judge: Judge, *, note: str = "",
+                decisive: bool = True) -> Part:
+    """The median of per-run values with its distribution-free interval; draws resample the runs."""
+    x = intervals.finite(values)
+    if len(x) == 0:
+        return missing(name, "no measurable runs", decisive)
+    value, low, high = (float(v) for v in intervals.median_interval(x))
+    n = len(x)
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.median_interval(x[rng.integers(0, n, size=(count, n))]))
+
+    return Part(name, value, low, high, n, str(judge(value, low, high)), note, decisive, intervals.MEDIAN, draws)
+
+
+def exact_zero_part(name: str, peaks: Iterable[float], note: str = "", decisive: bool = True) -> Part:
+    """'Exactly zero in every run': the largest |value| over runs (one peak per run) must be 0;
+    draws resample the runs."""
+    x = np.abs(intervals.finite(peaks))
+    if len(x) == 0:
+        return missing(name, "no probed values", decisive)
+    n = len(x)
+
+    def verdict(peak):
+        return _verdicts(np.where(np.asarray(peak) == 0.0, SUPPORTED, CONTRADICTED))
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return verdict(x[rng.integers(0, n, size=(count, n))].max(axis=1))
+
+    peak = float(x.max())
+    return Part(name, peak, math.nan, math.nan, n, str(verdict(peak)), note, decisive, intervals.EXACT, draws)
+
+
+# --------------------------------------------------------------------------------------------
+# Claims: verdict, deciding part, stability
+# --------------------------------------------------------------------------------------------
+
+def combine_array(verdicts: np.ndarray, decisive: np.ndarray) -> np.ndarray:
+    """Claim verdicts from part verdicts (rows: parts, columns: draws; rules in the module
+    docstring)."""
+    v = np.asarray(verdicts, dtype=object)[np.asarray(decisive, dtype=bool)]
+    count = v.shape[1] if v.ndim == 2 else 0
+    if v.shape[0] == 0:
+        return np.full(count, NO_DATA, dtype=object)
+    has_data = v != NO_DATA
+    out = np.full(v.shape[1], INCONCLUSIVE, dtype=object)
+    out[(v == SUPPORTED).all(axis=0)] = SUPPORTED
+    out[(v == CONTRADICTED).any(axis=0)] = CONTRADICTED
+    out[~has_data.any(axis=0)] = NO_DATA
+    return out
 
 
 def combine(parts: list[Part]) -> str:
     """The claim verdict from its parts (rules in the module docstring)."""
-    decisive = [p for p in parts if p.decisive]
-    with_data = [p for p in decisive if p.verdict != NO_DATA]
-    if not with_data:
+    if not parts:
         return NO_DATA
-    if any(p.verdict == CONTRADICTED for p in with_data):
-        return CONTRADICTED
-    if len(with_data) == len(decisive) and all(p.verdict == SUPPORTED for p in with_data):
-        return SUPPORTED
-    return INCONCLUSIVE
+    verdicts = np.array([[p.verdict] for p in parts], dtype=object)
+    return str(combine_array(verdicts, np.array([p.decisive for p in parts]))[0])
+
+
+def stability(parts: list[Part], claim_id: int, draws: int = STABILITY_DRAWS, seed: int = STABILITY_SEED
+              ) -> tuple[str, float]:
+    """The claim verdict and its stability: the share of ``draws`` seed-bootstrap draws whose
+    verdict is the same. Sets each part's own ``stability`` on the way.
+
+    Each part draws from its own RNG stream (seeded by ``seed``, the claim and the part's
+    position), so adding a part does not change the draws of the others.
+    """
+    verdict = combine(parts)
+    if not parts:
+        return verdict, math.nan
+    rows = []
+    for index, part in enumerate(parts):
+        rng = np.random.default_rng([seed, claim_id, index])
+        row = part.resample(rng, draws)
+        part.stability = float(np.mean(row == part.verdict))
+        rows.append(row)
+    drawn = combine_array(np.vstack(rows), np.array([p.decisive for p in parts]))
+    return verdict, float(np.mean(drawn == verdict))
+
+
+def deciding_part(parts: list[Part], verdict: str) -> Optional[Part]:
+    """The part that decided ``verdict`` (see the module docstring), or None without parts."""
+    decisive = [p for p in parts if p.decisive]
+    if not decisive:
+        return None
+    if verdict == CONTRADICTED:
+        return next(p for p in decisive if p.verdict == CONTRADICTED)
+    if verdict == SUPPORTED:
+        return min(decisive, key=lambda p: (p.stability if not math.isnan(p.stability) else 1.0))
+    return next((p for p in decisive if p.verdict != SUPPORTED), decisive[0])
+
+
+def reported_verdict(verdict: str, stable: float) -> str:
+    """The verdict the ledger reports: ``UNSTABLE`` when its stability is below ``STABLE``."""
+    return UNSTABLE if not math.isnan(stable) and stable < STABLE else verdict
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The evaluated claim: its deciding part, the verdict (reported and would-be), the
+    stability and every part."""
+
+    verdict: str
+    would_be: str
+    stability: float
+    deciding: Optional[Part]
+    detail: str
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def value(self) -> float:
+        """The deciding part's value (NaN without one)."""
+        return self.deciding.value if self.deciding else math.nan
+
+    @property
+    def ci_low(self) -> float:
+        """The deciding part's lower bound."""
+        return self.deciding.ci_low if self.deciding else math.nan
+
+    @property
+    def ci_high(self) -> float:
+        """The deciding part's upper bound."""
+        return self.deciding.ci_high if self.deciding else math.nan
+
+    @property
+    def n(self) -> int:
+        """The deciding part's number of observations."""
+        return self.deciding.n if self.deciding else 0
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: what it says, the studies it reads, its metric, rule and computation."""
+    """One claim: what it says, the studies it reads, its parts in words, rule and computation."""
 
     id: int
     title: str
@@ -253,21 +432,20 @@ class Claim:
     compute: Optional[Callable[["Tables"], list[Part]]] = field(default=None, repr=False, compare=False)
 
     def evaluate(self, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
-                 tables: Optional["Tables"] = None) -> ClaimResult:
-        """Compute the parts and the verdict; ``tables`` shares caches between claims."""
+                 tables: Optional["Tables"] = None, draws: int = STABILITY_DRAWS) -> ClaimResult:
+        """Compute the parts, the verdict and its stability; ``tables`` shares caches between claims."""
         tables = tables or Tables(runs, layers, timesteps)
         present = [s for s in self.studies if tables.has_study(s)]
         if not present:
-            return ClaimResult(math.nan, math.nan, math.nan, 0, NO_DATA,
+            return ClaimResult(NO_DATA, NO_DATA, math.nan, None,
                                f"studies not in the tables: {', '.join(self.studies)}")
         if self.compute is None:
             raise ValueError(f"claim {self.id} has no compute function")
         parts = self.compute(tables)
         if not parts:
-            return ClaimResult(math.nan, math.nan, math.nan, 0, NO_DATA, "no cells for this claim")
-        head = parts[0]
-        verdict = combine(parts)
-        return ClaimResult(head.value, head.ci_low, head.ci_high, head.n, verdict,
+            return ClaimResult(NO_DATA, NO_DATA, math.nan, None, "no cells for this claim")
+        verdict, stable = stability(parts, self.id, draws)
+        return ClaimResult(reported_verdict(verdict, stable), verdict, stable, deciding_part(parts, verdict),
                            "; ".join(p.describe() for p in parts), tuple(parts))
 
 
@@ -285,11 +463,13 @@ class Tables:
                 self.runs[column] = self.runs[column].astype(str)
         if "status" in self.runs:
             self.runs = self.runs[self.runs["status"] != "failed"]
+        else:  # a table without statuses: every run finished
+            self.runs["status"] = "ok"
         self.layers = layers
         self.timesteps = timesteps
         self._layers_by_run: Optional[dict[str, theory.LayerArrays]] = None
         self._timesteps_by_run: Optional[dict[str, pd.DataFrame]] = None
-        self._factor: dict[str, float] = {}
+        self._factor: dict[str, tuple[float, int]] = {}
 
     def has_study(self, study: str) -> bool:
         """Whether any (non-failed) run of ``study`` is in the tables."""
@@ -329,11 +509,32 @@ class Tables:
             self._timesteps_by_run = self._split(self.timesteps, ("run", "step", "t", "quantity", "value"))
         return self._timesteps_by_run.get(str(run), _EMPTY_TIMESTEPS)
 
+    def fit_layers(self, run: str, step: int = 0) -> tuple[theory.LayerArrays, int]:
+        """The layers rows of a run without the (step, layer)s that the ``underflow`` probe flags
+        (float32 gradient 0 or subnormal: not a measurement to fit), and how many hidden layers
+        at ``step`` were flagged."""
+        part = self.layers_of(run)
+        flagged = part.hidden & (part.quantity == "underflow") & (part.value > 0)
+        if not flagged.any():
+            return part, 0
+        key = part.step * (int(part.layer.max()) + 1) + part.layer  # one integer per (step, layer)
+        keep = ~np.isin(key, key[flagged]) | (part.quantity == "underflow")
+        count = int((flagged & (part.step == step)).sum())
+        return theory.LayerArrays(part.step[keep], part.layer[keep], part.hidden[keep], part.quantity[keep],
+                                  part.value[keep]), count
+
     def factor(self, run: str) -> float:
-        """The measured per-layer factor of a run at step 0 (cached)."""
+        """The measured per-layer factor of a run at step 0, underflowing layers left out (cached)."""
+        return self._factor_and_flags(run)[0]
+
+    def underflow_count(self, run: str) -> int:
+        """Hidden layers of a run flagged by ``underflow`` at step 0 (left out of its factor fit)."""
+        return self._factor_and_flags(run)[1]
+
+    def _factor_and_flags(self, run: str) -> tuple[float, int]:
         if run not in self._factor:
-            part = self.layers_of(run)
-            self._factor[run] = theory.measured_factor(part) if len(part) else math.nan
+            part, count = self.fit_layers(run, 0)
+            self._factor[run] = (theory.measured_factor(part) if len(part) else math.nan, count)
         return self._factor[run]
 
     def profile(self, run: str, quantity: str, step: Optional[int] = 0) -> pd.Series:
@@ -344,31 +545,58 @@ class Tables:
         """The last probed step of a run, or None."""
         return self.layers_of(run).last_step()
 
+    def has_quantity(self, quantity: str) -> bool:
+        """Whether the layers table holds ``quantity`` at all (older summaries lack new probes)."""
+        return "quantity" in self.layers and bool((self.layers["quantity"].astype(str) == quantity).any())
+
 
 _EMPTY_LAYERS = theory.LayerArrays.from_frame(pd.DataFrame(columns=["step", "layer", "name", "quantity", "value"]))
 _EMPTY_TIMESTEPS = pd.DataFrame(columns=["run", "step", "t", "quantity", "value"])
 
 
+def _diverged(runs: pd.DataFrame) -> pd.Series:
+    if "status" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs["status"].astype(str) == "diverged"
+
+
 def skill(runs: pd.DataFrame) -> pd.Series:
-    """Task skill per run: 0 = chance, 1 = perfect; diverged runs count as 0."""
+    """Task skill per run: 0 = chance, 1 = perfect; NaN for a diverged run (its accuracy is
+    undefined, never counted as a number)."""
     metric = runs["metric"].astype(str)
     chance = runs["chance"].astype(float)
     value = runs["test_metric"].astype(float)
     acc = (value - chance) / (1.0 - chance)
     mse = (chance - value) / chance
     out = pd.Series(np.where(metric == "mse", mse, acc), index=runs.index, dtype=float)
-    if "status" in runs:
-        out[runs["status"].astype(str) == "diverged"] = 0.0
+    out[_diverged(runs)] = math.nan
     return out
 
 
 def outcome(runs: pd.DataFrame) -> pd.Series:
-    """Test metric per run, a diverged run counted at chance level."""
+    """Test metric per run; NaN for a diverged run."""
     value = runs["test_metric"].astype(float).copy()
-    if "status" in runs:
-        diverged = runs["status"].astype(str) == "diverged"
-        value[diverged] = runs.loc[diverged, "chance"].astype(float)
+    value[_diverged(runs)] = math.nan
     return value
+
+
+def failed_to_train(runs: pd.DataFrame) -> pd.Series:
+    """Whether a run that did not diverge failed to train: its final training loss is above its
+    initial loss (``first_loss``) or not finite, or its test skill is at chance (below
+    ``FAIL_SKILL``). Diverged runs are False here: they are counted as diverged, apart.
+
+    The one definition of "failed to train" (tables and figures use it too).
+    """
+    final, first = runs["final_train_loss"].astype(float), runs["first_loss"].astype(float)
+    worse = ~np.isfinite(final) | (final > first)
+    chance = skill(runs) < FAIL_SKILL
+    return (worse | chance) & ~_diverged(runs)
+
+
+def diverged_note(runs: pd.DataFrame) -> str:
+    """'k diverged runs left out' when there are any."""
+    k = int(_diverged(runs).sum())
+    return f"{k} diverged run{'s' if k != 1 else ''} left out (no accuracy)" if k else ""
 
 
 def by_seed(frame: pd.DataFrame, values: pd.Series | Iterable[float]) -> pd.Series:
@@ -381,6 +609,12 @@ def paired(a: pd.Series, b: pd.Series) -> pd.Series:
     """a - b over the seeds (index) both have, indexed by seed."""
     common = a.index.intersection(b.index)
     return (a[common] - b[common]).astype(float)
+
+
+def ratio(a: pd.Series, b: pd.Series) -> pd.Series:
+    """a / b over the seeds (index) both have, indexed by seed (for positive quantities)."""
+    common = a.index.intersection(b.index)
+    return (a[common] / b[common]).astype(float)
 
 
 def seed_mean(pieces: Iterable[pd.Series]) -> pd.Series:
@@ -412,6 +646,14 @@ def _mlp(tables: Tables, study: str, **factors) -> pd.DataFrame:
     return frame
 
 
+def _factors(t: Tables, runs: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Per-seed measured factors of ``runs`` and a note on the underflowing layers left out."""
+    values = by_seed(runs, [t.factor(r) for r in runs["run"]]) if not runs.empty else pd.Series(dtype=float)
+    flagged = sum(t.underflow_count(r) for r in runs["run"])
+    note = f"{flagged} underflowing layer(s) left out of the fits" if flagged else ""
+    return values, note
+
+
 # --------------------------------------------------------------------------------------------
 # The claims
 # --------------------------------------------------------------------------------------------
@@ -421,20 +663,26 @@ def _claim1(t: Tables) -> list[Part]:
     if runs.empty:
         return [missing("per-layer factor, sigmoid/default, deepest depth", "no sigmoid/default runs")]
     depth = int(runs["depth"].iloc[0])
-    factors = by_seed(runs, [t.factor(r) for r in runs["run"]])
-    updates, endpoints, fits = [], [], []
+    factors, flagged = _factors(t, runs)
+    updates, undefined, endpoints, fits = [], 0, [], []
     for r in runs["run"]:
         ur = t.profile(r, "update_ratio", step=None)
-        updates.append(first_last_ratio(ur))
+        last = float(ur.iloc[-1]) if len(ur) >= 2 else math.nan
+        if last > 0:
+            updates.append(float(ur.iloc[0]) / last)
+        else:  # no update of the last layer: the ratio is undefined (counted, not guessed)
+            undefined += int(last == 0.0)
+            updates.append(math.nan)
         endpoints.append(first_last_ratio(t.profile(r, "backprop_norm")))
-        fits.append(theory.factor_fit(t.layers_of(r))["r2"] if len(t.layers_of(r)) else math.nan)
+        fit_layers, _ = t.fit_layers(r)
+        fits.append(theory.factor_fit(fit_layers)["r2"] if len(fit_layers) else math.nan)
+    zero_note = f"{undefined} run(s) whose last layer did not move left out" if undefined else ""
     return [
-        ci_part(f"per-layer factor (depth {depth})", factors, lambda lo, hi: verdict_below(lo, hi, 1.0)),
-        ci_part("log10 update ratio first/last hidden layer", by_seed(runs, updates),
-                lambda lo, hi: verdict_below(lo, hi, -1.0, math.log10(0.5))),
-        ci_part("log10 backprop norm first/last hidden layer", by_seed(runs, endpoints),
-                lambda lo, hi: INCONCLUSIVE, decisive=False),
-        ci_part("R^2 of the log-linear fit", by_seed(runs, fits), lambda lo, hi: INCONCLUSIVE, decisive=False),
+        seed_part(f"per-layer factor (depth {depth})", factors, below(1.0), log=True, note=flagged),
+        seed_part("update ratio first / last hidden layer (mean over probes)", by_seed(runs, updates),
+                  below(0.1, 0.5), log=True, note=zero_note),
+        seed_part("log10 backprop norm first/last hidden layer", by_seed(runs, endpoints), reported, decisive=False),
+        seed_part("R^2 of the log-linear fit", by_seed(runs, fits), reported, decisive=False),
     ]
 
 
@@ -443,16 +691,16 @@ def _claim2(t: Tables) -> list[Part]:
     tanh, sigm = base[base["activation"] == "tanh"], base[base["activation"] == "sigmoid"]
     depths = set(tanh["depth"]) & set(sigm["depth"])
     if not depths:
-        return [missing("per-layer factor tanh - sigmoid", "needs tanh and sigmoid with default init at a common depth")]
+        return [missing("per-layer factor tanh / sigmoid", "needs tanh and sigmoid with default init at a common depth")]
     depth = max(depths)
     tanh, sigm = tanh[tanh["depth"] == depth], sigm[sigm["depth"] == depth]
-    f_tanh = by_seed(tanh, [t.factor(r) for r in tanh["run"]])
-    f_sigm = by_seed(sigm, [t.factor(r) for r in sigm["run"]])
+    f_tanh, n_tanh = _factors(t, tanh)
+    f_sigm, n_sigm = _factors(t, sigm)
     return [
-        ci_part(f"per-layer factor tanh - sigmoid (depth {int(depth)})", paired(f_tanh, f_sigm),
-                lambda lo, hi: verdict_above(lo, hi, 0.0)),
-        ci_part("per-layer factor tanh", f_tanh, lambda lo, hi: verdict_below(lo, hi, 1.0)),
-        ci_part("per-layer factor sigmoid", f_sigm, lambda lo, hi: INCONCLUSIVE, decisive=False),
+        seed_part(f"per-layer factor tanh / sigmoid (depth {int(depth)}, paired by seed)", ratio(f_tanh, f_sigm),
+                  above(1.0), log=True, note=_join(n_tanh, n_sigm)),
+        seed_part("per-layer factor tanh", f_tanh, below(1.0), log=True, note=n_tanh),
+        seed_part("per-layer factor sigmoid", f_sigm, reported, log=True, decisive=False, note=n_sigm),
     ]
 
 
@@ -461,34 +709,51 @@ def _claim3(t: Tables) -> list[Part]:
     if relu.empty:
         return [missing("log10 max/min backprop norm, relu/he", "no relu/he_normal runs")]
     top = deepest(relu)
-    spreads = []
+    spreads, flagged, capped = [], 0, 0
     for r in top["run"]:
-        norms = t.profile(r, "backprop_norm").to_numpy()
+        part, count = t.fit_layers(r)
+        flagged += count
+        norms = part.profile("backprop_norm", 0).to_numpy()
         norms = norms[np.isfinite(norms)]
+        capped += int(len(norms) >= 2 and norms.min() == 0.0)
         spreads.append(log10_ratio(float(norms.max()), float(norms.min())) if len(norms) >= 2 else math.nan)
-    parts = [ci_part(f"log10 max/min backprop norm over hidden layers (depth {int(top['depth'].iloc[0])})",
-                     by_seed(top, spreads), lambda lo, hi: verdict_below(lo, hi, 1.0))]
+    notes = [f"{flagged} underflowing layer(s) left out" if flagged else "",
+             f"{capped} run(s) with a layer passing exactly no gradient, counted as {CAP_DECADES:g} decades"
+             if capped else ""]
+    parts = [seed_part(f"log10 max/min backprop norm over hidden layers (depth {int(top['depth'].iloc[0])})",
+                       by_seed(top, spreads), below(1.0), note=_join(*notes))]
     sigm = _mlp(t, "depth_activation_init", activation="sigmoid", init="default", norm="none")
+    name = "skill of relu/he where sigmoid/default is at chance"
     if sigm.empty:
-        parts.append(missing("skill of relu/he where sigmoid/default is at chance", "no sigmoid/default runs"))
+        parts.append(missing(name, "no sigmoid/default runs"))
         return parts
     sigm_skill = sigm.assign(skill=skill(sigm)).groupby("depth")["skill"].mean()
     failing = sigm_skill[sigm_skill < FAIL_SKILL]
     if failing.empty:
-        parts.append(Part("skill of relu/he where sigmoid/default is at chance", verdict=INCONCLUSIVE,
-                          note=f"sigmoid/default is above chance at every depth ({', '.join(f'{d:g}' for d in sigm_skill.index)})"))
+        parts.append(fixed(name, INCONCLUSIVE,
+                           f"sigmoid/default is above chance at every depth ({', '.join(f'{d:g}' for d in sigm_skill.index)})"))
         return parts
     depth = failing.index.max()
     at = relu[relu["depth"] == depth]
-    parts.append(ci_part(f"skill of relu/he at depth {depth:g} (sigmoid/default skill {failing[depth]:.3g})",
-                         by_seed(at, skill(at)), lambda lo, hi: verdict_above(lo, hi, TRAIN_SKILL, FAIL_SKILL),
-                         absent=f"no relu/he run at depth {depth:g}"))
+    parts.append(seed_part(f"skill of relu/he at depth {depth:g} (sigmoid/default skill {failing[depth]:.3g})",
+                           by_seed(at, skill(at)), above(TRAIN_SKILL, FAIL_SKILL), note=diverged_note(at),
+                           absent=f"no relu/he run at depth {depth:g}"))
     return parts
 
 
 PRESERVING_INIT = {"relu": "he_normal", "leaky_relu": "he_normal", "prelu": "he_normal", "elu": "he_normal",
                    "silu": "he_normal", "gelu": "he_normal", "tanh": "xavier_normal", "sigmoid": "xavier_normal",
                    "selu": "lecun_normal", "linear": "xavier_normal"}
+
+
+def _between(small: float, big: float) -> Judge:
+    """Supported if the interval lies between the two bounds, contradicted if the value does not."""
+    def judge(value, low, high):
+        value, low, high = (np.asarray(v, dtype=np.float64) for v in (value, low, high))
+        inside = (low > small) & (high < big)
+        outside = (value <= small) | (value >= big)
+        return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
+    return judge
 
 
 def _claim4(t: Tables) -> list[Part]:
@@ -504,84 +769,119 @@ def _claim4(t: Tables) -> list[Part]:
             big = big[big["init_std"] == big["init_std"].min()]
         if not small.empty:
             small = small[small["init_std"] == small["init_std"].max()]
-        f_big = by_seed(big, [t.factor(r) for r in big["run"]]) if not big.empty else pd.Series(dtype=float)
-        f_small = by_seed(small, [t.factor(r) for r in small["run"]]) if not small.empty else pd.Series(dtype=float)
-        parts.append(ci_part(f"{act}: per-layer factor at std 1.0", f_big,
-                             lambda lo, hi: verdict_above(lo, hi, 1.0), absent="no run with std >= 1.0"))
-        parts.append(ci_part(f"{act}: per-layer factor at std 0.01", f_small,
-                             lambda lo, hi: verdict_below(lo, hi, 1.0), absent="no run with std <= 0.01"))
+        f_big, n_big = _factors(t, big)
+        f_small, n_small = _factors(t, small)
+        p_big = seed_part(f"{act}: per-layer factor at std 1.0", f_big, above(1.0), log=True, note=n_big,
+                          absent="no run with std >= 1.0")
+        p_small = seed_part(f"{act}: per-layer factor at std 0.01", f_small, below(1.0), log=True, note=n_small,
+                            absent="no run with std <= 0.01")
+        parts += [p_big, p_small]
         init = PRESERVING_INIT.get(act, "he_normal")
         ref = deepest(_mlp(t, "depth_activation_init", activation=act, init=init, norm="none"))
-        f_ref = by_seed(ref, [t.factor(r) for r in ref["run"]]) if not ref.empty else pd.Series(dtype=float)
-        lo_bound = float(f_small.mean()) if len(f_small) else math.nan
-        hi_bound = float(f_big.mean()) if len(f_big) else math.nan
-
-        def between(lo: float, hi: float, a: float = lo_bound, b: float = hi_bound, ref=f_ref) -> str:
-            if lo > a and hi < b:
-                return SUPPORTED
-            mean = float(ref.mean())
-            if mean <= a or mean >= b:
-                return CONTRADICTED
-            return INCONCLUSIVE
-
-        if math.isnan(lo_bound) or math.isnan(hi_bound):
+        f_ref, n_ref = _factors(t, ref)
+        if math.isnan(p_small.value) or math.isnan(p_big.value):
             parts.append(missing(f"{act}: per-layer factor with {init}", "needs both std 0.01 and std 1.0"))
         else:
-            parts.append(ci_part(f"{act}: per-layer factor with {init} (depth_activation_init)", f_ref, between,
-                                 absent=f"no {act}/{init} runs in depth_activation_init"))
+            # The bounds are the two geometric means, held fixed in the stability draws.
+            parts.append(seed_part(f"{act}: per-layer factor with {init} (depth_activation_init), between "
+                                   f"{p_small.value:.3g} and {p_big.value:.3g}", f_ref,
+                                   _between(p_small.value, p_big.value), log=True, note=n_ref,
+                                   absent=f"no {act}/{init} runs in depth_activation_init"))
     return parts
 
 
-def _dead(t: Tables, run: str) -> float:
-    step = t.last_step(run)
+# A unit is dead when |phi'(z)| stays below this share of sup|phi'| for every example of the
+# probe set (the probe's definition; stated here for the rule's text).
+DEAD_SHARE_NOTE = "|phi'| below the probe's stated share of its sup for every example of the fixed probe set"
+ALTERNATIVE_DEAD_MAX = 0.01
+
+
+def _layer_mean(t: Tables, run: str, quantity: str, last: bool) -> float:
+    """Mean of ``quantity`` over the hidden layers of a run at step 0 or its last probe."""
+    step = t.last_step(run) if last else 0
     if step is None:
         return math.nan
-    profile = t.profile(run, "dead_frac", step)
+    profile = t.profile(run, quantity, step)
     return float(profile.mean()) if len(profile) else math.nan
 
 
 def _claim5(t: Tables) -> list[Part]:
     runs = _mlp(t, "dying_relu")
-    relu = runs[runs["activation"] == "relu"].copy()
-    relu["dead"] = [_dead(t, r) for r in relu["run"]]
-    relu["bias0"] = relu["bias"].fillna(0.0)
+    if not (t.has_quantity("died_frac") and t.has_quantity("dead_frac")):
+        return [missing("relu units dying during training (died_frac)",
+                        "the summary lacks the dead_frac/died_frac probes on the fixed probe set")]
+    # A diverged run's last probe measures NaN weights, not dying: its died_frac is left out.
+    died = [math.nan if status == "diverged" else _layer_mean(t, r, "died_frac", True)
+            for r, status in zip(runs["run"], runs["status"])]
+    runs = runs.assign(bias0=runs["bias"].fillna(0.0).astype(float), died=died,
+                       dead0=[_layer_mean(t, r, "dead_frac", False) for r in runs["run"]])
+    relu = runs[runs["activation"] == "relu"]
     parts: list[Part] = []
-    # Negative bias: most negative bias against 0, at each learning rate and seed.
-    diffs = []
-    for _, cell in relu.groupby("lr"):
-        neg, zero = cell[cell["bias0"] == cell["bias0"].min()], cell[cell["bias0"] == 0.0]
-        if cell["bias0"].min() < 0 and not zero.empty:
-            diffs.append(paired(by_seed(neg, neg["dead"]), by_seed(zero, zero["dead"])))
-    parts.append(ci_part("relu dead fraction, most negative bias - bias 0", seed_mean(diffs),
-                         lambda lo, hi: verdict_above(lo, hi, 0.0), absent="needs relu runs with bias 0 and < 0"))
+    # Dying during training grows with the lr: largest - smallest lr, per bias, paired by seed.
     diffs = []
     for _, cell in relu.groupby("bias0"):
         if cell["lr"].nunique() >= 2:
             high, low = cell[cell["lr"] == cell["lr"].max()], cell[cell["lr"] == cell["lr"].min()]
-            diffs.append(paired(by_seed(high, high["dead"]), by_seed(low, low["dead"])))
-    parts.append(ci_part("relu dead fraction, largest - smallest lr", seed_mean(diffs),
-                         lambda lo, hi: verdict_above(lo, hi, 0.0), absent="needs at least two learning rates"))
-    alt = runs[runs["activation"].isin(["leaky_relu", "prelu", "elu"])]
-    dead_alt = [_dead(t, r) for r in alt["run"]]
-    finite = [d for d in dead_alt if np.isfinite(d)]
-    peak = max(finite) if finite else math.nan
-
-    def rare(lo: float, hi: float) -> str:
-        if peak <= 0.01 and hi <= 0.01:  # hi is NaN for one seed: no support from one seed
-            return SUPPORTED
-        return CONTRADICTED if lo > 0.01 else INCONCLUSIVE
-
-    parts.append(ci_part("leaky_relu/prelu/elu dead fraction", by_seed(alt, dead_alt) if len(alt) else [], rare,
-                         note=f"max over runs {_fmt(peak)}", absent="no leaky_relu/prelu/elu runs"))
-    prelu = alt[alt["activation"] == "prelu"]
+            diffs.append(paired(by_seed(high, high["died"]), by_seed(low, low["died"])))
+    parts.append(seed_part("relu units died during training (died_frac, last probe), largest - smallest lr",
+                           seed_mean(diffs), above(0.0), note=diverged_note(relu),
+                           absent="needs relu runs at two learning rates"))
+    # A negative bias kills units at initialization, whatever the lr (an init effect, apart).
+    diffs = []
+    for _, cell in relu.groupby("lr"):
+        neg, zero = cell[cell["bias0"] == cell["bias0"].min()], cell[cell["bias0"] == 0.0]
+        if cell["bias0"].min() < 0 and not zero.empty:
+            diffs.append(paired(by_seed(neg, neg["dead0"]), by_seed(zero, zero["dead0"])))
+    parts.append(seed_part("relu units dead at initialization (dead_frac, step 0), most negative bias - bias 0",
+                           seed_mean(diffs), above(0.0), absent="needs relu runs with bias 0 and < 0"))
+    for act in ("leaky_relu", "prelu", "elu"):
+        alt = runs[runs["activation"] == act]
+        if alt.empty:
+            continue
+        peak = float(np.nanmax(alt["died"])) if alt["died"].notna().any() else math.nan
+        parts.append(seed_part(f"{act}: units died during training (died_frac, last probe; all lrs and biases)",
+                               by_seed(alt, alt["died"]), below(ALTERNATIVE_DEAD_MAX),
+                               note=_join(f"max over runs {_fmt(peak)}", diverged_note(alt))))
+        parts.append(seed_part(f"{act}: units dead at initialization (dead_frac, step 0)",
+                               by_seed(alt, alt["dead0"]), reported, decisive=False))
+    prelu = runs[runs["activation"] == "prelu"]
     changes = []
-    for r in prelu["run"]:
+    for r, status in zip(prelu["run"], prelu["status"]):
         step = t.last_step(r)
         first, last = t.profile(r, "prelu_slope", 0), t.profile(r, "prelu_slope", step)
-        changes.append(float((last - first).abs().mean()) if len(first) and len(last) and step else math.nan)
-    parts.append(ci_part("PReLU mean |slope change|", by_seed(prelu, changes) if len(prelu) else [], lambda lo, hi: verdict_above(lo, hi, 0.0),
-                         decisive=False, absent="no PReLU runs"))
+        usable = status != "diverged" and len(first) and len(last) and step
+        changes.append(float((last - first).abs().mean()) if usable else math.nan)
+    parts.append(seed_part("PReLU mean |slope change|", by_seed(prelu, changes) if len(prelu) else [],
+                           reported, log=True, decisive=False, note=diverged_note(prelu), absent="no PReLU runs"))
     return parts
+
+
+UPDATE_VANISHED = 1e-4  # a first-layer update ratio below this is "near-zero change"
+UPDATE_MOVES = 1e-2
+
+
+def _weight_growth(t: Tables, runs: pd.DataFrame) -> tuple[list[float], str]:
+    """Per run: weight norm at the last probe over step 0; a note on the runs it cannot measure."""
+    growth, early, overflow = [], 0, 0
+    for r in runs["run"]:
+        step = t.last_step(r)
+        before = t.profile(r, "weight_norm", 0)
+        if not step:  # the run never reached a second probe (diverged at once): no growth to measure
+            early += 1
+            growth.append(math.nan)
+            continue
+        after = float(t.profile(r, "weight_norm", step).sum())
+        if not np.isfinite(after):
+            overflow += 1
+            growth.append(math.nan)
+            continue
+        growth.append(after / float(before.sum()) if len(before) else math.nan)
+    notes = []
+    if early:
+        notes.append(f"{early} run(s) without a probe after step 0 (diverged before it): growth not measurable")
+    if overflow:
+        notes.append(f"{overflow} run(s) with overflowed (non-finite) weights at the last probe")
+    return growth, _join(*notes)
 
 
 def _claim6(t: Tables) -> list[Part]:
@@ -589,86 +889,105 @@ def _claim6(t: Tables) -> list[Part]:
     small = scale[scale["init_std"] <= 0.01]
     small = small[small["init_std"] == small["init_std"].max()] if not small.empty else small
     parts: list[Part] = []
-    first_updates = []
-    for r in small["run"]:
-        ur = t.profile(r, "update_ratio", step=None)
-        first_updates.append(log10_ratio(float(ur.iloc[0]), 1.0) if len(ur) else math.nan)
-    parts.append(ci_part("vanishing (std 0.01): log10 first-layer update ratio",
-                         by_seed(small, first_updates) if len(small) else [],
-                         lambda lo, hi: verdict_below(lo, hi, -4.0, -2.0), absent="no init_scale run with std <= 0.01"))
-    drop = ((small["first_loss"] - small["final_train_loss"]) / small["first_loss"]).tolist() if not small.empty else []
-    parts.append(ci_part("vanishing (std 0.01): relative loss decrease", by_seed(small, drop) if len(small) else [],
-                         lambda lo, hi: verdict_below(lo, hi, 0.05, 0.25), absent="no init_scale run with std <= 0.01"))
+    if small.empty:
+        parts.append(missing("vanishing (std 0.01): first-layer update ratio", "no init_scale run with std <= 0.01"))
+    for act, cell in small.groupby("activation"):
+        first, zero_probes, probes = [], 0, 0
+        for r in cell["run"]:
+            part = t.layers_of(r)
+            mask = part.hidden & (part.quantity == "update_ratio")
+            if mask.any():  # the first hidden layer's update ratio at every probe
+                values = part.value[mask & (part.layer == part.layer[mask].min())]
+                values = values[np.isfinite(values)]
+                zero_probes += int((values == 0.0).sum())
+                probes += len(values)
+                first.append(float(values.mean()) if len(values) else math.nan)
+            else:
+                first.append(math.nan)
+        zeros = f"{zero_probes} of {probes} probed first-layer update ratios exactly 0" if zero_probes else ""
+        parts.append(seed_part(f"vanishing ({act}, std 0.01): first-layer update ratio (mean over probes)",
+                               by_seed(cell, first), below(UPDATE_VANISHED, UPDATE_MOVES), log=True, note=zeros))
+        drop = (cell["first_loss"] - cell["final_train_loss"]) / cell["first_loss"]
+        parts.append(seed_part(f"vanishing ({act}, std 0.01): relative loss decrease", by_seed(cell, drop),
+                               below(0.05, 0.25), note=diverged_note(cell)))
     big = scale[scale["init_std"] >= 1.0]
-    clip = _mlp(t, "clipping_mlp", clip="none")
-    exploding = pd.concat([big, clip])
-    growth = []
-    for r in exploding["run"]:
-        step = t.last_step(r)
-        before = t.profile(r, "weight_norm", 0)
-        after = t.profile(r, "weight_norm", step) if step else pd.Series(dtype=float)
-        if before.empty or after.empty:
-            growth.append(math.nan)
-            continue
-        # Non-finite weights at the last probe mean they overflowed: infinite growth (capped).
-        w1 = float(after.sum())
-        growth.append(log10_ratio(w1 if np.isfinite(w1) else np.inf, float(before.sum())))
-    parts.append(ci_part("exploding (std 1.0, no clipping): log10 weight-norm growth",
-                         by_seed(exploding, growth) if len(exploding) else [],
-                         lambda lo, hi: verdict_above(lo, hi, math.log10(1.5), 0.0),
-                         absent="no init_scale std 1.0 or unclipped clipping_mlp runs"))
-    if exploding.empty:
-        parts.append(missing("exploding: share of runs that diverge", "no exploding runs"))
-    else:
-        k, n = int((exploding["status"] == "diverged").sum()), len(exploding)
-        share, lo, hi = wilson_ci(k, n)
-        parts.append(Part("exploding: share of runs that diverge (Wilson CI)", share, lo, hi, n,
-                          verdict_above(lo, hi, 0.5), note=f"{k} of {n}"))
+    big = big[big["init_std"] == big["init_std"].min()] if not big.empty else big
+    exploding = {"init_scale std 1.0": big, "clipping_mlp unclipped": _mlp(t, "clipping_mlp", clip="none")}
+    if all(frame.empty for frame in exploding.values()):
+        parts.append(missing("exploding: weight growth and divergence", "no init_scale std 1.0 or unclipped clipping_mlp runs"))
+    for label, frame in exploding.items():
+        for act, cell in frame.groupby("activation"):
+            growth, note = _weight_growth(t, cell)
+            parts.append(seed_part(f"exploding ({act}, {label}): weight-norm growth, last probe / init",
+                                   by_seed(cell, growth), above(1.5, 1.0), log=True, note=note,
+                                   absent="no run with a probe after step 0"))
+            k = int((cell["status"] == "diverged").sum())
+            parts.append(share_part(f"exploding ({act}, {label}): share of runs that diverge", k, len(cell),
+                                    above(0.5)))
     return parts
+
+
+def _kept_decay(t: Tables, run: str) -> tuple[float, int]:
+    """log10 first/last hidden backprop norm at step 0 over the layers not flagged by ``underflow``,
+    and how many were flagged."""
+    part, count = t.fit_layers(run, 0)
+    return first_last_ratio(part.profile("backprop_norm", 0)), count
+
+
+def _capped_note(values: Iterable[float]) -> str:
+    """How many log10 ratios sit at the cap (a norm of exactly 0), said rather than hidden."""
+    k = int(np.sum(np.abs(intervals.finite(values)) >= CAP_DECADES))
+    return f"{k} run(s) with a norm of exactly 0, counted as {CAP_DECADES:g} decades" if k else ""
 
 
 def _claim7(t: Tables) -> list[Part]:
     runs = _mlp(t, "normalization", activation=["sigmoid", "tanh"])
-    gains, layer_gains = [], []
+    parts: list[Part] = []
+    layer_parts: list[Part] = []
+    decay = {r: _kept_decay(t, r) for r in runs["run"]}
+    flagged = sum(count for _, count in decay.values())
+    underflow = _join(f"{flagged} underflowing layer(s) left out of the study" if flagged else "",
+                      _capped_note(v for v, _ in decay.values()))
     for (act, depth), cell in runs.groupby(["activation", "depth"]):
-        ratios = {norm: by_seed(sub, [first_last_ratio(t.profile(r, "backprop_norm")) for r in sub["run"]])
-                  for norm, sub in cell.groupby("norm")}
+        ratios = {norm: by_seed(sub, [decay[r][0] for r in sub["run"]]) for norm, sub in cell.groupby("norm")}
         if "none" in ratios and "batch" in ratios:
-            gains.append(paired(ratios["batch"], ratios["none"]))
+            parts.append(seed_part(f"{act}, depth {depth:g}: gain in log10 first/last backprop norm, batch - none",
+                                   paired(ratios["batch"], ratios["none"]), above(0.0), note=underflow))
         if "none" in ratios and "layer" in ratios:
-            layer_gains.append(paired(ratios["layer"], ratios["none"]))
-    parts = [ci_part("gain in log10 first/last backprop norm, batch - none", seed_mean(gains),
-                     lambda lo, hi: verdict_above(lo, hi, 0.0), absent="needs norm none and batch")]
+            layer_parts.append(seed_part(f"{act}, depth {depth:g}: gain with layer norm - none",
+                                         paired(ratios["layer"], ratios["none"]), reported, decisive=False))
+    if not parts:
+        parts.append(missing("gain in log10 first/last backprop norm, batch - none", "needs norm none and batch"))
     deep = deepest(runs[(runs["activation"] == "sigmoid") & (runs["norm"] == "batch")])
-    ratio = by_seed(deep, [first_last_ratio(t.profile(r, "backprop_norm")) for r in deep["run"]]) if not deep.empty else []
+    ratio_deep = by_seed(deep, [decay[r][0] for r in deep["run"]]) if not deep.empty else []
     depth = f" (depth {int(deep['depth'].iloc[0])})" if not deep.empty else ""
-    parts.append(ci_part(f"sigmoid + batch norm, deepest: log10 first/last backprop norm{depth}", ratio,
-                         lambda lo, hi: verdict_below(lo, hi, -1.0, -0.5), absent="no sigmoid + batch norm runs"))
-    parts.append(ci_part("gain with layer norm - none", seed_mean(layer_gains), lambda lo, hi: verdict_above(lo, hi, 0.0),
-                         decisive=False, absent="no layer-norm runs"))
-    return parts
+    parts.append(seed_part(f"sigmoid + batch norm, deepest: log10 first/last backprop norm{depth}", ratio_deep,
+                           below(-1.0, -0.5), absent="no sigmoid + batch norm runs"))
+    return parts + layer_parts
 
 
-def _divergence_part(name: str, runs: pd.DataFrame, decisive: bool = True) -> Part:
+def _bad_outcome_part(name: str, runs: pd.DataFrame, decisive: bool = True) -> Part:
+    """Share of runs that diverged or failed to train, unclipped - clipped (Newcombe)."""
     none, clipped = runs[runs["clip"] == "none"], runs[runs["clip"] != "none"]
     if none.empty or clipped.empty:
         return missing(name, "needs runs with and without clipping", decisive)
-    k1, n1 = int((none["status"] == "diverged").sum()), len(none)
-    k2, n2 = int((clipped["status"] == "diverged").sum()), len(clipped)
-    d, lo, hi = newcombe_ci(k1, n1, k2, n2)
-    note = f"diverged {k1}/{n1} unclipped, {k2}/{n2} clipped"
-    if k1 == 0:
-        note += "; no unclipped run diverged, nothing to prevent"
-    return Part(name, d, lo, hi, n1 + n2, verdict_above(lo, hi, 0.0), note, decisive)
+
+    def counts(frame: pd.DataFrame) -> tuple[int, int]:
+        return int(_diverged(frame).sum()), int(failed_to_train(frame).sum())
+
+    (d1, f1), (d2, f2) = counts(none), counts(clipped)
+    note = (f"unclipped: {d1} diverged, {f1} failed to train of {len(none)}; "
+            f"clipped: {d2} diverged, {f2} failed to train of {len(clipped)}")
+    if d1 + f1 == 0:
+        note += "; every unclipped run trained, nothing to prevent"
+    return share_difference_part(name, d1 + f1, len(none), d2 + f2, len(clipped), above(0.0), note=note,
+                                 decisive=decisive)
 
 
 def _claim8(t: Tables) -> list[Part]:
-    mlp, rnn = t.select("clipping_mlp"), t.select("clipping_rnn")
-    return [
-        _divergence_part("divergence rate unclipped - clipped (both studies)", pd.concat([mlp, rnn])),
-        _divergence_part("clipping_mlp", mlp, decisive=False),
-        _divergence_part("clipping_rnn", rnn, decisive=False),
-    ]
+    parts = [_bad_outcome_part(f"{study}: share diverged or failed to train, unclipped - clipped", t.select(study))
+             for study in ("clipping_mlp", "clipping_rnn") if t.has_study(study)]
+    return parts or [missing("share diverged or failed to train, unclipped - clipped", "no clipping studies")]
 
 
 # Decades of gradient decay through time are floored here: float32 carries 24 bits (7.2
@@ -678,17 +997,21 @@ def _claim8(t: Tables) -> list[Part]:
 DECAY_FLOOR_DECADES = 8.0
 
 
-def _decay(t: Tables, run: str, step: Optional[int]) -> float:
-    """log10 of dLoss/dh at t = 1 over t = T (how much gradient reaches the first step),
-    floored at -DECAY_FLOOR_DECADES."""
+def _decay(t: Tables, run: str, step: Optional[int]) -> tuple[float, int]:
+    """log10 of dLoss/dh at the first over the last kept time step (how much gradient reaches the
+    start), floored at -DECAY_FLOOR_DECADES, and how many time steps the ``underflow`` probe
+    flagged (left out)."""
     part = t.timesteps_of(run)
     if part.empty or step is None:
-        return math.nan
-    part = part[(part["quantity"].astype(str) == "hidden_grad_norm") & (part["step"] == step)]
-    if part.empty:
-        return math.nan
-    series = part.groupby("t")["value"].mean().sort_index()
-    return max(log10_ratio(float(series.iloc[0]), float(series.iloc[-1])), -DECAY_FLOOR_DECADES)
+        return math.nan, 0
+    part = part[part["step"] == step]
+    quantity = part["quantity"].astype(str)
+    flagged = set(part.loc[(quantity == "underflow") & (part["value"] > 0), "t"])
+    norms = part[(quantity == "hidden_grad_norm") & ~part["t"].isin(flagged)]
+    if norms.empty:
+        return math.nan, len(flagged)
+    series = norms.groupby("t")["value"].mean().sort_index()
+    return max(log10_ratio(float(series.iloc[0]), float(series.iloc[-1])), -DECAY_FLOOR_DECADES), len(flagged)
 
 
 def _last_timestep_step(t: Tables, run: str) -> Optional[int]:
@@ -702,6 +1025,7 @@ def _claim9(t: Tables) -> list[Part]:
     at_init: dict[str, list[pd.Series]] = {"gru": [], "lstm": []}
     task: list[pd.Series] = []
     notes = []
+    flagged = 0
     for data, cell in runs.groupby("data"):
         longest = cell[cell["length"] == cell["length"].max()]
         rnn = longest[longest["model"] == "rnn"]
@@ -709,7 +1033,16 @@ def _claim9(t: Tables) -> list[Part]:
             continue
 
         def decays(frame: pd.DataFrame, initial: bool) -> pd.Series:
-            return by_seed(frame, [_decay(t, r, 0 if initial else _last_timestep_step(t, r)) for r in frame["run"]])
+            nonlocal flagged
+            values = []
+            for r, status in zip(frame["run"], frame["status"]):
+                if not initial and status == "diverged":  # no trained network to measure
+                    values.append(math.nan)
+                    continue
+                value, count = _decay(t, r, 0 if initial else _last_timestep_step(t, r))
+                values.append(value)
+                flagged += count
+            return by_seed(frame, values)
 
         rnn_trained, rnn_init = decays(rnn, False), decays(rnn, True)
         for model in ("gru", "lstm"):
@@ -727,20 +1060,21 @@ def _claim9(t: Tables) -> list[Part]:
             task.append(by_seed(at, skill(at)))
         notes.append(f"{data}: RNN at chance at length {failing.index.max():g}")
     absent = "needs rnn and gru/lstm on adding or copy"
+    underflow = f"{flagged} underflowing time step(s) left out" if flagged else ""
     parts = [
-        ci_part("decades of dL/dh_t kept from t=T to t=1 after training, gated - RNN", seed_mean(trained),
-                lambda lo, hi: verdict_above(lo, hi, 1.0, 0.0), absent=absent),
+        seed_part("decades of dL/dh_t kept from t=T to t=1 after training, gated - RNN", seed_mean(trained),
+                  above(1.0, 0.0), note=_join(underflow, diverged_note(runs)), absent=absent),
     ]
+    name = "skill of GRU/LSTM at the longest length where the RNN is at chance"
     if task:
-        parts.append(ci_part("skill of GRU/LSTM at the longest length where the RNN is at chance", seed_mean(task),
-                             lambda lo, hi: verdict_above(lo, hi, TRAIN_SKILL, FAIL_SKILL), note="; ".join(notes)))
+        parts.append(seed_part(name, seed_mean(task), above(TRAIN_SKILL, FAIL_SKILL), note=_join(*notes)))
     elif notes:
-        parts.append(Part("skill of GRU/LSTM where the RNN is at chance", verdict=INCONCLUSIVE, note="; ".join(notes)))
+        parts.append(fixed(name, INCONCLUSIVE, _join(*notes)))
     else:
-        parts.append(missing("skill of GRU/LSTM where the RNN is at chance", "needs rnn and gru/lstm runs"))
+        parts.append(missing(name, "needs rnn and gru/lstm runs"))
     for model, gaps in at_init.items():
-        parts.append(ci_part(f"same at initialization, {model} - RNN", seed_mean(gaps),
-                             lambda lo, hi: verdict_above(lo, hi, 1.0, 0.0), decisive=False, absent=absent))
+        parts.append(seed_part(f"same at initialization, {model} - RNN", seed_mean(gaps), above(1.0, 0.0),
+                               decisive=False, absent=absent))
     return parts
 
 
@@ -761,15 +1095,14 @@ def _claim10(t: Tables) -> list[Part]:
         else:
             trained.append(by_seed(r, skill(r)))
             notes.append(f"{act}: plain MLP at chance at depth {depth:g}")
-    parts = [ci_part("test metric resmlp - mlp at the deepest depth where the MLP fails", seed_mean(diffs),
-                     lambda lo, hi: verdict_above(lo, hi, 0.0), note="; ".join(notes),
-                     absent="needs mlp and resmlp at a common depth")]
+        notes.append(diverged_note(pd.concat([m, r])))
+    parts = [seed_part("test metric resmlp - mlp at the deepest depth where the MLP fails", seed_mean(diffs),
+                       above(0.0), note=_join(*notes), absent="needs mlp and resmlp at a common depth")]
+    name = "skill of resmlp where the MLP fails"
     if trained:
-        parts.append(ci_part("skill of resmlp at that depth", seed_mean(trained),
-                             lambda lo, hi: verdict_above(lo, hi, TRAIN_SKILL, FAIL_SKILL)))
+        parts.append(seed_part(name, seed_mean(trained), above(TRAIN_SKILL, FAIL_SKILL)))
     elif any(len(d) for d in diffs):
-        parts.append(Part("skill of resmlp where the MLP fails", verdict=INCONCLUSIVE,
-                          note="the plain MLP never fails at these depths"))
+        parts.append(fixed(name, INCONCLUSIVE, "the plain MLP never fails at these depths"))
     return parts
 
 
@@ -784,10 +1117,12 @@ def _claim11(t: Tables) -> list[Part]:
     depth = int(deep["depth"].iloc[0])
     relu = _mlp(t, "linear_step", activation="relu", depth=depth)
     return [
-        ci_part(f"test accuracy linear depth {depth} - depth 1", paired(by_seed(deep, outcome(deep)), by_seed(one, outcome(one))),
-                lambda lo, hi: verdict_within(lo, hi, LINEAR_TOLERANCE)),
-        ci_part(f"test accuracy relu - linear at depth {depth}", paired(by_seed(relu, outcome(relu)), by_seed(deep, outcome(deep))),
-                lambda lo, hi: INCONCLUSIVE, decisive=False, absent="no relu runs"),
+        seed_part(f"test accuracy linear depth {depth} - depth 1",
+                  paired(by_seed(deep, outcome(deep)), by_seed(one, outcome(one))), within(LINEAR_TOLERANCE),
+                  note=diverged_note(pd.concat([deep, one]))),
+        seed_part(f"test accuracy relu - linear at depth {depth}",
+                  paired(by_seed(relu, outcome(relu)), by_seed(deep, outcome(deep))), reported, decisive=False,
+                  absent="no relu runs"),
     ]
 
 
@@ -795,32 +1130,29 @@ def _claim12(t: Tables) -> list[Part]:
     step = _mlp(t, "linear_step", activation="step")
     if step.empty:
         return [missing("max hidden weight-gradient norm of step nets", "no step runs")]
-    grads, updates = [], []
+    grads, updates, probed = [], [], {"grad": 0, "update": 0}
     for r in step["run"]:
         part = t.layers_of(r)
         g = part.value[part.hidden & (part.quantity == "weight_grad_norm")]
         u = part.value[part.hidden & (part.quantity == "update_ratio")]
-        grads += g[np.isfinite(g)].tolist()
-        updates += u[np.isfinite(u)].tolist()
-
-    def exact(name: str, values: list[float]) -> Part:
-        if not values:
-            return missing(name, "no probed hidden layers")
-        peak = float(np.max(np.abs(values)))
-        return Part(name, peak, math.nan, math.nan, len(step), SUPPORTED if peak == 0.0 else CONTRADICTED,
-                    note=f"exact: all {len(values)} probed values must be 0")
-
-    parts = [exact("max hidden weight-gradient norm of step nets (all steps)", grads),
-             exact("max hidden update ratio of step nets", updates)]
+        g, u = np.abs(g[np.isfinite(g)]), np.abs(u[np.isfinite(u)])
+        probed["grad"] += len(g)
+        probed["update"] += len(u)
+        grads.append(float(g.max()) if len(g) else math.nan)
+        updates.append(float(u.max()) if len(u) else math.nan)
+    parts = [exact_zero_part("max hidden weight-gradient norm of step nets (all steps)", grads,
+                             note=f"exact: all {probed['grad']} probed values must be 0"),
+             exact_zero_part("max hidden update ratio of step nets", updates,
+                             note=f"exact: all {probed['update']} probed values must be 0")]
     diffs, skills = [], []
     for depth, cell in step.groupby("depth"):
         relu = _mlp(t, "linear_step", activation="relu", depth=depth)
         if not relu.empty:
             diffs.append(paired(by_seed(relu, outcome(relu)), by_seed(cell, outcome(cell))))
         skills.append(by_seed(cell, skill(cell)))
-    parts.append(ci_part("test accuracy relu - step (same depth)", seed_mean(diffs), lambda lo, hi: verdict_above(lo, hi, 0.0),
-                         decisive=False, absent="no relu runs"))
-    parts.append(ci_part("skill of step nets (head-only learning)", seed_mean(skills), lambda lo, hi: INCONCLUSIVE, decisive=False))
+    parts.append(seed_part("test accuracy relu - step (same depth)", seed_mean(diffs), above(0.0),
+                           decisive=False, absent="no relu runs"))
+    parts.append(seed_part("skill of step nets (head-only learning)", seed_mean(skills), reported, decisive=False))
     return parts
 
 
@@ -829,20 +1161,11 @@ def _claim13(t: Tables) -> list[Part]:
     if silu.empty or relu.empty:
         return [missing("test accuracy silu - relu", "needs silu and relu runs")]
     a, b = by_seed(silu, outcome(silu)), by_seed(relu, outcome(relu))
+    note = diverged_note(pd.concat([silu, relu]))
     diffs = paired(a, b)
     if len(diffs):
-        return [ci_part("test accuracy silu - relu (paired by seed)", diffs, lambda lo, hi: verdict_above(lo, hi, 0.0))]
-    # No common seeds: Welch interval of the difference of means.
-    x, y = a.to_numpy(), b.to_numpy()
-    if len(x) < 2 or len(y) < 2:
-        return [Part("test accuracy silu - relu (unpaired)", float(x.mean() - y.mean()), n=len(x) + len(y),
-                     verdict=INCONCLUSIVE, note="too few seeds for an interval")]
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    dof = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)) if vx + vy > 0 else 1.0
-    d = float(x.mean() - y.mean())
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * math.sqrt(vx + vy))
-    return [Part("test accuracy silu - relu (Welch)", d, d - half, d + half, len(x) + len(y),
-                 verdict_above(d - half, d + half, 0.0))]
+        return [seed_part("test accuracy silu - relu (paired by seed)", diffs, above(0.0), note=note)]
+    return [welch_part("test accuracy silu - relu (unpaired, Welch)", a, b, above(0.0), note=note)]
 
 
 SELU_TOLERANCE = 0.15
@@ -862,12 +1185,11 @@ def _claim14(t: Tables) -> list[Part]:
     selu = runs[runs["activation"] == "selu"]
     if selu.empty:
         return [missing("max deviation of SELU activations from mean 0, std 1", "no selu runs")]
-    parts = [ci_part("max(|act mean|, |act std - 1|) over the deeper half of the layers, step 0",
-                     by_seed(selu, [_deviation(t, r) for r in selu["run"]]),
-                     lambda lo, hi: verdict_below(lo, hi, SELU_TOLERANCE))]
+    parts = [seed_part("max(|act mean|, |act std - 1|) over the deeper half of the layers, step 0",
+                       by_seed(selu, [_deviation(t, r) for r in selu["run"]]), below(SELU_TOLERANCE), log=True)]
     for act, cell in runs[runs["activation"] != "selu"].groupby("activation"):
-        parts.append(ci_part(f"same for {act}", by_seed(cell, [_deviation(t, r) for r in cell["run"]]),
-                             lambda lo, hi: INCONCLUSIVE, decisive=False))
+        parts.append(seed_part(f"same for {act}", by_seed(cell, [_deviation(t, r) for r in cell["run"]]),
+                               reported, log=True, decisive=False))
     return parts
 
 
@@ -876,25 +1198,28 @@ THEORY_TOLERANCE = 0.10
 
 def _claim15(t: Tables) -> list[Part]:
     runs = t.select("meanfield")
+    name = "median |measured - sqrt(chi_1)| / sqrt(chi_1) over runs"
     if runs.empty:
-        return [missing("median relative error of the predicted per-layer factor", "no meanfield runs")]
-    table = theory.theory_table_from_arrays(runs, {r: t.layers_of(r) for r in runs["run"]})
-    errors = table["rel_error"].astype(float).to_numpy() if not table.empty else np.array([])
-    med, lo, hi, n = bootstrap_ci(errors)
-    if n == 0:
-        return [missing("median relative error of the predicted per-layer factor", "no measurable factors")]
-    parts = [Part("median |measured - sqrt(chi_1)| / sqrt(chi_1) over runs (bootstrap CI)", med, lo, hi, n,
-                  verdict_below(lo, hi, THEORY_TOLERANCE))]
+        return [missing(name, "no meanfield runs")]
+    arrays = {}
+    flagged = 0
+    for r in runs["run"]:
+        arrays[r], count = t.fit_layers(r)
+        flagged += count
+    table = theory.theory_table_from_arrays(runs, arrays)
+    if table.empty:
+        return [missing(name, "no measurable factors")]
+    note = f"{flagged} underflowing layer(s) left out of the fits" if flagged else ""
+    errors = table["rel_error"].astype(float).to_numpy()
+    parts = [median_part(name, errors, below(THEORY_TOLERANCE), note=note)]
     layerwise = (table["measured_factor"] - table["predicted_factor_layerwise"]).abs() / table["predicted_factor_layerwise"]
-    m2, l2, h2, n2 = bootstrap_ci(layerwise.astype(float).to_numpy())
-    parts.append(Part("same, prediction from the measured layer variances", m2, l2, h2, n2,
-                      verdict_below(l2, h2, THEORY_TOLERANCE) if n2 else NO_DATA, decisive=False))
+    parts.append(median_part("same, prediction from the measured layer variances",
+                                layerwise.astype(float).to_numpy(), below(THEORY_TOLERANCE), decisive=False))
     return parts
 
 
 def _rule(text: str) -> str:
     return f"{text} {CI_NOTE}"
-
 
 _DEFINITIONS = [
     Claim(1, "Sigmoid gradients vanish with depth",
@@ -902,15 +1227,16 @@ _DEFINITIONS = [
           "the first layers barely change during training.",
           ("depth_activation_init",),
           "per-layer factor of the backprop norm at initialization (sigmoid, default init, deepest net)",
-          _rule("Supported if the CI of the per-layer factor lies below 1 and the CI of log10(first / last "
-                "hidden layer update ratio, mean over probed steps) lies below -1; contradicted if the "
-                "factor's CI lies above 1 or the update-ratio CI lies above log10(0.5).")),
+          _rule("Supported if the CI of the per-layer factor lies below 1 and the CI of the first over the "
+                "last hidden layer's update ratio (float64, mean over probed steps; exact zeros counted) lies "
+                "below 0.1; contradicted if the factor's CI lies above 1 or the update-ratio CI lies above 0.5.")),
     Claim(2, "tanh vanishes more slowly than sigmoid",
           "tanh also vanishes with depth, more slowly than sigmoid (zero-centred, tanh'(0) = 1).",
           ("depth_activation_init",),
-          "per-layer factor tanh minus sigmoid (default init, deepest common depth, paired by seed)",
-          _rule("Supported if the CI of the factor difference lies above 0 and the CI of tanh's factor "
-                "lies below 1; contradicted if the difference's CI lies below 0 or tanh's factor CI lies above 1.")),
+          "per-layer factor tanh / sigmoid (default init, deepest common depth, paired by seed); tanh's factor",
+          _rule("Supported if the interval of the factor ratio tanh / sigmoid lies above 1 and the interval of "
+                "tanh's factor lies below 1; contradicted if the ratio's interval lies below 1 or tanh's factor "
+                "interval lies above 1.")),
     Claim(3, "ReLU + He keeps gradients in scale and trains",
           "ReLU with He initialization keeps the gradient norm roughly constant across depth and trains "
           "depths at which sigmoid fails.",
@@ -934,40 +1260,52 @@ _DEFINITIONS = [
           "Dying ReLU: units that output zero for every input; their share grows with the learning rate and "
           "a negative bias; leaky ReLU, PReLU and ELU avoid it. PReLU's slope is learned.",
           ("dying_relu",),
-          "ReLU dead-unit fraction (last probed step, mean over hidden layers): most negative bias minus bias 0",
-          _rule("Supported if the CIs of the ReLU dead-fraction differences (negative bias - bias 0, paired by "
-                "lr and seed; largest - smallest lr, paired by bias and seed) lie above 0, and every "
-                "leaky_relu/prelu/elu run has at most 1% dead units with the CI of their per-seed mean at "
-                "most 1%; contradicted if a difference's CI lies "
-                "below 0 or the alternatives' mean dead fraction has its CI above 1%. The PReLU slope change "
-                "is reported, not voted.")),
+          "share of hidden units that died during training (died_frac: dead at the last probe, alive at "
+          "step 0) and that are dead at initialization (dead_frac at step 0); a unit is dead when "
+          f"{DEAD_SHARE_NOTE}",
+          _rule(f"Dying during training and dead at initialization are separate parts (a bias of -1 kills "
+                f"units at step 0 whatever the lr). Supported if the interval of ReLU's died_frac, largest "
+                f"- smallest lr (paired by bias and seed), lies above 0, the interval of ReLU's step-0 "
+                f"dead_frac, most negative bias - bias 0 (paired by lr and seed), lies above 0, and for each "
+                f"of leaky_relu, prelu and elu the interval of died_frac lies below {ALTERNATIVE_DEAD_MAX:g}; "
+                f"contradicted if a difference's interval lies below 0 or an alternative's died_frac interval "
+                f"lies above {ALTERNATIVE_DEAD_MAX:g}. The alternatives' dead_frac at step 0 and the PReLU "
+                f"slope change are reported, not voted.")),
     Claim(6, "Symptoms of vanishing and exploding",
           "Symptoms: vanishing shows as near-zero change of the early layers and a flat loss; exploding "
           "shows as fast-growing weights, oscillating loss, then NaN.",
           ("init_scale", "clipping_mlp"),
-          "log10 first-layer update ratio (mean over probed steps) with normal std 0.01",
-          _rule("Vanishing (init_scale, std 0.01): the CI of log10 first-layer update ratio lies below -4 "
-                "and the CI of the relative loss decrease (first - final) / first lies below 0.05 "
-                "(contradicted above -2 resp. 0.25). Exploding (init_scale std 1.0, clipping_mlp unclipped): "
-                "the CI of log10 weight-norm growth (last probed step / init) lies above log10(1.5) "
-                "(contradicted below 0) and the Wilson CI of the share of diverged runs lies above 0.5 "
-                "(contradicted below 0.5). Oscillation of the loss needs the step tables and is not tested.")),
+          "per activation: first-layer update ratio and relative loss decrease at std 0.01; weight-norm "
+          "growth and share of diverged runs at std 1.0 and in unclipped clipping_mlp",
+          _rule(f"Every part is per activation (and per study for exploding): cells are never pooled. "
+                f"Vanishing (init_scale, std 0.01): the interval of the first-layer update ratio (float64, mean "
+                f"over probed steps; exact zeros counted apart) lies below {UPDATE_VANISHED:g} and that of the "
+                f"relative loss decrease (first - final) / first below 0.05 (contradicted above "
+                f"{UPDATE_MOVES:g} resp. 0.25). Exploding (init_scale std 1.0; clipping_mlp unclipped): the "
+                f"interval of the weight-norm growth (last probed step / step 0; runs never probed after step "
+                f"0 are counted, not measured) lies above 1.5 (contradicted below 1) and the Wilson interval of "
+                f"the share of diverged runs lies above 0.5 (contradicted below 0.5). Oscillation of the loss "
+                f"needs the step tables and is not tested.")),
     Claim(7, "Batch norm lessens vanishing, not in very deep sigmoid nets",
           "Batch normalization lessens vanishing in sigmoid/tanh networks but does not remove it in very "
           "deep sigmoid networks.",
           ("normalization",),
-          "change of log10(first / last hidden backprop norm) at initialization, batch norm minus none",
-          _rule("Supported if the CI of the change (paired by activation in {sigmoid, tanh}, depth and seed) "
-                "lies above 0 and, for the deepest sigmoid net with batch norm, the CI of log10(first / last "
-                "backprop norm) lies below -1; contradicted if the change's CI lies below 0 or the deep "
-                "sigmoid ratio's CI lies above -0.5.")),
+          "per cell (activation, depth): change of log10(first / last hidden backprop norm) at "
+          "initialization, batch norm minus none; deepest sigmoid + batch norm ratio",
+          _rule("Each cell (activation in {sigmoid, tanh}, depth) is its own part, never pooled: supported if "
+                "the interval of the change (paired by seed) lies above 0 in every cell and, for the deepest "
+                "sigmoid net with batch norm, the interval of log10(first / last backprop norm) lies below -1; "
+                "contradicted if a cell's change lies below 0 or the deep sigmoid ratio's interval lies above "
+                "-0.5.")),
     Claim(8, "Clipping prevents divergence",
           "Gradient clipping prevents divergence where gradients explode (RNNs, large inits).",
           ("clipping_mlp", "clipping_rnn"),
-          "divergence rate without clipping minus with clipping (clipping_mlp and clipping_rnn pooled)",
-          "Supported if Newcombe's 95% interval of the difference of divergence rates lies above 0; "
-          "contradicted if it lies below 0; inconclusive otherwise, in particular when no unclipped run "
-          "diverged. Per-study differences are reported, not voted."),
+          "per study: share of runs that diverged or failed to train, without minus with clipping",
+          "A run that did not diverge but failed to train (final training loss above its initial loss, or "
+          "test skill at chance) counts as failed; both counts are stated apart. Per study (clipping_mlp, "
+          "clipping_rnn; never pooled): supported if Newcombe's 95% interval of the difference of the shares "
+          "lies above 0 in every study; contradicted if it lies below 0 in one; inconclusive otherwise, in "
+          "particular when every unclipped run trained."),
     Claim(9, "Gated RNNs carry gradients through time",
           "GRU and LSTM carry gradients through time far better than a vanilla RNN: the norm of dLoss/dh_t "
           "decays much more slowly with the distance to the loss, and long-range tasks (adding, copy) are "
@@ -1021,8 +1359,8 @@ _DEFINITIONS = [
           "sigma_w^2 E[phi'(z)^2] at the fixed point).",
           ("meanfield",),
           "median relative error of the measured per-layer factor against sqrt(chi_1)",
-          f"Supported if the 95% percentile-bootstrap CI (over runs, {BOOTSTRAP_RESAMPLES} resamples, seed "
-          f"{BOOTSTRAP_SEED}) of the median relative error lies below {THEORY_TOLERANCE}; contradicted if it "
+          f"Supported if the 95% distribution-free interval of the median relative error (order statistics "
+          f"over runs; none below 6 runs) lies below {THEORY_TOLERANCE}; contradicted if it "
           f"lies above {THEORY_TOLERANCE}. The prediction from the measured layer variances is reported, not voted."),
 ]
 
@@ -1033,27 +1371,53 @@ _COMPUTE = {1: _claim1, 2: _claim2, 3: _claim3, 4: _claim4, 5: _claim5, 6: _clai
 CLAIMS: dict[int, Claim] = {c.id: replace(c, compute=_COMPUTE[c.id]) for c in _DEFINITIONS}
 
 
-def evaluate_claims(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> pd.DataFrame:
-    """Evaluate every claim of ``CLAIMS``: one row each, columns ``RESULT_COLUMNS``."""
+def _parts_summary(parts: tuple[Part, ...]) -> str:
+    """Every part in one line each: '[decisive] name: value [low, high] (method), n -> verdict, stability'."""
+    return "\n".join(("" if p.decisive else "(reported) ") + p.describe() for p in parts)
+
+
+def evaluate(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
+             draws: int = STABILITY_DRAWS) -> dict[int, ClaimResult]:
+    """Every claim of ``CLAIMS`` evaluated once: claim id -> ``ClaimResult``."""
     tables = Tables(runs, layers, timesteps)
+    return {claim.id: claim.evaluate(runs, layers, timesteps, tables, draws) for claim in CLAIMS.values()}
+
+
+def verdict_frame(results: dict[int, ClaimResult]) -> pd.DataFrame:
+    """One row per claim, columns ``RESULT_COLUMNS``: the deciding part's value, interval and n,
+    the reported and would-be verdicts, the stability and every part."""
     rows = []
-    for claim in CLAIMS.values():
-        result = claim.evaluate(runs, layers, timesteps, tables)
+    for claim_id, result in results.items():
+        claim, part = CLAIMS[claim_id], result.deciding
         rows.append({"claim": claim.id, "title": claim.title, "statement": claim.statement,
-                     "study": ", ".join(claim.studies), "metric": claim.metric, "value": result.value,
-                     "ci_low": result.ci_low, "ci_high": result.ci_high, "n": result.n,
-                     "verdict": result.verdict, "rule": claim.rule, "detail": result.detail})
+                     "study": ", ".join(claim.studies), "metric": claim.metric,
+                     "parts": _parts_summary(result.parts), "deciding": part.name if part else "",
+                     "value": result.value, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                     "interval": part.interval if part else "", "n": int(result.n),
+                     "verdict": result.verdict, "would_be": result.would_be, "stability": result.stability,
+                     "rule": claim.rule, "detail": result.detail})
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
-def claim_parts(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> pd.DataFrame:
-    """Every part of every claim: one row each, columns ``PART_COLUMNS``."""
-    tables = Tables(runs, layers, timesteps)
+def parts_frame(results: dict[int, ClaimResult]) -> pd.DataFrame:
+    """One row per part of every claim, columns ``PART_COLUMNS``."""
     rows = []
-    for claim in CLAIMS.values():
-        result = claim.evaluate(runs, layers, timesteps, tables)
+    for claim_id, result in results.items():
         for part in result.parts:
-            rows.append({"claim": claim.id, "part": part.name, "value": part.value, "ci_low": part.ci_low,
-                         "ci_high": part.ci_high, "n": part.n, "verdict": part.verdict,
-                         "decisive": part.decisive, "note": part.note})
+            rows.append({"claim": claim_id, "part": part.name, "value": part.value, "ci_low": part.ci_low,
+                         "ci_high": part.ci_high, "interval": part.interval, "n": part.n,
+                         "verdict": part.verdict, "stability": part.stability, "decisive": part.decisive,
+                         "deciding": part is result.deciding, "note": part.note})
     return pd.DataFrame(rows, columns=list(PART_COLUMNS))
+
+
+def evaluate_claims(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
+                    draws: int = STABILITY_DRAWS) -> pd.DataFrame:
+    """Every claim of ``CLAIMS``: one row each, columns ``RESULT_COLUMNS`` (see ``verdict_frame``)."""
+    return verdict_frame(evaluate(runs, layers, timesteps, draws))
+
+
+def claim_parts(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
+                draws: int = STABILITY_DRAWS) -> pd.DataFrame:
+    """Every part of every claim: one row each, columns ``PART_COLUMNS`` (see ``parts_frame``)."""
+    return parts_frame(evaluate(runs, layers, timesteps, draws))

@@ -14,12 +14,19 @@ same thing has the same colour in every figure.
 
 Aggregation, where a figure shows one value per point: the mean over seeds (rows sharing
 every other coordinate), with a band from the minimum to the maximum over seeds where there
-is more than one; non-finite values (diverged runs) are dropped first.
+is more than one. Diverged runs (``status`` diverged) never enter a mean or a band: their
+values are drawn as x marks (which do not stretch the axes), and non-finite values are dropped.
+
+Width. Each figure is drawn at the width it is printed (``PRINT_WIDTH``: one column or the
+full text width of the paper) and the paper includes it at its natural size, never scaled;
+``draw`` applies the width. ``captions`` writes each figure's caption from what the data
+holds (the tasks, depths and diverged runs it shows).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import uuid
@@ -44,6 +51,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 
 from gradatlas import activations  # noqa: E402
 from gradatlas.config import CLIPS, MODEL_NAMES, NORMS  # noqa: E402
+from gradatlas.tables import escape_latex  # noqa: E402
 
 
 class NoData(LookupError):
@@ -103,6 +111,8 @@ QUANTITY_LABELS = {
     "act_mean": "activation mean",
     "act_std": "activation std",
     "dead_frac": "dead units (share)",
+    "died_frac": "units dead since step 0 (share)",
+    "underflow": "float32 underflow (1 = gradient 0 or subnormal)",
     "saturated_frac": "saturated units (share)",
     "weight_norm": "weight norm",
     "update_ratio": "update ratio",
@@ -340,6 +350,13 @@ def _rows(frame: Optional[pd.DataFrame], what: str, *, study: Optional[str] = No
     return part
 
 
+def _not_diverged(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs that did not diverge (a diverged run's accuracy is undefined)."""
+    if "status" not in frame:
+        return frame
+    return frame[frame["status"].astype(str) != "diverged"]
+
+
 def _last_step_rows(frame: pd.DataFrame, by: Sequence[str] = ("run",)) -> pd.DataFrame:
     """The rows at each run's last probed step (the largest ``step`` with a finite value)."""
     last = frame.groupby(list(by))["step"].transform("max")
@@ -357,6 +374,16 @@ def _mean_line(ax: Axes, part: pd.DataFrame, x: str, y: str, *, label: str, colo
     is two orders of magnitude slower on full-scale tables and would take the mean in log
     space on a log axis.
     """
+    if "status" in part:
+        diverged = part["status"].astype(str) == "diverged"
+        marks = part.loc[diverged, [x, y]].astype(float)
+        marks = marks[np.isfinite(marks[y])]
+        if not marks.empty:
+            # A diverged run is a mark, never part of a mean; added as a plain artist so that its
+            # values (slopes of 5e4) do not stretch the data limits over the lines that matter.
+            ax.add_artist(Line2D(marks[x].to_numpy(), marks[y].to_numpy(), linestyle="none", marker="x",
+                                 color=color, markersize=3, label=f"_{label} diverged"))
+        part = part[~diverged]
     values = part[[x, y]].astype(float)
     values = values[np.isfinite(values[y])]
     if values.empty:
@@ -534,6 +561,7 @@ def accuracy_heatmap(runs: pd.DataFrame, *, study: str = "depth_activation_init"
     gives the chance level from the runs' ``chance`` column.
     """
     part = _rows(runs, "accuracy_heatmap", study=study, columns=("activation", "init", "depth", value))
+    part = _not_diverged(part)
     part = part[np.isfinite(part[value].astype(float))]
     if part.empty:
         raise NoData(f"accuracy_heatmap: no finite {value} in study {study!r}")
@@ -591,6 +619,7 @@ def normalization_effect(runs: pd.DataFrame, layers: pd.DataFrame, *, study: str
     try:
         scores = _rows(runs, "normalization_effect", study=study,
                        columns=("activation", "norm", "depth", "test_metric"))
+        scores = _not_diverged(scores)
         scores = scores[np.isfinite(scores["test_metric"].astype(float))]
     except NoData:
         scores = pd.DataFrame()
@@ -801,35 +830,58 @@ def clipping(runs: pd.DataFrame, steps: Optional[pd.DataFrame] = None, *,
     return fig
 
 
+DEAD_VIEWS = (("dead_frac", "first", "dead at initialization (step 0)"),
+              ("died_frac", "last", "died during training (last probe)"))
+
+
 @_styled
 def dead_units_vs_lr(layers: pd.DataFrame, *, study: str = "dying_relu", max_cols: int = 2,
                      width: Optional[float] = None) -> Figure:
-    """Share of dead units against the learning rate (log x), one panel per bias init.
+    """Share of dead units against the learning rate (log x): one panel per bias init and view.
 
-    A run's value is the mean of ``dead_frac`` over its hidden layers at its last probed
-    step; lines per activation are the mean over seeds (band min..max).
+    The views (``DEAD_VIEWS``, those the data holds): ``dead_frac`` at step 0 (dead at
+    initialization, e.g. from a negative bias) and ``died_frac`` at the last probe (died during
+    training). Without ``died_frac`` (older summaries), ``dead_frac`` at the last probe. A
+    run's value is the mean over its hidden layers; lines per activation are the mean over
+    seeds (band min..max), diverged runs drawn as marks.
     """
-    part = _rows(layers, "dead_units_vs_lr", study=study, quantity="dead_frac",
+    part = _rows(layers, "dead_units_vs_lr", study=study, quantity=("dead_frac", "died_frac"),
                  columns=("run", "step", "activation", "lr", "bias"))
-    last = _last_step_rows(part)
-    per_run = last.groupby("run", as_index=False).agg(
-        value=("value", "mean"), activation=("activation", "first"), lr=("lr", "first"), bias=("bias", "first"))
-    acts = _order("activation", per_run["activation"])
-    biases = _order("bias", per_run["bias"])
-    fig, grid, panels = _wrapped(len(biases), max_cols, width, row_height=1.8)
-    for index, (ax, bias) in enumerate(zip(panels, biases)):
-        panel = per_run[per_run["bias"].isna()] if _missing(bias) else per_run[per_run["bias"] == bias]
-        for act in acts:
-            _mean_line(ax, panel[panel["activation"] == act], "lr", "value", label=str(act),
-                       color=_color("activation", act, acts))
-        _log_ticks_at(ax, per_run["lr"].unique())
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"bias init {_fmt(bias)}")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel(f"{_quantity_label('dead_frac')}\n(last step, mean over layers)" if index % max_cols == 0 else "")
-    _share(grid, y=True)
-    _fig_legend(fig, [_line_handle(str(a), _color("activation", a, acts), marker="o") for a in acts],
-                title="activation")
+    views = [v for v in DEAD_VIEWS if (part["quantity"] == v[0]).any()]
+    if len(views) == 1 and views[0][0] == "dead_frac":
+        views = [("dead_frac", "last", "dead units (last probe)")]
+    extra = {"status": ("status", "first")} if "status" in part else {}
+    per_view = []
+    for quantity, when, title in views:
+        rows = part[part["quantity"] == quantity]
+        rows = rows[rows["step"] == 0] if when == "first" else _last_step_rows(rows)
+        per_run = rows.groupby("run", as_index=False).agg(
+            value=("value", "mean"), activation=("activation", "first"), lr=("lr", "first"),
+            bias=("bias", "first"), **extra)
+        per_view.append((title, per_run))
+    every = pd.concat([v[1] for v in per_view])
+    acts = _order("activation", every["activation"])
+    biases = _order("bias", every["bias"])
+    cols = min(len(biases), max_cols)
+    fig, grid = _figure(len(per_view) * math.ceil(len(biases) / cols), cols, width, row_height=1.6)
+    for ax in grid.flat:
+        ax.set_axis_off()
+    for v, (title, per_run) in enumerate(per_view):
+        for index, bias in enumerate(biases):
+            block, col = divmod(index, cols)
+            ax = grid[len(per_view) * block + v, col]
+            ax.set_axis_on()
+            panel = per_run[per_run["bias"].isna()] if _missing(bias) else per_run[per_run["bias"] == bias]
+            for act in acts:
+                _mean_line(ax, panel[panel["activation"] == act], "lr", "value", label=str(act),
+                           color=_color("activation", act, acts))
+            _log_ticks_at(ax, every["lr"].unique())
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"bias init {_fmt(bias)}: {title}", fontsize=7)
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel("share of units\n(mean over layers)" if col == 0 else "")
+    _fig_legend(fig, [_line_handle(str(a), _color("activation", a, acts), marker="o") for a in acts]
+                + [_line_handle("diverged run", "0.3", "none", "x")], title="activation")
     return fig
 
 
@@ -957,6 +1009,64 @@ def theory_vs_measurement(theory: pd.DataFrame, *, study: Optional[str] = "meanf
     return fig
 
 
+# The theories past the mean-field MLP (``theory.beyond_meanfield_rows``), in drawing order.
+THEORY_LABELS = {"batchnorm_mlp": "batch norm MLP", "residual_mlp": "residual MLP",
+                 "rnn_time": "vanilla RNN (per time step)"}
+_ACTIVATION_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+@_styled
+def theory_beyond_meanfield(theory: pd.DataFrame, *, width: Optional[float] = SINGLE_COLUMN) -> Figure:
+    """Predicted against measured gradient factor at initialization past the plain MLP.
+
+    ``theory`` is the theory table (``theory.theory_table``); its rows whose ``theory`` is a
+    key of ``THEORY_LABELS`` are drawn, one point per run: colour by theory, marker by
+    activation, log axes, the identity line. Each legend entry gives the number of runs and the
+    median relative error |measured - predicted| / predicted of that theory.
+    """
+    if theory is None or len(theory) == 0 or "theory" not in theory:
+        raise NoData("theory_beyond_meanfield: the theory table has no batch-norm, residual or RNN rows")
+    _require_columns(theory, ("theory", "activation", "predicted_factor", "measured_factor"),
+                     "theory_beyond_meanfield")
+    part = _plain(theory)
+    part = part[part["theory"].isin(list(THEORY_LABELS))]
+    part = part[np.isfinite(part["predicted_factor"].astype(float)) & np.isfinite(part["measured_factor"].astype(float))
+                & (part["predicted_factor"].astype(float) > 0) & (part["measured_factor"].astype(float) > 0)]
+    if part.empty:
+        raise NoData("theory_beyond_meanfield: no finite batch-norm, residual or RNN predictions with measurements")
+    kinds = [k for k in THEORY_LABELS if (part["theory"] == k).any()]
+    acts = _order("activation", part["activation"])
+    markers = {act: _ACTIVATION_MARKERS[i % len(_ACTIVATION_MARKERS)] for i, act in enumerate(acts)}
+    palette = sns.color_palette(PALETTE)
+    colors = {kind: palette[i] for i, kind in enumerate(THEORY_LABELS)}
+    fig, axes = _figure(1, 1, width, row_height=2.3)
+    ax = axes[0, 0]
+    handles = []
+    for kind in kinds:
+        rows = part[part["theory"] == kind]
+        for act in acts:
+            sel = rows[rows["activation"] == act]
+            if len(sel):
+                ax.plot(sel["predicted_factor"].to_numpy(float), sel["measured_factor"].to_numpy(float),
+                        marker=markers[act], linestyle="none", color=colors[kind], label=f"{kind} {act}")
+        error = (rows["measured_factor"].astype(float) / rows["predicted_factor"].astype(float) - 1).abs().median()
+        handles.append(_line_handle(f"{THEORY_LABELS[kind]} (n={len(rows)}, median error {100 * error:.0f}%)",
+                                    colors[kind], "none", "o"))
+    values = np.concatenate([part["predicted_factor"].to_numpy(float), part["measured_factor"].to_numpy(float)])
+    span = np.array([values.min() / 1.2, values.max() * 1.2])
+    ax.plot(span, span, color="0.5", linestyle="--", linewidth=0.8, label="identity")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted per-layer (per-step) factor")
+    ax.set_ylabel("measured factor")
+    _fig_legend(fig, handles, ncol=1)
+    # Markers (activations, hollow: they carry no theory colour) and the identity in the panel.
+    shapes = [Line2D([], [], color="0.3", marker=markers[a], markerfacecolor="none", linestyle="none", label=str(a))
+              for a in acts]
+    ax.legend(handles=[*shapes, _line_handle("identity", "0.5", "--")], loc="lower right", fontsize=7)
+    return fig
+
+
 # Figure name -> function. Names say what each shows; they are also the PDF file stems.
 FIGURES: dict[str, Callable[..., Figure]] = {
     "activation_gallery": activation_gallery,
@@ -970,4 +1080,143 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "prelu_slope": prelu_slope,
     "selu_statistics": selu_statistics,
     "theory_vs_measurement": theory_vs_measurement,
+    "theory_beyond_meanfield": theory_beyond_meanfield,
 }
+
+# The width each figure is printed at in the paper (figure* = DOUBLE_COLUMN, figure =
+# SINGLE_COLUMN); the paper includes every figure at its natural size, so this is the one
+# place that decides it (tests check the paper's floats agree).
+PRINT_WIDTH: dict[str, float] = {
+    "activation_gallery": DOUBLE_COLUMN,
+    "backprop_norm_vs_layer": DOUBLE_COLUMN,
+    "accuracy_heatmap": DOUBLE_COLUMN,
+    "normalization_effect": DOUBLE_COLUMN,
+    "residual_vs_plain": SINGLE_COLUMN,
+    "hidden_grad_vs_distance": DOUBLE_COLUMN,
+    "clipping": SINGLE_COLUMN,
+    "dead_units_vs_lr": SINGLE_COLUMN,
+    "prelu_slope": SINGLE_COLUMN,
+    "selu_statistics": SINGLE_COLUMN,
+    "theory_vs_measurement": SINGLE_COLUMN,
+    "theory_beyond_meanfield": SINGLE_COLUMN,
+}
+
+
+def draw(name: str, **data: Any) -> Figure:
+    """Figure ``name`` at its print width, from the tables its signature asks for (extra tables
+    are ignored); a study without rows gives ``no_data_figure``."""
+    function = FIGURES[name]
+    wanted = inspect.signature(function).parameters
+    kwargs = {key: data[key] for key in wanted if key in data}
+    if "width" in wanted:
+        kwargs["width"] = PRINT_WIDTH[name]
+    try:
+        return function(**kwargs)
+    except NoData as err:
+        return no_data_figure(name, str(err))
+
+
+# ---------------------------------------------------------------------------------------
+# Captions: what each figure shows, said from the data it is drawn from.
+
+def _tex(text: Any) -> str:
+    return escape_latex(text)
+
+
+def _study(frame: Optional[pd.DataFrame], study: str) -> pd.DataFrame:
+    if frame is None or frame.empty or "study" not in frame:
+        return pd.DataFrame()
+    return frame[frame["study"].astype(str) == study]
+
+
+def _listing(values: Iterable[Any]) -> str:
+    items = [_tex(_fmt(v)) for v in values]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _diverged_text(runs: pd.DataFrame) -> str:
+    k = int((runs["status"].astype(str) == "diverged").sum()) if "status" in runs else 0
+    if not k:
+        return " No run diverged."
+    return f" {k} run{'s' if k != 1 else ''} diverged: left out of the means, drawn as x."
+
+
+def captions(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> dict[str, str]:
+    """The caption of every figure of ``FIGURES`` (LaTeX source), naming only what the tables hold."""
+    out: dict[str, str] = {
+        "activation_gallery": "The activations (solid) and their derivatives (dashed).",
+    }
+    depth_runs = _study(runs, "depth_activation_init")
+    depth = _fmt(depth_runs["depth"].max()) if not depth_runs.empty else "--"
+    out["backprop_norm_vs_layer"] = (
+        r"Backpropagated gradient norm $\lVert\partial\ell/\partial z_l\rVert$ against layer $l$ (0 = input "
+        f"side) at initialization and at the last probed step, per activation and initializer (study "
+        f"\\texttt{{depth\\_activation\\_init}}, depth {depth}; mean over seeds, band min--max). Log scale."
+        + (_diverged_text(depth_runs) if not depth_runs.empty else ""))
+    depths = sorted(depth_runs["depth"].unique()) if not depth_runs.empty else []
+    out["accuracy_heatmap"] = (
+        "Final test accuracy (mean over the seeds that did not diverge) by activation and initializer, "
+        + (f"one panel per depth ({_listing(depths)})." if depths else "no runs at this scale.")
+        + (_diverged_text(depth_runs) if not depth_runs.empty else ""))
+    norm_runs = _study(runs, "normalization")
+    out["normalization_effect"] = (
+        "First-layer backpropagated norm at initialization (top, log scale) and test accuracy (bottom) per "
+        "normalization" + (f", for {_listing(_order('activation', norm_runs['activation'].unique()))} at "
+                           f"depth {_listing(sorted(norm_runs['depth'].unique()))}" if not norm_runs.empty else "")
+        + " (study \\texttt{normalization}; mean over seeds, whiskers min--max)."
+        + (_diverged_text(norm_runs) if not norm_runs.empty else ""))
+    res_runs = _study(runs, "residual")
+    out["residual_vs_plain"] = (
+        "Test accuracy against depth for the plain and the residual MLP" +
+        (f" ({_listing(_order('activation', res_runs['activation'].unique()))})" if not res_runs.empty else "")
+        + ", mean over seeds with band min--max; dashed: chance." + (_diverged_text(res_runs) if not res_runs.empty else ""))
+    memory = _study(timesteps, "memory")
+    if memory.empty:
+        out["hidden_grad_vs_distance"] = "Gradient norm through time: no recurrent runs at this scale."
+    else:
+        tasks = {"adding": "the adding problem", "copy": "the copy task", "mnist1d_seq": "sequential MNIST-1D"}
+        datas = [tasks.get(d, _tex(d)) for d in _order("data", memory["data"].unique())]
+        models = [MODEL_LABELS.get(m, _tex(m)) for m in _order("model", memory["model"].unique())]
+        lengths = sorted(memory["length"].dropna().unique())
+        mem_runs = _study(runs, "memory")
+        out["hidden_grad_vs_distance"] = (
+            r"Norm of $\partial\ell/\partial h_t$ against the distance to the loss for " + _listing(models)
+            + " on " + " and ".join(datas)
+            + (f" (length{'s' if len(lengths) > 1 else ''} {_listing(lengths)})" if lengths else "")
+            + "; solid at initialization, dashed at the last probed step, mean over seeds (log scale)."
+            + (_diverged_text(mem_runs) if not mem_runs.empty else ""))
+    clip_runs = pd.concat([_study(runs, "clipping_mlp"), _study(runs, "clipping_rnn")])
+    out["clipping"] = (
+        "Training loss with and without gradient clipping (top; x: a diverged run's last finite loss) and the "
+        "share of diverged runs (bottom)" + (f"; {int((clip_runs['status'] == 'diverged').sum())} of "
+                                             f"{len(clip_runs)} runs diverged." if not clip_runs.empty else "."))
+    dying = _study(layers, "dying_relu")
+    has_died = not dying.empty and (dying["quantity"].astype(str) == "died_frac").any()
+    dying_runs = _study(runs, "dying_relu")
+    out["dead_units_vs_lr"] = (
+        "Share of dead units (whose derivative stays below a stated share of its maximum on every example of "
+        "the fixed probe set) against the learning rate, "
+        "per activation and bias initialization (study \\texttt{dying\\_relu})"
+        + ("; top: dead at initialization, bottom: died during training." if has_died else
+           "; dead units at the last probe (this summary has no died\\_frac probe).")
+        + (_diverged_text(dying_runs) if not dying_runs.empty else ""))
+    prelu_runs = dying_runs[dying_runs["activation"].astype(str) == "prelu"] if not dying_runs.empty else dying_runs
+    out["prelu_slope"] = (
+        "PReLU's learned negative slope over training, per layer (mean over seeds, band min--max)."
+        + (_diverged_text(prelu_runs) if not prelu_runs.empty else ""))
+    selu_runs = _study(runs, "selu")
+    out["selu_statistics"] = (
+        "Activation mean and standard deviation against layer at initialization"
+        + (f" for {_listing(_order('activation', selu_runs['activation'].unique()))}" if not selu_runs.empty else "")
+        + " with LeCun-normal weights (study \\texttt{selu}).")
+    out["theory_vs_measurement"] = (
+        "Mean-field prediction $\\sqrt{\\chi_1}$ against the measured per-layer gradient factor at "
+        "initialization (study \\texttt{meanfield}).")
+    out["theory_beyond_meanfield"] = (
+        "Predicted and measured gradient factors at initialization for batch-norm MLPs (per layer), "
+        "pre-activation residual MLPs (per block) and vanilla RNNs (per time step), one point per run "
+        "where the scale has such runs; the legend gives each theory's number of runs and median "
+        "relative error.")
+    return out

@@ -1,7 +1,9 @@
 """The training loop: minibatch SGD/Adam with optional clipping and probes. No file I/O.
 
 A non-finite loss or gradient norm is an outcome, not an error: the loop stops, and the
-result says ``diverged`` with the step.
+result says ``diverged`` with the step. A model whose outputs are not finite has no loss or
+metric: they are NaN (never the argmax of NaN outputs), and a run whose final evaluation is
+not finite is diverged with every final value NaN.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from typing import Optional
 import torch
 from torch import nn
 
-from gradatlas.config import RunConfig, total_steps
+from gradatlas.config import RECURRENT_MODELS, RunConfig, total_steps
 from gradatlas.data import Dataset
 from gradatlas.models import Trace
 from gradatlas.optim import OPTIMIZERS
-from gradatlas.probes import Prober
+from gradatlas.probes import PROBE_SET_SIZE, Prober, probe_set_trace
 
 def task_loss(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean loss of a batch: cross-entropy (over every readout step) or MSE."""
@@ -66,15 +68,33 @@ class TrainingResult:
     timestep_rows: list[tuple] = field(default_factory=list)
     final: dict[str, float] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    # Probed (step, layer) and (step, t) entries whose gradient underflowed float32.
+    underflow_probes: int = 0
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
-    """Loss and metric on a whole split, in eval mode (batch norm uses running statistics)."""
+    """Loss and metric on a whole split, in eval mode (batch norm uses running statistics);
+    both NaN where any output is not finite (a diverged model has no accuracy)."""
     model.eval()
     outputs = torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
     model.train()
+    if not bool(torch.isfinite(outputs).all()):
+        return math.nan, math.nan
     return task_loss(data, outputs, y).item(), task_metric(data, outputs, y)
+
+
+# The probe set's generator is seeded with seed + this offset: a generator of its own leaves
+# the batch order as it was, and the offset keeps it from repeating the first epoch's order.
+PROBE_SET_SEED_OFFSET = 1_000_003
+
+
+def probe_set(x_train: torch.Tensor, seed: int) -> torch.Tensor:
+    """The run's probe set: ``PROBE_SET_SIZE`` training examples (all if fewer), drawn once
+    at the start of the run; every probe step measures dead units on it."""
+    generator = torch.Generator().manual_seed(seed + PROBE_SET_SEED_OFFSET)
+    index = torch.randperm(len(x_train), generator=generator)[:PROBE_SET_SIZE].to(x_train.device)
+    return x_train[index]
 
 
 def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device) -> TrainingResult:
@@ -94,6 +114,10 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
     n_steps = total_steps(cfg, len(x_train))
     prober = Prober(cfg.probe, n_steps)
     order = torch.Generator().manual_seed(cfg.seed)
+    # Dead units of feed-forward models are measured on the fixed probe set; those of recurrent
+    # models on the probed batch itself (all its time steps), as a probe-set forward through
+    # every time step would cost several training steps per probe.
+    x_probe = probe_set(x_train, cfg.seed) if prober.steps and cfg.model.name not in RECURRENT_MODELS else None
     result = TrainingResult(status="ok", diverged_step=None, steps=n_steps)
 
     step = 0
@@ -117,11 +141,13 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
                 result.status, result.diverged_step = "diverged", step
                 break
             if trace is not None:
-                prober.after_backward(trace)
+                # Dead units with the weights this step's gradients belong to.
+                dead_on = probe_set_trace(model, x_probe) if x_probe is not None else trace
+                prober.after_backward(trace, dead_on, step)
             row["clipped"] = clip_gradients(params, cfg.train.clip, cfg.train.clip_value, grad_norm)
-            optimizer.step()
+            updates = optimizer.step(report=trace is not None)
             if trace is not None:
-                prober.after_update(step)
+                prober.after_update(step, updates)
             step += 1
         if result.status == "diverged" or step >= n_steps or (epoch + 1) % cfg.train.eval_every == 0:
             if result.status != "diverged" and result.step_rows:
@@ -131,14 +157,16 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device)
             break
 
     result.layer_rows, result.timestep_rows = prober.layer_rows, prober.timestep_rows
+    result.underflow_probes = prober.underflow_probes
     if result.status == "ok":
         train_loss, train_metric = evaluate(model, data, x_train, y_train)
         test_loss, test_metric = evaluate(model, data, x_test, y_test)
-        finite = all(math.isfinite(v) for v in (train_loss, test_loss))
-        if not finite:
-            # Weights went non-finite through the last update: the run diverged at its end.
-            result.status, result.diverged_step = "diverged", step
         result.final = {"train_loss": train_loss, "train_metric": train_metric,
                         "test_loss": test_loss, "test_metric": test_metric}
+        if not all(math.isfinite(v) for v in (train_loss, test_loss)):
+            # Weights went non-finite through the last update: the run diverged at its end,
+            # and none of its final values is defined.
+            result.status, result.diverged_step = "diverged", step
+            result.final = dict.fromkeys(result.final, math.nan)
     result.wall_time_s = time.perf_counter() - start
     return result

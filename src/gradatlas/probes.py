@@ -13,6 +13,7 @@ independent of the batch size (exact without batch norm, which couples examples)
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
@@ -203,16 +204,83 @@ class SaturatedFrac(LayerQuantity):
         return (slope < self.threshold * layer.activation.max_slope).float().mean()
 
 
-class DeadFrac(LayerQuantity):
-    """Share of units whose output is exactly zero for every example (and time step)."""
+# A unit is dead when |phi'(z)| < DEAD_SLOPE_SHARE * sup|phi'| for every example of the probe
+# set. 0.05 lies between the two slopes the metric must tell apart, a factor 5 from each: a
+# leaky ReLU unit wholly in its negative regime (slope 0.01, passing 1 % of the gradient) is
+# dead, a PReLU unit at its initial slope 0.25 is not. A sigmoid unit is dead beyond
+# |z| ~ 4.4 for every example, a tanh unit beyond |z| ~ 2.2, an ELU unit below z ~ -3.
+DEAD_SLOPE_SHARE = 0.05
+# The probe set: this many training examples (all of them if the training set is smaller),
+# drawn once at the start of a run and fed through the model on every probe step.
+PROBE_SET_SIZE = 1024
 
-    name = "dead_frac"
+
+def dead_units(layer: LayerTrace, share: float = DEAD_SLOPE_SHARE) -> Optional[torch.Tensor]:
+    """Per unit of ``layer`` (its activation's last dim), whether |phi'(z)| < share * sup|phi'|
+    for every example (and time step) of the traced forward pass; None without an activation.
+
+    The derivative comes from the activation's own ``derivative``, so every activation of
+    ``gradatlas.activations`` is covered; for gated cells the units are their sigmoid gates.
+    """
+    if layer.act_input is None or layer.activation is None:
+        return None
+    z = layer.act_input.detach()
+    slope = layer.activation.derivative(z).reshape(-1, z.shape[-1])
+    # The largest slope per unit, then one comparison per unit: the same as "below for every
+    # example", with one pass over the examples fewer.
+    if type(layer.activation) in _NONNEGATIVE_SLOPE:
+        largest = slope.amax(dim=0)
+    else:
+        low, high = torch.aminmax(slope, dim=0)
+        largest = torch.maximum(high, -low)
+    return largest < share * layer.activation.max_slope
+
+
+@torch.no_grad()
+def probe_set_trace(model: torch.nn.Module, x: torch.Tensor) -> Trace:
+    """A traced forward pass of the probe set ``x``, leaving the model as it was.
+
+    The model stays in its mode (batch norm in training mode normalizes with the probe set's
+    own statistics, as it does with a batch); its buffers (batch norm's running statistics)
+    are restored afterwards, so probing does not change training.
+    """
+    buffers = [(b, b.clone()) for b in model.buffers()]
+    trace = Trace()
+    model(x, trace)
+    for buffer, saved in buffers:
+        buffer.copy_(saved)
+    return trace
+
+
+# The smallest normal float32: a gradient entry below it in magnitude is 0 or subnormal.
+FLOAT32_TINY = torch.finfo(torch.float32).tiny
+
+
+def _underflow_flags(groups: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Per group of tensors, 1.0 (float64) where every entry of every tensor's gradient is 0 or
+    subnormal in float32, else 0.0; a missing gradient counts as 0. One foreach for all groups."""
+    grads = [t.grad.detach() for group in groups for t in group if t.grad is not None]
+    largest = iter(torch._foreach_norm(grads, ord=math.inf)) if grads else iter(())
+    maxima = []
+    for group in groups:
+        present = [next(largest) for t in group if t.grad is not None]
+        maxima.append(torch.stack(present).max().double() if present
+                      else torch.zeros((), dtype=torch.float64, device=group[0].device))
+    return (torch.stack(maxima) < FLOAT32_TINY).double() if maxima else torch.zeros(0, dtype=torch.float64)
+
+
+class Underflow(LayerQuantity):
+    """1.0 where the layer's backpropagated gradient dLoss/dz (all its entries; for a recurrent
+    layer all h_t) is exactly 0 or subnormal in float32, else 0.0: there the gradient is lost
+    to float32, and its norm (computed in float64) is no measurement of the network."""
+
+    name = "underflow"
 
     def measure(self, layer):
-        if layer.act_output is None:
-            return None
-        out = layer.act_output.detach()
-        return (out.reshape(-1, out.shape[-1]) == 0).all(dim=0).float().mean()
+        return self.measure_all([layer])[0]
+
+    def measure_all(self, layers):
+        return list(_underflow_flags([layer.preacts for layer in layers]).unbind())
 
 
 class WeightNorm(LayerQuantity):
@@ -228,13 +296,15 @@ class WeightNorm(LayerQuantity):
 
 
 class PReLUSlope(LayerQuantity):
-    """The learned negative slope of a PReLU layer."""
+    """The learned negative slope of a PReLU layer at the probed step (before its update)."""
 
     name = "prelu_slope"
 
     def measure(self, layer):
         if isinstance(layer.activation, PReLU):
-            return layer.activation.weight.detach().reshape(())
+            # A copy: the parameter itself changes in place with the optimizer step, after
+            # which the value is read (a view would record the slope one update late).
+            return layer.activation.weight.detach().clone().reshape(())
         return None
 
 
@@ -246,9 +316,9 @@ def layer_quantities(cfg: ProbeConfig) -> list[LayerQuantity]:
         ActMean(),
         ActStd(),
         SaturatedFrac(cfg.saturation),
-        DeadFrac(),
         WeightNorm(),
         PReLUSlope(),
+        Underflow(),
     ]
 
 
@@ -258,6 +328,11 @@ def hidden_grad_norms(trace: Trace) -> torch.Tensor:
     batch = trace.hidden[0].shape[0]
     roots = torch._foreach_sqrt(_example_squares(trace.hidden, batch))
     return torch.stack([root.mean() for root in roots]) * batch
+
+
+def hidden_underflow(trace: Trace) -> torch.Tensor:
+    """Per t = 1..T, 1.0 where dLoss/dh_t of the top recurrent layer is 0 or subnormal in float32."""
+    return _underflow_flags([[h] for h in trace.hidden])
 
 
 def hidden_norms(trace: Trace) -> torch.Tensor:
@@ -292,8 +367,17 @@ def probe_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
 
 @dataclass
 class Prober:
-    """Measures a probe step in two halves: after backward (gradients, activations) and after
-    the optimizer step (update ratio). Rows accumulate as plain tuples."""
+    """Measures a probe step in two halves: after backward (gradients, activations, dead units
+    on the probe set) and after the optimizer step (update ratio). Rows accumulate as plain
+    tuples.
+
+    Dead units: ``dead_frac`` is the share of a layer's units dead (``dead_units``) on the
+    probe set at the step; ``died_frac`` the share of the layer's units dead at the step that
+    were not dead at step 0 (so step 0's ``dead_frac`` is the share dead at initialization, and
+    ``dead_frac - died_frac`` the share dead since then). Both need a trace to measure them
+    on: the loop passes the fixed probe set's (``probe_set_trace``) for feed-forward models and
+    the probed batch's own for recurrent ones.
+    """
 
     cfg: ProbeConfig
     total_steps: int
@@ -308,13 +392,29 @@ class Prober:
         self._before: list[list[torch.Tensor]] = []
         self._weight_norms: dict[int, torch.Tensor] = {}
         self._trace: Optional[Trace] = None
+        self._dead_at_start: dict[int, torch.Tensor] = {}
+        self._first_dead_step: Optional[int] = None
 
     def wants(self, step: int) -> bool:
         """Whether ``step`` is on the schedule."""
         return step in self.steps
 
-    def after_backward(self, trace: Trace) -> None:
-        """Measure gradients and activations of the traced step, before clipping."""
+    @property
+    def underflow_probes(self) -> int:
+        """Probed (step, layer) and (step, t) entries whose gradient underflowed float32."""
+        return (sum(1 for *_, q, v in self.layer_rows if q == Underflow.name and v == 1.0)
+                + sum(1 for _, _, q, v in self.timestep_rows if q == Underflow.name and v == 1.0))
+
+    def after_backward(self, trace: Trace, probe_set: Optional[Trace] = None, step: int = 0) -> None:
+        """Measure gradients and activations of the traced step, before clipping.
+
+        Args:
+            trace: the traced training batch, after backward.
+            probe_set: the traced forward pass of the probe set on the same weights
+                (``probe_set_trace``); without it no dead units are measured.
+            step: the step being probed (the first step measured with a probe set is the
+                reference of ``died_frac``).
+        """
         self._trace = trace
         self._pending = []
         self._weight_norms = {}
@@ -327,24 +427,54 @@ class Prober:
                         self._pending.append((index, layer.name, quantity.name, value))
                         if type(quantity) is WeightNorm:
                             self._weight_norms[index] = value
+            if probe_set is not None:
+                self._measure_dead(probe_set, step)
             self._series = {}
             if trace.hidden:
                 self._series["hidden_grad_norm"] = hidden_grad_norms(trace)
+                self._series[Underflow.name] = hidden_underflow(trace)
                 self._series["hidden_norm"] = hidden_norms(trace)
                 self._series.update(gate_statistics(trace, self.cfg.saturation))
             self._before = [[w.detach().clone() for w in layer.weights] for layer in trace.layers]
 
-    def after_update(self, step: int) -> None:
-        """Add the update ratio ||W_new - W_old|| / ||W_old|| and commit the step's rows."""
+    def _measure_dead(self, probe_set: Trace, step: int) -> None:
+        if self._first_dead_step is None:
+            self._first_dead_step = step
+        for index, layer in enumerate(probe_set.layers):
+            dead = dead_units(layer)
+            if dead is None:
+                continue
+            if step == self._first_dead_step:
+                self._dead_at_start[index] = dead
+            self._pending.append((index, layer.name, "dead_frac", dead.double().mean()))
+            start = self._dead_at_start.get(index)
+            if start is not None:
+                self._pending.append((index, layer.name, "died_frac", (dead & ~start).double().mean()))
+
+    def after_update(self, step: int, updates: Optional[dict[torch.Tensor, torch.Tensor]] = None) -> None:
+        """Add the update ratio ||dW|| / ||W_old|| (float64) and commit the step's rows.
+
+        Args:
+            step: the probed step.
+            updates: per parameter, the update the optimizer applied, in float64 (what
+                ``optim.Optimizer.step(report=True)`` returns). Without it the update is the
+                difference of the stored weights, which float32 rounds to 0 for updates below
+                ~6e-8 of the weights.
+        """
         assert self._trace is not None, "after_backward must come first"
         layers = self._trace.layers
         if not layers:
             self.commit(step)
             return
         with torch.no_grad():
-            # One foreach subtraction for every weight matrix (the same elementwise W - W_old).
-            deltas = iter(torch._foreach_sub([w for layer in layers for w in layer.weights],
-                                             [b for before in self._before for b in before]))
+            if updates is not None:
+                zero = {id(w): torch.zeros_like(w, dtype=torch.float64) for layer in layers for w in layer.weights
+                        if w not in updates}
+                deltas = iter([updates[w] if w in updates else zero[id(w)] for layer in layers for w in layer.weights])
+            else:
+                # One foreach subtraction for every weight matrix (the same elementwise W - W_old).
+                deltas = iter(torch._foreach_sub([w for layer in layers for w in layer.weights],
+                                                 [b for before in self._before for b in before]))
             delta_norms = _stacked_norms([[next(deltas) for _ in before] for before in self._before])
             # ||W_old|| is the weight_norm measured after backward, on the same weights.
             old_norms = torch.stack([self._weight_norms[i] if i in self._weight_norms else _stacked_norm(before)

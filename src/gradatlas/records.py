@@ -55,6 +55,8 @@ SCHEMA_VERSION = 2
 RECURRENT_MODELS = frozenset({"rnn", "gru", "lstm"})
 # A path component the workflow may use in a record path: letters, digits and ``_.+-``.
 PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+# A study's name (its file's stem) reaches record paths, job names and command lines.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 _STEP_DTYPES = {"step": "int64", "epoch": "int64", "loss": "float64", "grad_norm": "float64",
                 "clipped": "bool", "lr": "float64", "test_loss": "float64", "test_metric": "float64"}
@@ -313,6 +315,21 @@ def _is_run_config(path: Path) -> bool:
     except (OSError, ValueError, yaml.YAMLError):
         return False
     return isinstance(config, dict) and CONFIG_KEYS <= set(config)
+
+
+def study_name(path: str | os.PathLike) -> str:
+    """A study's name: its file's stem, which must match ``STUDY_NAME`` (it becomes part of
+    record paths, job names and command lines). Needs neither torch nor Hydra, so that the
+    workflow checks every study file's name on each parse.
+
+    Raises:
+        ValueError: naming the file.
+    """
+    name = Path(path).stem
+    if not STUDY_NAME.fullmatch(name):
+        raise ValueError(f"{path}: a study's file name must be letters, digits and _ only "
+                         f"([A-Za-z0-9_]+ before .yaml), got {name!r}")
+    return name
 
 
 def path_token(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradatlas import records
+from gradatlas import records, rerun
 from gradatlas.config import RECURRENT_MODELS, ConfigError, RunConfig, factor_values, fingerprint, to_container
 from gradatlas.data import make_dataset
 from gradatlas.loop import train
@@ -98,6 +98,7 @@ def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
         "factors": factor_values(cfg),
         "seed": cfg.seed,
         "fingerprint": fingerprint(cfg),
+        "command": rerun.command(cfg),
         "metric": data.metric,
         "chance": data.chance,
         "device": str(device),
@@ -126,6 +127,7 @@ def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
         test_accuracy=result.final.get("test_metric") if data.metric == "accuracy" else None,
         wall_time_s=result.wall_time_s,
         probe_steps=sorted({row[0] for row in result.layer_rows}),
+        underflow_probes=result.underflow_probes,
     )
     records.write_run_record(
         cfg.out, to_container(cfg), info, result.step_rows, result.layer_rows,

@@ -39,8 +39,6 @@ from gradatlas.costs import estimated_seconds
 SCALES = ("smoke", "quick", "full")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales"}
 SCALE_KEYS = {"seeds", "fixed", "grid"}
-# A study's name (its file's stem) reaches record paths, job names and command lines.
-STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
 # A grid key is a factor name or a dotted config key; it becomes part of a record path.
 GRID_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -72,17 +70,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def study_name(path: str | Path) -> str:
-    """A study's name: its file's stem, which must match ``[A-Za-z0-9_]+`` (it becomes part of
-    record paths and command lines).
+    """A study's name: its file's stem (``records.study_name``).
 
     Raises:
         StudyError: naming the file.
     """
-    name = Path(path).stem
-    if not STUDY_NAME.fullmatch(name):
-        raise StudyError(f"{path}: a study's file name must be letters, digits and _ only "
-                         f"([A-Za-z0-9_]+ before .yaml), got {name!r}")
-    return name
+    try:
+        return records.study_name(path)
+    except ValueError as err:
+        raise StudyError(str(err)) from None
 
 
 @dataclass(frozen=True)

@@ -372,22 +372,14 @@ def hidden_profile(layers_of_one_run: LayersLike, quantity: str = "backprop_norm
     return _arrays(layers_of_one_run).profile(quantity, step)
 
 
-def factor_fit(layers_of_one_run: LayersLike, step: Optional[int] = 0) -> dict[str, float]:
-    """Least-squares fit of log(backprop_norm) against the hidden-layer index.
+def _log_linear_fit(x: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    """Least-squares fit of log(values) against x; zero and non-finite values are ignored.
 
-    Zero and non-finite norms are ignored (a dead or step layer passes no gradient; a log of 0
-    would dominate the fit).
-
-    Returns:
-        ``factor = exp(-slope)`` (so that norm_l ~ factor^(L - l), comparable to sqrt(chi_1)),
-        ``slope``, ``r2`` (coefficient of determination of the fit) and ``n`` (layers used);
-        NaNs when fewer than two layers are usable.
+    Returns ``factor = exp(-slope)``, ``slope``, ``r2`` and ``n`` (points used); NaNs when fewer
+    than two points are usable.
     """
-    profile = hidden_profile(layers_of_one_run, "backprop_norm", step)
-    values = profile.to_numpy()
     keep = np.isfinite(values) & (values > 0)
-    x = profile.index.to_numpy(dtype=np.float64)[keep]
-    y = np.log(values[keep])
+    x, y = x[keep], np.log(values[keep])
     n = int(keep.sum())
     if n < 2 or np.ptp(x) == 0:
         return {"factor": float("nan"), "slope": float("nan"), "r2": float("nan"), "n": n}
@@ -397,6 +389,29 @@ def factor_fit(layers_of_one_run: LayersLike, step: Optional[int] = 0) -> dict[s
     # A flat profile (total ~ 0, factor 1) is fitted perfectly; rounding must not make R^2 < 0.
     r2 = 1.0 - unexplained / total if total > 1e-20 * n else (1.0 if unexplained <= 1e-20 * n else 0.0)
     return {"factor": float(math.exp(-slope)), "slope": float(slope), "r2": r2, "n": n}
+
+
+def factor_fit(layers_of_one_run: LayersLike, step: Optional[int] = 0, from_layer: int = 0) -> dict[str, float]:
+    """Least-squares fit of log(backprop_norm) against the hidden-layer index.
+
+    Zero and non-finite norms are ignored (a dead or step layer passes no gradient; a log of 0
+    would dominate the fit), and so are layers whose float32 gradient underflowed (quantity
+    ``underflow`` is 1: their norm measures float32, not the network); ``excluded`` counts
+    the latter. Only hidden layers with index >= ``from_layer`` are fitted.
+
+    Returns:
+        ``factor = exp(-slope)`` (so that norm_l ~ factor^(L - l), comparable to sqrt(chi_1)),
+        ``slope``, ``r2`` (coefficient of determination of the fit), ``n`` (layers used) and
+        ``excluded`` (underflowed layers left out); NaNs when fewer than two layers are usable.
+    """
+    profile = hidden_profile(layers_of_one_run, "backprop_norm", step)
+    profile = profile[profile.index >= from_layer]
+    underflow = hidden_profile(layers_of_one_run, "underflow", step).reindex(profile.index)
+    lost = (underflow.to_numpy() > 0) & np.isfinite(underflow.to_numpy())
+    values = np.where(lost, np.nan, profile.to_numpy())
+    fit = _log_linear_fit(profile.index.to_numpy(dtype=np.float64), values)
+    fit["excluded"] = int(lost.sum())
+    return fit
 
 
 def measured_factor(layers_of_one_run: LayersLike, step: Optional[int] = 0) -> float:
@@ -434,7 +449,10 @@ def bias_variance(init: str, width: float, bias: Optional[float]) -> Optional[fl
 
 THEORY_COLUMNS = ("run", "study", "cell", "seed", "activation", "slope", "init", "gain", "init_std",
                   "width", "depth", "sigma_w2", "sigma_b2", "q_star", "chi1", "predicted_factor",
-                  "measured_factor", "fit_r2", "predicted_factor_layerwise", "rel_error")
+                  "measured_factor", "fit_r2", "predicted_factor_layerwise", "rel_error", "theory",
+                  "fit_n", "underflow_excluded")
+# The theories of the table (column ``theory``): what each row's prediction comes from.
+MEANFIELD = "meanfield_mlp"
 
 
 @lru_cache(maxsize=1024)
@@ -443,27 +461,38 @@ def _prediction(activation: str, slope: Optional[float], sigma_w2: float, sigma_
     return q_star, chi1(activation, sigma_w2, sigma_b2, slope, q_star)
 
 
-def theory_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
-    """One row per plain MLP run: mean-field prediction against the measured factor.
+def theory_table(runs: pd.DataFrame, layers: pd.DataFrame,
+                 timesteps: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Prediction against measurement of the gradient factor at initialization, one row per run.
 
-    Runs qualify when ``model == 'mlp'``, ``norm`` is none, the init's std is known to
-    ``inits.weight_std`` (sigma_w^2 = fan_in * std^2, e.g. gain^2 for lecun_normal), the biases
-    are zero-mean (see ``bias_variance``) and the run has step-0 backprop norms. Runs of any
-    study qualify; claim 15 reads the ``meanfield`` study.
+    Column ``theory`` says which prediction a row holds:
+
+    - ``meanfield_mlp``: plain MLP runs (``model == 'mlp'``, ``norm`` none, an init whose std
+      ``inits.weight_std`` knows, zero-mean biases, see ``bias_variance``), sqrt(chi_1) at the
+      fixed point. Runs of any study qualify; claim 15 reads the ``meanfield`` study.
+    - ``batchnorm_mlp``, ``residual_mlp``, ``rnn_time``: see ``beyond_meanfield_rows``
+      (batch-norm MLPs, pre-activation residual MLPs, vanilla RNNs over time; the last needs
+      ``timesteps``).
 
     Returns:
         Columns ``THEORY_COLUMNS``: the run's factors, ``sigma_w2``, ``sigma_b2``, ``q_star``,
-        ``chi1``, ``predicted_factor`` (sqrt(chi1)), ``measured_factor`` and its fit ``fit_r2``,
-        ``predicted_factor_layerwise`` (from the measured act statistics, see
-        ``layerwise_factor``) and ``rel_error = |measured - predicted| / predicted``.
+        ``chi1``, ``predicted_factor``, ``measured_factor`` and its fit ``fit_r2`` over
+        ``fit_n`` points, ``predicted_factor_layerwise`` (mean field only: from the measured
+        act statistics, see ``layerwise_factor``), ``rel_error = |measured - predicted| /
+        predicted`` and ``underflow_excluded`` (points left out of the fit because their
+        float32 gradient underflowed).
     """
     if runs.empty or layers.empty:
         return pd.DataFrame(columns=list(THEORY_COLUMNS))
-    chosen = _qualifying(runs)
     # isin on the (categorical) columns directly: no per-row string conversion of a large table.
-    mask = (layers["run"].isin(list(chosen["run"].astype(str))) & (layers["step"] == 0)
-            & layers["quantity"].isin(["backprop_norm", "act_mean", "act_std"]))
-    return theory_table_from_arrays(chosen, split_layers(layers.loc[mask, [c for c in LAYER_KEYS if c in layers]]))
+    mask = (layers["step"] == 0) & layers["quantity"].isin(["backprop_norm", "act_mean", "act_std", "underflow"])
+    by_run = split_layers(layers.loc[mask, [c for c in LAYER_KEYS if c in layers]])
+    meanfield = theory_table_from_arrays(runs, by_run)
+    beyond = beyond_meanfield_rows(runs, by_run, split_timesteps(timesteps))
+    parts = [frame for frame in (meanfield, beyond) if len(frame)]
+    if not parts:
+        return pd.DataFrame(columns=list(THEORY_COLUMNS))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _qualifying(runs: pd.DataFrame) -> pd.DataFrame:
@@ -475,7 +504,8 @@ def _qualifying(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def theory_table_from_arrays(runs: pd.DataFrame, layers_by_run: dict[str, LayerArrays]) -> pd.DataFrame:
-    """``theory_table`` from layers already split by run (``split_layers``)."""
+    """The ``meanfield_mlp`` rows of ``theory_table``, from layers already split by run
+    (``split_layers``)."""
     rows = []
     chosen = _qualifying(runs)
     by_run = layers_by_run
@@ -503,5 +533,277 @@ def theory_table_from_arrays(runs: pd.DataFrame, layers_by_run: dict[str, LayerA
             "predicted_factor": predicted, "measured_factor": fit["factor"], "fit_r2": fit["r2"],
             "predicted_factor_layerwise": layerwise_factor(activation, sigma_w2, moments, sigma_b2, slope),
             "rel_error": abs(fit["factor"] - predicted) / predicted if predicted > 0 else np.nan,
+            "theory": MEANFIELD, "fit_n": fit["n"], "underflow_excluded": fit["excluded"],
         })
     return pd.DataFrame(rows, columns=list(THEORY_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------
+# Beyond the mean-field MLP: batch norm, residual blocks, recurrence over time
+# --------------------------------------------------------------------------------------------
+
+BATCHNORM = "batchnorm_mlp"
+RESIDUAL = "residual_mlp"
+RNN_TIME = "rnn_time"
+
+
+def batchnorm_chi(activation: ActivationLike, slope: Optional[float] = None) -> float:
+    """Per-layer growth of the squared gradient norm backward through Linear -> BN -> phi at
+    initialization, in the large-batch mean-field limit (Yang et al. 2019):
+
+        E[phi'(u)^2] / Var[phi(u)],    u ~ N(0, 1).
+
+    Batch norm makes every pre-activation u a unit Gaussian over the batch, whatever the
+    weights; the next layer's z has variance sigma_w^2 Var[phi(u)], by which its batch norm
+    divides the gradient, while phi' and W^T multiply it by sigma_w^2 E[phi'(u)^2]: the weight
+    scale cancels. ReLU: (1/2) / ((pi - 1) / (2 pi)) = pi / (pi - 1). Finite batches of B
+    examples shrink it by O(2/B) (batch norm's backward removes the mean and the u direction).
+    """
+    phi, dphi = activation_functions(activation, slope)
+    mean = gaussian_expectation(phi, 1.0)
+    variance = gaussian_expectation(lambda x: phi(x) ** 2, 1.0) - mean**2
+    return gaussian_expectation(lambda x: dphi(x) ** 2, 1.0) / variance if variance > 0 else math.inf
+
+
+def second_moment_variance(activation: ActivationLike, second_moment: float, slope: Optional[float] = None) -> float:
+    """The variance q with E[phi(sqrt(q) z)^2] = ``second_moment`` (NaN if none in
+    [Q_MIN, Q_MAX]); E[phi^2] increases with q for the activations here (bisection in log q)."""
+    phi, _ = activation_functions(activation, slope)
+
+    def gap(q: float) -> float:
+        return gaussian_expectation(lambda x: phi(x) ** 2, q) - second_moment
+
+    lo, hi = Q_MIN, Q_MAX
+    if not (math.isfinite(second_moment) and gap(lo) <= 0 <= gap(hi)):
+        return float("nan")
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if gap(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo - 1.0 < 1e-12:
+            break
+    return math.sqrt(lo * hi)
+
+
+def residual_factors(activation: ActivationLike, sigma_w2: float, q0: float, blocks: int,
+                     sigma_b2: float = 0.0, slope: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-activation residual MLP ``h_l = h_{l-1} + W_l phi(h_{l-1}) + b_l`` in mean field.
+
+    The residual stream's variance adds up, q_l = q_{l-1} + sigma_w^2 E[phi(sqrt(q_{l-1}) z)^2]
+    + sigma_b^2, and backward the skip adds the identity to the branch, so the squared gradient
+    grows per block by 1 + sigma_w^2 E[phi'(sqrt(q_{l-1}) z)^2] (cross terms vanish at random
+    initialization): never below 1, unlike a plain MLP's chi_1.
+
+    Args:
+        q0: the variance of the first block's input (the stem's output).
+        blocks: the number of blocks.
+
+    Returns:
+        ``(q, factors)``: per block l = 1..blocks its input variance and the per-block factor
+        sqrt(1 + sigma_w^2 E[phi'(sqrt(q) z)^2]) of the gradient norm, from block l to l - 1.
+    """
+    phi, dphi = activation_functions(activation, slope)
+    qs, factors, q = np.empty(blocks), np.empty(blocks), float(q0)
+    for index in range(blocks):
+        qs[index] = q
+        q_eval = min(max(q, Q_MIN), Q_MAX)
+        factors[index] = math.sqrt(1.0 + sigma_w2 * gaussian_expectation(lambda x: dphi(x) ** 2, q_eval))
+        q = q + sigma_w2 * gaussian_expectation(lambda x: phi(x) ** 2, q_eval) + sigma_b2
+    return qs, factors
+
+
+def rnn_time_factors(activation: ActivationLike, sigma_u2: float, input_var: float, sigma_b2: float,
+                     length: int, slope: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vanilla RNN ``h_t = phi(W x_t + U h_{t-1} + b)`` from h_0 = 0, mean field over time.
+
+    The pre-activation a_t has variance q_t = sigma_u^2 E[phi(sqrt(q_{t-1}) z)^2] + v_x +
+    sigma_b^2 (q_1 = v_x + sigma_b^2), with v_x = Var[(W x_t)_i] the input drive; backward,
+    dLoss/dh_{t-1} = U^T (phi'(a_t) * dLoss/dh_t) shrinks the squared norm per step by
+    chi_t = sigma_u^2 E[phi'(sqrt(q_t) z)^2] (the same U at every step is treated as fresh,
+    the usual mean-field assumption). Without input drive a tanh RNN with sigma_u^2 < 1 has
+    q* = 0 and factor sigma_u; the drive moves q off 0 and lowers it.
+
+    Returns:
+        ``(q, factors)`` for t = 1..length: q_t and sqrt(chi_t), the factor of the gradient
+        norm from h_t back to h_{t-1}.
+    """
+    phi, dphi = activation_functions(activation, slope)
+    qs, factors, second = np.empty(length), np.empty(length), 0.0
+    for index in range(length):
+        q = sigma_u2 * second + input_var + sigma_b2
+        q_eval = min(max(q, Q_MIN), Q_MAX)
+        qs[index] = q
+        factors[index] = math.sqrt(sigma_u2 * gaussian_expectation(lambda x: dphi(x) ** 2, q_eval))
+        second = gaussian_expectation(lambda x: phi(x) ** 2, q_eval)
+    return qs, factors
+
+
+def adding_input_power(length: int) -> float:
+    """E ||x_t||^2 of the adding problem (``data.adding_problem``), averaged over t: values
+    uniform on [0, 1) (E v^2 = 1/3) and two markers of 1 per sequence (2 / length)."""
+    return 1.0 / 3.0 + 2.0 / float(length)
+
+
+# Data sets whose mean squared input per step the RNN theory knows: name -> f(length).
+INPUT_POWER: dict[str, Callable[[int], float]] = {"adding": adding_input_power}
+# Input width of those data sets (channels per step).
+INPUT_DIM: dict[str, int] = {"adding": 2}
+
+
+def rnn_variances(init: str, width: float, input_dim: int, gain: float, init_std: float,
+                  bias: Optional[float]) -> Optional[tuple[float, float, float]]:
+    """(sigma_u^2, per-entry variance of W, sigma_b^2) of a vanilla RNN cell (``models.Cell``),
+    or None for a constant nonzero bias.
+
+    ``default``: every weight and both biases U(-1/sqrt(H), 1/sqrt(H)) (variance 1/(3H)), the
+    weights times ``gain``; otherwise the initializer's std for each matrix and zero biases
+    (a set ``bias`` goes to bias_ih, bias_hh is 0).
+    """
+    hidden = int(width)
+    gain = 1.0 if _isnan(gain) else float(gain)
+    init_std = 0.01 if _isnan(init_std) else float(init_std)
+    if init == "default":
+        entry_u = entry_w = gain**2 / (3.0 * hidden)
+        sigma_b2 = 2.0 / (3.0 * hidden)
+    else:
+        entry_u = inits.weight_std(init, hidden, hidden, gain, init_std) ** 2
+        entry_w = inits.weight_std(init, input_dim, hidden, gain, init_std) ** 2
+        sigma_b2 = 0.0
+    if not _isnan(bias):
+        if float(bias) != 0.0:
+            return None
+        sigma_b2 = 0.0
+    return hidden * entry_u, entry_w, sigma_b2
+
+
+def time_factor_fit(timesteps_of_one_run: pd.DataFrame, step: int = 0) -> dict[str, float]:
+    """Fit of log(hidden_grad_norm) against t at ``step``: ``factor = exp(-slope)`` is the
+    measured per-step factor (norm_t ~ factor^(T - t)); time steps whose gradient underflowed
+    float32 (timestep quantity ``underflow`` is 1) are left out and counted in ``excluded``."""
+    part = timesteps_of_one_run[timesteps_of_one_run["step"] == step]
+    quantity = _strings(part["quantity"])
+    norms = pd.Series(part["value"].to_numpy(np.float64)[quantity == "hidden_grad_norm"],
+                      index=part["t"].to_numpy(np.int64)[quantity == "hidden_grad_norm"]).sort_index()
+    flags = pd.Series(part["value"].to_numpy(np.float64)[quantity == "underflow"],
+                      index=part["t"].to_numpy(np.int64)[quantity == "underflow"]).reindex(norms.index)
+    lost = (flags.to_numpy() > 0) & np.isfinite(flags.to_numpy())
+    fit = _log_linear_fit(norms.index.to_numpy(np.float64), np.where(lost, np.nan, norms.to_numpy()))
+    fit["excluded"] = int(lost.sum())
+    return fit
+
+
+def split_timesteps(timesteps: Optional[pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The step-0 rows of a timesteps table by ``run`` (hidden_grad_norm and underflow only)."""
+    if timesteps is None or timesteps.empty or "run" not in timesteps:
+        return {}
+    part = timesteps[(timesteps["step"] == 0) & timesteps["quantity"].isin(["hidden_grad_norm", "underflow"])]
+    part = part[["run", "step", "t", "quantity", "value"]]
+    return {str(run): rows for run, rows in part.groupby(part["run"].astype(str), sort=False)}
+
+
+def _column(run, name: str):
+    return getattr(run, name, None)
+
+
+def _base_row(run, theory: str) -> dict:
+    return {"run": str(run.run), "study": str(run.study), "cell": str(run.cell), "seed": run.seed,
+            "activation": str(run.activation),
+            "slope": None if _isnan(_column(run, "slope")) else float(run.slope), "init": str(run.init),
+            "gain": run.gain, "init_std": _column(run, "init_std"), "width": run.width, "depth": run.depth,
+            "predicted_factor_layerwise": np.nan, "theory": theory}
+
+
+def _with_fit(row: dict, predicted: float, fit: dict) -> dict:
+    row.update(predicted_factor=predicted, measured_factor=fit["factor"], fit_r2=fit["r2"], fit_n=fit["n"],
+               underflow_excluded=fit["excluded"],
+               rel_error=abs(fit["factor"] - predicted) / predicted if predicted > 0 else np.nan)
+    return row
+
+
+def _batchnorm_row(run, part: LayerArrays) -> Optional[dict]:
+    # Layer 0's input variance is set by the data, not by batch norm of a previous layer: the
+    # fit starts at layer 1 (the steps 1 -> 0 and the head's have other factors).
+    slope = None if _isnan(_column(run, "slope")) else float(run.slope)
+    chi = batchnorm_chi(str(run.activation), slope)
+    row = _base_row(run, BATCHNORM)
+    row.update(sigma_w2=np.nan, sigma_b2=np.nan, q_star=1.0, chi1=chi)
+    return _with_fit(row, math.sqrt(chi), factor_fit(part, 0, from_layer=1))
+
+
+def _residual_row(run, part: LayerArrays) -> Optional[dict]:
+    sigma_b2 = bias_variance(str(run.init), run.width, _column(run, "bias"))
+    if sigma_b2 is None:
+        return None
+    slope = None if _isnan(_column(run, "slope")) else float(run.slope)
+    sigma_w2 = weight_variance(str(run.init), run.width, run.gain, _column(run, "init_std"))
+    mean, std = hidden_profile(part, "act_mean"), hidden_profile(part, "act_std")
+    if len(mean) < 3 or len(std) != len(mean):
+        return None
+    # The first block's input variance, from its measured phi(h_0): E[phi(h_0)^2] = mean^2 + std^2.
+    q0 = second_moment_variance(str(run.activation), float(mean.iloc[0] ** 2 + std.iloc[0] ** 2), slope)
+    if not math.isfinite(q0):
+        return None
+    qs, factors = residual_factors(str(run.activation), sigma_w2, q0, len(mean), sigma_b2, slope)
+    # The fit over blocks 1..B sees the steps from block l to l - 1 for l = 2..B, whose factors
+    # belong to the inputs of blocks 2..B.
+    predicted = float(np.exp(np.mean(np.log(factors[1:]))))
+    row = _base_row(run, RESIDUAL)
+    row.update(sigma_w2=sigma_w2, sigma_b2=sigma_b2, q_star=float(qs[-1]), chi1=float(np.mean(factors[1:] ** 2)))
+    return _with_fit(row, predicted, factor_fit(part, 0))
+
+
+def _rnn_row(run, steps: pd.DataFrame) -> Optional[dict]:
+    data = str(_column(run, "data"))
+    if data not in INPUT_POWER or _isnan(_column(run, "length")):
+        return None
+    variances = rnn_variances(str(run.init), run.width, INPUT_DIM[data], run.gain, _column(run, "init_std"),
+                              _column(run, "bias"))
+    if variances is None:
+        return None
+    sigma_u2, entry_w, sigma_b2 = variances
+    length = int(run.length)
+    input_var = entry_w * INPUT_POWER[data](length)
+    qs, factors = rnn_time_factors(str(run.activation), sigma_u2, input_var, sigma_b2, length)
+    # The fit over t = 1..T sees the steps from t to t - 1 for t = 2..T.
+    predicted = float(np.exp(np.mean(np.log(factors[1:])))) if length > 1 else float("nan")
+    row = _base_row(run, RNN_TIME)
+    row.update(sigma_w2=sigma_u2, sigma_b2=sigma_b2, q_star=float(qs[-1]), chi1=float(factors[-1] ** 2))
+    return _with_fit(row, predicted, time_factor_fit(steps, 0))
+
+
+def beyond_meanfield_rows(runs: pd.DataFrame, layers_by_run: dict[str, LayerArrays],
+                          timesteps_by_run: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Theory rows for the architectures past the plain MLP, from their step-0 probes:
+
+    - ``batchnorm_mlp``: MLPs with ``norm == 'batch'`` (any init: batch norm cancels the weight
+      scale), predicted sqrt(``batchnorm_chi``), measured over hidden layers 1..L-1.
+    - ``residual_mlp``: ``resmlp`` without normalization, zero-mean biases and a known init
+      std; predicted from ``residual_factors`` (geometric mean over the fitted block steps,
+      starting from the first block's measured input variance), measured over the blocks.
+    - ``rnn_time``: one-layer vanilla ``rnn`` on a data set of ``INPUT_POWER``, predicted from
+      ``rnn_time_factors`` with the input drive (geometric mean over t = 2..T), measured from
+      ``hidden_grad_norm`` over t (``time_factor_fit``).
+    """
+    rows = []
+    if runs.empty:
+        return pd.DataFrame(columns=list(THEORY_COLUMNS))
+    norm = runs["norm"].astype(str) if "norm" in runs else pd.Series("none", index=runs.index)
+    model = runs["model"].astype(str)
+    plain_norm = norm.isin(["none", "nan", "None"])
+    known = runs["init"].astype(str).isin(inits.INITIALIZERS)
+    depth = runs["depth"] if "depth" in runs else pd.Series(np.nan, index=runs.index)
+    for run in runs[(model == "mlp") & (norm == "batch")].itertuples(index=False):
+        part = layers_by_run.get(str(run.run))
+        if part is not None and len(part):
+            rows.append(_batchnorm_row(run, part))
+    for run in runs[(model == "resmlp") & plain_norm & known].itertuples(index=False):
+        part = layers_by_run.get(str(run.run))
+        if part is not None and len(part) and np.isfinite(float(run.width)):
+            rows.append(_residual_row(run, part))
+    for run in runs[(model == "rnn") & plain_norm & known & (depth == 1)].itertuples(index=False):
+        steps = timesteps_by_run.get(str(run.run))
+        if steps is not None and len(steps) and np.isfinite(float(run.width)):
+            rows.append(_rnn_row(run, steps))
+    return pd.DataFrame([r for r in rows if r is not None], columns=list(THEORY_COLUMNS))
