@@ -201,7 +201,7 @@ def test_ledger_shows_the_deciding_part_not_the_headline():
 
 # ------------------------------------------------------------------------------ claim 1
 
-def _claim1_tables(ratio: float, seeds=(0, 1, 2), update_first=1e-7, update_last=1e-3) -> Builder:
+def _claim1_tables(ratio: float, seeds=(0, 1, 2, 3), update_first=1e-7, update_last=1e-3) -> Builder:
     b = Builder()
     for seed in seeds:
         run = b.run("depth_activation_init", seed, activation="sigmoid", init="default", depth=10.0)
@@ -251,13 +251,13 @@ def test_claim2_no_data_without_tanh_cells():
 
 def test_claim2_tanh_slower_than_sigmoid():
     b = Builder()
-    for seed in range(3):
+    for seed in range(4):
         for act, ratio in (("sigmoid", 0.15), ("tanh", 0.6)):
             b.geometric(b.run("depth_activation_init", seed, activation=act, init="default", depth=10.0),
                         ratio + 0.01 * seed)
     result = evaluate(b, 2)
     # Supported: the least stable part decides; both parts are ratios, on the log scale.
-    ratio = np.exp(np.mean(np.log([(0.6 + 0.01 * s) / (0.15 + 0.01 * s) for s in range(3)])))
+    ratio = np.exp(np.mean(np.log([(0.6 + 0.01 * s) / (0.15 + 0.01 * s) for s in range(4)])))
     assert result.parts[0].value == pytest.approx(ratio, rel=1e-9)
     assert result.parts[0].ci_low > 1 and result.parts[1].ci_high < 1
     assert result.verdict == SUPPORTED and result.stability == 1.0
@@ -268,7 +268,7 @@ def test_claim2_tanh_slower_than_sigmoid():
 def test_claim9_gated_rnns_keep_gradients_through_time():
     b = Builder()
     T = 20
-    for seed in range(3):
+    for seed in range(4):
         for model, decay, mse in (("rnn", 0.5, 1 / 6), ("lstm", 0.9, 0.01), ("gru", 0.9, 0.02)):
             run = b.run("memory", seed, model=model, data="adding", length=float(T), metric="mse",
                         chance=1 / 6, test_metric=mse + 0.001 * seed)
@@ -371,7 +371,7 @@ def test_claim13_silu_minus_relu(gap, verdict):
 
 def test_claim14_selu_near_unit_variance():
     b = Builder()
-    for seed in range(3):
+    for seed in range(4):
         run = b.run("selu", seed, activation="selu", init="lecun_normal", depth=8.0)
         b.layer(run, "act_mean", [0.3, 0.2, 0.1, 0.05, 0.02, -0.01, 0.01, 0.02 + 0.01 * seed], head=None)
         b.layer(run, "act_std", [1.5, 1.2, 1.1, 1.0, 0.98, 1.03, 0.99, 1.01], head=None)

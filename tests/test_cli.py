@@ -7,6 +7,7 @@ inspect the results.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
@@ -188,7 +189,7 @@ def test_mlp_layers_parquet(good_runs):
     names = at0.drop_duplicates("layer").set_index("layer").name.to_dict()
     assert names == {0: "hidden.0", 1: "hidden.1", 2: "hidden.2", 3: "head"}
     contract = {"weight_grad_norm", "backprop_norm", "act_mean", "act_std", "saturated_frac", "dead_frac",
-                "weight_norm", "update_ratio"}
+                "died_frac", "weight_norm", "update_ratio", "underflow"}
     for layer in range(3):
         assert contract <= set(at0[at0.layer == layer].quantity)
     # Step 0 is the network at initialization: the same weights as a model built in-process.
@@ -240,9 +241,14 @@ def _user_file(cwd: Path) -> None:
     (cwd / OUT).write_text("precious")
 
 
+@functools.lru_cache(maxsize=1)
+def _another_config() -> dict:
+    # Composed once, in the test's thread: Hydra's compose API is not thread-safe.
+    return config.to_container(run_config([*MLP_RUN, "model.depth=2", f"out={OUT}"]))
+
+
 def _record_of_another_config(cwd: Path) -> None:
-    config_ = config.to_container(run_config([*MLP_RUN, "model.depth=2", f"out={OUT}"]))
-    records.write_run_record(cwd / OUT, config_, {"status": "ok", "fingerprint": "f" * 16}, [], [], None)
+    records.write_run_record(cwd / OUT, _another_config(), {"status": "ok", "fingerprint": "f" * 16}, [], [], None)
 
 
 def _file_in_the_way(cwd: Path) -> None:
@@ -264,6 +270,7 @@ def target_runs(tmp_path_factory) -> dict[str, tuple[Invocation, dict[str, bytes
     """Each case's invocation, and its working directory's files before it ran."""
     root = tmp_path_factory.mktemp("targets")
     before = {}
+    _another_config()
 
     def invoke(name: str) -> Invocation:
         prepare, extra, _, _ = TARGETS[name]

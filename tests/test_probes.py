@@ -21,7 +21,9 @@ from conftest import fake_dataset
 from gradatlas.config import ModelConfig, ProbeConfig
 from gradatlas.loop import task_loss
 from gradatlas.models import Trace, make_model
-from gradatlas.probes import DEAD_SLOPE_SHARE, Prober, gate_statistics, probe_schedule, probe_set_trace
+from gradatlas.activations import ACTIVATIONS, make_activation
+from gradatlas.probes import (DEAD_SLOPE_SHARE, Prober, gate_statistics, largest_slope, probe_schedule,
+                              probe_set_trace)
 
 B, IN, OUT = 6, 4, 3
 
@@ -262,6 +264,20 @@ def test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu():
     for index in range(3):
         assert dead_leaky[(index, "dead_frac")] == 1.0
         assert dead_prelu[(index, "dead_frac")] == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_largest_slope_equals_the_derivative_at_every_example(name):
+    torch.manual_seed(1)
+    activation = make_activation(name)
+    if name == "prelu":
+        with torch.no_grad():
+            activation.weight.fill_(-1.7)  # a negative slope above 1 in size: the abs() matters
+    z = torch.randn(300, 7) * 3
+    z[:, 0] = -torch.rand(300) - 0.1  # one unit wholly negative, one wholly positive
+    z[:, 1] = torch.rand(300) + 0.1
+    expected = activation.derivative(z).abs().amax(dim=0)
+    torch.testing.assert_close(largest_slope(activation, z), expected, rtol=1e-6, atol=0)
 
 
 def test_died_frac_counts_only_units_that_die_after_step_zero():

@@ -28,7 +28,8 @@ def _record_args(fingerprint: str = FP, model: str = "mlp", timesteps: bool = Fa
     layers = [(0, layer, f"hidden.{layer}", "backprop_norm", 0.5 * layer) for layer in range(4)]
     ts = [(0, t, "hidden_grad_norm", 0.25 * t) for t in range(1, 6)] if timesteps else None
     config = {"model": {"name": model}, "data": {}, "optim": {}, "train": {}, "probe": {}, "seed": 0, "out": "x"}
-    return {"config": config, "info": {"status": "ok", "fingerprint": fingerprint}, "step_rows": steps,
+    info = {"status": "ok", "fingerprint": fingerprint, "factors": {"model": model}}
+    return {"config": config, "info": info, "step_rows": steps,
             "layer_rows": layers, "timestep_rows": ts}
 
 
@@ -133,6 +134,10 @@ def test_a_recurrent_record_without_timesteps_is_incomplete(tmp_path):
         records.read_run_record(out)
     feed_forward = records.write_run_record(tmp_path / "mlp", **_record_args(model="mlp", timesteps=False))
     assert records.is_complete(feed_forward)
+    # a record whose run.json names no factors: its config.yaml says which model it is
+    args = _record_args(model="gru", timesteps=False)
+    del args["info"]["factors"]
+    assert not records.is_complete(records.write_run_record(tmp_path / "no-factors", **args))
 
 
 def test_run_json_states_the_row_counts(tmp_path):
@@ -256,15 +261,23 @@ def test_concurrent_writers_of_one_record_all_succeed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary, no lock file left
 
 
-def test_orphaned_temporaries_are_swept_live_ones_kept(tmp_path):
+def test_orphaned_temporaries_are_swept_other_names_kept(tmp_path):
     out = tmp_path / "run"
     orphan = tmp_path / ".run.tmp-999999-deadbeef"
+    old = tmp_path / ".run.old-0badcafe"
+    old.mkdir()
     orphan.mkdir()
     (orphan / records.STEPS_FILE).write_text("half-written")
     other = tmp_path / ".other.tmp-1-cafe"  # another record's temporary
     other.mkdir()
     records.write_run_record(out, **_record_args())
-    assert not orphan.exists() and other.exists()
+    assert not orphan.exists() and not old.exists() and other.exists()
+    # a name that is not one of ours stays
+    mine = tmp_path / ".run.tmp-notes"
+    mine.mkdir()
+    with records.record_lock(out):
+        pass
+    assert mine.exists()
 
 
 def test_a_held_lock_makes_a_second_run_fail_at_once(tmp_path):

@@ -288,6 +288,18 @@ def test_dead_units_use_a_probe_set_of_1024_training_examples(make_run_config):
     assert info["underflow_probes"] == int((layers[layers.quantity == "underflow"].value == 1.0).sum())
 
 
+def test_underflow_of_a_deep_sigmoid_net_is_counted_in_run_json(make_run_config):
+    # 60 sigmoid layers (factor ~0.14 per layer): the input side's float32 gradients are 0.
+    _, info, record = train_and_read(make_run_config, tiny("model.activation=sigmoid", "model.depth=60",
+                                                           "train.max_steps=2"))
+    layers = record.layers
+    flags = layers[layers.quantity == "underflow"]
+    assert set(flags.value) == {0.0, 1.0}
+    assert info["underflow_probes"] == int((flags.value == 1.0).sum()) > 0
+    assert flags[(flags.step == 0) & (flags.layer == 0)].value.item() == 1.0
+    assert flags[(flags.step == 0) & (flags.name == "head")].value.item() == 0.0
+
+
 def test_failed_training_is_recorded_then_raised(make_run_config, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash")

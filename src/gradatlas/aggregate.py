@@ -92,7 +92,8 @@ def tabulate_long(
         columns = records.LAYER_COLUMNS if table == "layers" else records.TIMESTEP_COLUMNS
         return pd.DataFrame(columns=["run", *runs.columns.drop("run"), *columns])
     long = pd.concat(parts, ignore_index=True)
-    factors = runs[["run", "study", "cell", "seed", *FACTORS.keys() - {"seed"}, "status"]]
+    # FACTORS order, not a set's: the column order must not depend on the string hash seed
+    factors = runs[["run", "study", "cell", "seed", *(k for k in FACTORS if k != "seed"), "status"]]
     merged = long.merge(factors, on="run", how="left", validate="many_to_one")
     for column in ("run", "study", "cell", "quantity", "name", "status", "activation", "init", "norm", "model", "data", "clip", "optimizer"):
         if column in merged:

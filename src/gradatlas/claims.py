@@ -29,8 +29,8 @@ the stability beside it.
 
 Statistics (``gradatlas.intervals``). The seed is the replicate: a part that pools several
 cells averages them per seed first. Per-seed values get a Student-t interval for n >= 4, the
-seeds' range (min, max) for n = 2 or 3, and none for one seed, which therefore never gives
-``supported`` or ``contradicted``. Positive quantities (norms, factors, ratios, deviations)
+seeds' range (min, max) for n = 2 or 3, and none for one seed; a part over fewer than
+``MIN_SEEDS`` (4) seeds is shown but never gives ``supported`` or ``contradicted``. Positive quantities (norms, factors, ratios, deviations)
 are summarised on the log scale (geometric mean, interval back-transformed, never negative);
 their exact zeros are counted and stated, not logged. Shares of runs use Wilson intervals,
 differences of shares Newcombe's, unpaired differences Welch's, the median relative error
@@ -67,6 +67,9 @@ VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_DATA, UNSTABLE)
 STABILITY_DRAWS = 1000
 STABILITY_SEED = 0
 STABLE = 0.9
+# A part over seeds decides (supported or contradicted) from this many seeds on: below it the
+# seeds' range is shown, and the part is inconclusive.
+MIN_SEEDS = 4
 # A cell is "at chance" when its mean skill is below FAIL_SKILL; a cell "learns" when the
 # interval's lower bound of its skill is above TRAIN_SKILL.
 FAIL_SKILL = 0.05
@@ -78,8 +81,8 @@ RESULT_COLUMNS = ("claim", "title", "statement", "study", "metric", "parts", "de
                   "ci_high", "interval", "n", "verdict", "would_be", "stability", "rule", "detail")
 PART_COLUMNS = ("claim", "part", "value", "ci_low", "ci_high", "interval", "n", "verdict", "stability",
                 "decisive", "deciding", "note")
-CI_NOTE = ("Intervals: 95%, over seeds (Student-t for n >= 4, the seeds' range for n = 2-3, none for one "
-           "seed, which leaves the part inconclusive; positive quantities on the log scale).")
+CI_NOTE = ("Intervals: 95%, over seeds (Student-t for n >= 4; the seeds' range for n = 2-3 and none for one "
+           "seed, both leaving the part inconclusive; positive quantities on the log scale).")
 
 # A part's rule: (value, low, high) -> verdict, elementwise on arrays (the stability draws).
 Judge = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -236,6 +239,12 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
         return missing(name, _join(absent, note), decisive)
     iv = intervals.seed_interval(x, log)
     n = len(x)
+    if n < MIN_SEEDS:
+        # Shown (the seeds' range), not decided: every seed past a threshold is likely by
+        # chance with 2 or 3 seeds, and resampling them cannot tell (it only repeats them).
+        note = _join(note, f"{n} seed{'s' if n != 1 else ''}: shown, not decided (needs {MIN_SEEDS})")
+        return Part(name, iv.value, iv.low, iv.high, n, INCONCLUSIVE, note, decisive, iv.method,
+                    lambda rng, count: np.full(count, INCONCLUSIVE, dtype=object))
 
     def draws(rng: np.random.Generator, count: int) -> np.ndarray:
         return judge(*intervals.seed_summary(x[rng.integers(0, n, size=(count, n))], log))

@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from gradatlas.activations import ELU, SELU, Linear, PReLU, ReLU, Sigmoid, Step, Tanh
+from gradatlas.activations import ELU, SELU, Activation, LeakyReLU, Linear, PReLU, ReLU, Sigmoid, Step, Tanh
 from gradatlas.config import ProbeConfig
 from gradatlas.models import LayerTrace, Trace
 
@@ -215,6 +215,33 @@ DEAD_SLOPE_SHARE = 0.05
 PROBE_SET_SIZE = 1024
 
 
+# Activations whose derivative is monotone in z (one jump or one monotone piece): over a set of
+# z its largest |phi'| is at the smallest or the largest z. SELU is not (its slope drops at 0).
+_MONOTONE_SLOPE = frozenset({Step, Linear, ReLU, LeakyReLU, PReLU, ELU})
+# Activations whose |phi'| is even and decreasing in |z|: the largest is at the smallest |z|.
+_PEAKED_AT_ZERO = frozenset({Sigmoid, Tanh})
+
+
+def largest_slope(activation: Activation, z: torch.Tensor) -> torch.Tensor:
+    """Per column of ``z`` (examples x units), max over the rows of |phi'(z)|.
+
+    The same value as ``activation.derivative(z).abs().amax(dim=0)``; where the shape of phi'
+    allows (exact types, as for ``_NONNEGATIVE_SLOPE``) the derivative is taken at one or two
+    values per unit instead of at every example, which makes the probe set's dead units cheap.
+    """
+    kind = type(activation)
+    if kind in _MONOTONE_SLOPE:
+        # amin and amax, not aminmax: on CPU aminmax(dim=0) is ~10x slower than both together.
+        ends = activation.derivative(torch.stack([z.amin(dim=0), z.amax(dim=0)]))
+        return (ends if kind in _NONNEGATIVE_SLOPE else ends.abs()).amax(dim=0)
+    if kind in _PEAKED_AT_ZERO:
+        return activation.derivative(z.abs().amin(dim=0))
+    slope = activation.derivative(z)
+    if kind in _NONNEGATIVE_SLOPE:
+        return slope.amax(dim=0)
+    return torch.maximum(slope.amax(dim=0), -slope.amin(dim=0))
+
+
 def dead_units(layer: LayerTrace, share: float = DEAD_SLOPE_SHARE) -> Optional[torch.Tensor]:
     """Per unit of ``layer`` (its activation's last dim), whether |phi'(z)| < share * sup|phi'|
     for every example (and time step) of the traced forward pass; None without an activation.
@@ -225,15 +252,7 @@ def dead_units(layer: LayerTrace, share: float = DEAD_SLOPE_SHARE) -> Optional[t
     if layer.act_input is None or layer.activation is None:
         return None
     z = layer.act_input.detach()
-    slope = layer.activation.derivative(z).reshape(-1, z.shape[-1])
-    # The largest slope per unit, then one comparison per unit: the same as "below for every
-    # example", with one pass over the examples fewer.
-    if type(layer.activation) in _NONNEGATIVE_SLOPE:
-        largest = slope.amax(dim=0)
-    else:
-        low, high = torch.aminmax(slope, dim=0)
-        largest = torch.maximum(high, -low)
-    return largest < share * layer.activation.max_slope
+    return largest_slope(layer.activation, z.reshape(-1, z.shape[-1])) < share * layer.activation.max_slope
 
 
 @torch.no_grad()

@@ -89,6 +89,14 @@ class RunRecord:
     timesteps: Optional[pd.DataFrame]
 
 
+# libyaml's loader where PyYAML has it: the pure-Python one takes milliseconds per config.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_YAML_LOADER)
+
+
 def _frame(rows: list, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=list(columns)) if rows else pd.DataFrame(columns=list(columns))
     return frame.astype(dtypes)
@@ -138,7 +146,6 @@ def write_run_record(
     out = Path(out)
     with record_lock(out):
         check_target(out, info["fingerprint"], overwrite)
-        _sweep_orphans(out)
         tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
@@ -195,6 +202,8 @@ def record_lock(out: str | os.PathLike, wait: bool = True):
     """Hold the advisory lock of the record at ``out`` (``.<name>.lock`` beside it).
 
     Creates ``out``'s parent directories, so it also proves that ``out`` can be written.
+    Once locked, removes the record's orphaned temporaries (``.<name>.tmp-*``, ``.<name>.old-*``):
+    every writer holds the lock for as long as its temporaries exist, so their owner is gone.
     The lock file is removed on release (the inode is checked after locking, so a process
     that locked a removed file tries again).
 
@@ -215,6 +224,7 @@ def record_lock(out: str | os.PathLike, wait: bool = True):
     fd = _acquire(out, lock, wait)
     _HELD[key] = [fd, 1]
     try:
+        _sweep_orphans(out)
         yield
     finally:
         del _HELD[key]
@@ -258,11 +268,10 @@ def _acquire(out: Path, lock: Path, wait: bool) -> int:
 
 
 def _sweep_orphans(out: Path) -> None:
-    # Called under the record's lock. Every writer holds the lock for as long as its
-    # temporary exists, so whatever temporary is left now belongs to a process that is gone.
-    prefixes = (f".{out.name}.tmp-", f".{out.name}.old-")
+    # Called under the record's lock: only names write_run_record and _replace_dir make.
+    orphan = re.compile(re.escape(f".{out.name}.") + r"(tmp-[0-9]+-|old-)[0-9a-f]{8}")
     for entry in out.parent.iterdir():
-        if entry.name.startswith(prefixes) and entry.is_dir() and not entry.is_symlink():
+        if orphan.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -302,7 +311,7 @@ def check_target(out: str | os.PathLike, fingerprint: str, overwrite: bool = Fal
 
 def _is_run_config(path: Path) -> bool:
     try:
-        config = yaml.safe_load(path.read_text())
+        config = _load_yaml(path)
     except (OSError, ValueError, yaml.YAMLError):
         return False
     return isinstance(config, dict) and CONFIG_KEYS <= set(config)
@@ -355,7 +364,7 @@ def read_run_record(path: str | os.PathLike) -> RunRecord:
     info = check_record(path)
     config_path = path / CONFIG_FILE
     try:
-        config = yaml.safe_load(config_path.read_text())
+        config = _load_yaml(config_path)
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise RecordError(f"{config_path}: cannot read run config ({err})") from err
     steps = _read_table(path / STEPS_FILE, STEP_COLUMNS)
@@ -408,7 +417,7 @@ def check_record(path: str | os.PathLike) -> dict[str, Any]:
             raise RecordError(f"{info_path}: files does not list {name}")
     for name, stated in files.items():
         _check_file(path / name, stated)
-    if _is_recurrent(path / CONFIG_FILE) and TIMESTEPS_FILE not in files:
+    if _is_recurrent(info, path / CONFIG_FILE) and TIMESTEPS_FILE not in files:
         raise RecordError(f"{path / TIMESTEPS_FILE}: missing (a recurrent model's record has one)")
     return info
 
@@ -431,9 +440,13 @@ def _check_file(path: Path, stated: Any) -> None:
             raise RecordError(f"{path}: {rows} rows, run.json states {stated.get('rows')!r}")
 
 
-def _is_recurrent(config_path: Path) -> bool:
+def _is_recurrent(info: dict[str, Any], config_path: Path) -> bool:
+    # run.json's factors name the model (fast: JSON); config.yaml only for a record without them.
+    factors = info.get("factors")
+    if isinstance(factors, dict) and "model" in factors:
+        return factors["model"] in RECURRENT_MODELS
     try:
-        config = yaml.safe_load(config_path.read_text())
+        config = _load_yaml(config_path)
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise RecordError(f"{config_path}: cannot read run config ({err})") from err
     model = config.get("model") if isinstance(config, dict) else None
