@@ -382,38 +382,31 @@ class StackedLinear(nn.Module):
         return out.view(members, *middle, out.shape[-1])
 
 
-class _MemberPReLU(PReLU):
-    """Member ``k``'s PReLU as the probes see it: its slope is a live view of the stack's."""
-
-    def __init__(self, stacked: nn.Parameter, k: int) -> None:
-        Activation.__init__(self)
-        self._stacked = [stacked]  # a list, so that the module does not register it
-        self._k = k
-
-    @property
-    def weight(self) -> torch.Tensor:  # type: ignore[override]
-        return self._stacked[0].detach()[self._k]
-
-
 class ActivationStack(nn.Module):
-    """One layer's activation for every member. ``members[k]`` is member k's ``Activation``
-    (for the probes' derivative and slope); only PReLU has parameters, one slope per member."""
+    """One layer's activation for every member (``member(k)``: member k's, for the probes'
+    derivative and slope); only PReLU has parameters, one slope per member."""
 
     def __init__(self, acts: list[Activation]) -> None:
         super().__init__()
         self.prelu = isinstance(acts[0], PReLU)
         if self.prelu:
             self.weight = _stack([act.weight for act in acts])  # (E, 1)
-            self.members: list[Activation] = [_MemberPReLU(self.weight, k) for k in range(len(acts))]
-        else:
-            self.members = list(acts)
-        self._apply_act = [acts[0]]  # stateless apart from PReLU; not registered twice
+        self._members = list(acts)  # a plain list: stateless apart from PReLU, not registered twice
+
+    def member(self, k: int) -> Activation:
+        """Member k's activation now; a PReLU's slope is a view of the stacked one at this call."""
+        if not self.prelu:
+            return self._members[k]
+        act = PReLU()
+        del act._parameters["weight"]
+        act.weight = self.weight.detach()[k]  # a plain attribute: the view, not a parameter
+        return act
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.prelu:
             slope = self.weight.view(-1, *([1] * (z.dim() - 1)))
             return torch.where(z > 0, z, slope * z)  # F.prelu's definition, per member
-        return self._apply_act[0](z)
+        return self._members[0](z)
 
 
 class StackedBatchNorm(nn.Module):
@@ -662,7 +655,7 @@ def member_trace(trace: Trace, k: int, weights: dict[int, torch.Tensor]) -> Trac
             [_member_tensor(t, k) for t in layer.preacts],
             None if layer.act_input is None else layer.act_input.detach()[k],
             None if layer.act_output is None else layer.act_output.detach()[k],
-            None if layer.activation is None else layer.activation.members[k],
+            None if layer.activation is None else layer.activation.member(k),
         ))
     out.hidden = [_member_tensor(h, k) for h in trace.hidden]
     out.gates = {name: [g.detach()[k] for g in values] for name, values in trace.gates.items()}
