@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from collections import Counter
 import os
 import sys
 import time
@@ -137,9 +138,13 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
             trained_estimate += stack_estimate(estimates[train[0]], len(train), cfgs[train[0]].model.name)
         left = time_left([stack_estimate(estimates[s[0]], len(s), cfgs[s[0]].model.name) for s in stacks[number:]],
                          trained_estimate, trained_seconds)
-        statuses = ", ".join(f"{labels[i]}: {entries[i]['status']}" for i in train) if train else "all reused"
-        print(f"[{study.name}] stack {number}/{len(stacks)} ({len(members)} runs, {done}/{len(cfgs)} done) "
-              f"{statuses} in {_duration(time.perf_counter() - started)}; "
+        counts = Counter(entries[i]["status"] for i in train)
+        for i in train:
+            if entries[i]["status"] != "ok":
+                print(f"[{study.name}]   {labels[i]}: {entries[i]['status']}", flush=True)
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "reused"
+        print(f"[{study.name}] stack {number}/{len(stacks)}: {len(members)} runs ({statuses}) in "
+              f"{_duration(time.perf_counter() - started)}, {done}/{len(cfgs)} runs done; "
               + (f"about {_duration(left)} left" if number < len(stacks) else "batch done"), flush=True)
     return {"study": study.name, "scale": scale, "indices": list(indices), "runs": entries}
 

@@ -68,14 +68,17 @@ def estimated_seconds(cfg: RunConfig) -> float:
 # share of a run's cost that the stack pays once (Python dispatch, per-operation overhead),
 # the rest (arithmetic, memory traffic, per-member probes) it pays per member. Measured per
 # architecture by bench/stacking.py on the reference machine, one CPU thread, whole runs cut
-# to their first steps (bench/results/stacking.json, bench/README.md). At or below 0 a stack
-# is no cheaper than its runs one by one, and on a CPU such runs are not stacked.
+# to their first steps (bench/results/stacking.json, bench/README.md; measured on a 2-core VM
+# shared with other jobs, load ~8). At or below 0 a stack is no cheaper than its runs one by
+# one, and on a CPU such runs are not stacked. mlp: the median of three depth-study slices
+# (0.21, 0.41, 0.51); resmlp: its slice had half its members diverge at step 1-2, which a
+# stack keeps computing (frozen) while runs alone stop.
 STACK_SHARED = {
-    "mlp": 0.18,
-    "resmlp": 0.18,
-    "rnn": -0.07,
-    "gru": -0.15,
-    "lstm": -0.15,
+    "mlp": 0.41,
+    "resmlp": -1.55,
+    "rnn": -0.11,
+    "gru": -0.26,
+    "lstm": -0.52,
 }
 
 
