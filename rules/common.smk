@@ -9,7 +9,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gradatlas import records
+from gradatlas import records, verified
 from gradatlas.plan import stack_limit, uses_gpu
 from gradatlas.plan_cache import study_plans
 
@@ -168,8 +168,9 @@ PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Pat
 # A record damaged or deleted since its batch ran is retrained by a plain rerun: its batch's
 # manifest is withdrawn here (and the summary with it), before Snakemake reads the outputs'
 # state (gradatlas.records.withdraw_stale; completeness is gradatlas.records.is_complete).
+# gradatlas.verified skips the batches found complete whose files did not change since.
 _ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
-for _withdrawn in records.withdraw_stale(_ALL_MANIFESTS, [summary(n) for n in ("runs", "layers", "timesteps")]):
+for _withdrawn in verified.withdraw_stale(_ALL_MANIFESTS, [summary(n) for n in ("runs", "layers", "timesteps")]):
     print(f"gradatlas: {_withdrawn}", file=sys.stderr)
 
 

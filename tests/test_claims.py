@@ -217,8 +217,8 @@ def _claim1_tables(ratio: float, seeds=(0, 1, 2, 3), update_first=1e-7, update_l
 def test_claim1_supported_with_geometric_vanishing():
     result = evaluate(_claim1_tables(0.2), 1)
     # A factor is a positive quantity: geometric mean over seeds.
-    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.2, 0.202, 0.204]))), rel=1e-9)
-    assert result.n == 3 and result.ci_high < 1
+    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.2, 0.202, 0.204, 0.206]))), rel=1e-9)
+    assert result.n == 4 and result.ci_high < 1
     assert result.verdict == SUPPORTED
 
 
@@ -377,7 +377,7 @@ def test_claim14_selu_near_unit_variance():
         b.layer(run, "act_std", [1.5, 1.2, 1.1, 1.0, 0.98, 1.03, 0.99, 1.01], head=None)
     result = evaluate(b, 14)
     # Deeper half: layers 4..7; the largest deviation is |1.03 - 1| or |0.02 + 0.01 seed|.
-    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.03, 0.03, 0.04]))))
+    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.03, 0.03, 0.04, 0.05]))))
     assert result.verdict == SUPPORTED
 
 
@@ -493,13 +493,13 @@ def test_claim6_never_pools_activations():
 
 def test_claim6_reports_zero_update_ratios_instead_of_logging_them():
     b = Builder()
-    for seed in range(4):
+    for seed in range(5):
         run = b.run("init_scale", seed, activation="relu", init="normal", init_std=0.01)
         b.layer(run, "update_ratio", [0.0 if seed == 0 else 1e-26 * (1 + seed), 1e-20], step=1)
     parts = {p.name: p for p in evaluate(b, 6).parts}
     update = parts["vanishing (relu, std 0.01): first-layer update ratio (mean over probes)"]
-    assert "1 of 4 seeds exactly 0" in update.note and update.n == 3
-    assert "1 of 4 probed first-layer update ratios exactly 0" in update.note
+    assert "1 of 5 seeds exactly 0" in update.note and update.n == 4
+    assert "1 of 5 probed first-layer update ratios exactly 0" in update.note
     assert 1e-26 < update.value < 1e-25 and update.ci_low > 0 and update.verdict == SUPPORTED
 
 
@@ -556,8 +556,8 @@ def test_underflowing_layers_are_left_out_of_the_factor_fit():
         b.layer(run, "underflow", [1.0, 1.0] + [0.0] * 8)
     result = evaluate(b, 1)
     factor = result.parts[0]
-    assert factor.value == pytest.approx(np.exp(np.mean(np.log([0.2, 0.202, 0.204]))), rel=1e-9)
-    assert "6 underflowing layer(s) left out" in factor.note
+    assert factor.value == pytest.approx(np.exp(np.mean(np.log([0.2, 0.202, 0.204, 0.206]))), rel=1e-9)
+    assert "8 underflowing layer(s) left out" in factor.note
 
 
 def test_claims_table_frame_has_the_protocol_columns():
@@ -566,7 +566,7 @@ def test_claims_table_frame_has_the_protocol_columns():
                    "stability"):
         assert column in frame
     row = frame[frame["claim"] == 1].iloc[0]
-    assert row["verdict"] == SUPPORTED and row["stability"] == 1.0 and row["interval"] == intervals.RANGE
+    assert row["verdict"] == SUPPORTED and row["stability"] == 1.0 and row["interval"] == intervals.LOG_T
     assert row["parts"].count("\n") == 3 and "(reported)" in row["parts"]
 
 

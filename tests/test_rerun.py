@@ -33,7 +33,7 @@ def _same_record(a: Path, b: Path) -> None:
     for key in ("status", "fingerprint", "command", "factors", "seed", "steps", "final_train_loss", "test_loss",
                 "test_metric", "diverged_step", "n_params"):
         assert first.info[key] == second.info[key], key
-    unplaced = {"out": None, "device": None}
+    unplaced = {"out": None, "overwrite": None, "device": None}  # not part of the outcome (fingerprint)
     assert {**first.config, **unplaced} == {**second.config, **unplaced}
     pd.testing.assert_frame_equal(first.steps, second.steps)
     pd.testing.assert_frame_equal(first.layers, second.layers)

@@ -4,7 +4,7 @@ Every ``run.json`` stores ``command``: the Hydra overrides of ``python -m gradat
 that reproduce the run. Every key of the resolved config is set explicitly, so a rerun does
 not depend on the defaults in ``conf/`` (nor on the study or scale that planned the run).
 Left out are the keys that do not change the result (``config.fingerprint`` leaves them out
-too): ``out``, ``device`` and the data cache. The rerun's record is the original's, bit for
+too): ``out``, ``overwrite``, ``device`` and the data cache. The rerun's record is the original's, bit for
 bit, on the same device and package versions.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from gradatlas.config import GROUP_FACTORS, RunConfig, to_container
 
 # Keys whose value does not change a run's outcome.
-NOT_REPRODUCED = frozenset({"out", "device", "data.cache_dir"})
+NOT_REPRODUCED = frozenset({"out", "overwrite", "device", "data.cache_dir"})
 
 
 def hydra_value(value: Any) -> str:
