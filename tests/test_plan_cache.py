@@ -95,7 +95,7 @@ def test_time_left_scales_the_estimates_by_the_measured_speed():
 
 
 def _runtimes(output: str) -> dict[str, int]:
-    jobs = re.findall(r"rule train:.*?wildcards: (study=\w+, batch=\d+).*?runtime=(\d+)", output, re.S)
+    jobs = re.findall(r"rule train:.*?wildcards: (study=\w+, (?:part=\w+, )?batch=\d+).*?runtime=(\d+)", output, re.S)
     return {wildcards: int(minutes) for wildcards, minutes in jobs}
 
 

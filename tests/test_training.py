@@ -347,7 +347,10 @@ def _study(name: str) -> dict:
 
 def _study_run(make_run_config, study: str, cell: dict, name: str, extra=()):
     """A run of study ``study``'s full-size fixed settings and grid ``cell``, cut to step 0."""
-    settings = {**_study(study)["fixed"], **cell, "max_steps": 1}
+    # The study's validation split (data.n_val, for per-cell tuning) does not fit the tiny
+    # data set, and a step-0 measurement does not use it.
+    fixed = {k: v for k, v in _study(study)["fixed"].items() if k != "data.n_val"}
+    settings = {**fixed, **cell, "max_steps": 1}
     overrides = [config.factor_override(k, v) for k, v in settings.items()]
     overrides += [*TINY_DATA, "device=cpu", *extra]
     cfg = make_run_config(overrides, name)
