@@ -62,10 +62,11 @@ def test_smoke_through_slurm_equals_local_run(cluster, smoke, tmp_path):
     accounted = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Comment,State", "-S", start],
                                capture_output=True, text=True, timeout=30).stdout.split()
     jobs = [line.split("|") for line in accounted if "|" in line]
-    manifests = list((workdir / "results/smoke/batches").glob("*/batch-*.json"))
+    # every training job: a study's batches and a tuned study's sweep
+    manifests = list((workdir / "results/smoke/batches").glob("*/*-*.json"))
     # every training job (and nothing else) went through sbatch, and finished
     assert sorted(comment for comment, _ in jobs) == sorted(
-        f"rule_train_wildcards_{m.parent.name}_{m.stem.removeprefix('batch-')}" for m in manifests)
+        f"rule_train_wildcards_{m.parent.name}_{m.stem.replace('-', '_')}" for m in manifests)
     assert {state for _, state in jobs} == {"COMPLETED"}
 
     slurm = pd.read_parquet(workdir / "results/smoke/summary/runs.parquet").set_index("run").sort_index()

@@ -131,11 +131,19 @@ def test_corrupt_record_fails_aggregation_naming_the_file(smoke: Path, tmp_path:
         victim.write_text(original)
 
 
+def _untuned_silu_relu(study: dict) -> None:
+    """silu_relu at one learning rate (no sweep before its batch) and more, longer runs."""
+    study.pop("tune")
+    study["fixed"].pop("data.n_val")
+    study["fixed"]["lr"] = 0.001
+    study["scales"]["smoke"].update(seeds=6, fixed={"width": 32, "max_steps": 60, "data.n_train": 512,
+                                                    "data.n_test": 128})
+
+
 def test_kill_9_then_rerun_incomplete_finishes(tmp_path: Path):
     workdir = make_workdir(tmp_path)
     # A study large enough to be killed mid-way: the smoke meanfield grid, more steps.
-    _edit_study(workdir, "silu_relu", lambda s: s["scales"]["smoke"].update(seeds=6, fixed={
-        "width": 32, "max_steps": 60, "data.n_train": 512, "data.n_test": 128}))
+    _edit_study(workdir, "silu_relu", _untuned_silu_relu)
     env = workflow_env(workdir)
     args = [sys.executable, "-m", "snakemake", "--cores", "1", "--config", "scale=smoke", "studies=[silu_relu]"]
     proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
