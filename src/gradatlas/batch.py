@@ -107,7 +107,7 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
     for number, members in enumerate(stacks, start=1):
         started = time.perf_counter()
         with contextlib.ExitStack() as locks:
-            train = []
+            locked, reusable = [], {}
             for i in members:
                 try:
                     locks.enter_context(records.record_lock(cfgs[i].out))
@@ -115,13 +115,18 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
                     print(f"gradatlas.batch: run {cfgs[i].out} failed: {err!r}", file=sys.stderr)
                     entries[i] = {**entries[i], "status": "failed", "trained": True, "wall_time_s": None}
                     continue
+                locked.append(i)
                 existing = _reusable(Path(cfgs[i].out), entries[i]["fingerprint"])
                 if existing is not None:
+                    reusable[i] = existing
+            # A stack is reused whole or retrained whole: a member trained in a smaller stack
+            # rounds differently, so a repaired record would not equal the one its stack made.
+            train = [] if len(reusable) == len(locked) else locked
+            for i, existing in reusable.items():
+                if not train:
                     entries[i] = {**entries[i], "status": existing["status"], "trained": False,
                                   "wall_time_s": existing.get("wall_time_s")}
                     print(f"[{study.name}] {labels[i]}: {existing['status']} (reused)", flush=True)
-                else:
-                    train.append(i)
             if train:
                 try:
                     infos = run_stack([cfgs[i] for i in train])
