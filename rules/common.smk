@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from gradatlas import records, verified
+from gradatlas.plan import stack_limit, uses_gpu
 from gradatlas.plan_cache import study_plans
 
 validate(config, "../conf/workflow.schema.yaml")
@@ -45,8 +46,12 @@ def _study_files():
 # long enough that starting Python and torch is a small share, short enough to balance.
 # Planning validates every run; gradatlas.plan_cache caches the plans keyed on what they depend on.
 BATCH_SECONDS = config["batch_seconds"][SCALE]
+# Runs of one shape train as one network (a stack, gradatlas.loop.train_stack), at most
+# stack_size[cpu|cuda] of them: the GPU limit when the jobs train on GPUs.
+STACK_GPU = uses_gpu(config)
+STACK_SIZE = stack_limit(config, STACK_GPU)
 try:
-    PLANS = study_plans(_study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"))
+    PLANS = study_plans(_study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"), stack_size=STACK_SIZE, gpu=STACK_GPU)
 except Exception as err:
     # gradatlas.studies imports torch: only when a study is planned afresh, not on a cache hit.
     from gradatlas.studies import StudyError
@@ -81,13 +86,14 @@ def batch_estimate(wildcards):
 
 
 def batch_options(wildcards):
-    """Options of ``gradatlas.batch`` beyond the plan: the sweep flag, or a tuned study's
-    settings chosen per cell (each list item is one shell word)."""
+    """Options of ``gradatlas.batch`` beyond the plan: the stack size, the sweep flag, or a
+    tuned study's settings chosen per cell (each list item is one shell word)."""
+    stacking = ["--stack-size", str(STACK_SIZE)] + (["--stack-gpu"] if STACK_GPU else [])
     if _is_sweep(wildcards):
-        return ["--sweep"]
+        return [*stacking, "--sweep"]
     if PLANS[wildcards.study].tuned:
-        return ["--tuning", tuning_file(wildcards)]
-    return []
+        return [*stacking, "--tuning", tuning_file(wildcards)]
+    return stacking
 
 
 def tuning_inputs(wildcards):

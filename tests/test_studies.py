@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gradatlas import costs
-from gradatlas.studies import PlannedRun, Study, StudyError, batch_cost, compose_run, load_study, plan_batches
+from gradatlas.studies import PlannedRun, Study, StudyError, batch_cost, compose_run, load_study, plan_batches, plan_stacks
 
 STUDIES = sorted((Path(__file__).resolve().parents[1] / "conf" / "studies").glob("*.yaml"))
 
@@ -140,3 +140,41 @@ def test_cell_names_are_plain_tokens_and_values_that_are_not_are_hashed(tmp_path
     assert cells[3] == "data.cache_dir-plain-1.5"
     assert all(re.fullmatch(r"data\.cache_dir-h[0-9a-f]{12}", cell) for cell in cells[:3])
     assert len(set(cells)) == 4
+
+
+# --------------------------------------------------------------------------- stacks
+
+
+def _shaped_study(shapes: list[tuple[str, str]], cost: float = 10.0) -> Study:
+    runs = tuple(PlannedRun("s", f"c-{i}", 0, (("c", i),), ()) for i in range(len(shapes)))
+    return Study("s", Path("s.yaml"), "", (), ("c",), runs, (cost,) * len(shapes), shapes=tuple(shapes))
+
+
+def test_stacks_hold_runs_of_one_shape_up_to_the_limit():
+    shapes = [("a", "mlp"), ("b", "mlp"), ("a", "mlp"), ("a", "mlp"), ("b", "mlp"), ("a", "mlp"), ("r", "lstm")]
+    stacks = plan_stacks(_shaped_study(shapes), stack_size=3)
+    assert stacks == [(0, 2, 3), (5,), (1, 4), (6,)]  # lstm: stacking measured no cheaper on a CPU
+    assert plan_stacks(_shaped_study(shapes), stack_size=3, gpu=True)[-1] == (6,)
+    assert plan_stacks(_shaped_study(shapes), stack_size=1) == [(i,) for i in (0, 2, 3, 5, 1, 4, 6)]
+
+
+def test_jobs_hold_whole_stacks_and_regroup_into_them():
+    shapes = [(key, "mlp") for key in "aabbbbbbcccddddddddd"]
+    study = _shaped_study(shapes)
+    stacks = set(plan_stacks(study, stack_size=4))
+    plan = plan_batches(study, 25.0, stack_size=4)
+    assert sorted(i for batch in plan for i in batch) == list(range(len(shapes)))
+    for batch in plan:
+        # A job's runs, grouped again as the training job groups them, are the plan's stacks.
+        assert set(plan_stacks(study, 4, indices=batch)) <= stacks
+    # A stack costs less than its runs alone (costs.STACK_SHARED > 0 for MLPs), more than one.
+    assert 10.0 < batch_cost(study, (0, 1), stack_size=4) < 20.0
+    assert sum(batch_cost(study, b, stack_size=4) for b in plan) < sum(study.costs)
+
+
+def test_batch_groups_configs_as_the_plan_groups_runs():
+    from gradatlas.batch import group_stacks
+
+    study = load_study(STUDIES[0].parent / "depth_activation_init.yaml", "smoke")
+    cfgs = [compose_run(run.overrides()) for run in study.sweep]
+    assert [tuple(s) for s in group_stacks(cfgs, 4)] == plan_stacks(study, 4, sweep=True)

@@ -304,7 +304,7 @@ def test_failed_training_is_recorded_then_raised(make_run_config, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(runner, "train", boom)
+    monkeypatch.setattr(runner, "train_stack", boom)
     cfg = make_run_config(tiny())
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.run(cfg)

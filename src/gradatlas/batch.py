@@ -5,14 +5,18 @@ pays it once for many runs. Each run still gets its own atomic record, and a run
 complete record (``records.is_complete``) already exists with the same config fingerprint is
 reused, not retrained (a damaged one is retrained):
 adding a value to a grid, or rerunning after ``kill -9``, trains only what is missing.
-The batch's manifest (written last, atomically) lists its runs; aggregation reads it.
-The log shows each run as it ends, with an estimate of the time the batch has left.
+Runs of one shape (``config.stack_key``) train together as one stack (``runner.run_stack``),
+at most ``--stack-size`` of them. The batch's manifest (written last, atomically) lists its
+runs (with the stack each trained in); aggregation reads it. The log shows each stack as it
+ends, with an estimate of the time the batch has left.
 With ``--gpus N`` the job first claims one of N GPUs (``gpus``) and trains on it alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections import Counter
 import os
 import sys
 import time
@@ -21,10 +25,10 @@ from pathlib import Path
 import torch
 
 from gradatlas import records
-from gradatlas.config import ConfigError, fingerprint
-from gradatlas.costs import estimated_seconds
+from gradatlas.config import ConfigError, fingerprint, stack_key
+from gradatlas.costs import estimated_seconds, limit_stack_size, stack_seconds
 from gradatlas.gpus import claim_gpu, use_gpu
-from gradatlas.runner import run
+from gradatlas.runner import run_stack
 from gradatlas.studies import StudyError, compose_run, load_study
 
 
@@ -45,14 +49,35 @@ def _reusable(out: Path, wanted: str) -> dict | None:
     return info if info["fingerprint"] == wanted and info["status"] != "failed" else None
 
 
+def group_stacks(cfgs: list, stack_size: int, gpu: bool = False) -> list[list[int]]:
+    """Indices of ``cfgs`` grouped into stacks: runs of one ``config.stack_key`` in order, at
+    most ``costs.limit_stack_size`` each, as ``studies.plan_stacks`` grouped the plan."""
+    groups: dict[str, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(stack_key(cfg), []).append(i)
+    stacks = []
+    for members in groups.values():
+        size = limit_stack_size(cfgs[members[0]].model.name, stack_size, gpu)
+        stacks.extend(members[j : j + size] for j in range(0, len(members), size))
+    return stacks
+
+
+def stack_estimate(run_seconds: float, size: int, model: str) -> float:
+    """Estimated seconds of a stack (``costs.stack_seconds``; a run alone for one)."""
+    return run_seconds if size == 1 else stack_seconds(run_seconds, size, model)
+
+
 def run_batch(study_file: str, scale: str, indices: list[int], results: str, device: str = "auto",
-              sweep: bool = False, tuning_file: str | None = None) -> dict:
+              sweep: bool = False, tuning_file: str | None = None, stack_size: int = 1,
+              gpu: bool = False) -> dict:
     """Train (or reuse) the study's runs ``indices`` (the workflow's batch plan) and return
     the batch's manifest.
 
     With ``sweep``, the indices are into a tuned study's sweep; a tuned study's own runs train
     with the settings chosen for their cell, read from ``tuning_file`` (``gradatlas.tuning``).
-    Failed runs are recorded with ``status: failed`` and listed; the others go on.
+    Runs of one shape train as one stack (``group_stacks``, at most ``stack_size``; ``gpu``:
+    the planner's GPU limits). Failed runs are recorded with ``status: failed`` and listed;
+    the others go on.
     """
     study = load_study(study_file, scale, validate=False)
     planned_runs = study.sweep if sweep else study.runs
@@ -61,7 +86,6 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
         raise ValueError(f"study {study.name} at scale {scale} has {'sweep ' if sweep else ''}runs "
                          f"0..{len(planned_runs) - 1}; got {indices}")
     chosen = _chosen_trials(study, tuning_file) if study.tune and not sweep else {}
-    entries = []
     planned_runs = [planned_runs[i] for i in indices]
     trials = [dict(planned.trial) if sweep else chosen.get(planned.cell, {}) for planned in planned_runs]
     # The workflow owns <results>/<scale>/runs: a record of an older config of the cell, or a
@@ -71,31 +95,62 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
             for planned, trial in zip(planned_runs, trials)]
     estimates = [estimated_seconds(cfg) for cfg in cfgs]
     trained_estimate = trained_seconds = 0.0
-    print(f"[{study.name}] {len(cfgs)} runs, estimated {_duration(sum(estimates))} on one reference core", flush=True)
-    for number, (planned, trial, cfg) in enumerate(zip(planned_runs, trials, cfgs), start=1):
-        out = Path(cfg.out)
-        entry = {"path": str(out), "study": study.name, "cell": planned.cell, "seed": planned.seed,
-                 "fingerprint": fingerprint(cfg), **({"trial": trial} if trial else {})}
+    print(f"[{study.name}] {len(cfgs)} runs, estimated {_duration(sum(estimates))} on one reference core "
+          f"(runs alone)", flush=True)
+    labels = [planned.relpath for planned in planned_runs]
+    entries: list[dict] = [
+        {"path": cfg.out, "study": study.name, "cell": planned.cell, "seed": planned.seed,
+         "fingerprint": fingerprint(cfg), **({"trial": trial} if trial else {})}
+        for planned, trial, cfg in zip(planned_runs, trials, cfgs)]
+    stacks = group_stacks(cfgs, stack_size, gpu)
+    done = 0
+    for number, members in enumerate(stacks, start=1):
         started = time.perf_counter()
-        try:
-            with records.record_lock(out):
-                existing = _reusable(out, entry["fingerprint"])
-                if existing is not None:
-                    entries.append({**entry, "status": existing["status"], "trained": False,
-                                    "wall_time_s": existing.get("wall_time_s")})
-                    print(f"[{study.name}] {number}/{len(cfgs)} {planned.relpath}: {existing['status']} (reused)", flush=True)
+        with contextlib.ExitStack() as locks:
+            locked, reusable = [], {}
+            for i in members:
+                try:
+                    locks.enter_context(records.record_lock(cfgs[i].out))
+                except Exception as err:  # refused (busy, unwritable): keep the batch going
+                    print(f"gradatlas.batch: run {cfgs[i].out} failed: {err!r}", file=sys.stderr)
+                    entries[i] = {**entries[i], "status": "failed", "trained": True, "wall_time_s": None}
                     continue
-                info = run(cfg)
-            entries.append({**entry, "status": info["status"], "trained": True, "wall_time_s": info["wall_time_s"]})
-        except Exception as err:  # recorded as failed by runner.run (or refused); keep the batch going
-            print(f"gradatlas.batch: run {out} failed: {err!r}", file=sys.stderr)
-            entries.append({**entry, "status": "failed", "trained": True, "wall_time_s": None})
-        trained_seconds += time.perf_counter() - started
-        trained_estimate += estimates[number - 1]
-        left = time_left(estimates[number:], trained_estimate, trained_seconds)
-        print(f"[{study.name}] {number}/{len(cfgs)} {planned.relpath}: {entries[-1]['status']} in "
-              f"{_duration(time.perf_counter() - started)}; "
-              + (f"about {_duration(left)} left" if number < len(cfgs) else "batch done"), flush=True)
+                locked.append(i)
+                existing = _reusable(Path(cfgs[i].out), entries[i]["fingerprint"])
+                if existing is not None:
+                    reusable[i] = existing
+            # A stack is reused whole or retrained whole: a member trained in a smaller stack
+            # rounds differently, so a repaired record would not equal the one its stack made.
+            train = [] if len(reusable) == len(locked) else locked
+            for i, existing in reusable.items():
+                if not train:
+                    entries[i] = {**entries[i], "status": existing["status"], "trained": False,
+                                  "wall_time_s": existing.get("wall_time_s")}
+                    print(f"[{study.name}] {labels[i]}: {existing['status']} (reused)", flush=True)
+            if train:
+                try:
+                    infos = run_stack([cfgs[i] for i in train])
+                    for i, info in zip(train, infos):
+                        entries[i] = {**entries[i], "status": info["status"], "trained": True,
+                                      "wall_time_s": info["wall_time_s"], "stack": info["stack"]}
+                except Exception as err:  # recorded as failed by runner.run_stack (or refused)
+                    print(f"gradatlas.batch: stack of {[cfgs[i].out for i in train]} failed: {err!r}", file=sys.stderr)
+                    for i in train:
+                        entries[i] = {**entries[i], "status": "failed", "trained": True, "wall_time_s": None}
+        done += len(members)
+        if train:
+            trained_seconds += time.perf_counter() - started
+            trained_estimate += stack_estimate(estimates[train[0]], len(train), cfgs[train[0]].model.name)
+        left = time_left([stack_estimate(estimates[s[0]], len(s), cfgs[s[0]].model.name) for s in stacks[number:]],
+                         trained_estimate, trained_seconds)
+        counts = Counter(entries[i]["status"] for i in train)
+        for i in train:
+            if entries[i]["status"] != "ok":
+                print(f"[{study.name}]   {labels[i]}: {entries[i]['status']}", flush=True)
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "reused"
+        print(f"[{study.name}] stack {number}/{len(stacks)}: {len(members)} runs ({statuses}) in "
+              f"{_duration(time.perf_counter() - started)}, {done}/{len(cfgs)} runs done; "
+              + (f"about {_duration(left)} left" if number < len(stacks) else "batch done"), flush=True)
     return {"study": study.name, "scale": scale, "indices": list(indices), "runs": entries}
 
 
@@ -140,10 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="the indices are into a tuned study's sweep")
     parser.add_argument("--tuning", help="a tuned study's settings chosen per cell (gradatlas.tuning)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--stack-size", type=int, default=1,
+                        help="train runs of one shape as stacks of at most this many (conf/workflow.yaml)")
+    parser.add_argument("--stack-gpu", action="store_true", help="the stack size is a GPU's (no CPU cost limits)")
     parser.add_argument("--gpus", type=int, default=0,
                         help="GPUs of this machine shared among jobs: claim one, train on it alone (0: no claim)")
     parser.add_argument("--gpu-lock-dir", type=Path, default=None, help="where the GPU claims are (gradatlas.gpus)")
     args = parser.parse_args(argv)
+    if args.stack_size < 1:
+        parser.error("--stack-size must be at least 1")
     torch.set_num_threads(args.threads)
     gpu = None
     if args.gpus > 0 and "SLURM_JOB_ID" in os.environ:
@@ -158,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(args.manifest).resolve().parents[3]
     try:
         manifest = run_batch(args.study_file, args.scale, args.runs, str(results), args.device,
-                             sweep=args.sweep, tuning_file=args.tuning)
+                             sweep=args.sweep, tuning_file=args.tuning, stack_size=args.stack_size,
+                             gpu=args.stack_gpu)
     except (StudyError, ConfigError, ValueError, records.RecordError) as err:
         print(f"gradatlas.batch: error: {err}", file=sys.stderr)
         return 2

@@ -349,3 +349,33 @@ def to_container(cfg: RunConfig) -> dict[str, Any]:
     A validated ``RunConfig`` holds only resolved primitives, so this is ``asdict``.
     """
     return dataclasses.asdict(cfg)
+
+
+# Settings the members of a stack (``loop.train_stack``) may differ in: everything else shapes
+# the computation (model kind and size, activation, norm, data, batching, step count, probe
+# schedule, device) and must be shared.
+MEMBER_SETTINGS = frozenset({
+    "seed", "out", "overwrite",
+    "model.init", "model.init_gain", "model.init_std", "model.bias_init", "model.forget_bias",
+    "optim.lr", "optim.momentum", "optim.weight_decay",
+    "train.clip", "train.clip_value",
+})
+
+
+def stack_key(cfg: RunConfig) -> str:
+    """A digest of the settings that must be equal for runs to train as one stack (all but
+    ``MEMBER_SETTINGS``; ``data.cache_dir`` neither, as it changes no value)."""
+    import hashlib
+    import json
+
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        elif prefix not in MEMBER_SETTINGS and prefix != "data.cache_dir":
+            flat[prefix] = value
+
+    walk("", to_container(cfg))
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]

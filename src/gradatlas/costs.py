@@ -62,3 +62,35 @@ def estimated_seconds(cfg: RunConfig) -> float:
     """Estimated wall seconds of ``run(cfg)`` on one core of the reference CPU."""
     per_step = PER_STEP + PER_UNIT[cfg.model.name] * units(cfg)
     return START + (total_steps(cfg, cfg.data.n_train) + eval_passes(cfg)) * per_step
+
+
+# A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
+# share of a run's cost that the stack pays once (Python dispatch, per-operation overhead),
+# the rest (arithmetic, memory traffic, per-member probes) it pays per member. Measured per
+# architecture by bench/stacking.py on the reference machine, one CPU thread, whole runs cut
+# to their first steps (bench/results/stacking.json, bench/README.md; measured on a 2-core VM
+# shared with other jobs, load ~8). At or below 0 a stack is no cheaper than its runs one by
+# one, and on a CPU such runs are not stacked. mlp: the median of three depth-study slices
+# (0.21, 0.41, 0.51); resmlp: its slice had half its members diverge at step 1-2, which a
+# stack keeps computing (frozen) while runs alone stop.
+STACK_SHARED = {
+    "mlp": 0.41,
+    "resmlp": -1.55,
+    "rnn": -0.11,
+    "gru": -0.26,
+    "lstm": -0.52,
+}
+
+
+def stack_seconds(run_seconds: float, size: int, model: str) -> float:
+    """Estimated seconds of a stack of ``size`` runs of ``model`` that cost ``run_seconds``
+    each alone (on the reference CPU)."""
+    shared = max(STACK_SHARED[model], 0.0)
+    return run_seconds * (shared + (1.0 - shared) * size)
+
+
+def limit_stack_size(model: str, limit: int, gpu: bool = False) -> int:
+    """The stack size to plan for ``model`` under the device's ``limit``: on a CPU, 1 where
+    stacking was measured no cheaper (``STACK_SHARED`` <= 0). On a GPU the limit (stacking
+    there is unmeasured: no GPU was lent to the session that wrote this)."""
+    return limit if gpu or STACK_SHARED[model] > 0 else 1

@@ -1,7 +1,14 @@
 """The training loop: minibatch SGD/Adam with optional clipping and probes. No file I/O.
 
-A non-finite loss or gradient norm is an outcome, not an error: the loop stops, and the
-result says ``diverged`` with the step. A model whose outputs are not finite has no loss or
+The loop trains a stack (``train_stack``): E same-shaped runs as one network with a leading
+member dimension (``models.stack_models``); a single run is a stack of one (``train``). Each
+member keeps what a run alone has: its data order and probe set (from its own seed), its
+optimizer state and hyperparameters, its clipping (a norm per member, never over the stack),
+its probes, and its divergence.
+
+A non-finite loss or gradient norm is an outcome, not an error: the member stops (it is
+frozen: its weights, gradients and optimizer state are zeroed, so that it computes nothing
+non-finite while the others train on), and its result says ``diverged`` with the step. A model whose outputs are not finite has no loss or
 metric: they are NaN (never the argmax of NaN outputs), and a run whose final evaluation is
 not finite is diverged with every final value NaN.
 """
@@ -11,15 +18,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
-from gradatlas.config import RECURRENT_MODELS, RunConfig, total_steps
+from gradatlas.config import MEMBER_SETTINGS, RECURRENT_MODELS, RunConfig, stack_key, total_steps
 from gradatlas.data import Dataset
-from gradatlas.models import Trace
-from gradatlas.optim import OPTIMIZERS
+from gradatlas.models import Trace, member_trace, stack_models
+from gradatlas.optim import member_groups, stack_optimizer
 from gradatlas.probes import PROBE_SET_SIZE, Prober, probe_set_trace
 
 def task_loss(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -97,79 +104,211 @@ def probe_set(x_train: torch.Tensor, seed: int) -> torch.Tensor:
     return x_train[index]
 
 
-def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device) -> TrainingResult:
-    """Train ``model`` on ``data`` as ``cfg`` says, probing on the probe schedule.
 
-    Batches are drawn from a generator seeded with ``cfg.seed``, so the same config and seed
-    give the same run on the same device.
+def member_losses(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+    """Each member's batch loss, computed as a run alone computes it (``task_loss``)."""
+    return [task_loss(data, output[k], target[k]) for k in range(output.shape[0])]
+
+
+def member_grad_norms(params: list[nn.Parameter], members: int) -> torch.Tensor:
+    """Per member, the global norm of its gradients (float32, as ``get_total_norm`` of the
+    member alone gives it): one foreach over every member's slices, then a norm per member."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(members)
+    norms = torch._foreach_norm([g[k] for k in range(members) for g in grads], 2.0)
+    per = len(grads)
+    return torch.stack([torch.linalg.vector_norm(torch.stack(norms[k * per : (k + 1) * per]), 2.0)
+                        for k in range(members)])
+
+
+def clip_members(params: list[nn.Parameter], modes: Sequence[str], values: Sequence[float],
+                 norms: torch.Tensor) -> list[bool]:
+    """Clip each member's gradients in place as ``clip_gradients`` clips a run alone; return
+    per member whether clipping changed them.
+
+    Args:
+        params: the stacked parameters (member dimension first).
+        modes: per member ``none``, ``norm`` or ``value``.
+        values: per member the threshold.
+        norms: per member the gradient norm (``member_grad_norms``; 0 for a frozen member).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    members = len(modes)
+    clipped = torch.zeros(members, dtype=torch.bool, device=norms.device)
+    if not grads:
+        return clipped.tolist()
+    if "norm" in modes:
+        limits = torch.tensor([v if m == "norm" else math.inf for m, v in zip(modes, values)],
+                              dtype=norms.dtype, device=norms.device)
+        # clip_grads_with_norm_'s coefficient, max_norm / (norm + 1e-6), which Python evaluates
+        # as reciprocal(norm + 1e-6) * max_norm; exactly 1 for members that do not clip by norm.
+        coef = ((norms + 1e-6).reciprocal() * limits).clamp_(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+        clipped |= norms > limits
+    for value, group in member_groups([v if m == "value" else math.nan for m, v in zip(modes, values)]):
+        if math.isnan(value):
+            continue
+        group = list(range(members)) if group is None else group
+        slices = [g[k] for g in grads for k in group]
+        exceeds = torch.stack([(s.abs() > value).any() for s in slices]).view(len(grads), len(group)).any(dim=0)
+        clipped[group] |= exceeds
+        torch._foreach_clamp_min_(slices, -value)
+        torch._foreach_clamp_max_(slices, value)
+    return clipped.tolist()
+
+
+@torch.no_grad()
+def evaluate_stack(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor,
+                   batch: int = 1000) -> list[tuple[float, float]]:
+    """``evaluate`` for every member of a stacked model on one shared split."""
+    model.eval()
+    members = _members(model)
+    outputs = torch.cat([model(x[i : i + batch].unsqueeze(0).expand(members, *x[i : i + batch].shape))
+                         for i in range(0, len(x), batch)], dim=1)
+    model.train()
+    finite = torch.isfinite(outputs.flatten(1)).all(dim=1).tolist()
+    return [(task_loss(data, outputs[k], y).item(), task_metric(data, outputs[k], y)) if finite[k]
+            else (math.nan, math.nan) for k in range(members)]
+
+
+def _members(model: nn.Module) -> int:
+    return next(model.parameters()).shape[0]
+
+
+@torch.no_grad()
+def _freeze(model: nn.Module, optimizer, members: list[int]) -> None:
+    """Zero the members' weights, gradients, optimizer state and running statistics: a frozen
+    member then computes finite zeros, and its update is exactly zero, at every later step."""
+    for p in model.parameters():
+        p[members] = 0
+        if p.grad is not None:
+            p.grad[members] = 0
+    for name, buffer in model.named_buffers():
+        if buffer.dim() and buffer.shape[0] == _members(model):
+            buffer[members] = 1.0 if name.endswith("running_var") else 0.0
+    optimizer.reset_members(members)
+
+
+def train(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device) -> TrainingResult:
+    """Train ``model`` (a per-run model of ``models.MODELS``) on ``data`` as ``cfg`` says:
+    a stack of one (``train_stack``)."""
+    return train_stack([model], data, [cfg], device)[0]
+
+
+def train_stack(models: list[nn.Module], data: Dataset, cfgs: list[RunConfig],
+                device: torch.device) -> list[TrainingResult]:
+    """Train the runs ``cfgs`` (member k starting from ``models[k]``) as one stack, probing on
+    the probe schedule; one result per member, each what the run alone gives up to the
+    rounding of batched matmuls.
+
+    Member k's batches are drawn from a generator seeded with ``cfgs[k].seed``, so the same
+    stack on the same device gives the same results. The configs must share ``stack_key``.
     """
     start = time.perf_counter()
-    model.to(device).train()
+    keys = {stack_key(cfg) for cfg in cfgs}
+    if len(keys) != 1:
+        raise ValueError("the runs of a stack must share every setting but "
+                         + ", ".join(sorted(MEMBER_SETTINGS)))
+    cfg = cfgs[0]
+    size = len(cfgs)
+    model = stack_models(models).to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = OPTIMIZERS[cfg.optim.name](params, cfg.optim)
+    by_id = {id(p): p for p in params}
+    optimizer = stack_optimizer(params, [c.optim for c in cfgs])
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     batch = cfg.train.batch_size
     per_epoch = len(x_train) // batch
     n_steps = total_steps(cfg, len(x_train))
-    prober = Prober(cfg.probe, n_steps)
-    order = torch.Generator().manual_seed(cfg.seed)
-    # Dead units of feed-forward models are measured on the fixed probe set; those of recurrent
-    # models on the probed batch itself (all its time steps), as a probe-set forward through
-    # every time step would cost several training steps per probe.
-    x_probe = probe_set(x_train, cfg.seed) if prober.steps and cfg.model.name not in RECURRENT_MODELS else None
-    result = TrainingResult(status="ok", diverged_step=None, steps=n_steps)
+    probers = [Prober(c.probe, n_steps) for c in cfgs]
+    schedule = probers[0]
+    orders = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    modes, limits = [c.train.clip for c in cfgs], [c.train.clip_value for c in cfgs]
+    # Dead units of feed-forward models are measured on each member's fixed probe set; those of
+    # recurrent models on the probed batch itself (all its time steps), as a probe-set forward
+    # through every time step would cost several training steps per probe.
+    x_probe = (torch.stack([probe_set(x_train, c.seed) for c in cfgs])
+               if schedule.steps and cfg.model.name not in RECURRENT_MODELS else None)
+    results = [TrainingResult(status="ok", diverged_step=None, steps=n_steps) for _ in cfgs]
+    active = list(range(size))
 
     step = 0
     for epoch in range(cfg.train.epochs):
-        perm = torch.randperm(len(x_train), generator=order).to(device)
+        perms = torch.stack([torch.randperm(len(x_train), generator=order) for order in orders]).to(device)
         for i in range(per_epoch):
-            if step >= n_steps:
+            if step >= n_steps or not active:
                 break
-            index = perm[i * batch : (i + 1) * batch]
-            trace = Trace() if prober.wants(step) else None
-            loss = task_loss(data, model(x_train[index], trace), y_train[index])
+            index = perms[:, i * batch : (i + 1) * batch]
+            trace = Trace() if schedule.wants(step) else None
+            losses = member_losses(data, model(x_train[index], trace), y_train[index])
             optimizer.zero_grad()
-            loss.backward()
-            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            loss_value, norm_value = loss.item(), grad_norm.item()
-            row = {"step": step, "epoch": epoch, "loss": loss_value, "grad_norm": norm_value,
-                   "clipped": False, "lr": optimizer.lr,
-                   "test_loss": math.nan, "test_metric": math.nan}
-            result.step_rows.append(row)
-            if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
-                result.status, result.diverged_step = "diverged", step
+            torch.stack(losses).sum().backward()  # d(sum)/d(loss_k) = 1: each member's own gradient
+            norms = member_grad_norms(params, size)
+            values = torch.cat([torch.stack(losses).detach(), norms]).tolist()  # one transfer
+            diverged = []
+            for k in active:
+                loss_value, norm_value = values[k], values[size + k]
+                results[k].step_rows.append(
+                    {"step": step, "epoch": epoch, "loss": loss_value, "grad_norm": norm_value,
+                     "clipped": False, "lr": cfgs[k].optim.lr, "test_loss": math.nan, "test_metric": math.nan})
+                if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+                    results[k].status, results[k].diverged_step = "diverged", step
+                    diverged.append(k)
+            if diverged:
+                _freeze(model, optimizer, diverged)
+                active = [k for k in active if k not in diverged]
+                norms[diverged] = 0.0
+            if not active:
                 break
+            views: dict[int, dict[int, torch.Tensor]] = {}
             if trace is not None:
                 # Dead units with the weights this step's gradients belong to.
                 dead_on = probe_set_trace(model, x_probe) if x_probe is not None else trace
-                prober.after_backward(trace, dead_on, step)
-            row["clipped"] = clip_gradients(params, cfg.train.clip, cfg.train.clip_value, grad_norm)
+                for k in active:
+                    views[k] = {}
+                    probers[k].after_backward(member_trace(trace, k, views[k]), member_trace(dead_on, k, {}), step)
+            clipped = clip_members(params, modes, limits, norms)
+            for k in active:
+                results[k].step_rows[-1]["clipped"] = clipped[k]
             updates = optimizer.step(report=trace is not None)
             if trace is not None:
-                prober.after_update(step, updates)
+                for k in active:
+                    probers[k].after_update(step, {view: updates[by_id[pid]][k] for pid, view in views[k].items()
+                                                   if by_id[pid] in updates})
             step += 1
-        if result.status == "diverged" or step >= n_steps or (epoch + 1) % cfg.train.eval_every == 0:
-            if result.status != "diverged" and result.step_rows:
-                row = result.step_rows[-1]
-                row["test_loss"], row["test_metric"] = evaluate(model, data, x_test, y_test)
-        if result.status == "diverged" or step >= n_steps:
+        if not active or step >= n_steps or (epoch + 1) % cfg.train.eval_every == 0:
+            evaluated = [k for k in active if results[k].step_rows]
+            if evaluated:
+                scores = evaluate_stack(model, data, x_test, y_test)
+                for k in evaluated:
+                    row = results[k].step_rows[-1]
+                    row["test_loss"], row["test_metric"] = scores[k]
+        if not active or step >= n_steps:
             break
 
-    result.layer_rows, result.timestep_rows = prober.layer_rows, prober.timestep_rows
-    result.underflow_probes = prober.underflow_probes
-    if result.status == "ok":
-        train_loss, train_metric = evaluate(model, data, x_train, y_train)
-        test_loss, test_metric = evaluate(model, data, x_test, y_test)
-        result.final = {"train_loss": train_loss, "train_metric": train_metric,
-                        "test_loss": test_loss, "test_metric": test_metric}
-        if not all(math.isfinite(v) for v in (train_loss, test_loss)):
-            # Weights went non-finite through the last update: the run diverged at its end,
-            # and none of its final values is defined.
-            result.status, result.diverged_step = "diverged", step
-            result.final = dict.fromkeys(result.final, math.nan)
-        elif data.x_val is not None:
-            val_loss, val_metric = evaluate(model, data, data.x_val.to(device), data.y_val.to(device))
-            result.final.update(val_loss=val_loss, val_metric=val_metric)
-    result.wall_time_s = time.perf_counter() - start
-    return result
+    for result, prober in zip(results, probers):
+        result.layer_rows, result.timestep_rows = prober.layer_rows, prober.timestep_rows
+        result.underflow_probes = prober.underflow_probes
+    if active:
+        train_scores = evaluate_stack(model, data, x_train, y_train)
+        test_scores = evaluate_stack(model, data, x_test, y_test)
+        val_scores = (evaluate_stack(model, data, data.x_val.to(device), data.y_val.to(device))
+                      if data.x_val is not None else None)
+        for k in active:
+            result = results[k]
+            (train_loss, train_metric), (test_loss, test_metric) = train_scores[k], test_scores[k]
+            result.final = {"train_loss": train_loss, "train_metric": train_metric,
+                            "test_loss": test_loss, "test_metric": test_metric}
+            if not all(math.isfinite(v) for v in (train_loss, test_loss)):
+                # Weights went non-finite through the last update: the run diverged at its end,
+                # and none of its final values is defined.
+                result.status, result.diverged_step = "diverged", step
+                result.final = dict.fromkeys(result.final, math.nan)
+            elif val_scores is not None:
+                result.final.update(val_loss=val_scores[k][0], val_metric=val_scores[k][1])
+    wall = time.perf_counter() - start
+    for result in results:
+        result.wall_time_s = wall
+    return results

@@ -1,12 +1,13 @@
 """What a scale costs before it runs: ``python -m gradatlas.plan --scale full --cores 2``.
 
-Per study: the runs (and sweep runs of tuned studies), the training jobs the workflow makes
-of them, the estimated core-hours (``gradatlas.costs`` per run plus the start of each job's
+Per study: the runs (and sweep runs of tuned studies), the stacks they train in (runs of one
+shape trained as one network, ``loop.train_stack``; at most ``stack_size`` of
+``conf/workflow.yaml`` for the device), the training jobs the workflow makes of them, the estimated core-hours (``gradatlas.costs`` per run plus the start of each job's
 process), and the wall time at N cores. The wall time replays the workflow's schedule: jobs
 start longest first (sweep jobs before all others, as their studies wait on them) on the
 first free core, a tuned study's jobs only once its sweep has finished, and the analysis and
 paper follow the last job. The last line reads
-``total: <runs> runs, <core-hours> core-h, <minutes> min at <N> cores``.
+``total: <runs> runs in <stacks> stacks, <core-hours> core-h, <minutes> min at <N> cores``.
 """
 
 from __future__ import annotations
@@ -74,17 +75,28 @@ def simulate_wall(jobs: list[Job], cores: int) -> float:
     return end
 
 
+def uses_gpu(config: dict) -> bool:
+    """Whether the workflow's training jobs run on GPUs (``device: cuda``, or ``gpus`` > 0)."""
+    return config.get("device") == "cuda" or int(config.get("gpus", 0)) > 0
+
+
+def stack_limit(config: dict, gpu: bool) -> int:
+    """The workflow config's ``stack_size`` for the device (1 where it sets none)."""
+    return int(config.get("stack_size", {}).get("cuda" if gpu else "cpu", 1))
+
+
 def summarize(plans: dict[str, StudyPlan], cores: int) -> dict:
     """Runs, jobs, core-hours and wall minutes (training, then analysis) of the studies' plans."""
     jobs = [job for name, plan in plans.items() for job in study_jobs(name, plan)]
-    return {"runs": sum(plan.runs + plan.sweep_runs for plan in plans.values()), "jobs": len(jobs),
+    return {"runs": sum(plan.runs + plan.sweep_runs for plan in plans.values()),
+            "stacks": sum(plan.stacks + plan.sweep_stacks for plan in plans.values()), "jobs": len(jobs),
             "core_h": sum(j.seconds for j in jobs) / 3600,
             "wall_min": (simulate_wall(jobs, cores) + ANALYSIS_SECONDS) / 60}
 
 
 def total_line(total: dict, cores: int) -> str:
     """The plan's summary line (also printed by the workflow when it starts)."""
-    return (f"total: {total['runs']} runs, {total['core_h']:.2f} core-h, "
+    return (f"total: {total['runs']} runs in {total['stacks']} stacks, {total['core_h']:.2f} core-h, "
             f"{total['wall_min']:.0f} min at {cores} cores")
 
 
@@ -96,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", required=True, choices=SCALES)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--studies", nargs="*", default=None, help="study names (default: every conf/studies/*.yaml)")
-    parser.add_argument("--workflow-config", default="conf/workflow.yaml", help="for batch_seconds per scale")
+    parser.add_argument("--workflow-config", default="conf/workflow.yaml",
+                        help="for batch_seconds per scale and stack_size per device")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="the device whose stack_size limit applies (default: as the workflow config says)")
     args = parser.parse_args(argv)
     if args.cores < 1:
         parser.error("--cores must be at least 1")
@@ -109,15 +124,17 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown studies {unknown}")
         files = [f for f in files if f.stem in args.studies]
     try:
-        plans = study_plans(files, args.scale, float(config["batch_seconds"][args.scale]), study_dir.parent)
+        gpu = uses_gpu(config) if args.device is None else args.device == "cuda"
+        plans = study_plans(files, args.scale, float(config["batch_seconds"][args.scale]), study_dir.parent,
+                            stack_size=stack_limit(config, gpu), gpu=gpu)
     except StudyError as err:
         print(f"gradatlas.plan: error: {err}", file=sys.stderr)
         return 2
-    print(f"{'study':<24}{'runs':>7}{'sweep':>7}{'jobs':>6}{'core-h':>9}{'min alone':>11}")
+    print(f"{'study':<24}{'runs':>7}{'sweep':>7}{'stacks':>8}{'jobs':>6}{'core-h':>9}{'min alone':>11}")
     for name, plan in plans.items():
         alone = summarize({name: plan}, args.cores)
-        print(f"{name:<24}{plan.runs:>7}{plan.sweep_runs:>7}{alone['jobs']:>6}{alone['core_h']:>9.2f}"
-              f"{alone['wall_min']:>11.1f}")
+        print(f"{name:<24}{plan.runs:>7}{plan.sweep_runs:>7}{alone['stacks']:>8}{alone['jobs']:>6}"
+              f"{alone['core_h']:>9.2f}{alone['wall_min']:>11.1f}")
     print(total_line(summarize(plans, args.cores), args.cores))
     return 0
 

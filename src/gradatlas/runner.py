@@ -1,4 +1,6 @@
-"""Run one validated configuration end to end: seed, build, train, write the run record.
+"""Run validated configurations end to end: seed, build, train, write the run records.
+
+``run`` trains one configuration, ``run_stack`` several as one stack (``loop.train_stack``).
 
 Both the Hydra entry point (``gradatlas.train``) and batch runners call ``run``, so a record
 is the same whichever way it was produced.
@@ -6,6 +8,9 @@ is the same whichever way it was produced.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import platform
 import random
 import subprocess
@@ -21,7 +26,7 @@ import torch
 from gradatlas import records, rerun
 from gradatlas.config import RECURRENT_MODELS, ConfigError, RunConfig, factor_values, fingerprint, to_container
 from gradatlas.data import make_dataset
-from gradatlas.loop import train
+from gradatlas.loop import train_stack
 from gradatlas.models import make_model
 
 PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf", "mnist1d")
@@ -34,6 +39,20 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is available; use device=cpu or auto")
     return torch.device(name)
+
+
+def configure_determinism(device: torch.device) -> None:
+    """Settings under which a rerun of the same stack on the same device repeats every value:
+    no TF32 in CUDA matmuls (float32 stays float32), deterministic algorithms where torch has
+    them (warn, not fail, where an operation has none). Not measured on a GPU by the session
+    that wrote this (none was lent); on the CPU these change nothing."""
+    if device.type != "cuda":
+        return
+    # cuBLAS needs a fixed workspace for reproducible results; it reads this at its start.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -71,7 +90,7 @@ def git_commit() -> str | None:
 
 
 def run(cfg: RunConfig) -> dict[str, Any]:
-    """Train the configuration and write its run record to ``cfg.out``.
+    """Train the configuration and write its run record to ``cfg.out``: a stack of one.
 
     ``cfg.out`` is checked before anything is trained (``records.check_target``), and its
     lock is held until the record is written: another process writing the same record makes
@@ -83,17 +102,45 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     Returns:
         The contents of ``run.json``.
     """
-    with records.record_lock(cfg.out, wait=False):
-        records.check_target(cfg.out, fingerprint(cfg), cfg.overwrite)
-        return _train_and_record(cfg)
+    return run_stack([cfg])[0]
 
 
-def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    data = make_dataset(cfg.data)
-    model = make_model(data, cfg.model)
-    info: dict[str, Any] = {
+def stack_id(cfgs: list[RunConfig]) -> str:
+    """A name for a stack: a digest of its members' fingerprints, in order."""
+    return hashlib.sha256("\n".join(fingerprint(cfg) for cfg in cfgs).encode()).hexdigest()[:16]
+
+
+def run_stack(cfgs: list[RunConfig]) -> list[dict[str, Any]]:
+    """Train the configurations as one stack (``loop.train_stack``; they must share
+    ``config.stack_key``) and write one run record per member, as ``run`` does for one.
+
+    Every member's target is checked and locked before anything trains. ``run.json`` of
+    member k says ``stack: {size, index: k, id}``; ``wall_time_s`` is the stack's.
+
+    Returns:
+        The contents of each member's ``run.json``, in order.
+    """
+    with contextlib.ExitStack() as locks:
+        for cfg in cfgs:
+            locks.enter_context(records.record_lock(cfg.out, wait=False))
+            records.check_target(cfg.out, fingerprint(cfg), cfg.overwrite)
+        return _train_and_record(cfgs)
+
+
+def _train_and_record(cfgs: list[RunConfig]) -> list[dict[str, Any]]:
+    device = resolve_device(cfgs[0].device)
+    configure_determinism(device)
+    models, data = [], None
+    for cfg in cfgs:
+        # Seeded, then data and model built, exactly as for a run alone: member k starts
+        # from the weights its run alone starts from.
+        seed_everything(cfg.seed)
+        member_data = make_dataset(cfg.data)
+        data = data if data is not None else member_data
+        models.append(make_model(member_data, cfg.model))
+    assert data is not None
+    name = stack_id(cfgs)
+    infos: list[dict[str, Any]] = [{
         "status": "failed",
         "factors": factor_values(cfg),
         "seed": cfg.seed,
@@ -106,34 +153,37 @@ def _train_and_record(cfg: RunConfig) -> dict[str, Any]:
         "n_params": sum(p.numel() for p in model.parameters()),
         "versions": dict(versions()),
         "git_commit": git_commit(),
-    }
-    recurrent = cfg.model.name in RECURRENT_MODELS
+        "stack": {"size": len(cfgs), "index": index, "id": name},
+    } for index, (cfg, model) in enumerate(zip(cfgs, models))]
+    recurrent = cfgs[0].model.name in RECURRENT_MODELS
     try:
-        result = train(model, data, cfg, device)
+        results = train_stack(models, data, cfgs, device)
     except Exception:
-        info["error"] = traceback.format_exc()
-        records.write_run_record(cfg.out, to_container(cfg), info, [], [], [] if recurrent else None,
-                                 overwrite=cfg.overwrite)
+        for cfg, info in zip(cfgs, infos):
+            info["error"] = traceback.format_exc()
+            records.write_run_record(cfg.out, to_container(cfg), info, [], [], [] if recurrent else None,
+                                     overwrite=cfg.overwrite)
         raise
-    info.update(
-        status=result.status,
-        steps=result.steps,
-        steps_done=len(result.step_rows) if result.status == "diverged" else result.steps,
-        diverged_step=result.diverged_step,
-        final_train_loss=result.final.get("train_loss"),
-        final_train_metric=result.final.get("train_metric"),
-        test_loss=result.final.get("test_loss"),
-        test_metric=result.final.get("test_metric"),
-        test_accuracy=result.final.get("test_metric") if data.metric == "accuracy" else None,
-        # Learning-rate selection reads these (data.n_val > 0); never the test split.
-        val_loss=result.final.get("val_loss"),
-        val_metric=result.final.get("val_metric"),
-        wall_time_s=result.wall_time_s,
-        probe_steps=sorted({row[0] for row in result.layer_rows}),
-        underflow_probes=result.underflow_probes,
-    )
-    records.write_run_record(
-        cfg.out, to_container(cfg), info, result.step_rows, result.layer_rows,
-        result.timestep_rows if recurrent else None, overwrite=cfg.overwrite,
-    )
-    return info
+    for cfg, info, result in zip(cfgs, infos, results):
+        info.update(
+            status=result.status,
+            steps=result.steps,
+            steps_done=len(result.step_rows) if result.status == "diverged" else result.steps,
+            diverged_step=result.diverged_step,
+            final_train_loss=result.final.get("train_loss"),
+            final_train_metric=result.final.get("train_metric"),
+            test_loss=result.final.get("test_loss"),
+            test_metric=result.final.get("test_metric"),
+            test_accuracy=result.final.get("test_metric") if data.metric == "accuracy" else None,
+            # Learning-rate selection reads these (data.n_val > 0); never the test split.
+            val_loss=result.final.get("val_loss"),
+            val_metric=result.final.get("val_metric"),
+            wall_time_s=result.wall_time_s,
+            probe_steps=sorted({row[0] for row in result.layer_rows}),
+            underflow_probes=result.underflow_probes,
+        )
+        records.write_run_record(
+            cfg.out, to_container(cfg), info, result.step_rows, result.layer_rows,
+            result.timestep_rows if recurrent else None, overwrite=cfg.overwrite,
+        )
+    return infos

@@ -33,8 +33,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from gradatlas import records
-from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, load_run_config, to_container
-from gradatlas.costs import estimated_seconds
+from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, load_run_config, stack_key, to_container
+from gradatlas.costs import estimated_seconds, limit_stack_size, stack_seconds
 
 SCALES = ("smoke", "quick", "full")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales", "tune"}
@@ -139,6 +139,10 @@ class Study:
     tune: Tune | None = None
     sweep: tuple[PlannedRun, ...] = ()
     sweep_costs: tuple[float, ...] = ()
+    # Per run (and sweep run), when validated: (config.stack_key, model name). Runs of one
+    # key can train as one stack (loop.train_stack).
+    shapes: tuple[tuple[str, str], ...] = ()
+    sweep_shapes: tuple[tuple[str, str], ...] = ()
 
 
 def _format_value(value: Any) -> str:
@@ -266,14 +270,17 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
                                      f"the same value ({coerced!r}) once typed; list it once")
                 seen[coerced] = value
 
-    runs, costs, sweep, sweep_costs = [], [], [], []
+    runs, costs, sweep, sweep_costs, shapes, sweep_shapes = [], [], [], [], [], []
     for combo in itertools.product(*grid.values()):
         factors = tuple(zip(grid.keys(), combo))
         cell = _cell_name(factors)
-        cost = estimated_seconds(_validate(path, f"grid cell {cell}", {**fixed, **dict(factors)})) if validate else None
+        cell_cfg = _validate(path, f"grid cell {cell}", {**fixed, **dict(factors)}) if validate else None
+        cost = estimated_seconds(cell_cfg) if cell_cfg is not None else None
         for seed in range(seeds):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
             costs.append(cost)
+            if cell_cfg is not None:
+                shapes.append((stack_key(cell_cfg), cell_cfg.model.name))
         for trial in tune.trials() if tune else ():
             # Sweep runs are unprobed: only their validation metric is read.
             settings = tuple({**fixed, "probe": "off"}.items())
@@ -282,9 +289,12 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
             for seed in range(SWEEP_SEED_OFFSET, SWEEP_SEED_OFFSET + tune.seeds):
                 sweep.append(PlannedRun(name, cell, seed, factors, settings, trial=trial))
                 sweep_costs.append(estimated_seconds(cfg) if validate else None)
+                if cfg is not None:
+                    sweep_shapes.append((stack_key(cfg), cfg.model.name))
     claims = raw.get("claims", [])
     return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs),
-                 tuple(costs) if validate else (), tune, tuple(sweep), tuple(sweep_costs) if validate else ())
+                 tuple(costs) if validate else (), tune, tuple(sweep), tuple(sweep_costs) if validate else (),
+                 tuple(shapes), tuple(sweep_shapes))
 
 
 def _cell_name(factors: tuple[tuple[str, Any], ...]) -> str:
@@ -383,15 +393,39 @@ def _validate(path: Path, where: str, settings: dict[str, Any]) -> RunConfig:
         raise StudyError(f"{path}: {where}: {err}") from err
 
 
-def plan_batches(study: Study, batch_seconds: float, sweep: bool = False) -> list[tuple[int, ...]]:
+def plan_stacks(study: Study, stack_size: int = 1, sweep: bool = False,
+                indices: tuple[int, ...] | None = None, gpu: bool = False) -> list[tuple[int, ...]]:
+    """Group the study's runs (or sweep runs; or only ``indices`` of them) into stacks: runs
+    of one ``config.stack_key``, in index order, at most ``stack_size`` each
+    (``costs.limit_stack_size`` lowers it for a model that stacking does not speed up on a CPU). Grouping whole stacks again gives the same stacks, so a
+    training job regroups its runs as the plan grouped them.
+    """
+    shapes = study.sweep_shapes if sweep else study.shapes
+    if not shapes:
+        raise ValueError(f"study {study.name} was loaded without validation: it has no stack keys")
+    if stack_size < 1:
+        raise ValueError(f"stack_size must be >= 1, got {stack_size}")
+    groups: dict[str, list[int]] = {}
+    for index in sorted(range(len(shapes)) if indices is None else indices):
+        groups.setdefault(shapes[index][0], []).append(index)
+    stacks = []
+    for members in groups.values():
+        size = limit_stack_size(shapes[members[0]][1], stack_size, gpu)
+        stacks.extend(tuple(members[i : i + size]) for i in range(0, len(members), size))
+    return stacks
+
+
+def plan_batches(study: Study, batch_seconds: float, sweep: bool = False, stack_size: int = 1,
+                 gpu: bool = False) -> list[tuple[int, ...]]:
     """Pack the study's runs (or, with ``sweep``, its lr-sweep runs) into batches (indices
     into ``study.runs`` or ``study.sweep``) of about ``batch_seconds`` of estimated training
-    each, longest batch first.
+    each, longest batch first; with ``stack_size`` > 1, whole stacks (``plan_stacks``) are
+    packed, each costing ``costs.stack_seconds``.
 
-    Longest-processing-time-first: runs in decreasing cost, each to the batch with the least
-    cost so far. Batches come out within one run's cost of each other, so the jobs of a
-    study end together, and no batch holds only the cheap or only the costly cells. The
-    plan is a pure function of the study and ``batch_seconds``: the same on every call.
+    Longest-processing-time-first: stacks in decreasing cost, each to the batch with the
+    least cost so far. Batches come out within one stack's cost of each other, so the jobs
+    of a study end together, and no batch holds only the cheap or only the costly cells. The
+    plan is a pure function of the study, ``batch_seconds`` and ``stack_size``.
     """
     if not study.costs:
         raise ValueError(f"study {study.name} was loaded without validation: it has no cost estimates")
@@ -400,17 +434,31 @@ def plan_batches(study: Study, batch_seconds: float, sweep: bool = False) -> lis
     costs = study.sweep_costs if sweep else study.costs
     if not costs:
         return []
-    count = max(1, min(len(costs), math.ceil(sum(costs) / batch_seconds)))
-    order = sorted(range(len(costs)), key=lambda i: (-costs[i], i))
+    stacks = plan_stacks(study, stack_size, sweep, gpu=gpu) if stack_size > 1 else [(i,) for i in range(len(costs))]
+    stack_costs = [_stack_cost(study, stack, sweep) for stack in stacks]
+    count = max(1, min(len(stacks), math.ceil(sum(stack_costs) / batch_seconds)))
+    order = sorted(range(len(stacks)), key=lambda i: (-stack_costs[i], stacks[i]))
     loads, members = [0.0] * count, [[] for _ in range(count)]
     for index in order:
         target = min(range(count), key=lambda b: (loads[b], b))
-        loads[target] += costs[index]
-        members[target].append(index)
+        loads[target] += stack_costs[index]
+        members[target].extend(stacks[index])
     ranked = sorted(range(count), key=lambda b: (-loads[b], b))
     return [tuple(sorted(members[b])) for b in ranked]
 
 
-def batch_cost(study: Study, indices: tuple[int, ...], sweep: bool = False) -> float:
-    """Estimated seconds of one batch: the sum of its runs' costs."""
-    return sum((study.sweep_costs if sweep else study.costs)[i] for i in indices)
+def _stack_cost(study: Study, stack: tuple[int, ...], sweep: bool) -> float:
+    costs = study.sweep_costs if sweep else study.costs
+    if len(stack) == 1:
+        return costs[stack[0]]
+    model = (study.sweep_shapes if sweep else study.shapes)[stack[0]][1]
+    return stack_seconds(costs[stack[0]], len(stack), model)
+
+
+def batch_cost(study: Study, indices: tuple[int, ...], sweep: bool = False, stack_size: int = 1,
+               gpu: bool = False) -> float:
+    """Estimated seconds of one batch: the sum of its stacks' costs (of its runs' with
+    ``stack_size`` 1)."""
+    if stack_size == 1:
+        return sum((study.sweep_costs if sweep else study.costs)[i] for i in indices)
+    return sum(_stack_cost(study, stack, sweep) for stack in plan_stacks(study, stack_size, sweep, indices, gpu))

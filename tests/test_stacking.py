@@ -1,0 +1,177 @@
+"""Stacked runs (``loop.train_stack``): E runs trained as one network must each give what the
+run alone gives. The reference is main's single-run loop (``single_run_reference``), which
+trains the per-run module through its own forward; the stack shares none of that code path
+but the per-run modules' initialization."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_DATA
+from gradatlas import loop, records, runner
+from gradatlas.data import make_dataset
+from gradatlas.models import make_model
+from single_run_reference import train_single
+
+SEQ = ("data=adding", "data.length=5", "data.n_train=96", "data.n_test=32", "train.batch_size=16",
+       "model.depth=2", "model.width=8")
+# Runs of 20+ steps: 4 (or 6) steps per epoch, 6 epochs, at most 20 steps; every step-0 probe.
+BASE = ("device=cpu", "train.epochs=6", "train.max_steps=20", "probe.dense_until=2")
+MLP = ("model=mlp", "model.depth=3", "model.width=8", "train.batch_size=32", *TINY_DATA)
+CASES = {
+    "mlp-relu": (*MLP, "model.activation=relu", "model.init=he_normal"),
+    "mlp-tanh-batchnorm-momentum": (*MLP, "model.activation=tanh", "model.norm=batch", "optim.momentum=0.9"),
+    "mlp-prelu-layernorm": (*MLP, "model.activation=prelu", "model.norm=layer", "optim.weight_decay=0.01"),
+    "resmlp-selu-batchnorm-adam": (*MLP, "model=resmlp", "model.activation=selu", "model.norm=batch",
+                                   "optim=adam", "optim.lr=0.01"),
+    "rnn-clip": ("model=rnn", "model.activation=tanh", *SEQ, "train.clip=norm", "train.clip_value=0.5"),
+    "gru-adam": ("model=gru", *SEQ, "optim=adam", "optim.lr=0.01"),
+    "lstm-clip-value": ("model=lstm", *SEQ, "train.clip=value", "train.clip_value=0.01"),
+}
+# What members of one stack may differ in, one variant per member (8 members).
+VARIANTS = [
+    (), ("seed=1",), ("seed=2", "optim.lr=0.02"), ("seed=3", "model.init_gain=1.5"),
+    ("seed=4", "train.clip=norm", "train.clip_value=0.3"), ("seed=5", "optim.lr=0.1", "train.clip=value", "train.clip_value=0.02"),
+    ("seed=6", "model.init=orthogonal"), ("seed=7", "optim.lr=0.003", "model.bias_init=0.1"),
+]
+
+
+def _models(cfgs):
+    models = []
+    for cfg in cfgs:
+        runner.seed_everything(cfg.seed)
+        data = make_dataset(cfg.data)
+        models.append(make_model(data, cfg.model))
+    return data, models
+
+
+def _reference(cfg):
+    data, (model,) = _models([cfg])
+    return train_single(model, data, cfg, torch.device("cpu"))
+
+
+def _stack(cfgs):
+    data, models = _models(cfgs)
+    return loop.train_stack(models, data, cfgs, torch.device("cpu"))
+
+
+def _step0(result):
+    layers = {(r[1], r[3]): r[4] for r in result.layer_rows if r[0] == 0}
+    timesteps = {(r[1], r[2]): r[3] for r in result.timestep_rows if r[0] == 0}
+    return {**layers, **timesteps}
+
+
+def _assert_close(result, reference, rel):
+    assert result.status == reference.status and result.diverged_step == reference.diverged_step
+    got, want = _step0(result), _step0(reference)
+    assert set(got) == set(want) and len(want) > 10
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=rel, abs=1e-30, nan_ok=True), key
+    losses = [row["loss"] for row in result.step_rows[:20]]
+    wanted = [row["loss"] for row in reference.step_rows[:20]]
+    assert len(wanted) == 20
+    assert losses == pytest.approx(wanted, rel=rel)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_stack_of_one_matches_single_run(make_run_config, case):
+    cfg = make_run_config([*BASE, *CASES[case]])
+    data, (model,) = _models([cfg])
+    _assert_close(loop.train(model, data, cfg, torch.device("cpu")), _reference(cfg), rel=1e-6)
+
+
+@pytest.mark.parametrize("case", ["mlp-tanh-batchnorm-momentum", "mlp-prelu-layernorm", "gru-adam", "lstm-clip-value"])
+def test_member_of_stack_of_8_matches_its_run_alone(make_run_config, case):
+    cfgs = [make_run_config([*BASE, *CASES[case], *variant], f"m{k}") for k, variant in enumerate(VARIANTS)]
+    for cfg, result in zip(cfgs, _stack(cfgs)):
+        _assert_close(result, _reference(cfg), rel=1e-5)
+
+
+def _rows(result):
+    return result.status, result.diverged_step, result.step_rows, result.layer_rows, result.timestep_rows, result.final
+
+
+@pytest.mark.parametrize("case", ["mlp-tanh-batchnorm-momentum", "lstm-clip-value"])
+def test_nan_in_one_member_leaves_the_others_bit_identical(make_run_config, case):
+    cfgs = [make_run_config([*BASE, *CASES[case], *variant], f"m{k}") for k, variant in enumerate(VARIANTS[:4])]
+    data, clean = _models(cfgs)
+    _, poisoned = _models(cfgs)
+    with torch.no_grad():
+        next(poisoned[2].parameters()).view(-1)[0] = math.nan
+    baseline = loop.train_stack(clean, data, cfgs, torch.device("cpu"))
+    hit = loop.train_stack(poisoned, data, cfgs, torch.device("cpu"))
+    assert hit[2].status == "diverged" and hit[2].diverged_step == 0 and baseline[2].status == "ok"
+    for k in (0, 1, 3):
+        assert _rows(hit[k]) == _rows(baseline[k]), k
+
+
+def test_member_diverging_mid_run_leaves_the_others_bit_identical(make_run_config):
+    tame = [make_run_config([*BASE, *CASES["mlp-relu"], *variant], f"m{k}") for k, variant in enumerate(VARIANTS[:3])]
+    wild = [*tame[:1], make_run_config([*BASE, *CASES["mlp-relu"], "seed=1", "optim.lr=1e4"], "wild"), tame[2]]
+    baseline, hit = _stack(tame), _stack(wild)
+    assert hit[1].status == "diverged" and 0 < hit[1].diverged_step < 20
+    assert len(hit[1].step_rows) == hit[1].diverged_step + 1
+    for k in (0, 2):
+        assert _rows(hit[k]) == _rows(baseline[k])
+
+
+def test_per_member_clipping_equals_clipping_each_member_alone():
+    gen = torch.Generator().manual_seed(0)
+    members = 6
+    params = [torch.nn.Parameter(torch.zeros(members, *shape)) for shape in ((7, 5), (7,), (3, 7))]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen) * torch.logspace(-2, 1, members).view(-1, *([1] * (p.dim() - 1)))
+    modes = ["none", "norm", "value", "norm", "value", "norm"]
+    values = [1.0, 0.3, 0.05, 1e3, 1e3, 1.7]
+    alone = []
+    for k in range(members):
+        grads = [torch.nn.Parameter(torch.zeros_like(p[k])) for p in params]
+        for g, p in zip(grads, params):
+            g.grad = p.grad[k].clone()
+        norm = torch.nn.utils.get_total_norm([g.grad for g in grads])
+        clipped = loop.clip_gradients(grads, modes[k], values[k], norm)
+        alone.append(([g.grad for g in grads], clipped))
+    norms = loop.member_grad_norms(params, members)
+    for k in range(members):
+        assert torch.equal(norms[k], torch.nn.utils.get_total_norm([p.grad[k] for p in params]))
+    clipped = loop.clip_members(params, modes, values, norms)
+    assert clipped == [c for _, c in alone] == [False, True, True, False, False, True]
+    for k, (grads, _) in enumerate(alone):
+        for p, g in zip(params, grads):
+            assert torch.equal(p.grad[k], g), k
+
+
+def _record(path):
+    record = records.read_run_record(path)
+    info = json.loads((path / "run.json").read_text())
+    return record, info
+
+
+def test_rerunning_a_stack_gives_identical_records(make_run_config):
+    first = [make_run_config([*BASE, *CASES["gru-adam"], *v], f"a{k}") for k, v in enumerate(VARIANTS[:3])]
+    second = [make_run_config([*BASE, *CASES["gru-adam"], *v], f"b{k}") for k, v in enumerate(VARIANTS[:3])]
+    infos_a, infos_b = runner.run_stack(first), runner.run_stack(second)
+    for k, (a, b) in enumerate(zip(first, second)):
+        rec_a, info_a = _record(Path(a.out))
+        rec_b, info_b = _record(Path(b.out))
+        for name in ("steps", "layers", "timesteps"):
+            frame_a, frame_b = getattr(rec_a, name), getattr(rec_b, name)
+            assert frame_a.equals(frame_b), (k, name)
+        volatile = {"wall_time_s", "command"}  # the out= path is part of the command and config.yaml
+        for info in (info_a, info_b):
+            info["files"].pop("config.yaml")
+        assert info_a["files"] and {key: v for key, v in info_a.items() if key not in volatile} == \
+               {key: v for key, v in info_b.items() if key not in volatile}
+        assert info_a["stack"] == {"size": 3, "index": k, "id": infos_a[0]["stack"]["id"]}
+
+
+def test_stack_refuses_members_of_different_shape(make_run_config):
+    cfgs = [make_run_config([*BASE, *CASES["mlp-relu"]], "a"),
+            make_run_config([*BASE, *CASES["mlp-relu"], "model.width=9"], "b")]
+    with pytest.raises(ValueError, match="share every setting"):
+        _stack(cfgs)
