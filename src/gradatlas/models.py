@@ -91,6 +91,41 @@ def _init_linear(layer: nn.Linear, cfg: ModelConfig) -> None:
         nn.init.constant_(layer.bias, cfg.bias_init)
 
 
+def _mlp_forward(model: nn.Module, h: torch.Tensor, trace: Optional[Trace]) -> torch.Tensor:
+    """The MLP's layers on flattened inputs: shared by ``MLP`` (batch first) and
+    ``StackedMLP`` (member first), whose modules take either layout."""
+    for i, (linear, norm, act) in enumerate(zip(model.linears, model.norms, model.acts)):
+        z = linear(h)
+        u = norm(z)
+        h = act(u)
+        if trace is not None:
+            trace.add(LayerTrace(f"hidden.{i}", [linear.weight], [z], u, h, act))
+    out = model.head(h)
+    if trace is not None:
+        trace.add(LayerTrace("head", [model.head.weight], [out]))
+    return out
+
+
+def _resmlp_forward(model: nn.Module, x: torch.Tensor, trace: Optional[Trace]) -> torch.Tensor:
+    """The residual MLP's stem, blocks and head on flattened inputs: shared by ``ResMLP``
+    and ``StackedResMLP``."""
+    h = model.stem(x)
+    if trace is not None:
+        trace.add(LayerTrace("stem", [model.stem.weight], [h]))
+    for i, linear in enumerate(model.linears):
+        u = model.norms[i](h)
+        a = model.acts[i](u)
+        z = linear(a)
+        h = h + z
+        if trace is not None:
+            trace.add(LayerTrace(f"block.{i + 1}", [linear.weight], [z], u, a, model.acts[i]))
+    u = model.norms[-1](h)
+    out = model.head(model.acts[-1](u))
+    if trace is not None:
+        trace.add(LayerTrace("head", [model.head.weight], [out]))
+    return out
+
+
 class MLP(nn.Module):
     """Deep fully connected network: Linear -> norm -> activation, ``depth`` times, then a head."""
 
@@ -106,17 +141,7 @@ class MLP(nn.Module):
             _init_linear(layer, cfg)
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
-        h = x.flatten(1)
-        for i, (linear, norm, act) in enumerate(zip(self.linears, self.norms, self.acts)):
-            z = linear(h)
-            u = norm(z)
-            h = act(u)
-            if trace is not None:
-                trace.add(LayerTrace(f"hidden.{i}", [linear.weight], [z], u, h, act))
-        out = self.head(h)
-        if trace is not None:
-            trace.add(LayerTrace("head", [self.head.weight], [out]))
-        return out
+        return _mlp_forward(self, x.flatten(1), trace)
 
 
 class ResMLP(nn.Module):
@@ -135,21 +160,7 @@ class ResMLP(nn.Module):
             _init_linear(layer, cfg)
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
-        h = self.stem(x.flatten(1))
-        if trace is not None:
-            trace.add(LayerTrace("stem", [self.stem.weight], [h]))
-        for i, linear in enumerate(self.linears):
-            u = self.norms[i](h)
-            a = self.acts[i](u)
-            z = linear(a)
-            h = h + z
-            if trace is not None:
-                trace.add(LayerTrace(f"block.{i + 1}", [linear.weight], [z], u, a, self.acts[i]))
-        u = self.norms[-1](h)
-        out = self.head(self.acts[-1](u))
-        if trace is not None:
-            trace.add(LayerTrace("head", [self.head.weight], [out]))
-        return out
+        return _resmlp_forward(self, x.flatten(1), trace)
 
 
 class Cell(nn.Module):
@@ -468,17 +479,7 @@ class StackedMLP(nn.Module):
         self.head = StackedLinear([m.head for m in members])
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
-        h = x.flatten(2)
-        for i, (linear, norm, act) in enumerate(zip(self.linears, self.norms, self.acts)):
-            z = linear(h)
-            u = norm(z)
-            h = act(u)
-            if trace is not None:
-                trace.add(LayerTrace(f"hidden.{i}", [linear.weight], [z], u, h, act))
-        out = self.head(h)
-        if trace is not None:
-            trace.add(LayerTrace("head", [self.head.weight], [out]))
-        return out
+        return _mlp_forward(self, x.flatten(2), trace)
 
 
 class StackedResMLP(nn.Module):
@@ -494,21 +495,7 @@ class StackedResMLP(nn.Module):
         self.head = StackedLinear([m.head for m in members])
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
-        h = self.stem(x.flatten(2))
-        if trace is not None:
-            trace.add(LayerTrace("stem", [self.stem.weight], [h]))
-        for i, linear in enumerate(self.linears):
-            u = self.norms[i](h)
-            a = self.acts[i](u)
-            z = linear(a)
-            h = h + z
-            if trace is not None:
-                trace.add(LayerTrace(f"block.{i + 1}", [linear.weight], [z], u, a, self.acts[i]))
-        u = self.norms[-1](h)
-        out = self.head(self.acts[-1](u))
-        if trace is not None:
-            trace.add(LayerTrace("head", [self.head.weight], [out]))
-        return out
+        return _resmlp_forward(self, x.flatten(2), trace)
 
 
 class StackedCell(nn.Module):
