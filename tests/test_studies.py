@@ -19,7 +19,7 @@ def _study(costs_: list[float]) -> Study:
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
-@pytest.mark.parametrize("scale", ["smoke", "quick", "full"])
+@pytest.mark.parametrize("scale", ["smoke", "quick", "full", "cluster"])
 def test_every_study_plans_every_run_once(path, scale):
     study = load_study(path, scale)
     assert len(study.costs) == len(study.runs) and all(c > 0 for c in study.costs)

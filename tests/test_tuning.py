@@ -143,7 +143,7 @@ def test_tuning_needs_a_validation_split(tmp_path):
 
 @pytest.mark.parametrize("name", ["depth_activation_init", "residual", "linear_step", "silu_relu"])
 def test_the_studies_that_compare_training_tune_per_cell(name):
-    for scale in ("smoke", "quick", "full"):
+    for scale in ("smoke", "quick", "full", "cluster"):
         study = load_study(STUDIES / f"{name}.yaml", scale)
         assert study.tune is not None and "lr" in dict(study.tune.choices)
 

@@ -7,7 +7,7 @@ process), and the wall time at N cores. The wall time replays the workflow's sch
 start longest first (sweep jobs before all others, as their studies wait on them) on the
 first free core, a tuned study's jobs only once its sweep has finished, and the analysis and
 paper follow the last job. The last line reads
-``total: <runs> runs in <stacks> stacks, <core-hours> core-h, <minutes> min at <N> cores``.
+``total: <runs> runs, <core-hours> core-h, <minutes> min at <N> cores (<stacks> stacks)``.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def summarize(plans: dict[str, StudyPlan], cores: int) -> dict:
 
 def total_line(total: dict, cores: int) -> str:
     """The plan's summary line (also printed by the workflow when it starts)."""
-    return (f"total: {total['runs']} runs in {total['stacks']} stacks, {total['core_h']:.2f} core-h, "
-            f"{total['wall_min']:.0f} min at {cores} cores")
+    return (f"total: {total['runs']} runs, {total['core_h']:.2f} core-h, "
+            f"{total['wall_min']:.0f} min at {cores} cores ({total['stacks']} stacks)")
 
 
 def main(argv: list[str] | None = None) -> int:

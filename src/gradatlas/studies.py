@@ -36,7 +36,7 @@ from gradatlas import records
 from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, load_run_config, stack_key, to_container
 from gradatlas.costs import estimated_seconds, limit_stack_size, stack_seconds
 
-SCALES = ("smoke", "quick", "full")
+SCALES = ("smoke", "quick", "full", "cluster")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales", "tune"}
 SCALE_KEYS = {"seeds", "fixed", "grid", "tune"}
 # A grid key is a factor name or a dotted config key; it becomes part of a record path.
