@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                "claimed_at": time.time()}
         print(f"gradatlas.batch: GPU {slot.index} of {args.gpus} (CUDA_VISIBLE_DEVICES={slot.index})", flush=True)
     start = time.perf_counter()
+    started_at = time.time()  # wall clock: the archive's wall time spans the first job to the paper
     results = Path(args.manifest).resolve().parents[3]
     try:
         manifest = run_batch(args.study_file, args.scale, args.runs, str(results), args.device,
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gradatlas.batch: error: {err}", file=sys.stderr)
         return 2
     manifest["wall_time_s"] = time.perf_counter() - start
+    manifest["started_at"], manifest["finished_at"] = started_at, time.time()
     if gpu is not None:
         manifest["gpu"] = {**gpu, "released_at": time.time()}
     records.write_json_atomic(args.manifest, manifest)
