@@ -23,9 +23,18 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/train.smk"
-include: "rules/analyze.smk"
+
+
+# A scale archived in the repository is rebuilt from its archived summary (rules/archive.smk);
+# otherwise its runs train and are aggregated.
+if not FROM_ARCHIVE:
+
+    include: "rules/train.smk"
+    include: "rules/analyze.smk"
+
+
 include: "rules/paper.smk"
+include: "rules/archive.smk"
 
 
 rule all:

@@ -11,10 +11,11 @@ rule aggregate:
         runs=summary("runs"),
         layers=summary("layers"),
         timesteps=summary("timesteps"),
+        steps=summary("steps"),
     log:
         scale_path("logs/aggregate.log"),
     conda:
         "../environment.yml"
     shell:
         "python -m gradatlas.aggregate --manifests {input.manifests:q} --runs {output.runs:q}"
-        " --layers {output.layers:q} --timesteps {output.timesteps:q} > {log:q} 2>&1"
+        " --layers {output.layers:q} --timesteps {output.timesteps:q} --steps {output.steps:q} > {log:q} 2>&1"

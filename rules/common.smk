@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from gradatlas import records, verified
+from gradatlas.archive import MANIFEST, archive_dir
 from gradatlas.plan import stack_limit, uses_gpu
 from gradatlas.plan_cache import study_plans
 
@@ -23,6 +24,10 @@ if GPUS and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", GPUS)
 RESULTS = config["results"]
 STUDY_DIR = Path("conf/studies")
+# A scale archived in the repository (results/<scale>/archive, gradatlas.archive) is rebuilt
+# from its archived summary: nothing trains, unless `--config retrain=true`.
+ARCHIVE = archive_dir(SCALE)
+FROM_ARCHIVE = not config["retrain"] and (ARCHIVE / MANIFEST).is_file()
 
 
 def _study_files():
@@ -51,7 +56,8 @@ BATCH_SECONDS = config["batch_seconds"][SCALE]
 STACK_GPU = uses_gpu(config)
 STACK_SIZE = stack_limit(config, STACK_GPU)
 try:
-    PLANS = study_plans(_study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"), stack_size=STACK_SIZE, gpu=STACK_GPU)
+    PLANS = {} if FROM_ARCHIVE else study_plans(
+        _study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"), stack_size=STACK_SIZE, gpu=STACK_GPU)
 except Exception as err:
     # gradatlas.studies imports torch: only when a study is planned afresh, not on a cache hit.
     from gradatlas.studies import StudyError
@@ -59,6 +65,8 @@ except Exception as err:
     if isinstance(err, StudyError):
         raise WorkflowError(f"invalid study: {err}") from None
     raise
+if FROM_ARCHIVE:
+    _study_files()  # still validated: the ledger's tables name every study
 
 
 def _is_sweep(wildcards):
@@ -143,6 +151,14 @@ def batch_manifests(wildcards=None):
     return _manifests("batch", PLANS)
 
 
+SUMMARIES = records.SUMMARY_TABLES
+
+
+def summaries():
+    """Every summary table of the selected scale."""
+    return [summary(name) for name in SUMMARIES]
+
+
 def summary(name):
     """Path of a summary table of the selected scale."""
     return f"{RESULTS}/{SCALE}/summary/{name}.parquet"
@@ -169,14 +185,16 @@ PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Pat
 # manifest is withdrawn here (and the summary with it), before Snakemake reads the outputs'
 # state (gradatlas.records.withdraw_stale; completeness is gradatlas.records.is_complete).
 # gradatlas.verified skips the batches found complete whose files did not change since.
-_ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
-for _withdrawn in verified.withdraw_stale(_ALL_MANIFESTS, [summary(n) for n in ("runs", "layers", "timesteps")]):
-    print(f"gradatlas: {_withdrawn}", file=sys.stderr)
+if not FROM_ARCHIVE:
+    _ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
+    for _withdrawn in verified.withdraw_stale(_ALL_MANIFESTS, summaries()):
+        print(f"gradatlas: {_withdrawn}", file=sys.stderr)
 
 
 def final_targets():
-    """What `snakemake` builds by default at the selected scale."""
-    return [summary("runs"), summary("layers"), summary("timesteps"), scale_path("paper.pdf")]
+    """What `snakemake` builds by default at the selected scale: from an archive, also the
+    check that the rebuilt tables equal the archived ones."""
+    return [*summaries(), scale_path("paper.pdf"), *([scale_path("regenerated.json")] if FROM_ARCHIVE else [])]
 
 
 def plan_total():
@@ -188,5 +206,25 @@ def plan_total():
     return total_line(summarize(PLANS, cores), cores)
 
 
+def plan_line(wildcards):
+    """``plan_total`` as a rule parameter (the archive stores it as the estimate)."""
+    return plan_total()
+
+
+def verification_report():
+    """The archive's last verification (gradatlas.verify), which the paper reports; none
+    when training afresh, whose runs no verification has seen."""
+    report = ARCHIVE / "verify.json"
+    return [str(report)] if FROM_ARCHIVE and report.is_file() else []
+
+
+def verification_option(wildcards, input):
+    """``--report FILE`` for ``gradatlas.verify tex`` where there is a report (one shell word each)."""
+    return ["--report", input.report[0]] if input.report else []
+
+
 onstart:
-    print(f"gradatlas plan (estimated, runs with a complete record are reused): {plan_total()}")
+    if FROM_ARCHIVE:
+        print(f"gradatlas: scale {SCALE} is rebuilt from {ARCHIVE} (nothing trains; `--config retrain=true` retrains)")
+    else:
+        print(f"gradatlas plan (estimated, runs with a complete record are reused): {plan_total()}")

@@ -4,6 +4,7 @@
 localrules:
     ledger,
     figures,
+    verification,
     paper,
 
 
@@ -37,11 +38,13 @@ rule figures:
         runs=summary("runs"),
         layers=summary("layers"),
         timesteps=summary("timesteps"),
+        steps=summary("steps"),
     output:
         figures=[
             report(scale_path(f"figures/{name}.pdf"), caption=f"../report/figures/{name}.rst", category="Figures")
             for name in FIGURE_NAMES
         ],
+        png=[scale_path(f"figures/{name}.png") for name in FIGURE_NAMES],
     log:
         scale_path("logs/figures.log"),
     params:
@@ -52,11 +55,26 @@ rule figures:
         "python -m gradatlas.analysis figures --root {params.root:q} > {log:q} 2>&1"
 
 
+# The reproducibility appendix quotes the archive's last verification (gradatlas.verify).
+rule verification:
+    input:
+        report=verification_report(),
+    output:
+        scale_path("verification.tex"),
+    params:
+        report=verification_option,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m gradatlas.verify tex {params.report:q} --out {output:q}"
+
+
 rule paper:
     input:
         PAPER_SOURCES,
         rules.ledger.output,
         rules.figures.output,
+        rules.verification.output,
     output:
         report(scale_path("paper.pdf"), caption="../report/paper.rst", category="Paper"),
     log:

@@ -684,7 +684,7 @@ def test_save_figure_writes_pdf_with_truetype_fonts(tmp_path):
 def smoke_tables(smoke):
     paths = records.ScalePaths(smoke / "results", "smoke")
     runs, layers, timesteps = records.read_summary(paths)
-    steps = records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
+    steps = records.read_steps(paths)
     return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory.theory_table(runs, layers, timesteps)}
 

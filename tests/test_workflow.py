@@ -124,7 +124,8 @@ def test_corrupt_record_fails_aggregation_naming_the_file(smoke: Path, tmp_path:
     try:
         victim.write_text("{not json")
         status = aggregate.main(["--manifests", *manifests, "--runs", str(tmp_path / "r.parquet"),
-                                 "--layers", str(tmp_path / "l.parquet"), "--timesteps", str(tmp_path / "t.parquet")])
+                                 "--layers", str(tmp_path / "l.parquet"), "--timesteps", str(tmp_path / "t.parquet"),
+                                 "--steps", str(tmp_path / "s.parquet")])
         assert status != 0
         assert str(victim) in capsys.readouterr().err
         assert not (tmp_path / "r.parquet").exists()

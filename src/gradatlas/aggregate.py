@@ -1,8 +1,11 @@
 """Aggregate run records into tidy tables: ``python -m gradatlas.aggregate``.
 
-``runs`` has one row per run (grid factors, status, scalar outcomes); ``layers`` and
-``timesteps`` are the long per-run tables with the run's identity and grid factors added as
-columns. The tabulating functions are pure; reading and writing go through ``records``.
+``runs`` has one row per run (grid factors, status, scalar outcomes, the stack it trained in
+and its provenance); ``layers`` and ``timesteps`` are the long per-run tables with the run's
+identity and grid factors added as columns; ``steps`` holds the step tables of the studies
+whose loss curves the figures draw (``STEP_STUDIES``). The summary is everything the analysis
+reads, so that the paper can be rebuilt from it alone (an archived scale has no run records).
+The tabulating functions are pure; reading and writing go through ``records``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ ID_COLUMNS = ("run", "study", "cell", "seed")
 OUTCOMES = ("status", "diverged_step", "steps", "steps_done", "final_train_loss", "final_train_metric",
             "test_loss", "test_metric", "val_loss", "val_metric", "metric", "chance", "wall_time_s", "device",
             "n_params", "underflow_probes")
+# The figures draw these studies' loss and gradient-norm curves step by step; the step tables
+# of the other studies stay in their records (all of them would be most of the summary's size).
+STEP_STUDIES = ("clipping_mlp", "clipping_rnn")
 # Factors a run record may leave unset (None): kept as float columns with NaN.
 NUMERIC_FACTORS = ("depth", "width", "slope", "gain", "init_std", "bias", "forget_bias", "length",
                    "lr", "momentum", "epochs", "max_steps", "batch_size", "clip_value")
@@ -55,13 +61,24 @@ def step_summary(steps: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def provenance(info: dict[str, Any]) -> dict[str, Any]:
+    """Where a run came from: the code's commit, torch, and the stack it trained in (a rerun
+    must retrain the whole stack to reproduce it bit for bit)."""
+    stack = info.get("stack") or {}
+    versions = info.get("versions", {})
+    return {"git_commit": info.get("git_commit"), "torch_version": versions.get("torch"),
+            "python_version": versions.get("python"),
+            "stack_id": stack.get("id"), "stack_size": stack.get("size"), "stack_index": stack.get("index")}
+
+
 def tabulate_runs(loaded: Iterable[tuple[dict[str, Any], records.RunRecord]]) -> pd.DataFrame:
-    """One row per run: identity, grid factors, outcomes and step summaries."""
+    """One row per run: identity, grid factors, outcomes, step summaries and provenance."""
     rows = []
     for entry, record in loaded:
         row = {**run_identity(entry), **record.info.get("factors", {})}
         row.update({key: record.info.get(key) for key in OUTCOMES})
         row.update(step_summary(record.steps))
+        row.update(provenance(record.info))
         rows.append(row)
     frame = _factor_frame(rows)
     for column in ("test_loss", "test_metric", "final_train_loss", "final_train_metric", "diverged_step",
@@ -101,6 +118,19 @@ def tabulate_long(
     return merged
 
 
+def tabulate_steps(loaded: Iterable[tuple[dict[str, Any], records.RunRecord]]) -> pd.DataFrame:
+    """The step tables of the runs of ``STEP_STUDIES``, stacked long with a ``run`` column."""
+    parts = []
+    for entry, record in loaded:
+        if entry["study"] in STEP_STUDIES:
+            part = record.steps.copy()
+            part.insert(0, "run", run_identity(entry)["run"])
+            parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["run", *records.STEP_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Read the records listed by batch manifests and write the summary tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", required=True, help="output: runs table")
     parser.add_argument("--layers", required=True, help="output: layers table")
     parser.add_argument("--timesteps", required=True, help="output: timesteps table")
+    parser.add_argument("--steps", required=True, help=f"output: step tables of {', '.join(STEP_STUDIES)}")
     args = parser.parse_args(argv)
     try:
         loaded = records.load_batches(args.manifests)
@@ -118,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     records.write_table(runs, args.runs)
     records.write_table(tabulate_long(loaded, "layers", runs), args.layers)
     records.write_table(tabulate_long(loaded, "timesteps", runs), args.timesteps)
+    records.write_table(tabulate_steps(loaded), args.steps)
     counts = runs["status"].value_counts().to_dict()
     print(f"aggregated {len(runs)} runs: {counts}")
     return 0

@@ -55,17 +55,19 @@ def numbers(runs: pd.DataFrame, verdicts: pd.DataFrame, provenance: dict[str, st
     return values
 
 
-def provenance(runs_root: Path, runs: pd.DataFrame) -> dict[str, str]:
-    """Scale-wide provenance from one run record: commit, device, versions."""
-    info = records.read_info(runs_root / runs["run"].iloc[0]) if len(runs) else None
-    info = info or {}
-    versions = info.get("versions", {})
-    devices = sorted(set(runs["device"].dropna())) if "device" in runs else []
+def provenance(runs: pd.DataFrame) -> dict[str, str]:
+    """Scale-wide provenance from the summary: commits, devices, versions (several values are
+    listed, comma-separated: a scale trained by two commits says so)."""
+    def listed(column: str) -> str:
+        values = sorted(set(runs[column].dropna().astype(str))) if column in runs else []
+        return ", ".join(values) or "unknown"
+
+    commits = sorted({str(c)[:12] for c in runs["git_commit"].dropna()}) if "git_commit" in runs else []
     return {
-        "GACommit": str(info.get("git_commit") or "unknown")[:12],
-        "GADevice": ", ".join(devices) or "unknown",
-        "GATorchVersion": versions.get("torch", "unknown"),
-        "GAPythonVersion": versions.get("python", "unknown"),
+        "GACommit": ", ".join(commits) or "unknown",
+        "GADevice": listed("device"),
+        "GATorchVersion": listed("torch_version"),
+        "GAPythonVersion": listed("python_version"),
     }
 
 
@@ -83,7 +85,7 @@ def write_ledger(paths: records.ScalePaths, runs: pd.DataFrame, layers: pd.DataF
     for study in studies:
         records.write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
     records.write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))
-    macros = numbers(runs, verdicts, provenance(paths.runs, runs))
+    macros = numbers(runs, verdicts, provenance(runs))
     macros["GAScale"] = paths.scale
     captions = figures.captions(runs, layers, timesteps)
     records.write_text(paths.numbers, tables.numbers_macros(macros) + tables.caption_macros(captions))
@@ -116,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = records.ScalePaths(root.parent, root.name)
     try:
         runs, layers, timesteps = records.read_summary(paths)
-        steps = (records.read_steps(paths, runs[runs["study"].isin(["clipping_mlp", "clipping_rnn"])]["run"])
-                 if args.part == "figures" else None)
+        steps = records.read_steps(paths) if args.part == "figures" else None
     except records.RecordError as err:
         print(f"gradatlas.analysis: error: {err}", file=sys.stderr)
         return 1

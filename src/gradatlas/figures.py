@@ -69,6 +69,7 @@ SEQUENTIAL = "viridis"  # ordered levels (layers), perceptually uniform and colo
 HEATMAP_CMAP = "viridis"
 MAX_MARKERS = 16  # lines with more points than this are drawn without markers
 PDF_FONTS = {"pdf.fonttype": 42, "ps.fonttype": 42}  # TrueType, never Type 3
+PNG_DPI = 150  # sharp on screen, about 100 KB a figure in the archive
 
 
 def _style_rc() -> dict[str, Any]:
@@ -436,21 +437,27 @@ def no_data_figure(name: str, message: str) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as a PDF with Type 42 fonts, atomically (temporary file, then rename).
+    """Write ``fig`` as a PDF with Type 42 fonts (the paper's) and as a PNG beside it (for
+    the README and the archive), each atomically (temporary file, then rename).
 
-    The PDF carries no creation date, so the same figure gives the same bytes.
+    Neither file carries a creation date, so the same figure gives the same bytes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with mpl.rc_context(PDF_FONTS):
+        _save_atomic(fig, path, format="pdf", metadata={"CreationDate": None, "Creator": "gradatlas"})
+    _save_atomic(fig, path.with_suffix(".png"), format="png", dpi=PNG_DPI)
+    return path
+
+
+def _save_atomic(fig: Figure, path: Path, **kwargs: Any) -> None:
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        with mpl.rc_context(PDF_FONTS):
-            fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Creator": "gradatlas"})
+        fig.savefig(tmp, **kwargs)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
 
 
 # ---------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ STEP_COLUMNS = ("step", "epoch", "loss", "grad_norm", "clipped", "lr", "test_los
 LAYER_COLUMNS = ("step", "layer", "name", "quantity", "value")
 TIMESTEP_COLUMNS = ("step", "t", "quantity", "value")
 STATUSES = ("ok", "diverged", "failed")
+# The aggregated tables of a scale (gradatlas.aggregate): everything the analysis reads.
+SUMMARY_TABLES = ("runs", "layers", "timesteps", "steps")
 # 2: run.json states ``files`` (SHA-256 and row count of each file of the record).
 SCHEMA_VERSION = 2
 # Models whose record has a ``timesteps.parquet`` (config.RECURRENT_MODELS; not imported,
@@ -612,14 +614,9 @@ def read_summary(paths: ScalePaths) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     return tuple(_read_table(paths.summary(name), ()) for name in ("runs", "layers", "timesteps"))  # type: ignore[return-value]
 
 
-def read_steps(paths: ScalePaths, runs: Any) -> pd.DataFrame:
-    """The step tables of the given runs, stacked long with a ``run`` column."""
-    parts = []
-    for run in runs:
-        frame = _read_table(paths.runs / run / STEPS_FILE, STEP_COLUMNS)
-        frame.insert(0, "run", run)
-        parts.append(frame)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", *STEP_COLUMNS])
+def read_steps(paths: ScalePaths) -> pd.DataFrame:
+    """The summary's step tables (``aggregate.STEP_STUDIES``), long with a ``run`` column."""
+    return _read_table(paths.summary("steps"), ("run", *STEP_COLUMNS))
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
