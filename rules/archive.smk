@@ -6,13 +6,11 @@
 # `verify` retrains a seeded sample of the archived runs and compares (gradatlas.verify).
 # After training (retrain=true or no archive yet): `archive` packs the scale's products.
 
-localrules:
-    restore_summary,
-    regenerated,
-    archive,
-
-
 if FROM_ARCHIVE:
+
+    localrules:
+        restore_summary,
+        regenerated,
 
     rule restore_summary:
         input:
@@ -69,6 +67,9 @@ if FROM_ARCHIVE:
 
 else:
 
+    localrules:
+        archive,
+
     rule archive:
         input:
             summaries(),
@@ -76,7 +77,9 @@ else:
             rules.figures.output,
             scale_path("paper.pdf"),
         output:
-            str(ARCHIVE / MANIFEST),
+            # A receipt (a copy of the new manifest), not the archive itself: Snakemake removes
+            # a job's outputs before it runs, and the archive must stay whole until replaced.
+            scale_path("archived.json"),
         log:
             scale_path("logs/archive.log"),
         params:
@@ -87,4 +90,4 @@ else:
             "../environment.yml"
         shell:
             "python -m gradatlas.archive pack --root {params.root:q} --archive {params.archive:q}"
-            " --plan {params.plan:q} > {log:q} 2>&1"
+            " --plan {params.plan:q} --receipt {output:q} > {log:q} 2>&1"

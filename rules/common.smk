@@ -27,7 +27,8 @@ STUDY_DIR = Path("conf/studies")
 # A scale archived in the repository (results/<scale>/archive, gradatlas.archive) is rebuilt
 # from its archived summary: nothing trains, unless `--config retrain=true`.
 ARCHIVE = archive_dir(SCALE)
-FROM_ARCHIVE = not config["retrain"] and (ARCHIVE / MANIFEST).is_file()
+RETRAIN = str(config["retrain"]).lower() == "true"
+FROM_ARCHIVE = not RETRAIN and (ARCHIVE / MANIFEST).is_file()
 
 
 def _study_files():
@@ -214,8 +215,8 @@ def plan_line(wildcards):
 def verification_report():
     """The archive's last verification (gradatlas.verify), which the paper reports; none
     when training afresh, whose runs no verification has seen."""
-    report = ARCHIVE / "verify.json"
-    return [str(report)] if FROM_ARCHIVE and report.is_file() else []
+    found = ARCHIVE / "verify.json"  # not `report`: a Snakemake keyword
+    return [str(found)] if FROM_ARCHIVE and found.is_file() else []
 
 
 def verification_option(wildcards, input):

@@ -80,7 +80,9 @@ rule paper:
     log:
         scale_path("logs/paper.log"),
     params:
-        texinputs=scale_path("") + "//:paper//:",
+        # The scale root itself, not recursively ("//"): under it, runs/ holds thousands of
+        # directories that kpathsea would scan on every lookup (48 s a pass at the full scale).
+        texinputs=scale_path("") + ":paper//:",
         build=scale_path("latex"),
     conda:
         "../environment.yml"

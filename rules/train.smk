@@ -55,6 +55,9 @@ rule tune:
         f"{RESULTS}/{SCALE}/logs/tuning/{{study}}.log",
     wildcard_constraints:
         study="[A-Za-z0-9_]+",
+    # Seconds of work that unblock a tuned study's batches: before any training job waiting
+    # (their priorities are their estimated seconds), not after all of them.
+    priority: 2_000_000
     conda:
         "../environment.yml"
     shell:

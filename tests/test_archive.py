@@ -26,7 +26,7 @@ def _copy_scale(smoke: Path, dest: Path, scale: str = "smoke") -> Path:
 def archived(smoke, tmp_path_factory) -> Path:
     """A workdir whose smoke scale was packed by the workflow's `archive` target."""
     workdir = _copy_scale(smoke, tmp_path_factory.mktemp("archived"))
-    proc = snakemake(workdir, "--cores", "2", "--config", "scale=smoke", "archive")
+    proc = snakemake(workdir, "archive", "--cores", "2", "--config", "scale=smoke")
     assert "rule train" not in proc.stdout + proc.stderr  # the records were complete: packed as they were
     return workdir
 
@@ -125,7 +125,7 @@ def test_retrain_true_trains_although_an_archive_exists(archived: Path):
 
 def test_verify_retrains_a_sample_with_its_stacks_and_finds_it_identical(rebuilt):
     workdir, _ = rebuilt
-    proc = snakemake(workdir, "--cores", "2", "--config", "scale=smoke", "verify=3", "verify_seed=1", "verify")
+    proc = snakemake(workdir, "verify", "--cores", "2", "--config", "scale=smoke", "verify=3", "verify_seed=1")
     assert proc.returncode == 0
     report = json.loads((workdir / "results/smoke/verify/report-3-seed1.json").read_text())
     assert len(report["sampled_runs"]) == 3 and report["retrained_runs"] >= 3

@@ -222,6 +222,8 @@ def pack(root: Path, archive: Path, plan: str | None = None, wall_seconds: float
 
 
 def _check_replaceable(archive: Path) -> None:
+    if archive.is_dir() and not any(archive.iterdir()):
+        return  # an empty directory (made by hand, or by a workflow) holds nothing to lose
     listed = set(read_manifest(archive)["files"]) | {MANIFEST, *VERIFICATION}
     foreign = sorted(str(p.relative_to(archive)) for p in archive.rglob("*")
                      if p.is_file() and str(p.relative_to(archive)) not in listed)
@@ -272,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--archive", type=Path, required=True)
     p.add_argument("--plan", help="the plan's total line, stored as the estimate")
     p.add_argument("--wall-seconds", type=float, help="the workflow's measured wall time, if known")
+    p.add_argument("--receipt", type=Path, help="also write a copy of the new manifest here")
     p = sub.add_parser("check", help="check every archived file against the manifest")
     p.add_argument("--archive", type=Path, required=True)
     p = sub.add_parser("restore", help="copy archived files out, hashes checked")
@@ -286,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pack":
             manifest = pack(args.root, args.archive, args.plan, args.wall_seconds)
+            if args.receipt:
+                records.write_text(args.receipt, (args.archive / MANIFEST).read_text())
             print(f"archived {len(manifest['files'])} files, {manifest['bytes'] / 2**20:.1f} MiB, in {args.archive}")
         elif args.command == "check":
             problems = check(args.archive)
