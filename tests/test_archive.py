@@ -150,6 +150,19 @@ def test_relative_difference_counts_nan_and_inf_as_equal_only_to_themselves():
     assert rel[3] == np.inf and rel[4] == 0 and rel[5] == 0 and rel[6] == 1.0
 
 
+def test_a_cancelled_mean_is_compared_against_the_activations_spread():
+    archived, retrained = _frames(0.5, 2.3), _frames(0.5, 2.3)
+    for frames, mean in ((archived, 5.240163858388769e-11), (retrained, 5.243272482857719e-11)):  # measured
+        extra = pd.DataFrame({"run": ["s/c/seed-0"] * 2, "step": [0, 0], "layer": [3, 3], "name": ["l3", "l3"],
+                              "quantity": ["act_mean", "act_std"], "value": [mean, 0.25]})
+        frames["layers"] = pd.concat([frames["layers"], extra], ignore_index=True)
+    result = verify.compare_runs(archived, retrained)
+    assert result["step0_ok"].all() and result["step0_max_rel"].iloc[0] < 1e-9
+    # ... but a mean that moved by a share of the spread still fails.
+    retrained["layers"].loc[retrained["layers"]["quantity"] == "act_mean", "value"] = 0.01
+    assert not verify.compare_runs(archived, retrained)["step0_ok"].all()
+
+
 def _frames(value: float, step0: float, final: float = 2.0):
     runs = pd.DataFrame({"run": ["s/c/seed-0"], "status": ["ok"], "first_loss": [step0], "initial_grad_norm": [1.0],
                          "final_train_loss": [final]})
