@@ -178,3 +178,49 @@ def test_batch_groups_configs_as_the_plan_groups_runs():
     study = load_study(STUDIES[0].parent / "depth_activation_init.yaml", "smoke")
     cfgs = [compose_run(run.overrides()) for run in study.sweep]
     assert [tuple(s) for s in group_stacks(cfgs, 4)] == plan_stacks(study, 4, sweep=True)
+
+
+# --------------------------------------------------------------------------- cell_seeds
+
+_CELL_SEEDS = ("fixed: {model: mlp, width: 8, max_steps: 2}\n"
+               "grid: {activation: [relu, tanh], depth: [2, 3]}\n"
+               "scales:\n  smoke:\n    seeds: 2\n    cell_seeds:\n{rules}")
+
+
+def test_cell_seeds_give_only_the_matching_cells_their_count(tmp_path):
+    path = _write(tmp_path, "more.yaml", _CELL_SEEDS.replace(
+        "{rules}",
+        "      - {cell: {activation: relu, depth: 3}, seeds: 5}\n      - {cell: {activation: tanh}, seeds: 3}\n"))
+    study = load_study(path, "smoke")
+    seeds: dict[str, list[int]] = {}
+    for run in study.runs:
+        seeds.setdefault(run.cell, []).append(run.seed)
+    assert seeds == {"activation-relu/depth-2": [0, 1], "activation-relu/depth-3": [0, 1, 2, 3, 4],
+                     "activation-tanh/depth-2": [0, 1, 2], "activation-tanh/depth-3": [0, 1, 2]}
+    assert len(study.costs) == len(study.runs) == len(study.shapes) == 13
+
+
+@pytest.mark.parametrize("rules, message", [
+    ("      - {cell: {activation: gelu}, seeds: 5}\n", r"cell_seeds\[0\]\.cell\.activation='gelu': not one of"),
+    ("      - {cell: {width: 8}, seeds: 5}\n", r"cell_seeds\[0\]\.cell\.width: not a factor"),
+    ("      - {cell: {depth: 2}, seeds: 0}\n", r"cell_seeds\[0\]\.seeds must be a positive integer"),
+    ("      - {cell: {}, seeds: 4}\n", r"cell_seeds\[0\]\.cell: name at least one"),
+    ("      - {cell: {depth: 2}, seed: 4}\n", r"cell_seeds\[0\]: unknown key"),
+    ("      - {cell: {depth: 2}, seeds: 4}\n      - {cell: {activation: relu}, seeds: 6}\n",
+     r"activation-relu/depth-2 matches several cell_seeds rules"),
+])
+def test_bad_cell_seeds_are_an_error_naming_file_and_rule(tmp_path, rules, message):
+    path = _write(tmp_path, "bad.yaml", _CELL_SEEDS.replace("{rules}", rules))
+    with pytest.raises(StudyError, match=message) as err:
+        load_study(path, "smoke")
+    assert str(path) in str(err.value)
+
+
+def test_grid_overview_shows_the_range_of_seeds_per_cell():
+    import pandas as pd
+
+    from gradatlas.analysis import grid_overview
+
+    runs = pd.DataFrame({"study": ["a"] * 5 + ["b"] * 2, "cell": ["x", "x", "y", "y", "y", "z", "w"],
+                         "seed": [0, 1, 0, 1, 2, 0, 0], "status": "ok"})
+    assert list(grid_overview(runs, ["a", "b", "c"])["seeds"]) == ["2--3", 1, 0]

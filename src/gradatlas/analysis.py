@@ -29,13 +29,22 @@ def grid_overview(runs: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
     for study in studies:
         part = runs[runs["study"] == study]
         counts = part["status"].value_counts()
-        row = {"study": study, "cells": part["cell"].nunique(), "seeds": part["seed"].nunique(),
+        row = {"study": study, "cells": part["cell"].nunique(), "seeds": _seeds_per_cell(part),
                "runs": len(part), "ok": int(counts.get("ok", 0)),
                "diverged": int(counts.get("diverged", 0)), "failed": int(counts.get("failed", 0))}
         if "underflow_probes" in runs:  # absent from summaries written before the probe existed
             row["underflow"] = int((part["underflow_probes"].fillna(0).astype(float) > 0).sum())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _seeds_per_cell(part: pd.DataFrame) -> int | str:
+    """Seeds per cell: one number, or ``min--max`` (an en dash in LaTeX) where cells have more seeds than others
+    (a study's ``cell_seeds``)."""
+    if part.empty:
+        return 0
+    counts = part.groupby("cell")["seed"].nunique()
+    return int(counts.min()) if counts.min() == counts.max() else f"{counts.min()}--{counts.max()}"
 
 
 def numbers(runs: pd.DataFrame, verdicts: pd.DataFrame, provenance: dict[str, str]) -> dict[str, Any]:

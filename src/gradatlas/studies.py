@@ -10,7 +10,12 @@ keys) with their values, settings fixed for every run, and per-scale changes::
     scales:
       smoke: {seeds: 1, grid: {depth: [4]}, fixed: {max_steps: 10}}
       quick: {seeds: 2}
-      full:  {seeds: 5, grid: {depth: [5, 20, 50]}}
+      full:  {seeds: 5, grid: {depth: [5, 20, 50]},
+              cell_seeds: [{cell: {activation: relu, depth: 50}, seeds: 20}]}
+
+``cell_seeds`` gives the cells matching every listed factor value their own number of seeds
+(a cell that decides a claim and needs more seeds than the rest of the grid, say), so that
+one cell's sample size does not multiply the whole grid.
 
 Every run of the selected scale is composed through Hydra and validated when the study is
 loaded, so a bad study fails at parse time with a message naming the file and the key.
@@ -38,7 +43,7 @@ from gradatlas.costs import estimated_seconds, limit_stack_size, stack_seconds
 
 SCALES = ("smoke", "quick", "full", "cluster")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales", "tune"}
-SCALE_KEYS = {"seeds", "fixed", "grid", "tune"}
+SCALE_KEYS = {"seeds", "fixed", "grid", "tune", "cell_seeds"}
 # A grid key is a factor name or a dotted config key; it becomes part of a record path.
 GRID_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # Sweep runs use seeds of their own, so that the seeds a verdict is computed on played no
@@ -253,11 +258,11 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
     scales = _mapping(path, "scales", raw.get("scales"))
     _check_keys(path, "scales", scales, set(SCALES))
     plans = {name: _scale_plan(path, raw, scales, name) for name in SCALES}
-    fixed, grid, seeds = plans[scale]
+    fixed, grid, seeds, cell_seeds = plans[scale]
     tune = _tune(path, raw, scales.get(scale) or {}, scale, grid, fixed)
     # Every factor value of every scale alone, so that an error names the key that caused it
     # whichever scale is selected; the full product only at the selected scale.
-    for s_name, (s_fixed, s_grid, _) in (plans.items() if validate else ()):
+    for s_name, (s_fixed, s_grid, _, _) in (plans.items() if validate else ()):
         first = {key: values[0] for key, values in s_grid.items()}
         _validate_first(path, s_name, s_fixed, first)
         for key, values in s_grid.items():
@@ -276,7 +281,7 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
         cell = _cell_name(factors)
         cell_cfg = _validate(path, f"grid cell {cell}", {**fixed, **dict(factors)}) if validate else None
         cost = estimated_seconds(cell_cfg) if cell_cfg is not None else None
-        for seed in range(seeds):
+        for seed in range(_seeds_of(path, factors, seeds, cell_seeds)):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
             costs.append(cost)
             if cell_cfg is not None:
@@ -358,8 +363,12 @@ def _error_of(settings: dict[str, Any]) -> str | None:
     return None
 
 
-def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, dict, int]:
-    """Fixed settings, grid and seed count of one scale, checked for shape (not values)."""
+CellSeeds = tuple[tuple[dict[str, Any], int], ...]
+
+
+def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, dict, int, CellSeeds]:
+    """Fixed settings, grid, seed count and per-cell seed counts of one scale, checked for
+    shape (not values)."""
     at_scale = _mapping(path, f"scales.{scale}", scales.get(scale))
     _check_keys(path, f"scales.{scale}", at_scale, SCALE_KEYS)
     fixed = {**_mapping(path, "fixed", raw.get("fixed")), **_mapping(path, f"scales.{scale}.fixed", at_scale.get("fixed"))}
@@ -381,9 +390,53 @@ def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, 
         if len(set(map(_format_value, values))) != len(values):
             raise StudyError(f"{path}: grid.{key}: repeated values {values!r}")
     seeds = at_scale.get("seeds", 1)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+    if not _positive_int(seeds):
         raise StudyError(f"{path}: scales.{scale}.seeds must be a positive integer, got {seeds!r}")
-    return fixed, grid, seeds
+    return fixed, grid, seeds, _cell_seeds(path, f"scales.{scale}.cell_seeds", at_scale.get("cell_seeds"), grid)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _cell_seeds(path: Path, where: str, given: Any, grid: dict) -> CellSeeds:
+    """``[{cell: {factor: value, ...}, seeds: N}, ...]``, each selecting grid values that
+    exist, so that a typo cannot silently select nothing."""
+    if given is None:
+        return ()
+    if not isinstance(given, list):
+        raise StudyError(f"{path}: {where} must be a list of {{cell: {{factor: value}}, seeds: N}}, got {given!r}")
+    rules = []
+    for i, rule in enumerate(given):
+        here = f"{where}[{i}]"
+        rule = _mapping(path, here, rule)
+        _check_keys(path, here, rule, {"cell", "seeds"})
+        cell = _mapping(path, f"{here}.cell", rule.get("cell"))
+        if not cell:
+            raise StudyError(f"{path}: {here}.cell: name at least one grid factor and its value")
+        for key, value in cell.items():
+            if key not in grid:
+                raise StudyError(f"{path}: {here}.cell.{key}: not a factor of the grid ({', '.join(grid)})")
+            if _format_value(value) not in map(_format_value, grid[key]):
+                raise StudyError(f"{path}: {here}.cell.{key}={value!r}: not one of the grid's values {grid[key]}")
+        if not _positive_int(rule.get("seeds")):
+            raise StudyError(f"{path}: {here}.seeds must be a positive integer, got {rule.get('seeds')!r}")
+        rules.append((cell, rule["seeds"]))
+    return tuple(rules)
+
+
+def _seeds_of(path: Path, factors: tuple[tuple[str, Any], ...], seeds: int, cell_seeds: CellSeeds) -> int:
+    """The seed count of one cell: the only ``cell_seeds`` rule it matches, else ``seeds``.
+
+    Raises:
+        StudyError: if the cell matches two rules (which count would be ambiguous).
+    """
+    values = {key: _format_value(value) for key, value in factors}
+    matched = [(cell, n) for cell, n in cell_seeds
+               if all(values[key] == _format_value(value) for key, value in cell.items())]
+    if len(matched) > 1:
+        raise StudyError(f"{path}: cell {_cell_name(factors)} matches several cell_seeds rules: {[c for c, _ in matched]}")
+    return matched[0][1] if matched else seeds
 
 
 def _validate(path: Path, where: str, settings: dict[str, Any]) -> RunConfig:
