@@ -73,7 +73,10 @@ def test_pack_refuses_to_replace_a_directory_with_files_it_did_not_make(archived
         archive.pack(root, store)
     assert (store / "notes.txt").read_text() == "mine"
     (store / "notes.txt").unlink()
-    archive.pack(root, store)  # an archive of its own is replaced
+    # an archive of its own is replaced; a wall time given by hand says how it was measured
+    manifest = archive.pack(root, store, wall_seconds=12.5, wall_from="two commands, summed")
+    assert manifest["provenance"]["wall_seconds"] == 12.5
+    assert manifest["provenance"]["wall_from"] == "two commands, summed"
     assert archive.check(store) == []
 
 

@@ -180,8 +180,12 @@ def provenance(root: Path, plan: str | None = None) -> dict[str, Any]:
     }
 
 
-def pack(root: Path, archive: Path, plan: str | None = None, wall_seconds: float | None = None) -> dict[str, Any]:
+def pack(root: Path, archive: Path, plan: str | None = None, wall_seconds: float | None = None,
+         wall_from: str = "measured around the whole workflow command") -> dict[str, Any]:
     """Archive the products of ``root`` into ``archive`` and return the manifest.
+
+    ``wall_seconds``, where given, replaces the wall time read from the batch manifests, and
+    ``wall_from`` says how it was measured (a scale grown by a second command, say).
 
     The new archive is assembled beside the old one and swapped in; an existing directory is
     replaced only if it is an archive holding nothing but its listed files and verification.
@@ -198,7 +202,7 @@ def pack(root: Path, archive: Path, plan: str | None = None, wall_seconds: float
         _check_replaceable(archive)
     info = provenance(root, plan)
     if wall_seconds is not None:
-        info.update(wall_seconds=wall_seconds, wall_from="measured around the whole workflow command")
+        info.update(wall_seconds=wall_seconds, wall_from=wall_from)
     staging = archive.parent / f".{archive.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         for name in names:
@@ -274,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--archive", type=Path, required=True)
     p.add_argument("--plan", help="the plan's total line, stored as the estimate")
     p.add_argument("--wall-seconds", type=float, help="the workflow's measured wall time, if known")
+    p.add_argument("--wall-from", default="measured around the whole workflow command",
+                   help="how --wall-seconds was measured")
     p.add_argument("--receipt", type=Path, help="also write a copy of the new manifest here")
     p = sub.add_parser("check", help="check every archived file against the manifest")
     p.add_argument("--archive", type=Path, required=True)
@@ -288,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "pack":
-            manifest = pack(args.root, args.archive, args.plan, args.wall_seconds)
+            manifest = pack(args.root, args.archive, args.plan, args.wall_seconds, args.wall_from)
             if args.receipt:
                 records.write_text(args.receipt, (args.archive / MANIFEST).read_text())
             print(f"archived {len(manifest['files'])} files, {manifest['bytes'] / 2**20:.1f} MiB, in {args.archive}")
