@@ -1,6 +1,6 @@
 """Benchmark: per-model throughput of stacked runs against the same runs one by one.
 
-A slice of the full-scale depth study (its learning-rate sweep: MLPs of width 128 that share
+A slice of the cluster-scale depth study (its learning-rate sweep: MLPs of width 128 that share
 a depth and an activation and differ in initializer and learning rate) and of the memory
 study (recurrent nets of width 128 on the adding problem, differing in seed) is trained twice
 in one process: as stacks (``loop.train_stack``) and run by run (``loop.train``, a stack of
@@ -38,6 +38,10 @@ from gradatlas.studies import compose_run, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "conf" / "studies"
+# The grid the issue's calibration describes (width-128 MLPs of depth 5-50): the larger grid,
+# for GPUs and clusters, where stacking matters most (the 2-core full scale has width 64 and
+# depths 2-30, and no depth-20 sweep).
+SCALE = "cluster"
 
 # name -> (study, which runs: sweep or own, factor values the slice keeps, stack size,
 #          max_steps full, max_steps quick)
@@ -55,7 +59,7 @@ SLICES = {
 def slice_configs(name: str, quick: bool, device: str):
     """The slice's run configs: its first E runs of one shape, cut to its step count."""
     study_name, sweep, keep, size, steps, quick_steps = SLICES[name]
-    study = load_study(STUDIES / f"{study_name}.yaml", "full", validate=False)
+    study = load_study(STUDIES / f"{study_name}.yaml", SCALE, validate=False)
     runs = [r for r in (study.sweep if sweep else study.runs)
             if all(dict(r.factors).get(k) == v for k, v in keep.items())][:size]
     max_steps = quick_steps if quick else steps

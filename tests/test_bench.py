@@ -1,0 +1,41 @@
+"""The benchmarks' configurations still resolve against the studies and configs they name
+(a benchmark is not run by the suite, but one whose slices vanished with a grid change
+would fail only when someone needs its numbers)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from gradatlas.config import stack_key
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_stacking_slice_is_a_stack_of_its_size(quick):
+    stacking = _module("stacking")
+    for name, spec in stacking.SLICES.items():
+        if quick and spec[5] is None:
+            continue
+        cfgs = stacking.slice_configs(name, quick, "cpu")
+        assert len(cfgs) == spec[3] and len({stack_key(c) for c in cfgs}) == 1, name
+        assert cfgs[0].train.max_steps == (spec[5] if quick else spec[4])
+        assert not any(c.probe.enabled for c in cfgs)  # sweep runs train unprobed
+
+
+def test_every_probe_overhead_case_composes():
+    probe_overhead = _module("probe_overhead")
+    for name, (overrides, quick) in probe_overhead.CASES.items():
+        for extra in ([], quick):
+            cfg = probe_overhead.compose([*overrides, *extra])
+            assert cfg.train.max_steps is None or cfg.train.max_steps > 0, name
