@@ -17,11 +17,14 @@ decisive part that is not supported; for ``supported`` (every part decided) the 
 part, the one whose verdict a different draw of seeds would most likely change.
 
 Stability. A verdict is only as good as its seeds. The *stability* is the share of
-``STABILITY_DRAWS`` seed-bootstrap draws whose verdict equals the observed one. A draw
-resamples with replacement, independently per part, the part's own replicates: the seeds of
-its cell (of the pair of cells, for a difference paired by seed, so that the pairing holds;
-the seeds of the pooled cells together, for a part that averages cells per seed), the runs of
-each group for shares, the runs for claim 15's median. Each part's interval and rule are
+``STABILITY_DRAWS`` replicate draws whose verdict equals the observed one. A draw is another
+draw of as many seeds, independently per part, of the part's own replicates: the per-seed
+values of its cell (the per-seed differences of a pair of cells, so that the pairing holds;
+the per-seed means of pooled cells) drawn from the posterior predictive of a normal model
+(on the log scale for a positive quantity; ``intervals.normal_replicates``), which carries
+the uncertainty of the mean and of the spread; the runs of each group for shares
+(beta-binomial, ``intervals.binomial_replicates``); the runs themselves, resampled with
+replacement, for claim 15's distribution-free median and for exact statements. Each part's interval and rule are
 re-run on all draws at once (``gradatlas.intervals`` is vectorised over draws) from a fixed
 RNG seed per claim and part, so the ledger is reproducible and takes well under a second. A verdict with stability
 below ``STABLE`` is reported as ``inconclusive (unstable)``, with the would-be verdict and
@@ -163,7 +166,7 @@ def log10_ratio(num: float, den: float) -> float:
 class Part:
     """One measured quantity of a claim with its interval, part verdict and stability.
 
-    ``draws`` recomputes the part verdict on seed-bootstrap draws (None: the verdict does not
+    ``draws`` recomputes the part verdict on replicate draws of its seeds (None: the verdict does not
     depend on the seeds, e.g. a part without data).
     """
 
@@ -180,7 +183,7 @@ class Part:
     stability: float = math.nan
 
     def resample(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        """The part verdict of ``count`` seed-bootstrap draws."""
+        """The part verdict of ``count`` replicate draws."""
         if self.draws is None:
             return np.full(count, self.verdict, dtype=object)
         return np.asarray(self.draws(rng, count), dtype=object).reshape(count)
@@ -222,7 +225,7 @@ def _join(*notes: str) -> str:
 def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = False, note: str = "",
               decisive: bool = True, absent: str = "cells absent") -> Part:
     """A part from per-seed observations: value [interval] (``intervals.seed_summary``),
-    ``judge`` and its seed-bootstrap draws.
+    ``judge`` and its replicate draws (``intervals.normal_replicates``).
 
     With ``log`` (a positive quantity) exact zeros are counted in the note and left out of the
     log-scale interval and its draws; all zeros give the exact value 0.
@@ -247,20 +250,22 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
                     lambda rng, count: np.full(count, INCONCLUSIVE, dtype=object))
 
     def draws(rng: np.random.Generator, count: int) -> np.ndarray:
-        return judge(*intervals.seed_summary(x[rng.integers(0, n, size=(count, n))], log))
+        if log:
+            return judge(*intervals.seed_summary(np.exp(intervals.normal_replicates(np.log(x), count, rng)), log))
+        return judge(*intervals.seed_summary(intervals.normal_replicates(x, count, rng), log))
 
     return Part(name, iv.value, iv.low, iv.high, n, str(judge(iv.value, iv.low, iv.high)), note, decisive,
                 iv.method, draws)
 
 
 def share_part(name: str, k: int, n: int, judge: Judge, *, note: str = "", decisive: bool = True) -> Part:
-    """A share of k runs out of n with its Wilson interval; draws resample the n runs."""
+    """A share of k runs out of n with its Wilson interval; draws are beta-binomial replicates."""
     if n == 0:
         return missing(name, "no runs", decisive)
     value, low, high = (float(v) for v in intervals.wilson_interval(k, n))
 
     def draws(rng: np.random.Generator, count: int) -> np.ndarray:
-        return judge(*intervals.wilson_interval(rng.binomial(n, k / n, size=count), n))
+        return judge(*intervals.wilson_interval(intervals.binomial_replicates(k, n, count, rng), n))
 
     return Part(name, value, low, high, n, str(judge(value, low, high)), _join(note, f"{k} of {n}"), decisive,
                 intervals.WILSON, draws)
@@ -268,14 +273,14 @@ def share_part(name: str, k: int, n: int, judge: Judge, *, note: str = "", decis
 
 def share_difference_part(name: str, k1: int, n1: int, k2: int, n2: int, judge: Judge, *, note: str = "",
                           decisive: bool = True) -> Part:
-    """k1/n1 - k2/n2 with Newcombe's interval; draws resample the runs of each group."""
+    """k1/n1 - k2/n2 with Newcombe's interval; draws are beta-binomial replicates of each group."""
     if n1 == 0 or n2 == 0:
         return missing(name, "needs runs in both groups", decisive)
     value, low, high = (float(v) for v in intervals.newcombe_interval(k1, n1, k2, n2))
 
     def draws(rng: np.random.Generator, count: int) -> np.ndarray:
-        return judge(*intervals.newcombe_interval(rng.binomial(n1, k1 / n1, size=count), n1,
-                                                  rng.binomial(n2, k2 / n2, size=count), n2))
+        return judge(*intervals.newcombe_interval(intervals.binomial_replicates(k1, n1, count, rng), n1,
+                                                  intervals.binomial_replicates(k2, n2, count, rng), n2))
 
     return Part(name, value, low, high, n1 + n2, str(judge(value, low, high)), note, decisive,
                 intervals.NEWCOMBE, draws)
@@ -283,15 +288,16 @@ def share_difference_part(name: str, k1: int, n1: int, k2: int, n2: int, judge: 
 
 def welch_part(name: str, x: Iterable[float], y: Iterable[float], judge: Judge, *, note: str = "",
                decisive: bool = True) -> Part:
-    """mean(x) - mean(y) of unpaired seeds with Welch's interval; draws resample each group."""
+    """mean(x) - mean(y) of unpaired seeds with Welch's interval; draws are normal replicates of
+    each group."""
     x, y = intervals.finite(x), intervals.finite(y)
     if len(x) == 0 or len(y) == 0:
         return missing(name, "needs both groups", decisive)
     value, low, high = (float(v) for v in intervals.welch_interval(x, y))
 
     def draws(rng: np.random.Generator, count: int) -> np.ndarray:
-        return judge(*intervals.welch_interval(x[rng.integers(0, len(x), size=(count, len(x)))],
-                                               y[rng.integers(0, len(y), size=(count, len(y)))]))
+        return judge(*intervals.welch_interval(intervals.normal_replicates(x, count, rng),
+                                               intervals.normal_replicates(y, count, rng)))
 
     return Part(name, value, low, high, len(x) + len(y), str(judge(value, low, high)), note, decisive,
                 intervals.WELCH, draws)
@@ -359,7 +365,7 @@ def combine(parts: list[Part]) -> str:
 
 def stability(parts: list[Part], claim_id: int, draws: int = STABILITY_DRAWS, seed: int = STABILITY_SEED
               ) -> tuple[str, float]:
-    """The claim verdict and its stability: the share of ``draws`` seed-bootstrap draws whose
+    """The claim verdict and its stability: the share of ``draws`` replicate draws whose
     verdict is the same. Sets each part's own ``stability`` on the way.
 
     Each part draws from its own RNG stream (seeded by ``seed``, the claim and the part's

@@ -119,9 +119,9 @@ CLAIMS_CAPTION = (
     "contradicted, I inconclusive, N no data) and the number of parts only reported. Deciding part: the "
     "part that decided the verdict (the first contradicted or not supported part; for a supported claim, "
     "its least stable part), with its value, interval and $n$: [ ] a 95\\% interval, ( -- ) the range of "
-    "2--3 seeds, none for one seed. Stability: the share of 1000 seed-bootstrap draws (seeds resampled "
-    "within each cell) that give the "
-    "same verdict; below 0.9 the verdict reads ``inconclusive (unstable)'' with the would-be verdict "
+    "2--3 seeds, none for one seed. Stability: the share of 1000 draws of new seeds (from a normal model "
+    "of each cell's seeds with the uncertainty of its mean and spread; beta-binomial for shares of runs) "
+    "that give the same verdict; below 0.9 the verdict reads ``inconclusive (unstable)'' with the would-be verdict "
     "in parentheses. Rules in \\texttt{gradatlas.claims}; -- : not measured at this scale."
 )
 
