@@ -39,8 +39,8 @@ def grid_overview(runs: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
 
 
 def _seeds_per_cell(part: pd.DataFrame) -> int | str:
-    """Seeds per cell: one number, or ``min--max`` (an en dash in LaTeX) where cells have more seeds than others
-    (a study's ``cell_seeds``)."""
+    """Seeds per cell: one number, or ``min--max`` (an en dash in LaTeX) where some cells have
+    more seeds than others (a study's ``cell_seeds``)."""
     if part.empty:
         return 0
     counts = part.groupby("cell")["seed"].nunique()

@@ -250,9 +250,8 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
                     lambda rng, count: np.full(count, INCONCLUSIVE, dtype=object))
 
     def draws(rng: np.random.Generator, count: int) -> np.ndarray:
-        if log:
-            return judge(*intervals.seed_summary(np.exp(intervals.normal_replicates(np.log(x), count, rng)), log))
-        return judge(*intervals.seed_summary(intervals.normal_replicates(x, count, rng), log))
+        drawn = intervals.normal_replicates(np.log(x) if log else x, count, rng)
+        return judge(*intervals.seed_summary(np.exp(drawn) if log else drawn, log))
 
     return Part(name, iv.value, iv.low, iv.high, n, str(judge(iv.value, iv.low, iv.high)), note, decisive,
                 iv.method, draws)

@@ -199,8 +199,8 @@ def finite(values) -> np.ndarray:
 # Not the plain seed bootstrap (resampling the observed seeds): with 4-6 seeds it treats the
 # sample's spread as known (and shrinks it by (n-1)/n), and so called verdicts stable that
 # another instruction set, which acts on chaotic training like a new draw of seeds, changed:
-# on the quick scale, three of 13 bootstrap-stable verdicts flipped under
-# ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE (bench/README.md). The replicates below
+# the quick scale under ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE changed 4 of 15
+# verdicts, 3 of them bootstrap-stable in one build or both (bench/README.md). The replicates below
 # carry the uncertainty of the mean and of the spread (or of the share) into the draw.
 
 
@@ -223,4 +223,3 @@ def binomial_replicates(k: int, n: int, count: int, rng: np.random.Generator) ->
     k of n under the Jeffreys prior (p ~ Beta(k + 1/2, n - k + 1/2), then Binomial(n, p)), so
     that 0 of 10 does not replicate as 0 of 10 every time."""
     return rng.binomial(n, rng.beta(k + 0.5, n - k + 0.5, size=count))
-
