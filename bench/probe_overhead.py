@@ -45,7 +45,7 @@ from gradatlas import loop, probes
 from gradatlas.config import RunConfig, load_run_config
 from gradatlas.data import make_dataset
 from gradatlas.models import make_model
-from gradatlas.runner import resolve_device, seed_everything
+from gradatlas.runner import configure_allocator, resolve_device, seed_everything
 
 GOAL_RATIO = 1.05
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,6 +298,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--repeats must be >= 1")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    configure_allocator()  # as every training process of the workflow (gradatlas.runner)
 
     out = args.out.resolve()  # relative to where the command was started
     # The data cache (conf/data/*.yaml: cache_dir) is relative to the working directory.

@@ -33,33 +33,45 @@ from gradatlas import loop
 from gradatlas.config import stack_key
 from gradatlas.data import make_dataset
 from gradatlas.models import make_model
-from gradatlas.runner import resolve_device, seed_everything
+from gradatlas.runner import configure_allocator, resolve_device, seed_everything
 from gradatlas.studies import compose_run, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "conf" / "studies"
-# The grid the issue's calibration describes (width-128 MLPs of depth 5-50): the larger grid,
-# for GPUs and clusters, where stacking matters most (the 2-core full scale has width 64 and
-# depths 2-30, and no depth-20 sweep).
-SCALE = "cluster"
 
-# name -> (study, which runs: sweep or own, factor values the slice keeps, stack size,
-#          max_steps full, max_steps quick)
+# scale -> slice name -> (study, which runs: sweep or own, factor values the slice keeps,
+# stack size, max_steps full, max_steps quick; None: not in --quick). Stack sizes are what
+# the planner forms there: 8 sweep runs of one shape (conf/workflow.yaml's cpu limit), the
+# memory study's 4 seeds per cell.
 SLICES = {
-    "mlp20_relu_sweep": ("depth_activation_init", True, {"activation": "relu", "depth": 20}, 8, 120, 40),
-    "mlp50_tanh_sweep": ("depth_activation_init", True, {"activation": "tanh", "depth": 50}, 8, 60, None),
-    "mlp5_sigmoid_sweep": ("depth_activation_init", True, {"activation": "sigmoid", "depth": 5}, 8, 200, None),
-    "resmlp20_relu_sweep": ("residual", True, {"model": "resmlp", "activation": "relu", "depth": 20}, 6, 120, None),
-    "lstm_adding50": ("memory", False, {"model": "lstm", "data": "adding", "length": 50}, 4, 24, 8),
-    "gru_adding50": ("memory", False, {"model": "gru", "data": "adding", "length": 50}, 4, 24, None),
-    "rnn_adding50": ("memory", False, {"model": "rnn", "data": "adding", "length": 50}, 4, 40, 12),
+    # The scale this 2-core machine runs (width 64, depths 2-30): what the CPU goal is about.
+    "full": {
+        "mlp30_relu_sweep": ("depth_activation_init", True, {"activation": "relu", "depth": 30}, 8, 120, 60),
+        "mlp10_tanh_sweep": ("depth_activation_init", True, {"activation": "tanh", "depth": 10}, 8, 120, None),
+        "mlp2_sigmoid_sweep": ("depth_activation_init", True, {"activation": "sigmoid", "depth": 2}, 8, 200, None),
+        "resmlp30_relu_sweep": ("residual", True, {"model": "resmlp", "activation": "relu", "depth": 30}, 8, 120, None),
+        "lstm_adding50": ("memory", False, {"model": "lstm", "data": "adding", "length": 50}, 4, 48, 24),
+        "gru_adding50": ("memory", False, {"model": "gru", "data": "adding", "length": 50}, 4, 48, None),
+        "rnn_adding50": ("memory", False, {"model": "rnn", "data": "adding", "length": 50}, 4, 80, 40),
+        "lstm_adding100": ("memory", False, {"model": "lstm", "data": "adding", "length": 100}, 4, 24, None),
+    },
+    # The grid for GPUs and clusters (width 128, depths 5-50), as the issue's calibration.
+    "cluster": {
+        "mlp20_relu_sweep": ("depth_activation_init", True, {"activation": "relu", "depth": 20}, 8, 120, 40),
+        "mlp50_tanh_sweep": ("depth_activation_init", True, {"activation": "tanh", "depth": 50}, 8, 60, None),
+        "mlp5_sigmoid_sweep": ("depth_activation_init", True, {"activation": "sigmoid", "depth": 5}, 8, 200, None),
+        "resmlp20_relu_sweep": ("residual", True, {"model": "resmlp", "activation": "relu", "depth": 20}, 6, 120, None),
+        "lstm_adding50": ("memory", False, {"model": "lstm", "data": "adding", "length": 50}, 4, 24, 8),
+        "gru_adding50": ("memory", False, {"model": "gru", "data": "adding", "length": 50}, 4, 24, None),
+        "rnn_adding50": ("memory", False, {"model": "rnn", "data": "adding", "length": 50}, 4, 40, 12),
+    },
 }
 
 
-def slice_configs(name: str, quick: bool, device: str):
+def slice_configs(scale: str, name: str, quick: bool, device: str):
     """The slice's run configs: its first E runs of one shape, cut to its step count."""
-    study_name, sweep, keep, size, steps, quick_steps = SLICES[name]
-    study = load_study(STUDIES / f"{study_name}.yaml", SCALE, validate=False)
+    study_name, sweep, keep, size, steps, quick_steps = SLICES[scale][name]
+    study = load_study(STUDIES / f"{study_name}.yaml", scale, validate=False)
     runs = [r for r in (study.sweep if sweep else study.runs)
             if all(dict(r.factors).get(k) == v for k, v in keep.items())][:size]
     max_steps = quick_steps if quick else steps
@@ -106,6 +118,8 @@ def _sync(device) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller slice, <= 3 min on one CPU thread")
+    parser.add_argument("--scale", choices=sorted(SLICES), default="full",
+                        help="whose grid the slices come from (default: full, the scale a 2-core machine runs)")
     parser.add_argument("--repeats", type=int, default=None, help="ABBA repetitions (default 1: two timings each)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
@@ -113,13 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    configure_allocator()  # as every training process of the workflow (gradatlas.runner)
     device = resolve_device(args.device)
     repeats = args.repeats or 1
-    parser_names = [n for n, spec in SLICES.items() if not args.quick or spec[5] is not None]
+    slices = SLICES[args.scale]
+    parser_names = [n for n, spec in slices.items() if not args.quick or spec[5] is not None]
     names = [n for n in parser_names if not args.only or n in args.only]
     rows, total_alone, total_stacked = {}, 0.0, 0.0
     for name in names:
-        cfgs = slice_configs(name, args.quick, str(device))
+        cfgs = slice_configs(args.scale, name, args.quick, str(device))
         time_alone(cfgs[:1], device)  # warm-up: data cache, first-call costs
         stacked, alone = [], []
         for _ in range(repeats):  # ABBA
@@ -143,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": platform.processor() or platform.machine(), "device": str(device),
-            "threads": args.threads, "quick": args.quick, "torch": torch.__version__,
+            "threads": args.threads, "quick": args.quick, "scale": args.scale, "torch": torch.__version__,
             "slices": rows, "speedup": speedup}, indent=1) + "\n")
     print(f"speedup {speedup:.2f}")
     return 0

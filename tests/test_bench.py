@@ -24,10 +24,12 @@ def _module(name: str):
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_stacking_slice_is_a_stack_of_its_size(quick):
     stacking = _module("stacking")
-    for name, spec in stacking.SLICES.items():
+    slices = [(scale, name, spec) for scale, named in stacking.SLICES.items() for name, spec in named.items()]
+    assert {scale for scale, _, _ in slices} == {"full", "cluster"}
+    for scale, name, spec in slices:
         if quick and spec[5] is None:
             continue
-        cfgs = stacking.slice_configs(name, quick, "cpu")
+        cfgs = stacking.slice_configs(scale, name, quick, "cpu")
         assert len(cfgs) == spec[3] and len({stack_key(c) for c in cfgs}) == 1, name
         assert cfgs[0].train.max_steps == (spec[5] if quick else spec[4])
         assert not any(c.probe.enabled for c in cfgs)  # sweep runs train unprobed

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,8 @@ import torch
 from conftest import TINY_DATA
 from gradatlas import loop, records, runner
 from gradatlas.data import make_dataset
-from gradatlas.models import make_model
+from gradatlas.config import to_container
+from gradatlas.models import make_model, stack_models
 from single_run_reference import train_single
 
 SEQ = ("data=adding", "data.length=5", "data.n_train=96", "data.n_test=32", "train.batch_size=16",
@@ -175,3 +179,50 @@ def test_stack_refuses_members_of_different_shape(make_run_config):
             make_run_config([*BASE, *CASES["mlp-relu"], "model.width=9"], "b")]
     with pytest.raises(ValueError, match="share every setting"):
         _stack(cfgs)
+
+
+@pytest.mark.parametrize("case", ["mlp-tanh-batchnorm-momentum", "lstm-clip-value"])
+def test_stacked_evaluation_equals_each_member_evaluated_alone(make_run_config, case):
+    # A stack of E evaluates batch / E examples per member and pass. With as many examples per
+    # member as alone, every value is bitwise the same; with batch / E, matmuls of fewer rows
+    # may round differently (here 3 rows against 12).
+    cfgs = [make_run_config([*BASE, *CASES[case], *variant], f"m{k}") for k, variant in enumerate(VARIANTS[:4])]
+    data, models = _models(cfgs)
+    stack = stack_models(models)
+    alone = [loop.evaluate_stack(stack_models([m]), data, data.x_test, data.y_test, batch=12)[0] for m in models]
+    assert len(data.x_test) > 12
+    assert loop.evaluate_stack(stack, data, data.x_test, data.y_test, batch=48) == alone
+    for got, want in zip(loop.evaluate_stack(stack, data, data.x_test, data.y_test, batch=12), alone):
+        assert got == pytest.approx(want, rel=1e-6)
+
+
+ALLOCATOR_CHECK = """
+import json, sys, torch
+from gradatlas import loop, runner
+from gradatlas.config import load_run_config
+tuned = runner.configure_allocator() if sys.argv[1] == "tuned" else False
+cfgs = [load_run_config(json.loads(c)) for c in sys.argv[2:]]
+models = []
+for cfg in cfgs:
+    runner.seed_everything(cfg.seed)
+    data = runner.make_dataset(cfg.data)
+    models.append(runner.make_model(data, cfg.model))
+results = loop.train_stack(models, data, cfgs, torch.device("cpu"))
+print(json.dumps(tuned))
+print(json.dumps([[r.step_rows, r.layer_rows, r.timestep_rows, r.final] for r in results]))
+"""
+
+
+def test_tuned_allocator_leaves_every_value_unchanged(make_run_config):
+    # In fresh processes: glibc's settings are per process and cannot be undone.
+    cfgs = [make_run_config([*BASE, *CASES["lstm-clip-value"], *variant], f"m{k}") for k, variant in enumerate(VARIANTS[:2])]
+    args = [json.dumps(to_container(cfg)) for cfg in cfgs]
+    outputs = {}
+    for mode in ("tuned", "default"):
+        done = subprocess.run([sys.executable, "-c", ALLOCATOR_CHECK, mode, *args], capture_output=True, text=True,
+                              check=True)
+        tuned, rows = done.stdout.splitlines()[-2:]
+        outputs[mode] = json.loads(tuned), rows  # rows as text: NaN equals NaN there
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert outputs["tuned"][0] is glibc and outputs["default"][0] is False
+    assert outputs["tuned"][1] == outputs["default"][1] and '"loss"' in outputs["tuned"][1]

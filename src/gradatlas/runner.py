@@ -9,6 +9,7 @@ is the same whichever way it was produced.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import platform
@@ -53,6 +54,33 @@ def configure_determinism(device: torch.device) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# glibc's malloc, tuned for training processes (mallopt parameters of <malloc.h>). By default
+# it returns freed memory at the heap's top to the system and serves blocks above a threshold
+# that adapts up to 32 MiB with fresh mmaps, so the tensors of every training step arrive as
+# new, zero-filled pages: a stack of 4 LSTMs of width 64 (length 50, batch 128) page-faulted
+# ~8,000 times per step. Keeping freed memory (no trimming, a fixed threshold at the 32 MiB
+# maximum, 256 MiB grown at a time) measured, one CPU thread, per step: that LSTM stack
+# 213 -> 189 ms, a stack of 4 tanh RNNs 70 -> 52 ms, runs alone unchanged within noise. The
+# values computed are unchanged: torch aligns every block itself (64 bytes).
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+# (mallopt takes a C int: at most 2**31 - 1.)
+MALLOC_SETTINGS = {M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 256 * 2**20, M_MMAP_THRESHOLD: 32 * 2**20}
+
+
+@lru_cache(maxsize=1)
+def configure_allocator() -> bool:
+    """Tune glibc's malloc for training (``MALLOC_SETTINGS``), once per process; return
+    whether it was tuned (False on a C library other than glibc, which is left as it is)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        return all(mallopt(param, value) == 1 for param, value in MALLOC_SETTINGS.items())
+    except (OSError, AttributeError):
+        return False
 
 
 def seed_everything(seed: int) -> None:
@@ -130,6 +158,7 @@ def run_stack(cfgs: list[RunConfig]) -> list[dict[str, Any]]:
 def _train_and_record(cfgs: list[RunConfig]) -> list[dict[str, Any]]:
     device = resolve_device(cfgs[0].device)
     configure_determinism(device)
+    configure_allocator()
     models, data = [], None
     for cfg in cfgs:
         # Seeded, then data and model built, exactly as for a run alone: member k starts
