@@ -67,18 +67,20 @@ def estimated_seconds(cfg: RunConfig) -> float:
 # A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
 # share of a run's cost that the stack pays once (Python dispatch, per-operation overhead),
 # the rest (arithmetic, memory traffic, per-member probes) it pays per member. Measured per
-# architecture by bench/stacking.py on the reference machine, one CPU thread, whole runs cut
-# to their first steps (bench/results/stacking.json, bench/README.md; measured on a 2-core VM
-# shared with other jobs, load ~8). At or below 0 a stack is no cheaper than its runs one by
-# one, and on a CPU such runs are not stacked. mlp: the median of three depth-study slices
-# (0.21, 0.41, 0.51); resmlp: its slice had half its members diverge at step 1-2, which a
-# stack keeps computing (frozen) while runs alone stop.
+# architecture by bench/stacking.py on the reference machine, idle, one CPU thread, on slices
+# of the full scale (width 64; whole runs cut to their first steps, final evaluation
+# included; bench/results/stacking.json, bench/README.md). mlp: the median of three
+# depth-study slices (0.58, 0.60, 0.63); lstm: length 50 (0.19; length 100: 0.05). At or
+# below 0 a stack is no cheaper than its runs one by one, and on a CPU such runs are not
+# stacked: resmlp's slice had 5 of 8 members diverge at step 1-2, which a stack keeps
+# computing (frozen) while runs alone stop. At width 128 (the cluster grid) the shares are
+# smaller: arithmetic grows, the per-operation overhead does not.
 STACK_SHARED = {
-    "mlp": 0.41,
-    "resmlp": -1.55,
-    "rnn": -0.11,
-    "gru": -0.26,
-    "lstm": -0.52,
+    "mlp": 0.60,
+    "resmlp": -0.25,
+    "rnn": 0.38,
+    "gru": 0.35,
+    "lstm": 0.19,
 }
 
 
