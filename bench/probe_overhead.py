@@ -27,6 +27,7 @@ unless a run fails.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -89,18 +90,26 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_train(cfg: RunConfig, data, device: torch.device) -> tuple[float, float, loop.TrainingResult]:
-    """Seed, build a fresh model and time one call of ``loop.train``.
+# Members of a stack (--stack E): the run with seeds seed, seed + 1, ..., as a study's seeds.
+STACK = 1
 
-    Returns wall seconds, CPU seconds of this process (all threads) and the result. On a
-    machine shared with other jobs CPU time is the steadier of the two: time spent waiting
-    for a core does not count.
+
+def timed_train(cfg: RunConfig, data, device: torch.device) -> tuple[float, float, loop.TrainingResult]:
+    """Seed, build a fresh model (``STACK`` of them, one per seed) and time one call of
+    ``loop.train_stack``.
+
+    Returns wall seconds, CPU seconds of this process (all threads) and the first member's
+    result. On a machine shared with other jobs CPU time is the steadier of the two: time
+    spent waiting for a core does not count.
     """
-    seed_everything(cfg.seed)
-    model = make_model(data, cfg.model)
+    cfgs = [dataclasses.replace(cfg, seed=cfg.seed + k) for k in range(STACK)]
+    models = []
+    for member in cfgs:
+        seed_everything(member.seed)
+        models.append(make_model(data, member.model))
     sync(device)
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = loop.train(model, data, cfg, device)
+    result = loop.train_stack(models, data, cfgs, device)[0]
     sync(device)
     return time.perf_counter() - start, time.process_time() - cpu_start, result
 
@@ -292,10 +301,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--breakdown", action="store_true",
                         help="one extra probed run per configuration timing the Prober's methods")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
+    parser.add_argument("--stack", type=int, default=1,
+                        help="train stacks of this many runs (seeds seed..seed+E-1) instead of one run")
     parser.add_argument("--label", default="", help="free text stored in the JSON (e.g. before/after a change)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.stack < 1:
+        parser.error("--stack must be >= 1")
+    global STACK
+    STACK = args.stack
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     configure_allocator()  # as every training process of the workflow (gradatlas.runner)
@@ -319,6 +334,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     report = {
         "benchmark": "probe_overhead",
         "label": args.label,
+        "stack": args.stack,
         "gradatlas": str(Path(gradatlas.__file__).resolve().parent),
         "goal_ratio": GOAL_RATIO,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
