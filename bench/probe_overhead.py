@@ -1,10 +1,11 @@
 """Benchmark: wall-time overhead of the default probe schedule against probing off.
 
-For each configuration the same training run (same data, same seed, a fresh model each
+For each configuration the same training run (same data, same seeds, fresh models each
 time) is timed with ``probe=default`` (dense_until=1, log_until=64, every=100) and with
 ``probe=off``, in one process. Repetitions are interleaved in ABBA order (off, on, on, off,
 off, on, ...) so that slow drift of the machine (thermal, other load) falls on both sides
-equally. Each repetition times ``gradatlas.loop.train``, which does no file I/O.
+equally. Each repetition times ``gradatlas.loop.train_stack`` (a stack of one, or with
+``--stack E`` of E runs with seeds seed..seed+E-1), which does no file I/O.
 
 The project's goal is an overhead of at most 5%: median(on) / median(off) <= 1.05.
 
@@ -19,6 +20,7 @@ Usage (from the repository root):
     python bench/probe_overhead.py --quick --repeats 2  # a fast sanity check
     python bench/probe_overhead.py --device cpu --threads 1   # on a shared machine
     python bench/probe_overhead.py --device cuda --out bench/results/probe_overhead_cuda.json
+    python bench/probe_overhead.py --stack 4 --cases mlp20_relu_he_mnist1d   # stacks of 4 seeds
 
 This is a benchmark, not a test: it asserts nothing about the ratios and always exits 0
 unless a run fails.
@@ -90,19 +92,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# Members of a stack (--stack E): the run with seeds seed, seed + 1, ..., as a study's seeds.
-STACK = 1
-
-
-def timed_train(cfg: RunConfig, data, device: torch.device) -> tuple[float, float, loop.TrainingResult]:
-    """Seed, build a fresh model (``STACK`` of them, one per seed) and time one call of
-    ``loop.train_stack``.
+def timed_train(cfg: RunConfig, data, device: torch.device, stack: int = 1) -> tuple[float, float, loop.TrainingResult]:
+    """Seed, build a fresh model (``stack`` of them: the run with seeds seed, seed + 1, ...,
+    as a study's seeds) and time one call of ``loop.train_stack``.
 
     Returns wall seconds, CPU seconds of this process (all threads) and the first member's
     result. On a machine shared with other jobs CPU time is the steadier of the two: time
     spent waiting for a core does not count.
     """
-    cfgs = [dataclasses.replace(cfg, seed=cfg.seed + k) for k in range(STACK)]
+    cfgs = [dataclasses.replace(cfg, seed=cfg.seed + k) for k in range(stack)]
     models = []
     for member in cfgs:
         seed_everything(member.seed)
@@ -158,7 +156,7 @@ def same_training(a: loop.TrainingResult, b: loop.TrainingResult) -> bool:
 
 
 def dense_estimate(base: list[str], data, device: torch.device, steps: int, repeats: int,
-                   name: str) -> dict[str, Any]:
+                   name: str, stack: int = 1) -> dict[str, Any]:
     """Cost of one probe step from runs that probe every step, against the same runs unprobed.
 
     A whole run probes only a few steps, so its on/off difference is small against the
@@ -173,7 +171,7 @@ def dense_estimate(base: list[str], data, device: torch.device, steps: int, repe
     cpu: dict[str, list[float]] = {"off": [], "dense": []}
     for rep in range(repeats):
         for mode in (("off", "dense") if rep % 2 == 0 else ("dense", "off")):
-            seconds, cpu_seconds, _ = timed_train(cfgs[mode], data, device)
+            seconds, cpu_seconds, _ = timed_train(cfgs[mode], data, device, stack)
             times[mode].append(seconds)
             cpu[mode].append(cpu_seconds)
         print(f"  {name:<24} dense rep {rep + 1}/{repeats}: off {times['off'][-1]:.3f} s, "
@@ -194,7 +192,7 @@ def dense_estimate(base: list[str], data, device: torch.device, steps: int, repe
 
 
 def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, warmup_steps: int,
-               breakdown: bool, dense_steps: int) -> dict[str, Any]:
+               breakdown: bool, dense_steps: int, stack: int = 1) -> dict[str, Any]:
     base = [*overrides, f"device={device_name}", "out=bench/results/unused"]
     cfgs = {"off": compose([*base, "probe=off"]), "on": compose([*base, "probe=default"])}
     device = resolve_device(cfgs["on"].device)
@@ -206,7 +204,7 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
     for mode in MODES:
         warm = compose([*base, f"probe={'off' if mode == 'off' else 'default'}",
                         f"train.max_steps={min(warmup_steps, n_steps)}"])
-        timed_train(warm, data, device)
+        timed_train(warm, data, device, stack)
 
     times: dict[str, list[float]] = {m: [] for m in MODES}
     cpu: dict[str, list[float]] = {m: [] for m in MODES}
@@ -214,7 +212,7 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
     for rep in range(repeats):
         order = MODES if rep % 2 == 0 else MODES[::-1]  # ABBA: off on | on off | off on ...
         for mode in order:
-            seconds, cpu_seconds, result = timed_train(cfgs[mode], data, device)
+            seconds, cpu_seconds, result = timed_train(cfgs[mode], data, device, stack)
             times[mode].append(seconds)
             cpu[mode].append(cpu_seconds)
             results[mode] = result
@@ -247,14 +245,14 @@ def bench_case(name: str, overrides: list[str], device_name: str, repeats: int, 
         "probing_leaves_training_unchanged": same_training(results["off"], results["on"]),
     }
     if dense_steps > 0:
-        dense = dense_estimate(base, data, device, min(dense_steps, n_steps), repeats, name)
+        dense = dense_estimate(base, data, device, min(dense_steps, n_steps), repeats, name, stack)
         # The default schedule's overhead predicted from the measured cost of one probe step.
         dense["predicted_ratio"] = 1 + len(schedule) * dense["probe_step_ms"] / 1000 / med["off"]
         dense["predicted_cpu_ratio"] = 1 + len(schedule) * dense["probe_step_cpu_ms"] / 1000 / med_cpu["off"]
         entry["dense"] = dense
     if breakdown:
         with PhaseTimer(device) as timer:
-            seconds, _, _ = timed_train(cfgs["on"], data, device)
+            seconds, _, _ = timed_train(cfgs["on"], data, device, stack)
         entry["breakdown"] = {
             "run_s": seconds,
             "prober_s": dict(timer.seconds),
@@ -309,8 +307,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--repeats must be >= 1")
     if args.stack < 1:
         parser.error("--stack must be >= 1")
-    global STACK
-    STACK = args.stack
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     configure_allocator()  # as every training process of the workflow (gradatlas.runner)
@@ -327,7 +323,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         full, quick = CASES[name]
         overrides = [*full, *quick] if args.quick else full
         cases[name] = bench_case(name, overrides, args.device, args.repeats, args.warmup_steps, args.breakdown,
-                                 args.dense_steps)
+                                 args.dense_steps, args.stack)
 
     print()
     print_table(cases)
@@ -341,7 +337,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "argv": sys.argv[1:] if argv is None else argv,
         "quick": args.quick,
         "repeats": args.repeats,
-        "order": "ABBA interleaved (off,on | on,off | ...), fresh model with the same seed each run",
+        "order": "ABBA interleaved (off,on | on,off | ...), fresh models with the same seeds each run",
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else (platform.processor() or platform.machine()),

@@ -1,9 +1,10 @@
 """Benchmark: per-model throughput of stacked runs against the same runs one by one.
 
-A slice of the cluster-scale depth study (its learning-rate sweep: MLPs of width 128 that share
-a depth and an activation and differ in initializer and learning rate) and of the memory
-study (recurrent nets of width 128 on the adding problem, differing in seed) is trained twice
-in one process: as stacks (``loop.train_stack``) and run by run (``loop.train``, a stack of
+Slices of a scale's depth study (its learning-rate sweep: MLPs that share a depth and an
+activation and differ in initializer and learning rate), residual study (its sweep) and
+memory study (recurrent nets on the adding problem, differing in seed), from the full scale
+(width 64, the scale a 2-core machine runs; ``--scale cluster``: the width-128 grid), are
+trained twice in one process: as stacks (``loop.train_stack``) and run by run (``loop.train``, a stack of
 one). Repetitions alternate ABBA (stacked, alone, alone, stacked, ...), so that drift of a
 shared machine falls on both sides. Runs are cut to ``max_steps`` steps and train unprobed
 (``probe=off``, as sweep runs do); the final evaluation of each run is included.
@@ -40,9 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "conf" / "studies"
 
 # scale -> slice name -> (study, which runs: sweep or own, factor values the slice keeps,
-# stack size, max_steps full, max_steps quick; None: not in --quick). Stack sizes are what
-# the planner forms there: 8 sweep runs of one shape (conf/workflow.yaml's cpu limit), the
-# memory study's 4 seeds per cell.
+# stack size, max_steps full, max_steps quick; None: not in --quick). Stack sizes are those of
+# the CPU limit (conf/workflow.yaml: 8 sweep runs of one shape) and the memory study's 4 seeds
+# per cell; residual MLPs are measured stacked although the CPU planner keeps them alone.
 SLICES = {
     # The scale this 2-core machine runs (width 64, depths 2-30): what the CPU goal is about.
     "full": {

@@ -8,8 +8,10 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from gradatlas.config import stack_key
+from gradatlas.data import make_dataset
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -41,3 +43,16 @@ def test_every_probe_overhead_case_composes():
         for extra in ([], quick):
             cfg = probe_overhead.compose([*overrides, *extra])
             assert cfg.train.max_steps is None or cfg.train.max_steps > 0, name
+
+
+def test_probe_overhead_times_a_stack_of_seeds(tmp_path):
+    probe_overhead = _module("probe_overhead")
+    overrides, quick = probe_overhead.CASES["mlp20_relu_he_mnist1d"]
+    cfg = probe_overhead.compose([*overrides, *quick, "model.depth=2", "model.width=8", "train.max_steps=3",
+                                  "data.n_train=256", "data.n_test=64", "device=cpu", f"out={tmp_path}/run"])
+    data = make_dataset(cfg.data)
+    seconds, cpu_seconds, first = probe_overhead.timed_train(cfg, data, torch.device("cpu"), stack=2)
+    _, _, alone = probe_overhead.timed_train(cfg, data, torch.device("cpu"))
+    assert seconds > 0 and cpu_seconds > 0 and len(first.step_rows) == 3
+    # Member 0 of the stack is the run alone (seed cfg.seed), up to batched rounding.
+    assert [r["loss"] for r in first.step_rows] == pytest.approx([r["loss"] for r in alone.step_rows], rel=1e-5)

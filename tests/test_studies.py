@@ -145,17 +145,26 @@ def test_cell_names_are_plain_tokens_and_values_that_are_not_are_hashed(tmp_path
 # --------------------------------------------------------------------------- stacks
 
 
-def _shaped_study(shapes: list[tuple[str, str]], cost: float = 10.0) -> Study:
+def _shaped_study(shapes: list[tuple], cost: float = 10.0) -> Study:
+    """A study of runs with these (stack key, model[, size factor]) shapes (factor 1: width 64)."""
     runs = tuple(PlannedRun("s", f"c-{i}", 0, (("c", i),), ()) for i in range(len(shapes)))
-    return Study("s", Path("s.yaml"), "", (), ("c",), runs, (cost,) * len(shapes), shapes=tuple(shapes))
+    shapes = tuple((*shape, 1.0)[:3] for shape in shapes)
+    return Study("s", Path("s.yaml"), "", (), ("c",), runs, (cost,) * len(shapes), shapes=shapes)
 
 
 def test_stacks_hold_runs_of_one_shape_up_to_the_limit():
-    shapes = [("a", "mlp"), ("b", "mlp"), ("a", "mlp"), ("a", "mlp"), ("b", "mlp"), ("a", "mlp"), ("r", "lstm")]
+    shapes = [("a", "mlp"), ("b", "mlp"), ("a", "mlp"), ("a", "mlp"), ("b", "mlp"), ("a", "mlp"),
+              ("r", "resmlp"), ("r", "resmlp"), ("l", "lstm"), ("l", "lstm")]
     stacks = plan_stacks(_shaped_study(shapes), stack_size=3)
-    assert stacks == [(0, 2, 3), (5,), (1, 4), (6,)]  # lstm: stacking measured no cheaper on a CPU
-    assert plan_stacks(_shaped_study(shapes), stack_size=3, gpu=True)[-1] == (6,)
-    assert plan_stacks(_shaped_study(shapes), stack_size=1) == [(i,) for i in (0, 2, 3, 5, 1, 4, 6)]
+    # resmlp: stacking measured no cheaper on a CPU (costs.STACK_SHARED <= 0); lstm: cheaper.
+    assert stacks == [(0, 2, 3), (5,), (1, 4), (6,), (7,), (8, 9)]
+    assert plan_stacks(_shaped_study(shapes), stack_size=3, gpu=True)[-2:] == [(6, 7), (8, 9)]
+    assert plan_stacks(_shaped_study(shapes), stack_size=1) == [(i,) for i in (0, 2, 3, 5, 1, 4, 6, 7, 8, 9)]
+    # Width 128 (size factor 4): the lstm's predicted gain is too small on a CPU (measured
+    # 0.94x on the cluster grid), the mlp's is not.
+    wide = [(key, model, 4.0) for key, model in shapes]
+    assert plan_stacks(_shaped_study(wide), stack_size=3)[-2:] == [(8,), (9,)]
+    assert plan_stacks(_shaped_study(wide), stack_size=3)[0] == (0, 2, 3)
 
 
 def test_jobs_hold_whole_stacks_and_regroup_into_them():
@@ -224,3 +233,15 @@ def test_grid_overview_shows_the_range_of_seeds_per_cell():
     runs = pd.DataFrame({"study": ["a"] * 5 + ["b"] * 2, "cell": ["x", "x", "y", "y", "y", "z", "w"],
                          "seed": [0, 1, 0, 1, 2, 0, 0], "status": "ok"})
     assert list(grid_overview(runs, ["a", "b", "c"])["seeds"]) == ["2--3", 1, 0]
+
+
+def test_stack_shared_share_falls_with_the_size_of_the_matrices():
+    assert costs.stack_shared("lstm") == costs.STACK_SHARED["lstm"]
+    shares = [costs.stack_shared("mlp", f) for f in (1.0, 2.0, 4.0, 16.0)]
+    assert shares == sorted(shares, reverse=True) and 0 < shares[-1] < shares[0]
+    assert costs.stack_shared("mlp", 4.0) == pytest.approx(0.6 / (0.6 + 0.4 * 4))
+    assert costs.stack_shared("resmlp", 4.0) == costs.STACK_SHARED["resmlp"] <= 0  # never stacked on a CPU
+    # A stack of one costs a run; a stack of E less than E runs where the share is positive.
+    assert costs.stack_seconds(10.0, 1, "gru") == pytest.approx(10.0)
+    assert 10.0 < costs.stack_seconds(10.0, 4, "gru") < 40.0
+    assert costs.stack_seconds(10.0, 4, "resmlp") == pytest.approx(40.0)

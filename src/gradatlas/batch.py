@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from gradatlas import records
-from gradatlas.config import ConfigError, fingerprint, stack_key
-from gradatlas.costs import estimated_seconds, limit_stack_size, stack_seconds
+from gradatlas.config import ConfigError, RunConfig, fingerprint, stack_key
+from gradatlas.costs import estimated_seconds, limit_stack_size, size_factor, stack_seconds
 from gradatlas.gpus import claim_gpu, use_gpu
 from gradatlas.runner import run_stack
 from gradatlas.studies import StudyError, compose_run, load_study
@@ -57,14 +57,16 @@ def group_stacks(cfgs: list, stack_size: int, gpu: bool = False) -> list[list[in
         groups.setdefault(stack_key(cfg), []).append(i)
     stacks = []
     for members in groups.values():
-        size = limit_stack_size(cfgs[members[0]].model.name, stack_size, gpu)
+        first = cfgs[members[0]]
+        size = limit_stack_size(first.model.name, stack_size, gpu, size_factor(first))
         stacks.extend(members[j : j + size] for j in range(0, len(members), size))
     return stacks
 
 
-def stack_estimate(run_seconds: float, size: int, model: str) -> float:
-    """Estimated seconds of a stack (``costs.stack_seconds``; a run alone for one)."""
-    return run_seconds if size == 1 else stack_seconds(run_seconds, size, model)
+def stack_estimate(run_seconds: float, size: int, cfg: RunConfig) -> float:
+    """Estimated seconds of a stack of ``size`` runs like ``cfg`` (``costs.stack_seconds``;
+    a run alone for one)."""
+    return run_seconds if size == 1 else stack_seconds(run_seconds, size, cfg.model.name, size_factor(cfg))
 
 
 def run_batch(study_file: str, scale: str, indices: list[int], results: str, device: str = "auto",
@@ -140,8 +142,8 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
         done += len(members)
         if train:
             trained_seconds += time.perf_counter() - started
-            trained_estimate += stack_estimate(estimates[train[0]], len(train), cfgs[train[0]].model.name)
-        left = time_left([stack_estimate(estimates[s[0]], len(s), cfgs[s[0]].model.name) for s in stacks[number:]],
+            trained_estimate += stack_estimate(estimates[train[0]], len(train), cfgs[train[0]])
+        left = time_left([stack_estimate(estimates[s[0]], len(s), cfgs[s[0]]) for s in stacks[number:]],
                          trained_estimate, trained_seconds)
         counts = Counter(entries[i]["status"] for i in train)
         for i in train:

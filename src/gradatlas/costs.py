@@ -37,6 +37,11 @@ OVERHEAD_BOUND_MACS = 64 * 64 * 128
 EVAL_FRACTION = 1 / 3       # a forward pass on one example, relative to a training step's share
 
 
+def size_factor(cfg: RunConfig) -> float:
+    """How many times its arithmetic a unit of this size costs past the overhead bound (>= 1)."""
+    return max(1.0, cfg.model.width * cfg.model.width * cfg.train.batch_size / OVERHEAD_BOUND_MACS)
+
+
 def units(cfg: RunConfig) -> float:
     """Sequential pieces of one training step, scaled by their size past the overhead bound."""
     model = cfg.model
@@ -44,8 +49,7 @@ def units(cfg: RunConfig) -> float:
     pieces = cfg.data.length * model.depth if model.name in RECURRENT_MODELS else model.depth + 1
     if model.norm != "none":
         pieces *= 1.5
-    macs = model.width * model.width * cfg.train.batch_size
-    return pieces * max(1.0, macs / OVERHEAD_BOUND_MACS)
+    return pieces * size_factor(cfg)
 
 
 def eval_passes(cfg: RunConfig) -> float:
@@ -73,8 +77,7 @@ def estimated_seconds(cfg: RunConfig) -> float:
 # depth-study slices (0.58, 0.60, 0.63); lstm: length 50 (0.19; length 100: 0.05). At or
 # below 0 a stack is no cheaper than its runs one by one, and on a CPU such runs are not
 # stacked: resmlp's slice had 5 of 8 members diverge at step 1-2, which a stack keeps
-# computing (frozen) while runs alone stop. At width 128 (the cluster grid) the shares are
-# smaller: arithmetic grows, the per-operation overhead does not.
+# computing (frozen) while runs alone stop.
 STACK_SHARED = {
     "mlp": 0.60,
     "resmlp": -0.25,
@@ -82,17 +85,31 @@ STACK_SHARED = {
     "gru": 0.35,
     "lstm": 0.19,
 }
+# Larger matrices (``size_factor`` f > 1) add arithmetic, which a stack pays per member, and
+# not per-operation overhead: the shared share becomes s / (s + (1 - s) f). At width 128 (f
+# = 4) that predicts mlp 0.27, rnn 0.13, lstm 0.05, against 0.30, 0.23 and -0.09 measured
+# on the cluster grid (bench/results/stacking_cluster_quick.json). Below MIN_STACK_SHARED a
+# stack is not planned on a CPU: the gain is within what two jobs on two cores take away.
+MIN_STACK_SHARED = 0.1
 
 
-def stack_seconds(run_seconds: float, size: int, model: str) -> float:
-    """Estimated seconds of a stack of ``size`` runs of ``model`` that cost ``run_seconds``
-    each alone (on the reference CPU)."""
-    shared = max(STACK_SHARED[model], 0.0)
+def stack_shared(model: str, factor: float = 1.0) -> float:
+    """The share of a run's cost that a stack of ``model`` runs of size ``factor``
+    (``size_factor``) pays once, on the reference CPU."""
+    shared = STACK_SHARED[model]
+    return shared if shared <= 0 else shared / (shared + (1.0 - shared) * factor)
+
+
+def stack_seconds(run_seconds: float, size: int, model: str, factor: float = 1.0) -> float:
+    """Estimated seconds of a stack of ``size`` runs of ``model`` (of size ``factor``) that
+    cost ``run_seconds`` each alone (on the reference CPU)."""
+    shared = max(stack_shared(model, factor), 0.0)
     return run_seconds * (shared + (1.0 - shared) * size)
 
 
-def limit_stack_size(model: str, limit: int, gpu: bool = False) -> int:
-    """The stack size to plan for ``model`` under the device's ``limit``: on a CPU, 1 where
-    stacking was measured no cheaper (``STACK_SHARED`` <= 0). On a GPU the limit (stacking
-    there is unmeasured: no GPU was lent to the session that wrote this)."""
-    return limit if gpu or STACK_SHARED[model] > 0 else 1
+def limit_stack_size(model: str, limit: int, gpu: bool = False, factor: float = 1.0) -> int:
+    """The stack size to plan for ``model`` (of size ``factor``) under the device's ``limit``:
+    on a CPU, 1 where stacking was measured or is predicted to save too little
+    (``stack_shared`` < ``MIN_STACK_SHARED``). On a GPU the limit (stacking there is
+    unmeasured: no GPU was lent to the sessions so far)."""
+    return limit if gpu or stack_shared(model, factor) >= MIN_STACK_SHARED else 1

@@ -60,13 +60,14 @@ def configure_determinism(device: torch.device) -> None:
 # it returns freed memory at the heap's top to the system and serves blocks above a threshold
 # that adapts up to 32 MiB with fresh mmaps, so the tensors of every training step arrive as
 # new, zero-filled pages: a stack of 4 LSTMs of width 64 (length 50, batch 128) page-faulted
-# ~8,000 times per step. Keeping freed memory (no trimming, a fixed threshold at the 32 MiB
+# ~8,000 times per step. Keeping freed memory (trimming off, a fixed threshold at the 32 MiB
 # maximum, 256 MiB grown at a time) measured, one CPU thread, per step: that LSTM stack
 # 213 -> 189 ms, a stack of 4 tanh RNNs 70 -> 52 ms, runs alone unchanged within noise. The
-# values computed are unchanged: torch aligns every block itself (64 bytes).
+# values computed are unchanged: torch aligns every block itself (64 bytes). The cost: a
+# process keeps the memory of its largest step until it ends (training jobs are short-lived).
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-# (mallopt takes a C int: at most 2**31 - 1.)
-MALLOC_SETTINGS = {M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 256 * 2**20, M_MMAP_THRESHOLD: 32 * 2**20}
+# mallopt(3): a trim threshold of -1 disables trimming; values are C ints.
+MALLOC_SETTINGS = {M_TRIM_THRESHOLD: -1, M_TOP_PAD: 256 * 2**20, M_MMAP_THRESHOLD: 32 * 2**20}
 
 
 @lru_cache(maxsize=1)
@@ -78,7 +79,8 @@ def configure_allocator() -> bool:
     try:
         mallopt = ctypes.CDLL(None).mallopt
         mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-        return all(mallopt(param, value) == 1 for param, value in MALLOC_SETTINGS.items())
+        applied = [mallopt(param, value) == 1 for param, value in MALLOC_SETTINGS.items()]  # every one
+        return all(applied)
     except (OSError, AttributeError):
         return False
 

@@ -39,7 +39,7 @@ from omegaconf import OmegaConf
 
 from gradatlas import records
 from gradatlas.config import FACTORS, GROUP_FACTORS, ConfigError, RunConfig, load_run_config, stack_key, to_container
-from gradatlas.costs import estimated_seconds, limit_stack_size, stack_seconds
+from gradatlas.costs import estimated_seconds, limit_stack_size, size_factor, stack_seconds
 
 SCALES = ("smoke", "quick", "full", "cluster")
 STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales", "tune"}
@@ -146,8 +146,8 @@ class Study:
     sweep_costs: tuple[float, ...] = ()
     # Per run (and sweep run), when validated: (config.stack_key, model name). Runs of one
     # key can train as one stack (loop.train_stack).
-    shapes: tuple[tuple[str, str], ...] = ()
-    sweep_shapes: tuple[tuple[str, str], ...] = ()
+    shapes: tuple[tuple[str, str, float], ...] = ()
+    sweep_shapes: tuple[tuple[str, str, float], ...] = ()
 
 
 def _format_value(value: Any) -> str:
@@ -165,7 +165,7 @@ def _conf_dir() -> Path:
 
 
 @lru_cache(maxsize=256)
-def _composed_defaults(groups: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def _composed_defaults(groups: tuple[tuple[str, str, float], ...]) -> dict[str, Any]:
     """``conf/train.yaml`` with these group choices, as plain containers (interpolations kept).
 
     Hydra composes each combination of groups once per process; the factors are then set on
@@ -285,7 +285,7 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
             costs.append(cost)
             if cell_cfg is not None:
-                shapes.append((stack_key(cell_cfg), cell_cfg.model.name))
+                shapes.append((stack_key(cell_cfg), cell_cfg.model.name, size_factor(cell_cfg)))
         for trial in tune.trials() if tune else ():
             # Sweep runs are unprobed: only their validation metric is read.
             settings = tuple({**fixed, "probe": "off"}.items())
@@ -295,7 +295,7 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
                 sweep.append(PlannedRun(name, cell, seed, factors, settings, trial=trial))
                 sweep_costs.append(estimated_seconds(cfg) if validate else None)
                 if cfg is not None:
-                    sweep_shapes.append((stack_key(cfg), cfg.model.name))
+                    sweep_shapes.append((stack_key(cfg), cfg.model.name, size_factor(cfg)))
     claims = raw.get("claims", [])
     return Study(name, path, str(raw.get("description", "")), tuple(claims), tuple(grid), tuple(runs),
                  tuple(costs) if validate else (), tune, tuple(sweep), tuple(sweep_costs) if validate else (),
@@ -463,7 +463,8 @@ def plan_stacks(study: Study, stack_size: int = 1, sweep: bool = False,
         groups.setdefault(shapes[index][0], []).append(index)
     stacks = []
     for members in groups.values():
-        size = limit_stack_size(shapes[members[0]][1], stack_size, gpu)
+        _, model, factor = shapes[members[0]]
+        size = limit_stack_size(model, stack_size, gpu, factor)
         stacks.extend(tuple(members[i : i + size]) for i in range(0, len(members), size))
     return stacks
 
@@ -504,8 +505,8 @@ def _stack_cost(study: Study, stack: tuple[int, ...], sweep: bool) -> float:
     costs = study.sweep_costs if sweep else study.costs
     if len(stack) == 1:
         return costs[stack[0]]
-    model = (study.sweep_shapes if sweep else study.shapes)[stack[0]][1]
-    return stack_seconds(costs[stack[0]], len(stack), model)
+    _, model, factor = (study.sweep_shapes if sweep else study.shapes)[stack[0]]
+    return stack_seconds(costs[stack[0]], len(stack), model, factor)
 
 
 def batch_cost(study: Study, indices: tuple[int, ...], sweep: bool = False, stack_size: int = 1,
