@@ -154,14 +154,14 @@ def _shaped_study(shapes: list[tuple], cost: float = 10.0) -> Study:
 
 def test_stacks_hold_runs_of_one_shape_up_to_the_limit():
     shapes = [("a", "mlp"), ("b", "mlp"), ("a", "mlp"), ("a", "mlp"), ("b", "mlp"), ("a", "mlp"),
-              ("r", "resmlp"), ("r", "resmlp"), ("l", "lstm"), ("l", "lstm")]
+              ("r", "resmlp"), ("r", "resmlp"), ("l", "gru"), ("l", "gru")]
     stacks = plan_stacks(_shaped_study(shapes), stack_size=3)
-    # resmlp: stacking measured no cheaper on a CPU (costs.STACK_SHARED <= 0); lstm: cheaper.
+    # resmlp: stacking measured no cheaper on a CPU (costs.STACK_SHARED <= 0); gru: cheaper.
     assert stacks == [(0, 2, 3), (5,), (1, 4), (6,), (7,), (8, 9)]
     assert plan_stacks(_shaped_study(shapes), stack_size=3, gpu=True)[-2:] == [(6, 7), (8, 9)]
     assert plan_stacks(_shaped_study(shapes), stack_size=1) == [(i,) for i in (0, 2, 3, 5, 1, 4, 6, 7, 8, 9)]
-    # Width 128 (size factor 4): the lstm's predicted gain is too small on a CPU (measured
-    # 0.94x on the cluster grid), the mlp's is not.
+    # Width 128 (size factor 4): the gru's predicted gain is too small on a CPU, the mlp's
+    # is not.
     wide = [(key, model, 4.0) for key, model in shapes]
     assert plan_stacks(_shaped_study(wide), stack_size=3)[-2:] == [(8,), (9,)]
     assert plan_stacks(_shaped_study(wide), stack_size=3)[0] == (0, 2, 3)
@@ -236,7 +236,7 @@ def test_grid_overview_shows_the_range_of_seeds_per_cell():
 
 
 def test_stack_shared_share_falls_with_the_size_of_the_matrices():
-    assert costs.stack_shared("lstm") == costs.STACK_SHARED["lstm"]
+    assert costs.stack_shared("gru") == costs.STACK_SHARED["gru"]
     shares = [costs.stack_shared("mlp", f) for f in (1.0, 2.0, 4.0, 16.0)]
     assert shares == sorted(shares, reverse=True) and 0 < shares[-1] < shares[0]
     assert costs.stack_shared("mlp", 4.0) == pytest.approx(0.6 / (0.6 + 0.4 * 4))

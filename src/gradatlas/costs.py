@@ -70,24 +70,27 @@ def estimated_seconds(cfg: RunConfig) -> float:
 
 # A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
 # share of a run's cost that the stack pays once (Python dispatch, per-operation overhead),
-# the rest (arithmetic, memory traffic, per-member probes) it pays per member. Measured per
-# architecture by bench/stacking.py on the reference machine, idle, one CPU thread, on slices
-# of the full scale (width 64; whole runs cut to their first steps, final evaluation
-# included; bench/results/stacking.json, bench/README.md). mlp: the median of three
-# depth-study slices (0.58, 0.60, 0.63); lstm: length 50 (0.19; length 100: 0.05). At or
-# below 0 a stack is no cheaper than its runs one by one, and on a CPU such runs are not
-# stacked: resmlp's slice had 5 of 8 members diverge at step 1-2, which a stack keeps
-# computing (frozen) while runs alone stop.
+# the rest (arithmetic, memory traffic, per-member probes) it pays per member, on the
+# reference machine, one thread per job, at width 64 (bench/README.md). mlp and resmlp:
+# bench/stacking.py, idle, one process, slices of the full scale (mlp: the median of three
+# depth-study slices, 0.58, 0.60, 0.63; resmlp: 5 of its 8 members diverge at step 1-2, which
+# a stack keeps computing, frozen, while runs alone stop). rnn, gru, lstm: the full scale's
+# memory study trained by the workflow, two jobs on two cores, stacks of 4 seeds against the
+# same runs alone in the archived full scale (run wall times summed per model: rnn 248.6 s
+# alone / 204.7 s stacked, gru 726.8 / 600.1, lstm 775.2 / 863.5); alone in one idle process
+# the benchmark measured more (rnn 0.38, gru 0.35, lstm 0.19): two jobs share the memory
+# bandwidth that a stack's larger tensors need. At or below 0 a stack is no cheaper than its
+# runs one by one, and on a CPU such runs are not stacked.
 STACK_SHARED = {
     "mlp": 0.60,
     "resmlp": -0.25,
-    "rnn": 0.38,
-    "gru": 0.35,
-    "lstm": 0.19,
+    "rnn": 0.23,
+    "gru": 0.23,
+    "lstm": -0.15,
 }
 # Larger matrices (``size_factor`` f > 1) add arithmetic, which a stack pays per member, and
 # not per-operation overhead: the shared share becomes s / (s + (1 - s) f). At width 128 (f
-# = 4) that predicts mlp 0.27, rnn 0.13, lstm 0.05, against 0.30, 0.23 and -0.09 measured
+# = 4) that predicts mlp 0.27 and rnn 0.07, against 0.30 and 0.23 measured by the benchmark
 # on the cluster grid (bench/results/stacking_cluster_quick.json). Below MIN_STACK_SHARED a
 # stack is not planned on a CPU: the gain is within what two jobs on two cores take away.
 MIN_STACK_SHARED = 0.1
