@@ -144,8 +144,9 @@ class Study:
     tune: Tune | None = None
     sweep: tuple[PlannedRun, ...] = ()
     sweep_costs: tuple[float, ...] = ()
-    # Per run (and sweep run), when validated: (config.stack_key, model name). Runs of one
-    # key can train as one stack (loop.train_stack).
+    # Per run (and sweep run), when validated: (config.stack_key, model name, costs.size_factor).
+    # Runs of one key can train as one stack (loop.train_stack); model and size decide whether
+    # they do on a CPU (costs.limit_stack_size).
     shapes: tuple[tuple[str, str, float], ...] = ()
     sweep_shapes: tuple[tuple[str, str, float], ...] = ()
 
