@@ -1,4 +1,4 @@
-"""Fit the coefficients of ``gradatlas.costs`` to measured run times.
+"""Fit the coefficients of ``gradatlas.workflow.costs`` to measured run times.
 
     python bench/cost_model.py RUNS_ROOT [--out bench/results/cost_model.json]
 
@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from gradatlas import costs, records
-from gradatlas.config import load_run_config, total_steps
+from gradatlas.run import records
+from gradatlas.run.config import load_run_config, total_steps
+from gradatlas.workflow import costs
 
 MODELS = tuple(costs.PER_UNIT)
 

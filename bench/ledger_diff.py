@@ -5,7 +5,7 @@ CPUs, or with ``ATEN_CPU_CAPABILITY`` / ``MKL_CBWR`` set): which verdicts differ
 
 Prints one line per claim (verdict, deciding value with interval, stability, in each build)
 and last ``differ: <n> of <claims> verdicts (<m> of them stable in both)``, where stable
-means stability >= 0.9 (``gradatlas.claims``). Exit status 0 (a report, not a test).
+means stability >= 0.9 (``gradatlas.analysis.claims``). Exit status 0 (a report, not a test).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ For each configuration the same training run (same data, same seeds, fresh model
 time) is timed with ``probe=default`` (dense_until=1, log_until=64, every=100) and with
 ``probe=off``, in one process. Repetitions are interleaved in ABBA order (off, on, on, off,
 off, on, ...) so that slow drift of the machine (thermal, other load) falls on both sides
-equally. Each repetition times ``gradatlas.loop.train_stack`` (a stack of one, or with
+equally. Each repetition times ``gradatlas.run.loop.train_stack`` (a stack of one, or with
 ``--stack E`` of E runs with seeds seed..seed+E-1), which does no file I/O.
 
 The project's goal is an overhead of at most 5%: median(on) / median(off) <= 1.05.
@@ -44,11 +44,11 @@ from typing import Any, Callable, Optional
 import torch
 
 import gradatlas
-from gradatlas import loop, probes
-from gradatlas.config import RunConfig, load_run_config
-from gradatlas.data import make_dataset
-from gradatlas.models import make_model
-from gradatlas.runner import configure_allocator, resolve_device, seed_everything
+from gradatlas.run import loop, probes
+from gradatlas.run.config import RunConfig, load_run_config
+from gradatlas.run.data import make_dataset
+from gradatlas.run.models import make_model
+from gradatlas.run.runner import configure_allocator, resolve_device, seed_everything
 
 GOAL_RATIO = 1.05
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def compose(overrides: list[str]) -> RunConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from gradatlas.train import CONF_DIR
+    from gradatlas.run.train import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return load_run_config(hydra_compose(config_name="train", overrides=overrides))
@@ -309,7 +309,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--stack must be >= 1")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    configure_allocator()  # as every training process of the workflow (gradatlas.runner)
+    configure_allocator()  # as every training process of the workflow (gradatlas.run.runner)
 
     out = args.out.resolve()  # relative to where the command was started
     # The data cache (conf/data/*.yaml: cache_dir) is relative to the working directory.

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from gradatlas import loop
-from gradatlas.config import stack_key
-from gradatlas.data import make_dataset
-from gradatlas.models import make_model
-from gradatlas.runner import configure_allocator, resolve_device, seed_everything
-from gradatlas.studies import compose_run, load_study
+from gradatlas.run import loop
+from gradatlas.run.config import stack_key
+from gradatlas.run.data import make_dataset
+from gradatlas.run.models import make_model
+from gradatlas.run.runner import configure_allocator, resolve_device, seed_everything
+from gradatlas.workflow.studies import compose_run, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "conf" / "studies"
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    configure_allocator()  # as every training process of the workflow (gradatlas.runner)
+    configure_allocator()  # as every training process of the workflow (gradatlas.run.runner)
     device = resolve_device(args.device)
     repeats = args.repeats or 1
     slices = SLICES[args.scale]

@@ -17,5 +17,5 @@ rule aggregate:
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.aggregate --manifests {input.manifests:q} --runs {output.runs:q}"
+        "python -m gradatlas.workflow.aggregate --manifests {input.manifests:q} --runs {output.runs:q}"
         " --layers {output.layers:q} --timesteps {output.timesteps:q} --steps {output.steps:q} > {log:q} 2>&1"

@@ -1,9 +1,9 @@
-# The archive of a scale (gradatlas.archive): results/<scale>/archive in the repository.
+# The archive of a scale (gradatlas.workflow.archive): results/<scale>/archive in the repository.
 #
 # From an archive (FROM_ARCHIVE, common.smk): the summary tables are restored from it, hashes
 # checked, and the ledger, figures and paper are rebuilt from them by the usual rules; nothing
 # trains. `regenerated` then checks that the rebuilt tables equal the archived ones, and
-# `verify` retrains a seeded sample of the archived runs and compares (gradatlas.verify).
+# `verify` retrains a seeded sample of the archived runs and compares (gradatlas.workflow.verify).
 # After training (retrain=true or no archive yet): `archive` packs the scale's products.
 
 if FROM_ARCHIVE:
@@ -25,7 +25,7 @@ if FROM_ARCHIVE:
         conda:
             "../environment.yml"
         shell:
-            "python -m gradatlas.archive restore --archive {params.archive:q} --file {params.file:q} --out {output:q}"
+            "python -m gradatlas.workflow.archive restore --archive {params.archive:q} --file {params.file:q} --out {output:q}"
 
     rule regenerated:
         input:
@@ -41,7 +41,7 @@ if FROM_ARCHIVE:
         conda:
             "../environment.yml"
         shell:
-            "python -m gradatlas.archive compare --archive {params.archive:q} --root {params.root:q}"
+            "python -m gradatlas.workflow.archive compare --archive {params.archive:q} --root {params.root:q}"
             " --out {output:q} > {log:q} 2>&1"
 
     rule verify:
@@ -61,7 +61,7 @@ if FROM_ARCHIVE:
         conda:
             "../environment.yml"
         shell:
-            "python -m gradatlas.verify run --archive {params.archive:q} --scale {params.scale:q}"
+            "python -m gradatlas.workflow.verify run --archive {params.archive:q} --scale {params.scale:q}"
             " --sample {params.sample:q} --seed {params.seed:q} --work {params.work:q} --report {output:q}"
             " --into-archive > {log:q} 2>&1"
 
@@ -89,5 +89,5 @@ else:
         conda:
             "../environment.yml"
         shell:
-            "python -m gradatlas.archive pack --root {params.root:q} --archive {params.archive:q}"
+            "python -m gradatlas.workflow.archive pack --root {params.root:q} --archive {params.archive:q}"
             " --plan {params.plan:q} --receipt {output:q} > {log:q} 2>&1"

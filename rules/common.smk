@@ -1,6 +1,6 @@
 # Grid expansion and helpers. Studies are parsed and validated here, at parse time: a bad
 # study file stops the workflow before any job runs, with the file and key named. The plans
-# are cached (gradatlas.plan_cache), so that a parse whose studies and code did not change is fast.
+# are cached (gradatlas.workflow.plan_cache), so that a parse whose studies and code did not change is fast.
 
 import math
 import sys
@@ -9,22 +9,25 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gradatlas import records, verified
-from gradatlas.archive import MANIFEST, archive_dir
-from gradatlas.plan import stack_limit, uses_gpu
-from gradatlas.plan_cache import study_plans
+from gradatlas.core import layout
+from gradatlas.core.layout import MANIFEST, archive_dir
+from gradatlas.workflow import verified
+from gradatlas.workflow.plan import stack_limit, uses_gpu
+from gradatlas.workflow.plan_cache import study_plans
 
 validate(config, "../conf/workflow.schema.yaml")
 
 SCALE = config["scale"]
 # `--config gpus=N`: `gpu` becomes a resource of N (unless --resources sets it), each training
-# job needs one and claims its own (gradatlas.gpus), so N jobs train at once, one per GPU.
+# job needs one and claims its own (gradatlas.workflow.gpus), so N jobs train at once, one per GPU.
 GPUS = config["gpus"]
 if GPUS and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", GPUS)
 RESULTS = config["results"]
+# Every path of the scale comes from gradatlas.core.layout, the one definition of the results layout.
+PATHS = layout.ScalePaths(RESULTS, SCALE)
 STUDY_DIR = Path("conf/studies")
-# A scale archived in the repository (results/<scale>/archive, gradatlas.archive) is rebuilt
+# A scale archived in the repository (results/<scale>/archive, gradatlas.workflow.archive) is rebuilt
 # from its archived summary: nothing trains, unless `--config retrain=true`.
 ARCHIVE = archive_dir(SCALE)
 RETRAIN = str(config["retrain"]).lower() == "true"
@@ -35,7 +38,7 @@ def _study_files():
     files = sorted(STUDY_DIR.glob("*.yaml"))
     for f in files:  # every name, selected or not: ALL_STUDIES reaches the ledger's command line
         try:
-            records.study_name(f)
+            layout.study_name(f)
         except ValueError as err:
             raise WorkflowError(f"invalid study: {err}") from None
     wanted = config["studies"]
@@ -48,11 +51,11 @@ def _study_files():
     return files
 
 
-# Each study's runs packed into jobs of about this many estimated seconds (gradatlas.costs):
+# Each study's runs packed into jobs of about this many estimated seconds (gradatlas.workflow.costs):
 # long enough that starting Python and torch is a small share, short enough to balance.
-# Planning validates every run; gradatlas.plan_cache caches the plans keyed on what they depend on.
+# Planning validates every run; gradatlas.workflow.plan_cache caches the plans keyed on what they depend on.
 BATCH_SECONDS = config["batch_seconds"][SCALE]
-# Runs of one shape train as one network (a stack, gradatlas.loop.train_stack), at most
+# Runs of one shape train as one network (a stack, gradatlas.run.loop.train_stack), at most
 # stack_size[cpu|cuda] of them: the GPU limit when the jobs train on GPUs.
 STACK_GPU = uses_gpu(config)
 STACK_SIZE = stack_limit(config, STACK_GPU)
@@ -60,8 +63,8 @@ try:
     PLANS = {} if FROM_ARCHIVE else study_plans(
         _study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"), stack_size=STACK_SIZE, gpu=STACK_GPU)
 except Exception as err:
-    # gradatlas.studies imports torch: only when a study is planned afresh, not on a cache hit.
-    from gradatlas.studies import StudyError
+    # gradatlas.workflow.studies imports torch: only when a study is planned afresh, not on a cache hit.
+    from gradatlas.workflow.studies import StudyError
 
     if isinstance(err, StudyError):
         raise WorkflowError(f"invalid study: {err}") from None
@@ -95,7 +98,7 @@ def batch_estimate(wildcards):
 
 
 def batch_options(wildcards):
-    """Options of ``gradatlas.batch`` beyond the plan: the stack size, the sweep flag, or a
+    """Options of ``gradatlas.workflow.batch`` beyond the plan: the stack size, the sweep flag, or a
     tuned study's settings chosen per cell (each list item is one shell word)."""
     stacking = ["--stack-size", str(STACK_SIZE)] + (["--stack-gpu"] if STACK_GPU else [])
     if _is_sweep(wildcards):
@@ -112,7 +115,7 @@ def tuning_inputs(wildcards):
 
 def tuning_file(wildcards):
     """Where a tuned study's settings chosen per cell are written."""
-    return f"{RESULTS}/{SCALE}/tuning/{wildcards.study}.json"
+    return str(PATHS.tuning(wildcards.study))
 
 
 def sweep_manifests(wildcards):
@@ -143,7 +146,7 @@ def study_file(wildcards):
 
 
 def _manifests(part, studies):
-    return [f"{RESULTS}/{SCALE}/batches/{name}/{part}-{index}.json"
+    return [str(PATHS.batch_manifest(name, part, index))
             for name in studies for index in range(len(PLANS[name].jobs(sweep=part == "sweep")[0]))]
 
 
@@ -152,7 +155,7 @@ def batch_manifests(wildcards=None):
     return _manifests("batch", PLANS)
 
 
-SUMMARIES = records.SUMMARY_TABLES
+SUMMARIES = layout.SUMMARY_TABLES
 
 
 def summaries():
@@ -162,12 +165,12 @@ def summaries():
 
 def summary(name):
     """Path of a summary table of the selected scale."""
-    return f"{RESULTS}/{SCALE}/summary/{name}.parquet"
+    return str(PATHS.summary(name))
 
 
 def scale_path(name):
     """A product of the selected scale: ``<results>/<scale>/<name>``."""
-    return f"{RESULTS}/{SCALE}/{name}"
+    return str(PATHS.root / name) if name else str(PATHS.root)
 
 
 def scale_root(wildcards, input):
@@ -176,7 +179,7 @@ def scale_root(wildcards, input):
 
 
 ALL_STUDIES = sorted(f.stem for f in STUDY_DIR.glob("*.yaml"))
-# One caption per figure of gradatlas.figures.FIGURES (tests check the two agree); read from
+# One caption per figure of gradatlas.analysis.figures.FIGURES (tests check the two agree); read from
 # the captions so that parsing the workflow need not import matplotlib and seaborn.
 FIGURE_NAMES = sorted(p.stem for p in Path("report/figures").glob("*.rst"))
 PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
@@ -184,8 +187,8 @@ PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Pat
 
 # A record damaged or deleted since its batch ran is retrained by a plain rerun: its batch's
 # manifest is withdrawn here (and the summary with it), before Snakemake reads the outputs'
-# state (gradatlas.records.withdraw_stale; completeness is gradatlas.records.is_complete).
-# gradatlas.verified skips the batches found complete whose files did not change since.
+# state (gradatlas.workflow.manifests.withdraw_stale; completeness is gradatlas.run.records.is_complete).
+# gradatlas.workflow.verified skips the batches found complete whose files did not change since.
 if not FROM_ARCHIVE:
     _ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
     for _withdrawn in verified.withdraw_stale(_ALL_MANIFESTS, summaries()):
@@ -199,8 +202,8 @@ def final_targets():
 
 
 def plan_total():
-    """The plan's total line (gradatlas.plan) for the selected studies at this run's cores."""
-    from gradatlas.plan import summarize, total_line
+    """The plan's total line (gradatlas.workflow.plan) for the selected studies at this run's cores."""
+    from gradatlas.workflow.plan import summarize, total_line
 
     # None on a cluster (--jobs without --cores): the estimate is then for one core.
     cores = workflow._cores or 1
@@ -213,14 +216,14 @@ def plan_line(wildcards):
 
 
 def verification_report():
-    """The archive's last verification (gradatlas.verify), which the paper reports; none
+    """The archive's last verification (gradatlas.workflow.verify), which the paper reports; none
     when training afresh, whose runs no verification has seen."""
     found = ARCHIVE / "verify.json"  # not `report`: a Snakemake keyword
     return [str(found)] if FROM_ARCHIVE and found.is_file() else []
 
 
 def verification_option(wildcards, input):
-    """``--report FILE`` for ``gradatlas.verify tex`` where there is a report (one shell word each)."""
+    """``--report FILE`` for ``gradatlas.workflow.verify tex`` where there is a report (one shell word each)."""
     return ["--report", input.report[0]] if input.report else []
 
 

@@ -55,7 +55,7 @@ rule figures:
         "python -m gradatlas.analysis figures --root {params.root:q} > {log:q} 2>&1"
 
 
-# The reproducibility appendix quotes the archive's last verification (gradatlas.verify).
+# The reproducibility appendix quotes the archive's last verification (gradatlas.workflow.verify).
 rule verification:
     input:
         report=verification_report(),
@@ -66,7 +66,7 @@ rule verification:
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.verify tex {params.report:q} --out {output:q}"
+        "python -m gradatlas.workflow.verify tex {params.report:q} --out {output:q}"
 
 
 rule paper:

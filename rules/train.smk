@@ -1,6 +1,6 @@
-# One job trains one batch of a study's runs in one process (gradatlas.batch): each run
+# One job trains one batch of a study's runs in one process (gradatlas.workflow.batch): each run
 # still gets its own atomic record, and runs whose record is complete are reused. The
-# batches (which runs, how long) are planned in common.smk from gradatlas.costs. A batch whose
+# batches (which runs, how long) are planned in common.smk from gradatlas.workflow.costs. A batch whose
 # manifest lists a damaged record runs again (common.smk: withdraw_stale_manifests). Every
 # value reaching the shell is quoted (:q), so results roots with spaces work.
 #
@@ -15,9 +15,9 @@ rule train:
         study=study_file,
         tuning=tuning_inputs,
     output:
-        f"{RESULTS}/{SCALE}/batches/{{study}}/{{part}}-{{batch}}.json",
+        str(PATHS.batch_manifest("{study}", "{part}", "{batch}")),
     log:
-        f"{RESULTS}/{SCALE}/logs/train/{{study}}/{{part}}-{{batch}}.log",
+        str(PATHS.train_log("{study}", "{part}", "{batch}")),
     wildcard_constraints:
         study="[A-Za-z0-9_]+",
         part="batch|sweep",
@@ -37,7 +37,7 @@ rule train:
         runtime=train_runtime,
         gpu=train_gpus,
     shell:
-        "python -m gradatlas.batch {input.study:q} --scale {params.scale:q} --runs {params.runs:q}"
+        "python -m gradatlas.workflow.batch {input.study:q} --scale {params.scale:q} --runs {params.runs:q}"
         " --device {params.device:q} --gpus {params.gpus:q} --threads {threads} {params.options:q}"
         " --manifest {output:q} > {log:q} 2>&1"
 
@@ -50,9 +50,9 @@ rule tune:
     input:
         sweep_manifests,
     output:
-        f"{RESULTS}/{SCALE}/tuning/{{study}}.json",
+        str(PATHS.tuning("{study}")),
     log:
-        f"{RESULTS}/{SCALE}/logs/tuning/{{study}}.log",
+        str(PATHS.log("tuning/{study}")),
     wildcard_constraints:
         study="[A-Za-z0-9_]+",
     # Seconds of work that unblock a tuned study's batches: before any training job waiting
@@ -61,4 +61,4 @@ rule tune:
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.tuning --manifests {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m gradatlas.workflow.tuning --manifests {input:q} --out {output:q} > {log:q} 2>&1"

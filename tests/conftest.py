@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import pytest
 import torch
 
-from gradatlas.config import RunConfig, load_run_config
-from gradatlas.data import Dataset
+from gradatlas.run.config import RunConfig, load_run_config
+from gradatlas.run.data import Dataset
 
 # The suite's models are tiny: one intra-op thread is fastest, and on a busy machine two
 # OpenMP threads turn a 16x8 matmul from microseconds into milliseconds (threads waiting at
@@ -43,7 +43,7 @@ def compose(overrides: Sequence[str] = ()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from gradatlas.train import CONF_DIR
+    from gradatlas.run.train import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose("train", overrides=list(overrides))

@@ -1,4 +1,4 @@
-"""Main's single-run training loop (gradatlas.loop.train at commit 3b869c9, before stacks),
+"""Main's single-run training loop (gradatlas.run.loop.train at commit 3b869c9, before stacks),
 kept verbatim as the reference the stacked loop is tested against: it trains the per-run
 module through its own ``forward`` with ``torch.nn.utils`` norms and the optimizer of one run."""
 
@@ -10,12 +10,13 @@ import time
 import torch
 from torch import nn
 
-from gradatlas.config import RECURRENT_MODELS, RunConfig, total_steps
-from gradatlas.data import Dataset
-from gradatlas.loop import TrainingResult, clip_gradients, evaluate, probe_set, task_loss
-from gradatlas.models import Trace
-from gradatlas.optim import OPTIMIZERS
-from gradatlas.probes import Prober, probe_set_trace
+from gradatlas.core.names import RECURRENT_MODELS
+from gradatlas.run.config import RunConfig, total_steps
+from gradatlas.run.data import Dataset
+from gradatlas.run.loop import TrainingResult, clip_gradients, evaluate, probe_set, task_loss
+from gradatlas.run.models import Trace
+from gradatlas.run.optim import OPTIMIZERS
+from gradatlas.run.probes import Prober, probe_set_trace
 
 
 def train_single(model: nn.Module, data: Dataset, cfg: RunConfig, device: torch.device) -> TrainingResult:

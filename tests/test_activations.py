@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradatlas import activations
-from gradatlas.activations import ACTIVATIONS, make_activation
+from gradatlas.run import activations
+from gradatlas.run.activations import ACTIVATIONS, make_activation
 
 
 def _grid(n: int = 4001, low: float = -4.0, high: float = 4.0) -> torch.Tensor:
@@ -58,9 +58,9 @@ def test_default_slopes():
 
 @pytest.mark.parametrize("name", ["leaky_relu", "prelu"])
 def test_model_config_slope_reaches_every_layer(name):
-    from gradatlas.config import ModelConfig
-    from gradatlas.data import Dataset
-    from gradatlas.models import make_model
+    from gradatlas.run.config import ModelConfig
+    from gradatlas.run.data import Dataset
+    from gradatlas.run.models import make_model
 
     x = torch.randn(4, 3)
     data = Dataset(x, torch.zeros(4, dtype=torch.long), x, torch.zeros(4, dtype=torch.long),

@@ -1,5 +1,5 @@
 """The archive of a scale: packed with a manifest, checked, rebuilt without training, and
-verified by retraining a sample (gradatlas.archive, gradatlas.verify, rules/archive.smk)."""
+verified by retraining a sample (gradatlas.workflow.archive, gradatlas.workflow.verify, rules/archive.smk)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from gradatlas import archive, verify
 from workflow_helpers import REPO, make_workdir, snakemake
+
+from gradatlas.workflow import archive, verify
 
 
 def _copy_scale(smoke: Path, dest: Path, scale: str = "smoke") -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradatlas.config import stack_key
-from gradatlas.data import make_dataset
+from gradatlas.run.config import stack_key
+from gradatlas.run.data import make_dataset
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

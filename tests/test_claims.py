@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gradatlas import claims, intervals, records
-from gradatlas.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS
+from gradatlas.analysis import claims, intervals
+from gradatlas.analysis.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS
+from gradatlas.core import layout
 
 DEFAULTS = {"model": "mlp", "depth": 10.0, "width": 16.0, "activation": "relu", "slope": np.nan,
             "init": "default", "gain": 1.0, "init_std": 0.01, "bias": np.nan, "norm": "none",
@@ -459,7 +460,7 @@ def test_evaluate_claims_on_empty_tables_has_no_data():
 
 
 def test_evaluate_claims_on_the_smoke_summary(smoke):
-    runs, layers, timesteps = records.read_summary(records.ScalePaths(smoke / "results", "smoke"))
+    runs, layers, timesteps = layout.read_summary(layout.ScalePaths(smoke / "results", "smoke"))
     frame = claims.evaluate_claims(runs, layers, timesteps)
     assert len(frame) == 15 and list(frame["claim"]) == list(range(1, 16))
     assert frame["verdict"].isin(VERDICTS).all()

@@ -1,4 +1,4 @@
-"""The command line, ``python -m gradatlas.train key=value ...``, run as a subprocess.
+"""The command line, ``python -m gradatlas.run.train key=value ...``, run as a subprocess.
 
 Each invocation takes a few seconds (Python, Hydra and torch start-up), so all of them run
 once per module, two at a time, in their own empty working directories; the tests then
@@ -20,11 +20,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import SUBPROCESS_ENV, TINY_DATA, run_config
-from gradatlas import config, records, runner
-from gradatlas.data import make_dataset
-from gradatlas.models import make_model
+
+from gradatlas.core import layout
+from gradatlas.run import config, records, runner
+from gradatlas.run.data import make_dataset
+from gradatlas.run.models import make_model
 
 OUT = "out/run"  # relative to each invocation's working directory
 
@@ -78,7 +79,7 @@ def _invoke(overrides: list[str], cwd: Path, prepare=None) -> Invocation:
     if prepare is not None:
         prepare(cwd)
     env = {**os.environ, **SUBPROCESS_ENV}
-    done = subprocess.run([sys.executable, "-m", "gradatlas.train", *overrides, f"out={OUT}"], cwd=cwd, env=env,
+    done = subprocess.run([sys.executable, "-m", "gradatlas.run.train", *overrides, f"out={OUT}"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     return Invocation(overrides, cwd, done.returncode, done.stdout, done.stderr)
 
@@ -119,7 +120,7 @@ def test_config_errors_exit_with_usage_status(bad_runs):
     for case, run in bad_runs.items():
         assert run.returncode == 2, (case, run.stderr)
         if case not in HYDRA_ERRORS:
-            assert run.stderr.strip().startswith("gradatlas.train: error:"), run.stderr
+            assert run.stderr.strip().startswith("gradatlas.run.train: error:"), run.stderr
 
 
 # --------------------------------------------------------------------------- good runs
@@ -134,13 +135,13 @@ def test_mlp_run_writes_the_record(good_runs):
     assert run.stdout.rstrip().endswith(f"on cpu -> {OUT}")
     assert sorted(p.name for p in run.cwd.iterdir()) == ["out"]
     assert sorted(p.name for p in run.out.iterdir()) == sorted(
-        [records.CONFIG_FILE, records.INFO_FILE, records.STEPS_FILE, records.LAYERS_FILE])
+        [layout.CONFIG_FILE, layout.INFO_FILE, layout.STEPS_FILE, layout.LAYERS_FILE])
     assert sorted(p.name for p in run.out.parent.iterdir()) == ["run"]  # no leftover temporaries
 
 
 def test_mlp_config_yaml_is_the_resolved_config(good_runs):
     run = good_runs["mlp"]
-    written = yaml.safe_load((run.out / records.CONFIG_FILE).read_text())
+    written = yaml.safe_load((run.out / layout.CONFIG_FILE).read_text())
     expected = config.to_container(run_config([*MLP_RUN, f"out={OUT}"]))
     assert written == expected
     assert written["model"]["depth"] == 3 and written["model"]["width"] == 16
@@ -171,7 +172,7 @@ def test_mlp_run_json(good_runs):
 
 
 def test_mlp_steps_parquet(good_runs):
-    steps = pd.read_parquet(good_runs["mlp"].out / records.STEPS_FILE)
+    steps = pd.read_parquet(good_runs["mlp"].out / layout.STEPS_FILE)
     assert list(steps.columns[:6]) == ["step", "epoch", "loss", "grad_norm", "clipped", "lr"]
     assert {"test_loss", "test_metric"} <= set(steps.columns)
     assert steps.step.tolist() == [0, 1, 2, 3, 4]
@@ -181,7 +182,7 @@ def test_mlp_steps_parquet(good_runs):
 
 def test_mlp_layers_parquet(good_runs):
     run = good_runs["mlp"]
-    layers = pd.read_parquet(run.out / records.LAYERS_FILE)
+    layers = pd.read_parquet(run.out / layout.LAYERS_FILE)
     assert list(layers.columns) == ["step", "layer", "name", "quantity", "value"]
     assert 0 in set(layers.step)
     assert set(layers.step) == {0, 1, 2, 4}
@@ -207,7 +208,7 @@ def test_recurrent_run_writes_timesteps(good_runs, name):
     assert run.returncode == 0, run.stderr
     record = records.read_run_record(run.out)
     assert record.info["status"] == "ok" and record.info["metric"] == "mse"
-    ts = pd.read_parquet(run.out / records.TIMESTEPS_FILE)
+    ts = pd.read_parquet(run.out / layout.TIMESTEPS_FILE)
     assert list(ts.columns) == ["step", "t", "quantity", "value"]
     probed = set(record.layers.step)
     assert set(ts.step) == probed and 0 in probed
@@ -321,7 +322,7 @@ def test_two_runs_with_one_out_keep_one_result(tmp_path):
     cwd = tmp_path / "race"
     cwd.mkdir()
     env = {**os.environ, **SUBPROCESS_ENV}
-    procs = [subprocess.Popen([sys.executable, "-m", "gradatlas.train", *MLP_RUN, f"model.depth={depth}", f"out={OUT}"],
+    procs = [subprocess.Popen([sys.executable, "-m", "gradatlas.run.train", *MLP_RUN, f"model.depth={depth}", f"out={OUT}"],
                               cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for depth in (2, 4)]
     results = [(proc.wait(timeout=300), proc.stderr.read()) for proc in procs]

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import compose, run_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from conftest import compose, run_config
-from gradatlas import activations, config, inits, runner
-from gradatlas.config import ConfigError, RunConfig, load_run_config
-from gradatlas.train import CONF_DIR
+from gradatlas.core import names
+from gradatlas.core.layout import CONF_DIR
+from gradatlas.run import activations, config, inits, runner
+from gradatlas.run.config import ConfigError, RunConfig, load_run_config
 
 GROUPS = ("model", "data", "optim", "probe")
 
@@ -68,7 +69,7 @@ def test_dataclass_defaults_agree_with_yaml_defaults():
 @pytest.mark.parametrize("path", _group_files("model"), ids=lambda p: p.stem)
 def test_every_model_group_composes(path):
     name = path.stem
-    data = "adding" if name in config.RECURRENT_MODELS else "mnist1d"
+    data = "adding" if name in names.RECURRENT_MODELS else "mnist1d"
     cfg = run_config([f"model={name}", f"data={data}"])
     expected = _yaml(path)
     assert cfg.model.name == name == expected["name"]
@@ -78,7 +79,7 @@ def test_every_model_group_composes(path):
 @pytest.mark.parametrize("path", _group_files("data"), ids=lambda p: p.stem)
 def test_every_data_group_composes(path):
     name = path.stem
-    model = "lstm" if name in config.SEQUENCE_DATA else "mlp"
+    model = "lstm" if name in names.SEQUENCE_DATA else "mlp"
     cfg = run_config([f"data={name}", f"model={model}"])
     assert cfg.data.name == name
     assert cfg.data.length == _yaml(path)["length"]
@@ -114,12 +115,12 @@ def _known(values) -> list[str]:
 BAD = {
     "activation": (["model.activation=softsign"], ["model.activation", "softsign", *_known(activations.ACTIVATIONS)]),
     "init": (["model.init=glorot"], ["model.init", "glorot", *_known(inits.INITIALIZERS)]),
-    "model": (["model.name=transformer"], ["model.name", "transformer", *config.MODEL_NAMES]),
-    "data": (["data.name=cifar"], ["data.name", "cifar", *config.DATA_NAMES]),
-    "norm": (["model.norm=group"], ["model.norm", "group", *config.NORMS]),
-    "optimizer": (["optim.name=rmsprop"], ["optim.name", "rmsprop", *config.OPTIMIZERS]),
-    "clip": (["train.clip=global"], ["train.clip", "global", *config.CLIPS]),
-    "device": (["device=tpu"], ["device", "tpu", *config.DEVICES]),
+    "model": (["model.name=transformer"], ["model.name", "transformer", *names.MODEL_NAMES]),
+    "data": (["data.name=cifar"], ["data.name", "cifar", *names.DATA_NAMES]),
+    "norm": (["model.norm=group"], ["model.norm", "group", *names.NORMS]),
+    "optimizer": (["optim.name=rmsprop"], ["optim.name", "rmsprop", *names.OPTIMIZERS]),
+    "clip": (["train.clip=global"], ["train.clip", "global", *names.CLIPS]),
+    "device": (["device=tpu"], ["device", "tpu", *names.DEVICES]),
     "depth0": (["model.depth=0"], ["model.depth", ">= 1", "0"]),
     "depth-neg": (["model.depth=-3"], ["model.depth", "-3"]),
     "width0": (["model.width=0"], ["model.width", ">= 1", "0"]),
@@ -184,7 +185,7 @@ def test_override_of_nonexistent_key_fails_at_compose(override):
         compose([override])
 
 
-@pytest.mark.parametrize(("group", "listed"), [("model", config.MODEL_NAMES), ("data", config.DATA_NAMES)])
+@pytest.mark.parametrize(("group", "listed"), [("model", names.MODEL_NAMES), ("data", names.DATA_NAMES)])
 def test_unknown_group_option_fails_at_compose_listing_options(group, listed):
     with pytest.raises(ConfigCompositionException) as err:
         compose([f"{group}=nonesuch"])
@@ -196,7 +197,7 @@ def test_unknown_group_option_fails_at_compose_listing_options(group, listed):
 
 def test_factor_mapping_points_at_real_keys():
     container = OmegaConf.structured(RunConfig())
-    for name, key in config.FACTORS.items():
+    for name, key in names.FACTORS.items():
         assert OmegaConf.select(container, key, throw_on_missing=True, default="<absent>") != "<absent>", name
 
 

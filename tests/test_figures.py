@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from gradatlas import figures, records, theory
-from gradatlas.figures import FIGURES, NoData
-
+from gradatlas.analysis import figures, theory
+from gradatlas.analysis.figures import FIGURES, NoData
+from gradatlas.core import layout
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -682,9 +682,9 @@ def test_save_figure_writes_pdf_with_truetype_fonts(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_tables(smoke):
-    paths = records.ScalePaths(smoke / "results", "smoke")
-    runs, layers, timesteps = records.read_summary(paths)
-    steps = records.read_steps(paths)
+    paths = layout.ScalePaths(smoke / "results", "smoke")
+    runs, layers, timesteps = layout.read_summary(paths)
+    steps = layout.read_steps(paths)
     return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory.theory_table(runs, layers, timesteps)}
 

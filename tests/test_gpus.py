@@ -10,13 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from gradatlas.gpus import claim_gpu
 from workflow_helpers import make_workdir, snakemake
+
+from gradatlas.workflow.gpus import claim_gpu
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from gradatlas.gpus import claim_gpu
+    from gradatlas.workflow.gpus import claim_gpu
     slot = claim_gpu(int(sys.argv[1]), sys.argv[2], poll_s=0.05)
     print(slot.index, flush=True)
     sys.stdin.read()  # hold the claim until the test closes stdin
@@ -59,7 +59,7 @@ def test_one_workflow_spreads_training_jobs_over_the_gpus(tmp_path, monkeypatch)
     studies = ["selu", "init_scale", "clipping_mlp", "normalization"]
     targets = [f"results/smoke/batches/{name}/batch-0.json" for name in studies]
     env_locks = tmp_path / "locks"
-    monkeypatch.setenv("GRADATLAS_GPU_LOCKS", str(env_locks))  # read by the jobs (gradatlas.gpus)
+    monkeypatch.setenv("GRADATLAS_GPU_LOCKS", str(env_locks))  # read by the jobs (gradatlas.workflow.gpus)
     snakemake(workdir, *targets, "--cores", "3", "--config", "scale=smoke", "gpus=2", "device=cpu")
     jobs = [json.loads((workdir / target).read_text())["gpu"] for target in targets]
     for job in jobs:

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-
 from conftest import fake_dataset
-from gradatlas import inits
-from gradatlas.config import ModelConfig
-from gradatlas.inits import INITIALIZERS, initialize, weight_std
-from gradatlas.models import make_model
+
+from gradatlas.run import inits
+from gradatlas.run.config import ModelConfig
+from gradatlas.run.inits import INITIALIZERS, initialize, weight_std
+from gradatlas.run.models import make_model
 
 FAN_OUT, FAN_IN = 512, 256
 GAINS = (0.5, 1.0, 2.0)

@@ -1,4 +1,4 @@
-"""gradatlas.optim against torch.optim: the same parameters after every step."""
+"""gradatlas.run.optim against torch.optim: the same parameters after every step."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gradatlas import optim
-from gradatlas.config import OptimConfig
+from gradatlas.run import optim
+from gradatlas.run.config import OptimConfig
 
 
 def _net() -> nn.Module:

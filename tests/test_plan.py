@@ -1,4 +1,4 @@
-"""The cost plan of a scale (gradatlas.plan): the schedule replay and the command."""
+"""The cost plan of a scale (gradatlas.workflow.plan): the schedule replay and the command."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gradatlas.plan import ANALYSIS_SECONDS, Job, simulate_wall
+from gradatlas.workflow.plan import ANALYSIS_SECONDS, Job, simulate_wall
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_no_jobs_take_no_time():
 
 
 def test_the_command_ends_with_the_total_line():
-    proc = subprocess.run([sys.executable, "-m", "gradatlas.plan", "--scale", "smoke", "--cores", "2"],
+    proc = subprocess.run([sys.executable, "-m", "gradatlas.workflow.plan", "--scale", "smoke", "--cores", "2"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
@@ -49,6 +49,6 @@ def test_the_command_ends_with_the_total_line():
 
 
 def test_bad_cores_are_refused():
-    proc = subprocess.run([sys.executable, "-m", "gradatlas.plan", "--scale", "smoke", "--cores", "0"],
+    proc = subprocess.run([sys.executable, "-m", "gradatlas.workflow.plan", "--scale", "smoke", "--cores", "0"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--cores" in proc.stderr

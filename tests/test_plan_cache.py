@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from gradatlas import plan_cache as plans
-from gradatlas.batch import time_left
-from gradatlas.studies import StudyError, batch_cost, load_study, plan_batches
 from workflow_helpers import REPO, make_workdir, snakemake
+
+from gradatlas.workflow import plan_cache as plans
+from gradatlas.workflow.batch import time_left
+from gradatlas.workflow.studies import StudyError, batch_cost, load_study, plan_batches
 
 CONF = REPO / "conf"
 
@@ -79,7 +79,7 @@ def test_cache_hit_imports_neither_torch_nor_hydra(tmp_path):
     probe = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from gradatlas.plan_cache import study_plans
+        from gradatlas.workflow.plan_cache import study_plans
         study_plans([Path({str(study_file)!r})], "smoke", 1e-3, Path({str(CONF)!r}), Path({str(tmp_path / "cache")!r}))
         print(sorted(m for m in ("torch", "hydra", "pandas") if m in sys.modules))
     """)

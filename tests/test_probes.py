@@ -16,14 +16,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import fake_dataset
-from gradatlas.config import ModelConfig, ProbeConfig
-from gradatlas.loop import task_loss
-from gradatlas.models import Trace, make_model
-from gradatlas.activations import ACTIVATIONS, make_activation
-from gradatlas.probes import (DEAD_SLOPE_SHARE, Prober, gate_statistics, largest_slope, probe_schedule,
-                              probe_set_trace)
+
+from gradatlas.run.activations import ACTIVATIONS, make_activation
+from gradatlas.run.config import ModelConfig, ProbeConfig
+from gradatlas.run.loop import task_loss
+from gradatlas.run.models import Trace, make_model
+from gradatlas.run.probes import (
+    DEAD_SLOPE_SHARE,
+    Prober,
+    gate_statistics,
+    largest_slope,
+    probe_schedule,
+    probe_set_trace,
+)
 
 B, IN, OUT = 6, 4, 3
 
@@ -32,7 +38,7 @@ def _sig(z):
     return 1.0 / (1.0 + torch.exp(-z))
 
 
-# Hand-written activations (float64 references, independent of gradatlas.activations).
+# Hand-written activations (float64 references, independent of gradatlas.run.activations).
 REF_ACT = {
     "linear": lambda z: z,
     "sigmoid": _sig,
@@ -320,8 +326,8 @@ def test_probe_set_forward_leaves_batch_norm_statistics_alone():
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_update_ratio_of_a_tiny_update_is_exact_in_float64(optimizer):
     """lr 1e-12: the update rounds away in float32 (W_new == W_old), the float64 ratio does not."""
-    from gradatlas.config import OptimConfig
-    from gradatlas.optim import OPTIMIZERS
+    from gradatlas.run.config import OptimConfig
+    from gradatlas.run.optim import OPTIMIZERS
 
     lr = 1e-12
     model, data = _mlp("tanh", width=8, n=16)

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import yaml
 
-from gradatlas import claim_index
-from gradatlas.claims import CLAIMS
+from gradatlas.analysis import claim_index
+from gradatlas.analysis.claims import CLAIMS
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
 
 def test_claim_index_is_up_to_date():
-    assert claim_index.main([str(README), "--check"]) == 0, "run: python -m gradatlas.claim_index"
+    assert claim_index.main([str(README), "--check"]) == 0, "run: python -m gradatlas.analysis.claim_index"
 
 
 def test_stale_index_is_found_and_rewritten(tmp_path):

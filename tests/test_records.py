@@ -15,9 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from gradatlas import records
-from gradatlas.batch import run_batch
-from gradatlas.studies import load_study
+from gradatlas.core import layout
+from gradatlas.core.files import RecordError, TargetError, write_json_atomic, write_table
+from gradatlas.run import records
+from gradatlas.workflow.batch import run_batch
+from gradatlas.workflow.manifests import load_batches, withdraw_stale
+from gradatlas.workflow.studies import load_study
 
 FP = "0123456789abcdef"
 
@@ -46,7 +49,7 @@ def test_a_directory_that_is_not_a_record_is_left_untouched(tmp_path):
     (victim / "notes.txt").write_text("precious")
     (victim / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     before = _tree(victim)
-    with pytest.raises(records.RecordError, match="not part of a run record"):
+    with pytest.raises(RecordError, match="not part of a run record"):
         records.write_run_record(victim, **_record_args())
     assert _tree(victim) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["victim"]
@@ -55,7 +58,7 @@ def test_a_directory_that_is_not_a_record_is_left_untouched(tmp_path):
 def test_a_file_at_out_is_left_untouched(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious")
-    with pytest.raises(records.RecordError, match="not a run-record directory"):
+    with pytest.raises(RecordError, match="not a run-record directory"):
         records.write_run_record(victim, **_record_args())
     assert victim.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["victim"]
@@ -64,7 +67,7 @@ def test_a_file_at_out_is_left_untouched(tmp_path):
 def test_a_record_of_another_config_needs_overwrite(tmp_path):
     out = records.write_run_record(tmp_path / "run", **_record_args("a" * 16))
     before = _tree(out)
-    with pytest.raises(records.RecordError, match="overwrite=true"):
+    with pytest.raises(RecordError, match="overwrite=true"):
         records.write_run_record(out, **_record_args("b" * 16))
     assert _tree(out) == before
     records.write_run_record(out, **_record_args("b" * 16), overwrite=True)
@@ -76,16 +79,16 @@ def test_a_record_of_another_config_needs_overwrite(tmp_path):
 
 def test_a_damaged_record_is_replaced_only_with_overwrite(tmp_path):
     out = records.write_run_record(tmp_path / "run", **_record_args())
-    (out / records.INFO_FILE).write_text("{garbage")
-    with pytest.raises(records.TargetError, match="damaged"):
+    (out / layout.INFO_FILE).write_text("{garbage")
+    with pytest.raises(TargetError, match="damaged"):
         records.check_target(out, FP)
     records.write_run_record(out, **_record_args(), overwrite=True)
     assert records.is_complete(out)
     # a directory holding only a file named config.yaml that is not a run config is not ours
     other = tmp_path / "other"
     other.mkdir()
-    (other / records.CONFIG_FILE).write_text("lr: 3\n")
-    with pytest.raises(records.TargetError, match="not a run record"):
+    (other / layout.CONFIG_FILE).write_text("lr: 3\n")
+    with pytest.raises(TargetError, match="not a run record"):
         records.check_target(other, FP, overwrite=True)
 
 
@@ -93,12 +96,12 @@ def test_a_damaged_record_is_replaced_only_with_overwrite(tmp_path):
 
 
 DAMAGE = {
-    "truncated-layers": lambda out: os.truncate(out / records.LAYERS_FILE, 100),
-    "garbage-run-json": lambda out: (out / records.INFO_FILE).write_text("garbage"),
-    "deleted-steps": lambda out: (out / records.STEPS_FILE).unlink(),
-    "deleted-config": lambda out: (out / records.CONFIG_FILE).unlink(),
-    "deleted-timesteps": lambda out: (out / records.TIMESTEPS_FILE).unlink(),
-    "flipped-byte": lambda out: _flip_a_byte(out / records.STEPS_FILE),
+    "truncated-layers": lambda out: os.truncate(out / layout.LAYERS_FILE, 100),
+    "garbage-run-json": lambda out: (out / layout.INFO_FILE).write_text("garbage"),
+    "deleted-steps": lambda out: (out / layout.STEPS_FILE).unlink(),
+    "deleted-config": lambda out: (out / layout.CONFIG_FILE).unlink(),
+    "deleted-timesteps": lambda out: (out / layout.TIMESTEPS_FILE).unlink(),
+    "flipped-byte": lambda out: _flip_a_byte(out / layout.STEPS_FILE),
     "old-schema": lambda out: _drop_files_list(out),
 }
 
@@ -110,9 +113,9 @@ def _flip_a_byte(path: Path) -> None:
 
 
 def _drop_files_list(out: Path) -> None:
-    info = json.loads((out / records.INFO_FILE).read_text())
+    info = json.loads((out / layout.INFO_FILE).read_text())
     del info["files"]
-    (out / records.INFO_FILE).write_text(json.dumps(info))
+    (out / layout.INFO_FILE).write_text(json.dumps(info))
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
@@ -121,7 +124,7 @@ def test_a_damaged_record_is_incomplete_and_unreadable(tmp_path, damage):
     assert records.is_complete(out)
     DAMAGE[damage](out)
     assert not records.is_complete(out)
-    with pytest.raises(records.RecordError) as err:
+    with pytest.raises(RecordError) as err:
         records.read_run_record(out)
     assert str(out) in str(err.value)
 
@@ -130,7 +133,7 @@ def test_a_recurrent_record_without_timesteps_is_incomplete(tmp_path):
     # written by a (buggy) writer that left the recurrent model's timesteps table out
     out = records.write_run_record(tmp_path / "run", **_record_args(model="lstm", timesteps=False))
     assert not records.is_complete(out)
-    with pytest.raises(records.RecordError, match="timesteps.parquet"):
+    with pytest.raises(RecordError, match="timesteps.parquet"):
         records.read_run_record(out)
     feed_forward = records.write_run_record(tmp_path / "mlp", **_record_args(model="mlp", timesteps=False))
     assert records.is_complete(feed_forward)
@@ -144,30 +147,30 @@ def test_run_json_states_the_row_counts(tmp_path):
     out = records.write_run_record(tmp_path / "run", **_record_args(model="gru", timesteps=True))
     files = records.check_record(out)["files"]
     assert {name: entry.get("rows") for name, entry in files.items()} == {
-        records.CONFIG_FILE: None, records.STEPS_FILE: 3, records.LAYERS_FILE: 4, records.TIMESTEPS_FILE: 5}
+        layout.CONFIG_FILE: None, layout.STEPS_FILE: 3, layout.LAYERS_FILE: 4, layout.TIMESTEPS_FILE: 5}
     # a table of another length that is still a valid parquet file: the count is checked
-    frame = pd.read_parquet(out / records.STEPS_FILE).iloc[:2]
-    frame.to_parquet(out / records.STEPS_FILE, index=False)
-    info = json.loads((out / records.INFO_FILE).read_text())
-    info["files"][records.STEPS_FILE]["sha256"] = records._sha256(out / records.STEPS_FILE)
-    (out / records.INFO_FILE).write_text(json.dumps(info))
-    with pytest.raises(records.RecordError, match="2 rows, run.json states 3"):
+    frame = pd.read_parquet(out / layout.STEPS_FILE).iloc[:2]
+    frame.to_parquet(out / layout.STEPS_FILE, index=False)
+    info = json.loads((out / layout.INFO_FILE).read_text())
+    info["files"][layout.STEPS_FILE]["sha256"] = records._sha256(out / layout.STEPS_FILE)
+    (out / layout.INFO_FILE).write_text(json.dumps(info))
+    with pytest.raises(RecordError, match="2 rows, run.json states 3"):
         records.check_record(out)
 
 
 def _manifest(tmp_path: Path, outs: list[Path]) -> Path:
     entries = [{"path": str(out), "study": "s", "cell": out.name, "seed": 0, "fingerprint": FP} for out in outs]
-    return records.write_json_atomic(tmp_path / "batches" / "batch-0.json", {"runs": entries})
+    return write_json_atomic(tmp_path / "batches" / "batch-0.json", {"runs": entries})
 
 
 def test_aggregation_refuses_an_incomplete_record(tmp_path):
     outs = [records.write_run_record(tmp_path / "runs" / name, **_record_args(model="gru", timesteps=True))
             for name in ("a", "b")]
     manifest = _manifest(tmp_path, outs)
-    assert len(records.load_batches([str(manifest)])) == 2
-    (outs[1] / records.TIMESTEPS_FILE).unlink()
-    with pytest.raises(records.RecordError, match=str(outs[1] / records.TIMESTEPS_FILE)):
-        records.load_batches([str(manifest)])
+    assert len(load_batches([str(manifest)])) == 2
+    (outs[1] / layout.TIMESTEPS_FILE).unlink()
+    with pytest.raises(RecordError, match=str(outs[1] / layout.TIMESTEPS_FILE)):
+        load_batches([str(manifest)])
 
 
 def test_a_stale_manifest_and_the_summary_are_withdrawn(tmp_path):
@@ -175,13 +178,13 @@ def test_a_stale_manifest_and_the_summary_are_withdrawn(tmp_path):
     manifest = _manifest(tmp_path, outs)
     summaries = [tmp_path / "summary" / f"{name}.parquet" for name in ("runs", "layers")]
     for path in summaries:
-        records.write_table(pd.DataFrame({"x": [1]}), path)
+        write_table(pd.DataFrame({"x": [1]}), path)
     args = ([str(manifest)], [str(p) for p in summaries])
-    assert records.withdraw_stale(*args) == []  # all complete: nothing happens
+    assert withdraw_stale(*args) == []  # all complete: nothing happens
     assert manifest.exists() and all(p.exists() for p in summaries)
-    os.truncate(outs[0] / records.LAYERS_FILE, 10)
-    withdrawn = records.withdraw_stale(*args)
-    assert len(withdrawn) == 2 and str(outs[0] / records.LAYERS_FILE) in withdrawn[0]
+    os.truncate(outs[0] / layout.LAYERS_FILE, 10)
+    withdrawn = withdraw_stale(*args)
+    assert len(withdrawn) == 2 and str(outs[0] / layout.LAYERS_FILE) in withdrawn[0]
     assert not manifest.exists() and not any(p.exists() for p in summaries)
     # only what the workflow made goes: the records themselves stay
     assert outs[0].exists() and outs[1].exists()
@@ -204,7 +207,7 @@ def test_the_batch_retrains_damaged_records_and_reuses_complete_ones(tmp_path):
     first = run_batch(str(study), "smoke", [0, 1], str(results), "cpu")
     assert [e["trained"] for e in first["runs"]] == [True, True]
     damaged = Path(first["runs"][0]["path"])
-    os.truncate(damaged / records.LAYERS_FILE, 50)
+    os.truncate(damaged / layout.LAYERS_FILE, 50)
     second = run_batch(str(study), "smoke", [0, 1], str(results), "cpu")
     assert [e["trained"] for e in second["runs"]] == [True, False]
     assert all(records.is_complete(e["path"]) for e in second["runs"])
@@ -219,7 +222,7 @@ def test_a_path_valued_grid_factor_stays_inside_runs(tmp_path):
     runs = load_study(study, "smoke").runs
     for run in runs:
         assert ".." not in run.relpath.split("/") and "//" not in run.relpath
-        assert all(records.path_token(part) == part for part in run.relpath.split("/"))
+        assert all(layout.path_token(part) == part for part in run.relpath.split("/"))
     results = tmp_path / "results"
     manifest = run_batch(str(study), "smoke", [1], str(results), "cpu")
     record = Path(manifest["runs"][0]["path"])
@@ -230,9 +233,9 @@ def test_a_path_valued_grid_factor_stays_inside_runs(tmp_path):
 
 def test_run_dir_refuses_a_path_that_leaves_runs(tmp_path):
     for relpath in ("s/../../x/seed-0", "s//seed-0", "s/a b/seed-0", "/abs/seed-0"):
-        with pytest.raises(records.TargetError, match="plain"):
-            records.run_dir(tmp_path, "smoke", relpath)
-    assert records.run_dir(tmp_path, "smoke", "s/gain-1.0/seed-0") == tmp_path / "smoke/runs/s/gain-1.0/seed-0"
+        with pytest.raises(TargetError, match="plain"):
+            layout.run_dir(tmp_path, "smoke", relpath)
+    assert layout.run_dir(tmp_path, "smoke", "s/gain-1.0/seed-0") == tmp_path / "smoke/runs/s/gain-1.0/seed-0"
 
 
 # --------------------------------------------------------------------------- [7] one writer at a time
@@ -267,7 +270,7 @@ def test_orphaned_temporaries_are_swept_other_names_kept(tmp_path):
     old = tmp_path / ".run.old-0badcafe"
     old.mkdir()
     orphan.mkdir()
-    (orphan / records.STEPS_FILE).write_text("half-written")
+    (orphan / layout.STEPS_FILE).write_text("half-written")
     other = tmp_path / ".other.tmp-1-cafe"  # another record's temporary
     other.mkdir()
     records.write_run_record(out, **_record_args())

@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import SUBPROCESS_ENV, TINY_MLP, run_config
-from gradatlas import records, rerun
-from gradatlas.batch import run_batch
-from gradatlas.config import fingerprint
-from gradatlas.train import config_groups
+
+from gradatlas.core import layout
+from gradatlas.run import records, rerun
+from gradatlas.run.config import fingerprint
+from gradatlas.run.train import config_groups
+from gradatlas.workflow.batch import run_batch
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +41,11 @@ def _same_record(a: Path, b: Path) -> None:
 
 
 def test_multirun_gives_every_job_its_own_record(tmp_path):
-    done = _python(["-m", "gradatlas.train", "-m", *TINY_MLP, "model.activation=relu,tanh", "seed=0,1",
+    done = _python(["-m", "gradatlas.run.train", "-m", *TINY_MLP, "model.activation=relu,tanh", "seed=0,1",
                     "out=sweep"], tmp_path)
     assert done.returncode == 0, done.stderr
     sweep = tmp_path / "sweep"
-    found = sorted(str(p.parent.relative_to(sweep)) for p in sweep.rglob(records.INFO_FILE))
+    found = sorted(str(p.parent.relative_to(sweep)) for p in sweep.rglob(layout.INFO_FILE))
     assert found == [f"model.activation={a}/seed={s}" for a in ("relu", "tanh") for s in (0, 1)]
     for path in found:
         info = records.read_info(sweep / path)
@@ -56,7 +57,7 @@ def test_multirun_gives_every_job_its_own_record(tmp_path):
 
 
 def test_help_lists_only_the_groups_of_a_run(tmp_path):
-    done = _python(["-m", "gradatlas.train", "--help"], tmp_path)
+    done = _python(["-m", "gradatlas.run.train", "--help"], tmp_path)
     assert done.returncode == 0, done.stderr
     groups = done.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     listed = {line.split(":")[0]: line.split(": ")[1].split(", ") for line in groups.splitlines() if ": " in line}
@@ -83,13 +84,13 @@ def test_hydra_value_round_trips(value):
 
 
 def test_rerun_of_a_cli_record_is_identical(tmp_path):
-    first = _python(["-m", "gradatlas.train", *TINY_MLP, "model.activation=tanh", "seed=3", "out=first"], tmp_path)
+    first = _python(["-m", "gradatlas.run.train", *TINY_MLP, "model.activation=tanh", "seed=3", "out=first"], tmp_path)
     assert first.returncode == 0, first.stderr
-    again = _python(["-m", "gradatlas.rerun", "first", "again"], tmp_path)
+    again = _python(["-m", "gradatlas.run.rerun", "first", "again"], tmp_path)
     assert again.returncode == 0, again.stderr
     _same_record(tmp_path / "first", tmp_path / "again")
     # A rerun never replaces a record.
-    refused = _python(["-m", "gradatlas.rerun", "first", "first"], tmp_path)
+    refused = _python(["-m", "gradatlas.run.rerun", "first", "first"], tmp_path)
     assert refused.returncode == 2 and "exists" in refused.stderr
 
 
@@ -105,14 +106,14 @@ def test_rerun_of_a_study_record_is_identical(tmp_path):
     manifest = run_batch(str(study), "smoke", [0], str(tmp_path / "results"), device="cpu")
     original = Path(manifest["runs"][0]["path"])
     assert records.read_run_record(original).config["data"]["n_train"] == 96
-    again = _python(["-m", "gradatlas.rerun", str(original), "again", "device=cpu"], tmp_path)
+    again = _python(["-m", "gradatlas.run.rerun", str(original), "again", "device=cpu"], tmp_path)
     assert again.returncode == 0, again.stderr
     _same_record(original, tmp_path / "again")
 
 
 def test_rerun_without_a_command_says_how(tmp_path):
     (tmp_path / "old").mkdir()
-    (tmp_path / "old" / records.INFO_FILE).write_text(json.dumps({"status": "ok"}))
-    done = _python(["-m", "gradatlas.rerun", "old", "new"], tmp_path)
+    (tmp_path / "old" / layout.INFO_FILE).write_text(json.dumps({"status": "ok"}))
+    done = _python(["-m", "gradatlas.run.rerun", "old", "new"], tmp_path)
     assert done.returncode == 2 and "--config-dir" in done.stderr
     assert not (tmp_path / "new").exists()

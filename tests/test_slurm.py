@@ -13,7 +13,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from workflow_helpers import make_workdir, snakemake
 
 pytestmark = pytest.mark.integration

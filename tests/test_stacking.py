@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import SUBPROCESS_ENV, TINY_DATA
-from gradatlas import loop, records, runner
-from gradatlas.data import make_dataset
-from gradatlas.config import to_container
-from gradatlas.models import make_model, stack_models
 from single_run_reference import train_single
+
+from gradatlas.run import loop, records, runner
+from gradatlas.run.config import to_container
+from gradatlas.run.data import make_dataset
+from gradatlas.run.models import make_model, stack_models
 
 SEQ = ("data=adding", "data.length=5", "data.n_train=96", "data.n_test=32", "train.batch_size=16",
        "model.depth=2", "model.width=8")
@@ -201,8 +201,8 @@ def test_stacked_evaluation_equals_each_member_evaluated_alone(make_run_config, 
 
 ALLOCATOR_CHECK = """
 import json, sys, torch
-from gradatlas import loop, runner
-from gradatlas.config import load_run_config
+from gradatlas.run import loop, runner
+from gradatlas.run.config import load_run_config
 tuned = runner.configure_allocator() if sys.argv[1] == "tuned" else False
 cfgs = [load_run_config(json.loads(c)) for c in sys.argv[2:]]
 models = []

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from gradatlas import costs
-from gradatlas.studies import PlannedRun, Study, StudyError, batch_cost, compose_run, load_study, plan_batches, plan_stacks
+from gradatlas.workflow import costs
+from gradatlas.workflow.studies import (
+    PlannedRun,
+    Study,
+    StudyError,
+    batch_cost,
+    compose_run,
+    load_study,
+    plan_batches,
+    plan_stacks,
+)
 
 STUDIES = sorted((Path(__file__).resolve().parents[1] / "conf" / "studies").glob("*.yaml"))
 
@@ -182,7 +191,7 @@ def test_jobs_hold_whole_stacks_and_regroup_into_them():
 
 
 def test_batch_groups_configs_as_the_plan_groups_runs():
-    from gradatlas.batch import group_stacks
+    from gradatlas.workflow.batch import group_stacks
 
     study = load_study(STUDIES[0].parent / "depth_activation_init.yaml", "smoke")
     cfgs = [compose_run(run.overrides()) for run in study.sweep]

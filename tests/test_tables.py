@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradatlas import tables
-from gradatlas.claims import RESULT_COLUMNS
+from gradatlas.analysis import tables
+from gradatlas.analysis.claims import RESULT_COLUMNS
 
 
 def verdicts_frame() -> pd.DataFrame:
@@ -171,7 +171,7 @@ def test_tables_compile_with_pdflatex(tmp_path):
                                     **tables.claim_macros(verdicts)})
     from test_claims import Builder  # the synthetic-summary builder of the claims tests
 
-    from gradatlas import claims
+    from gradatlas.analysis import claims
 
     b = Builder()
     for seed in range(4):
@@ -236,7 +236,7 @@ def test_grid_overview_counts_underflow_only_where_the_summary_has_it():
 
 
 def test_claim_parts_table_lists_every_part_with_its_role():
-    from gradatlas import claims
+    from gradatlas.analysis import claims
 
     parts = pd.DataFrame([
         {"claim": 1, "part": "factor_a", "value": 0.2, "ci_low": 0.1, "ci_high": 0.3, "interval": "log-t", "n": 4,

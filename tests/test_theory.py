@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from gradatlas import theory
-from gradatlas.activations import make_activation
+from gradatlas.analysis import theory
+from gradatlas.run.activations import make_activation
 
 
 @pytest.mark.parametrize("sigma_w2", [0.5, 1.0, 2.0, 3.0])
@@ -339,7 +339,7 @@ def test_rnn_time_factor_matches_a_numpy_simulation(sigma_u2, entry_w, sigma_b2)
 
 
 def test_adding_input_power_matches_generated_data():
-    from gradatlas.data import adding_problem
+    from gradatlas.run.data import adding_problem
 
     for length in (10, 50):
         x, _ = adding_problem(20000, length, torch.Generator().manual_seed(0))

@@ -13,12 +13,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-
 from conftest import TINY_DATA, TINY_MLP, fake_dataset
-from gradatlas import activations, config, inits, loop, records, runner
-from gradatlas.data import adding_problem, copy_task, make_dataset
-from gradatlas.models import make_model
-from gradatlas.train import CONF_DIR
+
+from gradatlas.core import layout, names
+from gradatlas.core.files import RecordError
+from gradatlas.run import activations, config, inits, loop, records, runner
+from gradatlas.run.data import adding_problem, copy_task, make_dataset
+from gradatlas.run.models import make_model
+from gradatlas.run.train import CONF_DIR
 
 SEQ_DATA = ("data=adding", "data.length=6", "data.n_train=64", "data.n_test=32", "train.batch_size=16")
 ARCHITECTURES = {
@@ -60,10 +62,10 @@ def test_each_architecture_trains(make_run_config, arch):
     assert info["status"] == "ok" and info["diverged_step"] is None
     # run.json holds what run() returned, plus the schema version and the files' contract.
     assert {k: v for k, v in record.info.items() if k not in ("schema_version", "files")} == info
-    tables = {records.STEPS_FILE: record.steps, records.LAYERS_FILE: record.layers}
+    tables = {layout.STEPS_FILE: record.steps, layout.LAYERS_FILE: record.layers}
     if record.timesteps is not None:
-        tables[records.TIMESTEPS_FILE] = record.timesteps
-    assert {name: f["rows"] for name, f in record.info["files"].items() if name != records.CONFIG_FILE} == {
+        tables[layout.TIMESTEPS_FILE] = record.timesteps
+    assert {name: f["rows"] for name, f in record.info["files"].items() if name != layout.CONFIG_FILE} == {
         name: len(frame) for name, frame in tables.items()}
     steps = record.steps
     assert steps.step.tolist() == list(range(5))
@@ -77,7 +79,7 @@ def test_each_architecture_trains(make_run_config, arch):
     assert names[-1] == "head" and len(names) == 3
     # Training changed every layer's weights.
     assert (layers[layers.quantity == "update_ratio"].value > 0).all()
-    recurrent = cfg.model.name in config.RECURRENT_MODELS
+    recurrent = cfg.model.name in names.RECURRENT_MODELS
     assert (record.timesteps is not None) == recurrent
     if recurrent:
         hidden = record.timesteps[record.timesteps.quantity == "hidden_grad_norm"]
@@ -122,8 +124,8 @@ def test_sgd_update_ratio_is_lr_times_grad_over_weight(make_run_config):
 # --------------------------------------------------------------------------- options
 
 
-@pytest.mark.parametrize("norm", config.NORMS)
-@pytest.mark.parametrize("clip", config.CLIPS)
+@pytest.mark.parametrize("norm", names.NORMS)
+@pytest.mark.parametrize("clip", names.CLIPS)
 def test_norm_and_clip_modes(make_run_config, norm, clip):
     lr, clip_value = 0.2, 0.05
     overrides = tiny(f"model.norm={norm}", f"train.clip={clip}", f"train.clip_value={clip_value}",
@@ -238,7 +240,7 @@ def test_divergence_is_a_result(make_run_config):
     assert np.isfinite(steps.loss.iloc[:-1]).all()
     assert record.info["status"] == "diverged" and record.info["diverged_step"] == step
     assert record.info["final_train_loss"] is None
-    assert json.loads((Path(cfg.out) / records.INFO_FILE).read_text())["diverged_step"] == step
+    assert json.loads((Path(cfg.out) / layout.INFO_FILE).read_text())["diverged_step"] == step
     assert (record.layers.step < step).all()  # the diverged step is not probed
 
 
@@ -311,7 +313,7 @@ def test_failed_training_is_recorded_then_raised(make_run_config, monkeypatch):
     record = records.read_run_record(cfg.out)
     assert record.info["status"] == "failed"
     assert "simulated crash" in record.info["error"]
-    assert record.steps.empty and list(record.steps.columns) == list(records.STEP_COLUMNS)
+    assert record.steps.empty and list(record.steps.columns) == list(layout.STEP_COLUMNS)
 
 
 # --------------------------------------------------------------------------- determinism
@@ -330,8 +332,8 @@ def test_same_seed_same_record_different_seed_different_record(make_run_config, 
     assert {k: v for k, v in a.info.items() if k not in ("wall_time_s", "files")} == {
         k: v for k, v in b.info.items() if k not in ("wall_time_s", "files")}
     # The tables are the same bytes (config.yaml differs: it names its own out).
-    assert {k: v for k, v in a.info["files"].items() if k != records.CONFIG_FILE} == {
-        k: v for k, v in b.info["files"].items() if k != records.CONFIG_FILE}
+    assert {k: v for k, v in a.info["files"].items() if k != layout.CONFIG_FILE} == {
+        k: v for k, v in b.info["files"].items() if k != layout.CONFIG_FILE}
     with pytest.raises(AssertionError):
         pd.testing.assert_frame_equal(a.steps, c.steps)
     with pytest.raises(AssertionError):
@@ -491,7 +493,7 @@ def test_invalid_status_is_rejected(tmp_path):
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "missing", "bad-status", "not-an-object"])
 def test_corrupted_run_json_raises_record_error_naming_the_file(tmp_path, damage):
     out = records.write_run_record(tmp_path / "cell", **_record_args())
-    info = out / records.INFO_FILE
+    info = out / layout.INFO_FILE
     if damage == "truncated":
         info.write_text(info.read_text()[:20])
     elif damage == "garbage":
@@ -502,18 +504,18 @@ def test_corrupted_run_json_raises_record_error_naming_the_file(tmp_path, damage
         info.write_text("[1, 2]")
     else:
         info.write_text(json.dumps({"status": "finished"}))
-    with pytest.raises(records.RecordError) as err:
+    with pytest.raises(RecordError) as err:
         records.read_run_record(out)
     assert str(info) in str(err.value)
     assert records.read_info(out) is None or damage == "bad-status"
 
 
-@pytest.mark.parametrize("name", [records.STEPS_FILE, records.LAYERS_FILE, records.TIMESTEPS_FILE,
-                                  records.CONFIG_FILE])
+@pytest.mark.parametrize("name", [layout.STEPS_FILE, layout.LAYERS_FILE, layout.TIMESTEPS_FILE,
+                                  layout.CONFIG_FILE])
 def test_corrupted_table_raises_record_error_naming_the_file(tmp_path, name):
     out = records.write_run_record(tmp_path / "cell", **_record_args())
-    (out / name).write_text(": [unbalanced" if name == records.CONFIG_FILE else "not parquet")
-    with pytest.raises(records.RecordError) as err:
+    (out / name).write_text(": [unbalanced" if name == layout.CONFIG_FILE else "not parquet")
+    with pytest.raises(RecordError) as err:
         records.read_run_record(out)
     assert str(out / name) in str(err.value)
 
@@ -521,10 +523,10 @@ def test_corrupted_table_raises_record_error_naming_the_file(tmp_path, name):
 def test_table_rewritten_after_the_record_is_rejected(tmp_path):
     # A readable table that is not the one run.json states (here: a column dropped) is damage.
     out = records.write_run_record(tmp_path / "cell", **_record_args())
-    pd.read_parquet(out / records.LAYERS_FILE).drop(columns=["quantity"]).to_parquet(out / records.LAYERS_FILE)
-    with pytest.raises(records.RecordError, match="SHA-256") as err:
+    pd.read_parquet(out / layout.LAYERS_FILE).drop(columns=["quantity"]).to_parquet(out / layout.LAYERS_FILE)
+    with pytest.raises(RecordError, match="SHA-256") as err:
         records.read_run_record(out)
-    assert str(out / records.LAYERS_FILE) in str(err.value)
+    assert str(out / layout.LAYERS_FILE) in str(err.value)
 
 
 # --------------------------------------------------------------------------- data and steps

@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_MLP, fake_dataset, run_config
 
-from gradatlas.config import ConfigError, DataConfig
-from gradatlas.data import hold_out_validation, make_dataset
-from gradatlas.studies import SWEEP_SEED_OFFSET, StudyError, load_study
-from gradatlas.tuning import select_trials
-from conftest import fake_dataset, run_config, TINY_MLP
+from gradatlas.run.config import ConfigError, DataConfig
+from gradatlas.run.data import hold_out_validation, make_dataset
+from gradatlas.workflow.studies import SWEEP_SEED_OFFSET, StudyError, load_study
+from gradatlas.workflow.tuning import select_trials
 
 STUDIES = Path(__file__).resolve().parents[1] / "conf" / "studies"
 

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gradatlas import records, verified
-from gradatlas.batch import run_batch
+from gradatlas.core import layout
+from gradatlas.core.files import read_json, write_json_atomic
+from gradatlas.run import records
+from gradatlas.workflow import verified
+from gradatlas.workflow.batch import run_batch
 
 
 @pytest.fixture
@@ -21,7 +24,7 @@ def batch(tmp_path: Path) -> tuple[Path, Path]:
         "grid": {"activation": ["relu", "tanh"]},
     }))
     manifest = tmp_path / "results/smoke/batches/tiny/batch-0.json"
-    records.write_json_atomic(manifest, run_batch(str(study), "smoke", [0, 1], str(tmp_path / "results"), "cpu"))
+    write_json_atomic(manifest, run_batch(str(study), "smoke", [0, 1], str(tmp_path / "results"), "cpu"))
     return manifest, tmp_path / "memo.json"
 
 
@@ -45,8 +48,8 @@ def test_a_batch_found_complete_is_not_checked_again(batch, monkeypatch):
 def test_a_record_changed_after_its_check_is_found(batch):
     manifest, memo = batch
     verified.withdraw_stale([str(manifest)], [], memo)
-    record = Path(records.read_json(manifest)["runs"][1]["path"])
-    layers = record / records.LAYERS_FILE
+    record = Path(read_json(manifest)["runs"][1]["path"])
+    layers = record / layout.LAYERS_FILE
     layers.write_bytes(layers.read_bytes()[:-10])  # damaged, e.g. a truncated copy
     messages = verified.withdraw_stale([str(manifest)], [], memo)
     assert len(messages) == 1 and "withdrawn" in messages[0]
@@ -56,7 +59,7 @@ def test_a_record_changed_after_its_check_is_found(batch):
 def test_a_deleted_record_is_found(batch):
     manifest, memo = batch
     verified.withdraw_stale([str(manifest)], [], memo)
-    record = Path(records.read_json(manifest)["runs"][0]["path"])
+    record = Path(read_json(manifest)["runs"][0]["path"])
     for path in record.iterdir():
         path.unlink()
     record.rmdir()

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
+import os
 import random
 import re
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
-from gradatlas import aggregate, records
-from gradatlas.claims import VERDICTS
-from gradatlas.studies import load_study
 from workflow_helpers import make_workdir, snakemake, workflow_env
+
+from gradatlas.analysis.claims import VERDICTS
+from gradatlas.run import records
+from gradatlas.workflow import aggregate
+from gradatlas.workflow.studies import load_study
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +160,7 @@ def test_kill_9_then_rerun_incomplete_finishes(tmp_path: Path):
     finished = [json.loads(p.read_text())["stack"] for p in runs_dir.glob("*/seed-*/run.json")]
     done_before = len(finished)
     assert 2 <= done_before < 12, "the kill should land mid-batch"
-    # A stack is reused whole or retrained whole (gradatlas.batch): the runs of the stacks
+    # A stack is reused whole or retrained whole (gradatlas.workflow.batch): the runs of the stacks
     # whose every member had finished are the ones a rerun must not train again.
     members = Counter(stack["id"] for stack in finished)
     whole = sum(n for sid, n in members.items() if n == next(s["size"] for s in finished if s["id"] == sid))

@@ -1,0 +1,1 @@
+"""From a scale's summary tables to its claims, figures, tables and numbers."""

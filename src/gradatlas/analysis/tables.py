@@ -1,0 +1,503 @@
+"""LaTeX tables and macros for the paper (booktabs rules, siunitx ``\\num{}`` for numbers).
+
+Pure functions from DataFrames (or dicts) to LaTeX source; writing the files is the caller's
+job. Conventions shared by every table:
+
+- text is escaped (``escape_latex``): ``_ % & $ # { } ~ ^ \\ | < >`` are safe in any cell;
+- numbers go through ``format_number``: integers bare (``2``, never ``2.00``: siunitx's
+  round-mode=figures would pad an integer in ``\\num{}`` to three figures), other numbers
+  rounded to 3 significant figures inside ``\\num{}``; NaN or a missing value is ``--``,
+  infinities are ``$\\infty$``;
+- a value with a 95% interval reads ``\\num{m} [\\num{lo}, \\num{hi}]``, with the range of
+  2-3 seeds ``\\num{m} (\\num{lo}--\\num{hi})`` (``value_with_ci``), the interval dropped where
+  it is undefined (one seed).
+
+The generated source needs ``booktabs`` and ``siunitx`` (as ``paper/main.tex`` loads them).
+Labels: ``tab:claims``, ``tab:study-<study>``, ``tab:grid``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from numbers import Integral, Real
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gradatlas.analysis import intervals
+from gradatlas.analysis.claims import failed_to_train
+from gradatlas.core.names import FACTORS
+
+_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    # Without T1 font encoding these print as other glyphs (an em dash, inverted marks).
+    "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}",
+}
+_SPECIALS_RE = re.compile("|".join(re.escape(c) for c in _SPECIALS))
+MISSING = "--"
+
+
+def escape_latex(text: Any) -> str:
+    """``text`` as LaTeX source that prints it verbatim (specials escaped)."""
+    return _SPECIALS_RE.sub(lambda m: _SPECIALS[m.group()], str(text))
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return bool(isinstance(value, Real) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """A number as ``\\num{...}`` rounded to ``digits`` significant figures.
+
+    Integers (and integer-valued floats) are printed bare and exact, outside ``\\num{}``;
+    NaN/None give ``--``; +-inf give ``$\\infty$`` / ``$-\\infty$``. Non-numbers are escaped text.
+    """
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, Integral):
+        return _integer(int(value))
+    if isinstance(value, Real):
+        x = float(value)
+        if math.isinf(x):
+            return r"$\infty$" if x > 0 else r"$-\infty$"
+        if x == int(x) and abs(x) < 1e15:
+            return _integer(int(x))
+        return rf"\num{{{x:.{digits}g}}}"
+    return escape_latex(value)
+
+
+def _integer(n: int) -> str:
+    # Bare digits: siunitx round-mode=figures prints \num{2} as 2.00. A minus sign in math mode.
+    return f"${n}$" if n < 0 else str(n)
+
+
+def value_with_ci(value: Any, low: Any = None, high: Any = None, digits: int = 3, method: str = "") -> str:
+    """``value [low, high]`` (a 95% interval) or ``value (low--high)`` (``method`` "range": the
+    range of 2-3 seeds); the interval left out where undefined."""
+    if _is_missing(value):
+        return MISSING
+    text = format_number(value, digits)
+    if _is_missing(low) or _is_missing(high) or method == intervals.EXACT:
+        return text
+    if method == intervals.RANGE:
+        return f"{text} ({format_number(low, digits)}--{format_number(high, digits)})"
+    return f"{text} [{format_number(low, digits)}, {format_number(high, digits)}]"
+
+
+def _tabular(columns: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = [rf"\begin{{tabular}}{{{columns}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return lines
+
+
+def _float(body: list[str], caption: str, label: Optional[str], wide: bool, size: str = r"\small") -> str:
+    env = "table*" if wide else "table"
+    lines = [rf"\begin{{{env}}}[t]", r"\centering", size, rf"\caption{{{caption}}}"]
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    lines += body + [rf"\end{{{env}}}", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Claims
+# --------------------------------------------------------------------------------------------
+
+CLAIMS_CAPTION = (
+    "The claims, checked. Parts: the claim's decisive parts with their verdicts (S supported, C "
+    "contradicted, I inconclusive, N no data) and the number of parts only reported. Deciding part: the "
+    "part that decided the verdict (the first contradicted or not supported part; for a supported claim, "
+    "its least stable part), with its value, interval and $n$: [ ] a 95\\% interval, ( -- ) the range of "
+    "2--3 seeds, none for one seed. Stability: the share of 1000 draws of new seeds (from a normal model "
+    "of each cell's seeds with the uncertainty of its mean and spread; beta-binomial for shares of runs) "
+    "that give the same verdict; below 0.9 the verdict reads ``inconclusive (unstable)'' with the would-be verdict "
+    # (the archived full scale's tables still name the flat module; renamed when they are re-packed)
+    "in parentheses. Rules in \\texttt{gradatlas.claims}; -- : not measured at this scale."
+)
+
+_PART_LETTERS = {"supported": "S", "contradicted": "C", "inconclusive": "I", "no data at this scale": "N"}
+
+
+def _parts_cell(parts: str) -> str:
+    """'S S I + 2' from the ``parts`` text of ``claims.verdict_frame`` (one part per line)."""
+    decisive, reported = [], 0
+    for line in str(parts).splitlines():
+        if line.startswith("(reported)"):
+            reported += 1
+            continue
+        verdict = line.rsplit(" -> ", 1)[-1].split(",")[0].split(" (")[0].strip()
+        decisive.append(_PART_LETTERS.get(verdict, "?"))
+    text = " ".join(decisive) or MISSING
+    return text + (f" + {reported}" if reported else "")
+
+
+def _verdict_cell(verdict: str, would_be: Any) -> str:
+    text = escape_latex(verdict)
+    if verdict == "inconclusive (unstable)" and not _is_missing(would_be):
+        text += f" ({escape_latex(would_be)})"
+    return text
+
+
+def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: str = "tab:claims") -> str:
+    """A ``table*`` listing every claim: id, title, parts, deciding part, its value [interval]
+    and n, verdict and stability.
+
+    Args:
+        verdicts: the output of ``gradatlas.analysis.claims.evaluate_claims`` (columns claim, title, parts,
+            deciding, value, ci_low, ci_high, interval, n, verdict, would_be, stability).
+        caption: the caption (LaTeX source, not escaped).
+        label: the ``\\label``.
+    """
+    rows = []
+    for row in verdicts.itertuples(index=False):
+        n = getattr(row, "n", None)
+        # \raggedright: justified text in narrow columns spreads words apart; it is safe in
+        # every column but the last, whose \\ it would redefine (stability is an r column).
+        rows.append([
+            str(int(row.claim)) if not _is_missing(row.claim) else MISSING,
+            r"\raggedright " + escape_latex(row.title),
+            _parts_cell(row.parts),
+            r"\raggedright " + (escape_latex(row.deciding) if row.deciding else MISSING),
+            r"\raggedright " + value_with_ci(row.value, row.ci_low, row.ci_high, method=row.interval),
+            MISSING if _is_missing(n) or n == 0 else str(int(n)),
+            r"\raggedright " + _verdict_cell(row.verdict, row.would_be),
+            MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
+        ])
+    columns = r"@{}r p{2.6cm} l p{4.4cm} p{2.7cm} r p{1.7cm} r@{}"
+    body = [r"\setlength{\tabcolsep}{3pt}"]
+    body += _tabular(columns, ["\\#", "Claim", "Parts", "Deciding part", "Value [interval]", "$n$", "Verdict",
+                               "Stab."], rows)
+    return _float(body, caption, label, wide=True, size=r"\footnotesize")
+
+
+PARTS_CAPTION = (
+    "Every part of every claim: value, interval ([ ] 95\\%, ( -- ) range of 2--3 seeds) and $n$, the part's "
+    "verdict and its stability under seed resampling. Role: \\emph{deciding} (the part Table~\\ref{tab:claims} "
+    "shows), \\emph{decisive} (votes) or \\emph{reported} (does not vote)."
+)
+
+
+def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: str = "tab:claim-parts",
+                      max_rows: int = 28) -> str:
+    """Every part of every claim (``claims.parts_frame``) as ``table*`` floats of at most
+    ``max_rows`` rows (a float cannot break across pages), the first labelled ``label``."""
+    rows = []
+    for row in parts.itertuples(index=False):
+        role = "deciding" if row.deciding else ("decisive" if row.decisive else "reported")
+        rows.append([
+            str(int(row.claim)),
+            r"\raggedright " + escape_latex(row.part) + (rf" \newline {{\scriptsize {escape_latex(row.note)}}}"
+                                                           if isinstance(row.note, str) and row.note else ""),
+            r"\raggedright " + value_with_ci(row.value, row.ci_low, row.ci_high, method=row.interval),
+            MISSING if _is_missing(row.n) or row.n == 0 else str(int(row.n)),
+            escape_latex(row.verdict), role,
+            MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
+        ])
+    if not rows:
+        rows = [[MISSING] * 7]
+    header = ["\\#", "Part", "Value [interval]", "$n$", "Verdict", "Role", "Stab."]
+    columns = r"@{}r p{8.2cm} p{3.2cm} r l l r@{}"
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
+        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
+    return "\n".join(out)
+
+
+def claims_rules(verdicts: pd.DataFrame) -> str:
+    """The claims with their statements and verdict rules as a ``description`` list."""
+    lines = [r"\begin{description}"]
+    for row in verdicts.itertuples(index=False):
+        lines.append(rf"\item[Claim {int(row.claim)}.] \textbf{{{escape_latex(row.title)}.}} {escape_latex(row.statement)} "
+                     rf"\emph{{Metric:}} {escape_latex(row.metric)}. \emph{{Rule:}} {escape_latex(row.rule)} "
+                     rf"\emph{{Verdict:}} {escape_latex(row.verdict)}.")
+    lines += [r"\end{description}", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Studies
+# --------------------------------------------------------------------------------------------
+
+METRIC_NAMES = {"accuracy": "test accuracy", "mse": "test MSE"}
+
+
+def varying_factors(runs: pd.DataFrame) -> list[str]:
+    """The grid factors (``names.FACTORS`` order, seed excluded) that vary within ``runs``."""
+    out = []
+    for name in FACTORS:
+        if name == "seed" or name not in runs:
+            continue
+        if runs[name].astype(object).where(runs[name].notna(), None).nunique(dropna=False) > 1:
+            out.append(name)
+    return out
+
+
+def _cell_label(value: Any) -> str:
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return format_number(value)
+    return escape_latex(value)
+
+
+# A study whose runs train at most this many steps measures initialization: its accuracies are
+# not results (the meanfield study trains one step) and its table shows none.
+INIT_ONLY_STEPS = 1
+SUMMARY_COLUMNS = ("metric", "seeds", "test_metric", "test_low", "test_high", "test_interval", "loss",
+                   "loss_low", "loss_high", "loss_interval", "diverged", "failed_to_train", "runs", "steps")
+
+
+def _trained_steps(cell: pd.DataFrame) -> float:
+    for column in ("steps_done", "steps", "max_steps"):
+        if column in cell and cell[column].notna().any():
+            return float(cell[column].astype(float).max())
+    return math.nan
+
+
+def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Per cell of ``study``: seeds, test metric and final train loss with their intervals
+    (``intervals.seed_interval``; MSE and losses on the log scale), diverged runs, runs that
+    did not diverge but failed to train (``claims.failed_to_train``), and the steps trained.
+
+    Failed runs are left out; diverged runs have no metric or loss (NaN, never a number) and
+    are counted apart. Cells trained at most ``INIT_ONLY_STEPS`` steps get no metric or loss.
+    """
+    part = runs[runs["study"].astype(str) == study]
+    if "status" in part:
+        part = part[part["status"].astype(str) != "failed"]
+    part = part.reset_index(drop=True)  # one label per run: the masks below align by index
+    factors = list(factors) if factors is not None else varying_factors(part)
+    keys = factors or ["cell"]
+    rows = []
+    if part.empty:
+        return pd.DataFrame(columns=[*keys, *SUMMARY_COLUMNS])
+    diverged_all = (part["status"].astype(str) == "diverged") if "status" in part else pd.Series(False, index=part.index)
+    failed_all = failed_to_train(part) if {"first_loss", "final_train_loss", "chance", "metric"} <= set(part) \
+        else pd.Series(False, index=part.index)
+    for values, cell in part.groupby(keys, sort=True, dropna=False, observed=True):
+        values = values if isinstance(values, tuple) else (values,)
+        diverged = diverged_all.loc[cell.index]
+        kept = cell[~diverged]
+        metrics = sorted(set(cell["metric"].astype(str))) if "metric" in cell else []
+        steps = _trained_steps(cell)
+        if steps <= INIT_ONLY_STEPS:
+            test = loss = intervals.Interval(math.nan, math.nan, math.nan, 0, "")
+        else:
+            test = intervals.seed_interval(kept["test_metric"].astype(float), log=metrics == ["mse"])
+            loss = intervals.seed_interval(kept["final_train_loss"].astype(float), log=True)
+        rows.append({**dict(zip(keys, values)), "metric": ", ".join(metrics),
+                     "seeds": cell["seed"].nunique() if "seed" in cell else len(cell),
+                     "test_metric": test.value, "test_low": test.low, "test_high": test.high,
+                     "test_interval": test.method,
+                     "loss": loss.value, "loss_low": loss.low, "loss_high": loss.high, "loss_interval": loss.method,
+                     "diverged": int(diverged.sum()), "failed_to_train": int(failed_all.loc[cell.index].sum()),
+                     "runs": len(cell), "steps": steps})
+    return pd.DataFrame(rows)
+
+
+def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None,
+                caption: Optional[str] = None, max_rows: int = 40) -> str:
+    """Per cell of ``study``: the test metric and the final training loss with their intervals
+    over seeds, diverged runs and runs that failed to train, as one ``table*`` (several, marked
+    continued, beyond ``max_rows`` rows, since a float cannot break across pages). A study
+    that trains at most ``INIT_ONLY_STEPS`` steps measures initialization: its table lists the
+    cells and runs, without accuracies.
+
+    Args:
+        runs: the runs summary table.
+        study: the study name; a study without runs gives a table that says so.
+        factors: the factors that identify a cell (default: those that vary within the study).
+        caption: caption source (default: generated from the study name and what it holds).
+        max_rows: rows per float.
+    """
+    summary = study_summary(runs, study, factors)
+    label = f"tab:study-{study}"
+    name = escape_latex(study)
+    if summary.empty:
+        caption = caption or f"Study \\texttt{{{name}}}."
+        body = _tabular("@{}l@{}", ["Outcome"], [[f"No runs of study \\texttt{{{name}}} at this scale."]])
+        return _float(body, caption, label, wide=True)
+    keys = [c for c in summary.columns if c not in SUMMARY_COLUMNS]
+    init_only = bool((summary["steps"] <= INIT_ONLY_STEPS).all())
+    if init_only:
+        steps = int(summary["steps"].max())
+        caption = caption or (f"Study \\texttt{{{name}}} measures initialization: its runs train {steps} "
+                              f"step{'s' if steps != 1 else ''}, so it has no test results; per cell, the seeds "
+                              "and runs.")
+        header = [escape_latex(k) for k in keys] + ["seeds", "runs"]
+        rows = [[_cell_label(row[k]) for k in keys] + [str(int(row["seeds"])), str(int(row["runs"]))]
+                for row in summary.to_dict("records")]
+        columns = "@{}" + "l" * len(keys) + "rr@{}"
+    else:
+        caption = caption or (f"Study \\texttt{{{name}}}: per cell, the test metric and the final training "
+                              "loss over seeds, mean [95\\% interval] for 4 or more seeds, mean (range) for 2--3 "
+                              "(the loss and MSE geometric means, intervals on the log scale); diverged runs "
+                              "(no metric or loss) and runs that did not diverge but failed to train (final "
+                              "loss above the initial loss, or test skill at chance), out of all runs.")
+        metrics = sorted({m for ms in summary["metric"] for m in str(ms).split(", ") if m})
+        mixed = len(metrics) != 1
+        metric_header = "test metric" if mixed else METRIC_NAMES.get(metrics[0], f"test {metrics[0]}")
+        header = [escape_latex(k) for k in keys] + (["metric"] if mixed else []) + \
+            ["seeds", escape_latex(metric_header), "final train loss", "diverged", "failed"]
+        rows = []
+        for row in summary.to_dict("records"):
+            cells = [_cell_label(row[k]) for k in keys]
+            if mixed:
+                cells.append(escape_latex(row["metric"]))
+            cells += [str(int(row["seeds"])),
+                      value_with_ci(row["test_metric"], row["test_low"], row["test_high"], method=row["test_interval"]),
+                      value_with_ci(row["loss"], row["loss_low"], row["loss_high"], method=row["loss_interval"]),
+                      f"{int(row['diverged'])}/{int(row['runs'])}", f"{int(row['failed_to_train'])}/{int(row['runs'])}"]
+            rows.append(cells)
+        columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r@{}"
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        out.append(_float(_tabular(columns, header, chunk), text, label if i == 0 else None, wide=True))
+    return "\n".join(out)
+
+
+def frame_table(frame: pd.DataFrame, caption: str, label: Optional[str] = None, wide: bool = False) -> str:
+    """Any small DataFrame as a booktabs table: text escaped, numbers in ``\\num{}``."""
+    header = [escape_latex(c) for c in frame.columns]
+    kinds = ["r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns]
+    rows = [[_cell_label(v) if not isinstance(v, str) else escape_latex(v) for v in row]
+            for row in frame.itertuples(index=False)]
+    if not rows:
+        rows = [[MISSING] * len(header)]
+    return _float(_tabular("@{}" + "".join(kinds) + "@{}", header, rows), caption, label, wide)
+
+
+def grid_table(overview: pd.DataFrame, label: str = "tab:grid") -> str:
+    """The appendix's grid overview (per study: cells, seeds, runs and their statuses)."""
+    caption = ("The studies at this scale: grid cells, seeds per cell, runs, and how the runs ended "
+               "(ok, diverged, failed)" + ("; underflow: runs in which a probed float32 gradient was 0 or "
+                                           "subnormal (those layers are left out of every fit)."
+                                           if "underflow" in overview else "."))
+    # Full width: study names and six count columns overflow one column of a two-column page.
+    return frame_table(overview, caption, label, wide=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Macros
+# --------------------------------------------------------------------------------------------
+
+_ONES = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven",
+         "Twelve", "Thirteen", "Fourteen", "Fifteen", "Sixteen", "Seventeen", "Eighteen", "Nineteen"]
+_TENS = ["", "", "Twenty", "Thirty", "Forty", "Fifty", "Sixty", "Seventy", "Eighty", "Ninety"]
+
+
+def number_words(n: int) -> str:
+    """A non-negative integer in CamelCase English words: 15 -> 'Fifteen', 121 -> 'OneHundredTwentyOne'."""
+    if n < 0:
+        raise ValueError(f"number_words needs n >= 0, got {n}")
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + (_ONES[n % 10] if n % 10 else "")
+    for size, word in ((10**9, "Billion"), (10**6, "Million"), (1000, "Thousand"), (100, "Hundred")):
+        if n >= size:
+            return number_words(n // size) + word + (number_words(n % size) if n % size else "")
+    raise AssertionError("unreachable")
+
+
+def macro_name(key: str, prefix: str = "") -> str:
+    """A valid LaTeX macro name (letters only) for ``key``.
+
+    A key of letters only is kept as it is (``GANumRuns`` -> ``GANumRuns``). Otherwise the key is
+    split into words and numbers at any other character; each word is capitalised and each
+    number spelt out (a decimal as ``...Point...``): ``claim1_value`` -> ``ClaimOneValue``,
+    ``gain_1.5`` -> ``GainOnePointFive``. ``prefix`` (letters) is prepended.
+
+    Raises:
+        ValueError: when the key has no letters or digits, or the prefix is not letters only.
+    """
+    if prefix and not prefix.isalpha():
+        raise ValueError(f"macro prefix must be letters only, got {prefix!r}")
+    if key.isascii() and key.isalpha():
+        return prefix + key
+    tokens = re.findall(r"\d+\.\d+|\d+|[A-Za-z]+", key)
+    if not tokens:
+        raise ValueError(f"cannot make a macro name from {key!r}")
+    words = []
+    for token in tokens:
+        if token[0].isdigit():
+            whole, _, frac = token.partition(".")
+            word = number_words(int(whole))
+            if frac:
+                word += "Point" + "".join(_ONES[int(d)] for d in frac)
+            words.append(word)
+        else:
+            words.append(token[0].upper() + token[1:])
+    return prefix + "".join(words)
+
+
+def macro_value(value: Any) -> str:
+    """The body of a number macro: integers plain, other numbers in ``\\num{}``, text escaped,
+    NaN/None as ``--``."""
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, Integral):
+        return str(int(value))
+    if isinstance(value, Real):
+        return format_number(value)
+    return escape_latex(value)
+
+
+def numbers_macros(values: Mapping[str, Any], prefix: str = "") -> str:
+    """``\\newcommand{\\Name}{value}`` lines, one per entry, names made valid by ``macro_name``.
+
+    Raises:
+        ValueError: when two keys map to the same macro name.
+    """
+    seen: dict[str, str] = {}
+    lines = ["% Generated by gradatlas: every number the paper quotes. Do not edit."]
+    for key, value in values.items():
+        name = macro_name(str(key), prefix)
+        if name in seen:
+            raise ValueError(f"keys {seen[name]!r} and {key!r} both map to macro \\{name}")
+        seen[name] = str(key)
+        lines.append(rf"\newcommand{{\{name}}}{{{macro_value(value)}}}")
+    return "\n".join(lines) + "\n"
+
+
+def claim_macros(verdicts: pd.DataFrame, prefix: str = "GA") -> dict[str, Any]:
+    """Macro values for every claim's deciding part and verdict: ``GAClaimOneValue``, ``...Low``,
+    ``...High``, ``...N``, ``...Verdict``, ``...Stability`` (pass the result to ``numbers_macros``)."""
+    out: dict[str, Any] = {}
+    for row in verdicts.itertuples(index=False):
+        stem = f"{prefix}Claim{number_words(int(row.claim))}"
+        out[stem + "Value"] = row.value
+        out[stem + "Low"] = row.ci_low
+        out[stem + "High"] = row.ci_high
+        out[stem + "N"] = int(row.n) if not _is_missing(row.n) else None
+        out[stem + "Verdict"] = row.verdict
+        out[stem + "Stability"] = getattr(row, "stability", None)
+    return out
+
+
+def caption_macros(captions: Mapping[str, str], prefix: str = "GACaption") -> str:
+    """``\\newcommand{\\GACaption<Name>}{caption}`` per figure (captions are LaTeX source, not
+    escaped): ``hidden_grad_vs_distance`` -> ``\\GACaptionHiddenGradVsDistance``."""
+    lines = ["% Figure captions generated from what the data holds."]
+    for name, caption in captions.items():
+        lines.append(rf"\newcommand{{\{macro_name(name.title().replace('_', ''), prefix)}}}{{{caption}}}")
+    return "\n".join(lines) + "\n"
+

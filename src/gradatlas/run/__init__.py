@@ -1,0 +1,1 @@
+"""One run, from its config to its record: models, data, probes, the training loop."""

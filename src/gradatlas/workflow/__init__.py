@@ -1,0 +1,1 @@
+"""Grids, jobs, summaries and archives: what the Snakemake workflow calls."""

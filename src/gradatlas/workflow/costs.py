@@ -1,0 +1,119 @@
+"""Estimated cost of a run, in seconds on one CPU core, from its configuration alone.
+
+The workflow needs it before anything has run: to pack a study's runs into training jobs of
+about equal length (so that no core idles while one long job finishes), to start the
+longest jobs first, and to ask a cluster for a runtime. Being off by tens of percent costs
+little; being off by 10x costs a core, so the model is deliberately simple:
+
+    seconds = START + (steps + eval passes) x (PER_STEP + PER_UNIT[model] x units)
+
+``units`` counts the sequential pieces of one forward and backward pass (layers of an MLP,
+time steps x layers of a recurrent net), scaled up by the matrix size once it exceeds the
+size where per-operation overhead, not arithmetic, dominates on a CPU. The coefficients were
+fitted (``bench/cost_model.py``) to the in-loop times of the quick scale on the reference
+machine (2-core x86_64 VM, one torch thread per run); see ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gradatlas.core.names import RECURRENT_MODELS
+from gradatlas.run.config import RunConfig, total_steps
+
+# Fitted by bench/cost_model.py to the 317 finished runs of the quick scale on the
+# reference machine (bench/results/cost_model.json): study totals within 10-20%.
+START = 0.0                 # seconds per run outside the step loop
+PER_STEP = 0.826e-3         # seconds per optimizer step, whatever the model (loss, optimizer, logging)
+PER_UNIT = {                # seconds per unit per step, by architecture
+    "mlp": 0.123e-3,
+    "resmlp": 0.139e-3,
+    "rnn": 0.235e-3,
+    "gru": 0.692e-3,
+    "lstm": 0.867e-3,
+}
+# Below this many multiply-adds per unit (a 64-wide layer on a batch of 128), a unit costs
+# about the same whatever its size; above it, cost grows with the arithmetic.
+OVERHEAD_BOUND_MACS = 64 * 64 * 128
+EVAL_FRACTION = 1 / 3       # a forward pass on one example, relative to a training step's share
+
+
+def size_factor(cfg: RunConfig) -> float:
+    """How many times its arithmetic a unit of this size costs past the overhead bound (>= 1)."""
+    return max(1.0, cfg.model.width * cfg.model.width * cfg.train.batch_size / OVERHEAD_BOUND_MACS)
+
+
+def units(cfg: RunConfig) -> float:
+    """Sequential pieces of one training step, scaled by their size past the overhead bound."""
+    model = cfg.model
+    # The input layer and head of an MLP, the stem and head of a residual MLP, count as one.
+    pieces = cfg.data.length * model.depth if model.name in RECURRENT_MODELS else model.depth + 1
+    if model.norm != "none":
+        pieces *= 1.5
+    return pieces * size_factor(cfg)
+
+
+def eval_passes(cfg: RunConfig) -> float:
+    """Evaluation work in training-step equivalents: the test split every ``eval_every``
+    epochs and both splits at the end, forward only."""
+    n = total_steps(cfg, cfg.data.n_train)
+    per_epoch = max(cfg.data.n_train // cfg.train.batch_size, 1)
+    evaluations = math.ceil(n / per_epoch) / cfg.train.eval_every
+    examples = evaluations * cfg.data.n_test + cfg.data.n_train + cfg.data.n_test
+    return EVAL_FRACTION * examples / cfg.train.batch_size
+
+
+def estimated_seconds(cfg: RunConfig) -> float:
+    """Estimated wall seconds of ``run(cfg)`` on one core of the reference CPU."""
+    per_step = PER_STEP + PER_UNIT[cfg.model.name] * units(cfg)
+    return START + (total_steps(cfg, cfg.data.n_train) + eval_passes(cfg)) * per_step
+
+
+# A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
+# share of a run's cost that the stack pays once (Python dispatch, per-operation overhead),
+# the rest (arithmetic, memory traffic, per-member probes) it pays per member, on the
+# reference machine, one thread per job, at width 64 (bench/README.md). mlp and resmlp:
+# bench/stacking.py, idle, one process, slices of the full scale (mlp: the median of three
+# depth-study slices, 0.58, 0.60, 0.63; resmlp: 5 of its 8 members diverge at step 1-2, which
+# a stack keeps computing, frozen, while runs alone stop). rnn, gru, lstm: the full scale's
+# memory study trained by the workflow, two jobs on two cores, stacks of 4 seeds against the
+# same runs alone in the archived full scale (run wall times summed per model: rnn 248.6 s
+# alone / 204.7 s stacked, gru 726.8 / 600.1, lstm 775.2 / 863.5); alone in one idle process
+# the benchmark measured more (rnn 0.38, gru 0.35, lstm 0.19): two jobs share the memory
+# bandwidth that a stack's larger tensors need. At or below 0 a stack is no cheaper than its
+# runs one by one, and on a CPU such runs are not stacked.
+STACK_SHARED = {
+    "mlp": 0.60,
+    "resmlp": -0.25,
+    "rnn": 0.23,
+    "gru": 0.23,
+    "lstm": -0.15,
+}
+# Larger matrices (``size_factor`` f > 1) add arithmetic, which a stack pays per member, and
+# not per-operation overhead: the shared share becomes s / (s + (1 - s) f). At width 128 (f
+# = 4) that predicts mlp 0.27 and rnn 0.07, against 0.30 and 0.23 measured by the benchmark
+# on the cluster grid (bench/results/stacking_cluster_quick.json). Below MIN_STACK_SHARED a
+# stack is not planned on a CPU: the gain is within what two jobs on two cores take away.
+MIN_STACK_SHARED = 0.1
+
+
+def stack_shared(model: str, factor: float = 1.0) -> float:
+    """The share of a run's cost that a stack of ``model`` runs of size ``factor``
+    (``size_factor``) pays once, on the reference CPU."""
+    shared = STACK_SHARED[model]
+    return shared if shared <= 0 else shared / (shared + (1.0 - shared) * factor)
+
+
+def stack_seconds(run_seconds: float, size: int, model: str, factor: float = 1.0) -> float:
+    """Estimated seconds of a stack of ``size`` runs of ``model`` (of size ``factor``) that
+    cost ``run_seconds`` each alone (on the reference CPU)."""
+    shared = max(stack_shared(model, factor), 0.0)
+    return run_seconds * (shared + (1.0 - shared) * size)
+
+
+def limit_stack_size(model: str, limit: int, gpu: bool = False, factor: float = 1.0) -> int:
+    """The stack size to plan for ``model`` (of size ``factor``) under the device's ``limit``:
+    on a CPU, 1 where stacking was measured or is predicted to save too little
+    (``stack_shared`` < ``MIN_STACK_SHARED``). On a GPU the limit (stacking there is
+    unmeasured: no GPU was lent to the sessions so far)."""
+    return limit if gpu or stack_shared(model, factor) >= MIN_STACK_SHARED else 1
