@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gradatlas.core import layout
-from gradatlas.core.files import RecordError, TargetError, write_json_atomic, write_table
+from gradatlas.core.files import RecordError, TargetError, sha256, write_json_atomic, write_table
 from gradatlas.run import records
 from gradatlas.workflow.batch import run_batch
 from gradatlas.workflow.manifests import load_batches, withdraw_stale
@@ -152,7 +152,7 @@ def test_run_json_states_the_row_counts(tmp_path):
     frame = pd.read_parquet(out / layout.STEPS_FILE).iloc[:2]
     frame.to_parquet(out / layout.STEPS_FILE, index=False)
     info = json.loads((out / layout.INFO_FILE).read_text())
-    info["files"][layout.STEPS_FILE]["sha256"] = records._sha256(out / layout.STEPS_FILE)
+    info["files"][layout.STEPS_FILE]["sha256"] = sha256(out / layout.STEPS_FILE)
     (out / layout.INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(RecordError, match="2 rows, run.json states 3"):
         records.check_record(out)

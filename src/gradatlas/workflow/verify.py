@@ -33,6 +33,7 @@ import pandas as pd
 
 from gradatlas.core import layout
 from gradatlas.core.files import RecordError, write_json_atomic, write_text
+from gradatlas.core.provenance import cpu_model
 from gradatlas.workflow import aggregate, archive
 from gradatlas.workflow.manifests import load_batches
 
@@ -213,9 +214,9 @@ def verify(archive_dir: Path, scale: str, studies: Path, n: int, seed: int, work
         "differs": int(counts.get("differs", 0)),
         "step0_ok": bool(table["step0_ok"].all()), "step0_rtol": STEP0_RTOL,
         "step0_max_rel": float(table["step0_max_rel"].max()), "later_max_rel": float(table["later_max_rel"].max()),
-        "machine": {"cpu_model": archive._cpu_model(), "cpu_capability": _capability()},
+        "machine": {"cpu_model": cpu_model(), "cpu_capability": _capability()},
         "archive_machine": {"cpu_model": made.get("cpu_model"), "cpu_capability": made.get("cpu_capability")},
-        "same_machine_kind": archive._cpu_model() == made.get("cpu_model") and _capability() == made.get("cpu_capability"),
+        "same_machine_kind": cpu_model() == made.get("cpu_model") and _capability() == made.get("cpu_capability"),
         "runs": table.to_dict(orient="records"),
     }
 
