@@ -2,6 +2,12 @@
 
 Every test session uses a private data cache (``GRADATLAS_CACHE``), so MNIST-1D is generated
 once per session and never read from, or written to, the developer's own cache.
+
+Two lanes (README, "Tests"): ``workflow`` tests run Snakemake, LaTeX or Slurm, or use a fixture
+that does (``WORKFLOW_FIXTURES``); every other test is ``unit``. A test marks itself (or its
+module) ``workflow``; collection fails for a test that uses a workflow fixture unmarked, and
+``workflow_helpers.snakemake`` refuses to run inside a unit test, so ``-m unit`` never runs
+the workflow by accident.
 """
 
 from __future__ import annotations
@@ -26,6 +32,35 @@ TINY_DATA = ("data.n_train=128", "data.n_test=64")
 # A tiny feed-forward run: a few steps, small batches.
 TINY_MLP = ("model=mlp", "model.depth=3", "model.width=8", "train.batch_size=32", "train.max_steps=3",
             "device=cpu", *TINY_DATA)
+
+
+# Fixtures that run the workflow (or build on one that does).
+WORKFLOW_FIXTURES = frozenset({"smoke", "archived", "rebuilt", "smoke_tables", "cluster"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every test in one lane: ``workflow`` where marked, ``unit`` otherwise; refuse a test
+    that uses a workflow fixture without the ``workflow`` mark."""
+    unmarked = []
+    for item in items:
+        if item.get_closest_marker("workflow") is not None:
+            continue
+        if WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            unmarked.append(item.nodeid)
+        item.add_marker(pytest.mark.unit)
+    if unmarked:
+        raise pytest.UsageError("tests that use a workflow fixture must be marked pytest.mark.workflow: "
+                                + ", ".join(unmarked[:10]))
+
+
+@pytest.fixture(autouse=True)
+def _lane(request: pytest.FixtureRequest):
+    """Tell ``workflow_helpers`` which lane the running test is in."""
+    import workflow_helpers
+
+    workflow_helpers.IN_UNIT_TEST = request.node.get_closest_marker("workflow") is None
+    yield
+    workflow_helpers.IN_UNIT_TEST = False
 
 
 @pytest.fixture(scope="session", autouse=True)

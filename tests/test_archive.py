@@ -31,6 +31,7 @@ def archived(smoke, tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.mark.workflow
 def test_pack_lists_every_product_with_its_hash_and_provenance(archived: Path):
     store = archived / "results/smoke/archive"
     manifest = json.loads((store / "manifest.json").read_text())
@@ -51,6 +52,7 @@ def test_pack_lists_every_product_with_its_hash_and_provenance(archived: Path):
     assert archive.check(store) == []
 
 
+@pytest.mark.workflow
 def test_check_and_restore_refuse_a_damaged_archive(archived: Path, tmp_path: Path):
     store = tmp_path / "archive"
     shutil.copytree(archived / "results/smoke/archive", store)
@@ -64,6 +66,7 @@ def test_check_and_restore_refuse_a_damaged_archive(archived: Path, tmp_path: Pa
     assert archive.main(["check", "--archive", str(store)]) == 1
 
 
+@pytest.mark.workflow
 def test_pack_refuses_to_replace_a_directory_with_files_it_did_not_make(archived: Path, tmp_path: Path):
     root = archived / "results/smoke"
     store = tmp_path / "archive"
@@ -80,6 +83,7 @@ def test_pack_refuses_to_replace_a_directory_with_files_it_did_not_make(archived
     assert archive.check(store) == []
 
 
+@pytest.mark.workflow
 def test_pack_refuses_more_than_the_size_limit(archived: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(archive, "MAX_BYTES", 1000)
     with pytest.raises(archive.ArchiveError, match="MiB"):
@@ -96,6 +100,7 @@ def rebuilt(archived: Path, tmp_path_factory) -> tuple[Path, str]:
     return workdir, proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow
 def test_a_clone_with_the_archive_rebuilds_the_paper_without_training(rebuilt, archived: Path):
     workdir, log = rebuilt
     root = workdir / "results/smoke"
@@ -109,6 +114,7 @@ def test_a_clone_with_the_archive_rebuilds_the_paper_without_training(rebuilt, a
         assert (root / name).read_bytes() == (archived / "results/smoke" / name).read_bytes()
 
 
+@pytest.mark.workflow
 def test_a_rebuild_that_differs_from_the_archive_fails(rebuilt, tmp_path: Path):
     workdir, _ = rebuilt
     root = tmp_path / "smoke"
@@ -121,11 +127,13 @@ def test_a_rebuild_that_differs_from_the_archive_fails(rebuilt, tmp_path: Path):
     assert json.loads(out.read_text())["differ"] == ["numbers.tex"]
 
 
+@pytest.mark.workflow
 def test_retrain_true_trains_although_an_archive_exists(archived: Path):
     proc = snakemake(archived, "-n", "--forceall", "--cores", "2", "--config", "scale=smoke", "retrain=true")
     assert "train" in proc.stdout and "restore_summary" not in proc.stdout
 
 
+@pytest.mark.workflow
 def test_verify_retrains_a_sample_with_its_stacks_and_finds_it_identical(rebuilt):
     workdir, _ = rebuilt
     proc = snakemake(workdir, "verify", "--cores", "2", "--config", "scale=smoke", "verify=3", "verify_seed=1")

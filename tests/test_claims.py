@@ -459,6 +459,7 @@ def test_evaluate_claims_on_empty_tables_has_no_data():
     assert len(frame) == 15 and set(frame["verdict"]) == {NO_DATA}
 
 
+@pytest.mark.workflow
 def test_evaluate_claims_on_the_smoke_summary(smoke):
     runs, layers, timesteps = layout.read_summary(layout.ScalePaths(smoke / "results", "smoke"))
     frame = claims.evaluate_claims(runs, layers, timesteps)

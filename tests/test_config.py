@@ -206,13 +206,13 @@ def test_factor_mapping_points_at_real_keys():
     ("lr", 0.003, None), ("clip", "value", None), ("bias", -0.5, None), ("bias", None, None),
     ("model", "lstm", "adding"), ("length", 17, "adding"), ("optimizer", "adam", None), ("seed", 11, None),
 ])
-def test_factor_override_sets_the_factor(factor, value, data):
-    overrides = [config.factor_override(factor, value)]
-    if data:
-        overrides.append(config.factor_override("data", data))
-    if factor == "length":
-        overrides.append(config.factor_override("model", "rnn"))
-    cfg = run_config(overrides)
+def test_a_factor_set_by_a_study_reads_back_as_that_factor(factor, value, data):
+    """A factor goes through FACTORS to its config key (studies.compose_run, as the workflow
+    composes each run) and factor_values reads the same value back from the config."""
+    from gradatlas.workflow.studies import compose_run
+
+    settings = {factor: value, **({"data": data} if data else {}), **({"model": "rnn"} if factor == "length" else {})}
+    cfg = compose_run({"data.n_train": 128, "data.n_test": 64, **settings})
     assert config.factor_values(cfg)[factor] == value
 
 

@@ -689,6 +689,7 @@ def smoke_tables(smoke):
             "theory": theory.theory_table(runs, layers, timesteps)}
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name", list(FIGURES))
 def test_every_figure_draws_on_the_smoke_summary(name, smoke_tables):
     function = FIGURES[name]

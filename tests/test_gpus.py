@@ -52,7 +52,7 @@ def test_claim_is_held_by_the_open_slot_and_released(tmp_path):
         claim_gpu(0, tmp_path)
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_one_workflow_spreads_training_jobs_over_the_gpus(tmp_path, monkeypatch):
     (tmp_path / "work").mkdir()
     workdir = make_workdir(tmp_path / "work")
@@ -78,7 +78,7 @@ def test_one_workflow_spreads_training_jobs_over_the_gpus(tmp_path, monkeypatch)
     assert f"GPU {jobs[0]['slot']} of 2" in log
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_dry_run_asks_one_gpu_per_training_job(tmp_path):
     workdir = make_workdir(tmp_path)
     out = snakemake(workdir, "-n", "--config", "scale=smoke", "gpus=2", "studies=[selu]").stdout

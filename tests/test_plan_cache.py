@@ -99,7 +99,7 @@ def _runtimes(output: str) -> dict[str, int]:
     return {wildcards: int(minutes) for wildcards, minutes in jobs}
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_slurm_runtime_grows_with_attempt(tmp_path):
     workdir = make_workdir(tmp_path)
     args = ("-n", "--config", "scale=smoke", "studies=[memory,selu]")

@@ -20,7 +20,6 @@ from gradatlas.run.config import fingerprint
 from gradatlas.run.train import config_groups
 from gradatlas.workflow.batch import run_batch
 
-pytestmark = pytest.mark.integration
 
 
 def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

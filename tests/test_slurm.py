@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from workflow_helpers import make_workdir, snakemake
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.workflow
 
 # The plugin's first status poll comes after 40 s by default; a CI cluster answers at once.
 FAST_POLL = ("--slurm-init-seconds-before-status-checks", "5")

@@ -150,7 +150,7 @@ def test_the_studies_that_compare_training_tune_per_cell(name):
 
 # --- the workflow ---------------------------------------------------------------------------
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_tuned_runs_train_with_the_choice_made_on_validation(smoke):
     runs = pd.read_parquet(smoke / "results" / "smoke" / "summary" / "runs.parquet")
     tuning = sorted((smoke / "results" / "smoke" / "tuning").glob("*.json"))

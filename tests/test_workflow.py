@@ -24,7 +24,7 @@ from gradatlas.run import records
 from gradatlas.workflow import aggregate
 from gradatlas.workflow.studies import load_study
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.workflow
 
 
 def test_smoke_runs_table_matches_records(smoke: Path):

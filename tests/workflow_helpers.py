@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Set by conftest for the running test: the unit lane never runs the workflow.
+IN_UNIT_TEST = False
 
 
 def make_workdir(tmp: Path) -> Path:
@@ -29,6 +31,8 @@ def workflow_env(workdir: Path) -> dict[str, str]:
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run snakemake in ``workdir``; raise with its output if it fails and ``check``."""
+    if IN_UNIT_TEST:
+        raise RuntimeError("snakemake runs only in tests marked pytest.mark.workflow (tests/conftest.py)")
     proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=workflow_env(workdir),
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
