@@ -56,4 +56,5 @@ def test_readme_needs_nothing_outside_the_repository():
     for name in ("docs/design.md", "LICENSE", "CITATION.cff", "environment.yml", "ci/setup.sh",
                  "profiles/slurm/config.yaml", "conf/workflow.yaml"):
         assert name in text and (REPO / name).exists(), name
-    assert "../shared" not in (REPO / "src/gradatlas/train.py").read_text()
+    for module in (REPO / "src/gradatlas").rglob("*.py"):
+        assert "../shared" not in module.read_text(), module
