@@ -237,7 +237,7 @@ def test_bad_cell_seeds_are_an_error_naming_file_and_rule(tmp_path, rules, messa
 def test_grid_overview_shows_the_range_of_seeds_per_cell():
     import pandas as pd
 
-    from gradatlas.analysis import grid_overview
+    from gradatlas.analysis.commands import grid_overview
 
     runs = pd.DataFrame({"study": ["a"] * 5 + ["b"] * 2, "cell": ["x", "x", "y", "y", "y", "z", "w"],
                          "seed": [0, 1, 0, 1, 2, 0, 0], "status": "ok"})

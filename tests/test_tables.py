@@ -225,7 +225,7 @@ def test_caption_macros():
 
 
 def test_grid_overview_counts_underflow_only_where_the_summary_has_it():
-    from gradatlas.analysis import grid_overview
+    from gradatlas.analysis.commands import grid_overview
 
     runs = runs_frame()
     assert "underflow" not in grid_overview(runs, ["init_study"])  # older summaries: no column, no guess
