@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import integrate, optimize, stats
 
 from gradatlas.analysis import claims, intervals
 from gradatlas.analysis.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS
@@ -122,11 +122,28 @@ def test_wilson_and_newcombe_intervals():
     assert (lo, hi) == (pytest.approx(0.0524, abs=1e-4), pytest.approx(0.3339, abs=1e-4))
 
 
-def test_welch_interval_is_scipys():
-    x, y = np.array([1.0, 2.0, 3.0, 4.5]), np.array([0.0, 0.4, 1.5])
-    d, lo, hi = intervals.welch_interval(x, y)
-    ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval()
-    assert d == pytest.approx(x.mean() - y.mean()) and (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+def test_welch_interval_matches_a_published_worked_example():
+    """Student's (1908) sleep data, the example of R's ``t.test`` (``t.test(extra ~ group, data =
+    sleep)``, R ``datasets::sleep``): Welch two-sample t-test, t = -1.8608, df = 17.776
+    (Welch-Satterthwaite), p-value = 0.07939, 95 percent confidence interval -3.3654832 to
+    0.2054832, means 0.75 and 2.33. The pooled (equal-variance) interval, df = 18, is
+    [-3.363874, 0.203874]: the tolerances below tell the two apart."""
+    group1 = np.array([0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0])
+    group2 = np.array([1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4])
+    d, lo, hi = intervals.welch_interval(group1, group2)
+    assert d == pytest.approx(0.75 - 2.33, abs=1e-12)
+    assert lo == pytest.approx(-3.3654832, abs=1e-7) and hi == pytest.approx(0.2054832, abs=1e-7)
+    # t and df as published, read back from the interval: its half-width is t_{0.975, df} x se.
+    se = math.sqrt(group1.var(ddof=1) / 10 + group2.var(ddof=1) / 10)
+    quantile = (hi - lo) / 2 / se
+    df = optimize.brentq(lambda v: stats.t.ppf(0.975, v) - quantile, 1.0, 1000.0)
+    assert d / se == pytest.approx(-1.8608, abs=5e-5) and df == pytest.approx(17.776, abs=5e-4)
+    # Vectorised over leading axes (the stability draws), each row its own example. A shifted
+    # copy has equal variances and sizes, where Welch-Satterthwaite gives df = 2 (n - 1) = 18.
+    d, lo, hi = intervals.welch_interval(np.stack([group1, group2 + 1.0]), np.stack([group2, group2]))
+    assert (lo[0], hi[0]) == (pytest.approx(-3.3654832, abs=1e-7), pytest.approx(0.2054832, abs=1e-7))
+    half = stats.t.ppf(0.975, 18) * math.sqrt(2 * group2.var(ddof=1) / 10)
+    assert d[1] == pytest.approx(1.0) and (lo[1], hi[1]) == (pytest.approx(1 - half), pytest.approx(1 + half))
 
 
 def test_median_interval_uses_order_statistics():
@@ -168,14 +185,45 @@ def test_a_marginal_result_is_unstable():
     assert claims.stability([claims.seed_part("again", seeds, claims.above(0.0))], claim_id=1)[1] == stable
 
 
-def test_stability_counts_draws_with_the_same_verdict():
-    # 7 of 10 runs diverge: a share whose Wilson interval straddles 0.5 in some draws only.
-    part = claims.share_part("diverged", 7, 10, claims.above(0.5))
-    verdict, stable = claims.stability([part], claim_id=2, draws=4000)
-    rng = np.random.default_rng([claims.STABILITY_SEED, 2, 0])
-    k = rng.binomial(10, rng.beta(7.5, 3.5, size=4000))  # beta-binomial replicates of 7 of 10
-    expected = np.mean(claims.verdict_above(*intervals.wilson_interval(k, 10)[1:], 0.5) == verdict)
-    assert stable == pytest.approx(expected)
+@pytest.mark.parametrize("distance,verdict", [
+    (5.0, SUPPORTED),               # the mean 5 sd above the threshold: near 1
+    (1.0001 * stats.t.ppf(0.975, 7) / math.sqrt(8), SUPPORTED),  # lower bound at the threshold: ~1/2
+    (0.0, INCONCLUSIVE),            # the mean at the threshold
+    (-5.0, CONTRADICTED),           # far below
+])
+def test_stability_is_the_chance_that_a_new_draw_of_seeds_repeats_the_verdict(distance, verdict):
+    """A seed part of n = 8 seeds with mean m = threshold + distance x s and spread s, judged
+    'supported if the 95% t interval lies above the threshold'. A new draw of seeds is the
+    posterior predictive of a normal model under the Jeffreys prior: sigma = s sqrt((n - 1) / W),
+    W ~ chi2_{n-1}; mu ~ N(m, sigma^2 / n); n new values ~ N(mu, sigma^2). Given W, a new draw
+    is supported when (ybar - threshold) sqrt(n) / s_y > t_c (t_c = t_{0.975, n-1}), and since
+    ybar - m ~ N(0, 2 sigma^2 / n) independent of s_y, that is a noncentral t with n - 1 df and
+    noncentrality delta = distance sqrt(n W / (2 (n - 1))) above t_c / sqrt(2); contradicted,
+    the same with -delta. The stability is the mean of D independent draws of that event, so
+    it lies within 4.5 sqrt(p (1 - p) / D) of the probability p (two-sided 7e-6 by chance)."""
+    n, threshold, spread, draws = 8, 0.5, 0.1, 20_000
+    simulated = np.random.default_rng(11).normal(size=n)
+    seeds = threshold + spread * (distance + (simulated - simulated.mean()) / simulated.std(ddof=1))
+    part = claims.seed_part("simulated", seeds, claims.above(threshold))
+    assert part.verdict == verdict
+    critical = stats.t.ppf(0.975, n - 1)
+
+    def chance(sign: float) -> float:
+        def integrand(w: float) -> float:
+            delta = sign * distance * math.sqrt(n * w / (2 * (n - 1)))
+            return stats.nct.sf(critical / math.sqrt(2), n - 1, delta) * stats.chi2.pdf(w, n - 1)
+
+        return integrate.quad(integrand, 0, np.inf, epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+
+    supported, contradicted = chance(1.0), chance(-1.0)
+    p = {SUPPORTED: supported, CONTRADICTED: contradicted, INCONCLUSIVE: 1 - supported - contradicted}[verdict]
+    claim_verdict, stable = claims.stability([part], claim_id=2, draws=draws)
+    assert claim_verdict == verdict and part.stability == stable
+    assert abs(stable - p) <= 4.5 * math.sqrt(p * (1 - p) / draws) + 1e-6, (stable, p)
+    if abs(distance) == 5.0:
+        assert stable > 0.99
+    elif verdict == SUPPORTED:
+        assert 0.45 < stable < 0.55
 
 
 def test_normal_replicates_are_the_posterior_predictive_of_a_normal_sample():

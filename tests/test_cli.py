@@ -228,7 +228,7 @@ def test_recurrent_run_writes_timesteps(good_runs, name):
         assert sorted(ts[(ts.step == 0) & (ts.quantity == f"saturated_frac.{gate}")].t) == list(range(1, SEQ_T + 1))
 
 
-# --------------------------------------------------------------------------- what out= may replace (issue 8)
+# --------------------------------------------------------------------------- what out= may replace
 
 
 def _user_directory(cwd: Path) -> None:

@@ -144,7 +144,7 @@ BAD = {
     "unknown-appended-key": (["+model.foo=1"], ["foo", "model"]),
     "unknown-top-key": (["+bar=2"], ["bar"]),
     "empty-out": (["out=''"], ["out"]),
-    # issue 8: no NaN or infinity anywhere, seeds numpy accepts
+    # no NaN or infinity anywhere, seeds numpy accepts
     "lr-nan": (["optim.lr=nan"], ["optim.lr", "finite", "nan"]),
     "lr-inf": (["optim.lr=inf"], ["optim.lr", "finite", "inf"]),
     "momentum-nan": (["optim.momentum=nan"], ["optim.momentum", "finite"]),

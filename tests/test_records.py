@@ -1,7 +1,4 @@
-"""Record safety: what a record may replace, one writer at a time, completeness, repair.
-
-Each test here fails on the code before issue 8 (numbered items of the issue in brackets).
-"""
+"""Record safety: what a record may replace, one writer at a time, completeness, repair."""
 
 from __future__ import annotations
 
@@ -40,7 +37,7 @@ def _tree(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-# --------------------------------------------------------------------------- [1] what out= may replace
+# --------------------------------------------------------------------------- what out= may replace
 
 
 def test_a_directory_that_is_not_a_record_is_left_untouched(tmp_path):
@@ -92,7 +89,7 @@ def test_a_damaged_record_is_replaced_only_with_overwrite(tmp_path):
         records.check_target(other, FP, overwrite=True)
 
 
-# --------------------------------------------------------------------------- [3] completeness
+# --------------------------------------------------------------------------- completeness
 
 
 DAMAGE = {
@@ -190,7 +187,7 @@ def test_a_stale_manifest_and_the_summary_are_withdrawn(tmp_path):
     assert outs[0].exists() and outs[1].exists()
 
 
-# --------------------------------------------------------------------------- [3, 4] the batch repairs, inside runs/
+# --------------------------------------------------------------------------- the batch repairs, inside runs/
 
 TINY_STUDY = {
     "description": "tiny",
@@ -238,7 +235,7 @@ def test_run_dir_refuses_a_path_that_leaves_runs(tmp_path):
     assert layout.run_dir(tmp_path, "smoke", "s/gain-1.0/seed-0") == tmp_path / "smoke/runs/s/gain-1.0/seed-0"
 
 
-# --------------------------------------------------------------------------- [7] one writer at a time
+# --------------------------------------------------------------------------- one writer at a time
 
 
 def _write_many(out: str, count: int, fingerprint: str, barrier) -> int:

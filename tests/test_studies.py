@@ -76,18 +76,7 @@ def test_cost_grows_with_what_makes_a_run_long():
     assert cost(compose_run({**seq, "model": "rnn", "length": 50})) < long
 
 
-def test_cost_counts_steps_as_training_does():
-    cfg = compose_run({"model": "mlp", "epochs": 3, "batch_size": 100, "data.n_train": 1000})
-    capped = compose_run({"model": "mlp", "epochs": 3, "batch_size": 100, "data.n_train": 1000, "max_steps": 7})
-    per_step = costs.PER_STEP + costs.PER_UNIT["mlp"] * costs.units(cfg)
-    assert costs.estimated_seconds(cfg) == pytest.approx(costs.START + (30 + costs.eval_passes(cfg)) * per_step)
-    assert costs.estimated_seconds(capped) == pytest.approx(costs.START + (7 + costs.eval_passes(capped)) * per_step)
-    # 7 steps lie in the first epoch: one test evaluation (1000), then both splits at the end.
-    assert costs.eval_passes(capped) == pytest.approx(costs.EVAL_FRACTION * (1000 + 1000 + 1000) / 100)
-    assert costs.eval_passes(cfg) == pytest.approx(costs.EVAL_FRACTION * (3 * 1000 + 1000 + 1000) / 100)
-
-
-# --------------------------------------------------------------------------- issue 8: study files
+# --------------------------------------------------------------------------- study files: keys, grid values, names
 
 SELU = Path(__file__).resolve().parents[1] / "conf" / "studies" / "selu.yaml"
 

@@ -210,7 +210,7 @@ def test_report_has_figures_and_captions(smoke: Path):
     assert "theory_vs_measurement.pdf" in html and "claims.tex" in html
 
 
-# --------------------------------------------------------------------------- issue 8: shells, paths, repair
+# --------------------------------------------------------------------------- shells, paths, repair
 
 
 @pytest.mark.parametrize("name", ["x$(touch PWNED)", "my study"])

@@ -99,19 +99,13 @@ def seed_summary(x: np.ndarray, log: bool = False, confidence: float = CONFIDENC
 
 def seed_interval(values, log: bool = False, confidence: float = CONFIDENCE) -> Interval:
     """The interval of one sample of per-seed values (non-finite values dropped; with ``log``,
-    non-positive values too: count them with ``nonpositive``)."""
+    non-positive values too)."""
     x = np.asarray(list(values), dtype=np.float64)
     x = x[np.isfinite(x)]
     if log:
         x = x[x > 0]
     value, low, high = seed_summary(x, log, confidence)
     return Interval(float(value), float(low), float(high), len(x), seed_method(len(x), log))
-
-
-def nonpositive(values) -> int:
-    """How many finite values are <= 0 (left out of a log-scale interval, reported apart)."""
-    x = np.asarray(list(values), dtype=np.float64)
-    return int((np.isfinite(x) & (x <= 0)).sum())
 
 
 @lru_cache(maxsize=4096)
@@ -198,10 +192,9 @@ def finite(values) -> np.ndarray:
 # Replicates for the stability of a verdict: what another draw of as many seeds could give.
 # Not the plain seed bootstrap (resampling the observed seeds): with 4-6 seeds it treats the
 # sample's spread as known (and shrinks it by (n-1)/n), and so called verdicts stable that
-# another instruction set, which acts on chaotic training like a new draw of seeds, changed:
-# the quick scale under ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE changed 4 of 15
-# verdicts, 3 of them bootstrap-stable in one build or both (bench/README.md). The replicates below
-# carry the uncertainty of the mean and of the spread (or of the share) into the draw.
+# another instruction set, which acts on chaotic training like a new draw of seeds, changed
+# (bench/README.md, "ledger_diff.py"). The replicates below carry the uncertainty of the mean
+# and of the spread (or of the share) into the draw.
 
 
 def normal_replicates(x, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -166,14 +166,12 @@ def evaluate_stack(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
                    batch: int = 1000) -> list[tuple[float, float]]:
     """``evaluate`` for every member of a stacked model on one shared split.
 
-    A forward pass takes ``batch`` examples in all, ``batch / E`` per member: a stack of 4
-    LSTMs (width 64, length 50) given 1000 examples each built 200 MB input projections that
-    glibc maps afresh every time, and evaluated 0.64-0.71x as fast per model as its runs one
-    by one; 250 each, 0.98-1.02x. A stack of one evaluates as a run alone always did. With
-    as many examples per member as alone, a member's outputs are bitwise its outputs alone;
-    with fewer, matmuls of fewer rows may round differently (outputs bitwise equal at 100-1000
-    examples on the full scale's MLP, residual MLP, RNN and LSTM stacks; 2e-7 relative at 3
-    rows against 12 in the tests' width-8 nets). Measured on a CPU only: on a GPU, where
+    On a CPU a forward pass takes ``batch`` examples in all, ``batch / E`` per member: with
+    ``batch`` per member a large stack's input projections are fresh memory mappings at every
+    pass, slower per model than its runs one by one (bench/README.md, "Evaluation"). A stack
+    of one evaluates as a run alone. With as many examples per member as alone, a member's
+    outputs are bitwise its outputs alone; with fewer, matmuls of fewer rows may round
+    differently (bench/README.md, "Evaluation", for where they were compared). On a GPU, where
     small passes are launch-bound, a stack evaluates ``batch`` examples per member."""
     model.eval()
     members = _members(model)

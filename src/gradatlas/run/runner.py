@@ -42,8 +42,8 @@ def resolve_device(name: str) -> torch.device:
 def configure_determinism(device: torch.device) -> None:
     """Settings under which a rerun of the same stack on the same device repeats every value:
     no TF32 in CUDA matmuls (float32 stays float32), deterministic algorithms where torch has
-    them (warn, not fail, where an operation has none). Not measured on a GPU by the session
-    that wrote this (none was lent); on the CPU these change nothing."""
+    them (warn, not fail, where an operation has none). On the CPU these change nothing; on a
+    GPU not checked yet (bench/README.md, "Not measured on a GPU")."""
     if device.type != "cuda":
         return
     # cuBLAS needs a fixed workspace for reproducible results; it reads this at its start.
@@ -56,12 +56,11 @@ def configure_determinism(device: torch.device) -> None:
 # glibc's malloc, tuned for training processes (mallopt parameters of <malloc.h>). By default
 # it returns freed memory at the heap's top to the system and serves blocks above a threshold
 # that adapts up to 32 MiB with fresh mmaps, so the tensors of every training step arrive as
-# new, zero-filled pages: a stack of 4 LSTMs of width 64 (length 50, batch 128) page-faulted
-# ~8,000 times per step. Keeping freed memory (trimming off, a fixed threshold at the 32 MiB
-# maximum, 256 MiB grown at a time) measured, one CPU thread, per step: that LSTM stack
-# 213 -> 189 ms, a stack of 4 tanh RNNs 70 -> 52 ms, runs alone unchanged within noise. The
-# values computed are unchanged: torch aligns every block itself (64 bytes). The cost: a
-# process keeps the memory of its largest step until it ends (training jobs are short-lived).
+# new, zero-filled pages; keeping freed memory (trimming off, a fixed threshold at the 32 MiB
+# maximum, 256 MiB grown at a time) spares stacks those page faults (bench/README.md,
+# "Memory"). The values computed are unchanged: torch aligns every block itself (64 bytes).
+# The cost: a process keeps the memory of its largest step until it ends (training jobs are
+# short-lived).
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 # mallopt(3): a trim threshold of -1 disables trimming; values are C ints.
 MALLOC_SETTINGS = {M_TRIM_THRESHOLD: -1, M_TOP_PAD: 256 * 2**20, M_MMAP_THRESHOLD: 32 * 2**20}

@@ -21,8 +21,8 @@ import math
 from gradatlas.core.names import RECURRENT_MODELS
 from gradatlas.run.config import RunConfig, total_steps
 
-# Fitted by bench/cost_model.py to the 317 finished runs of the quick scale on the
-# reference machine (bench/results/cost_model.json): study totals within 10-20%.
+# Fitted by bench/cost_model.py to the quick scale's runs on the reference machine
+# (bench/README.md, "cost_model.py").
 START = 0.0                 # seconds per run outside the step loop
 PER_STEP = 0.826e-3         # seconds per optimizer step, whatever the model (loss, optimizer, logging)
 PER_UNIT = {                # seconds per unit per step, by architecture
@@ -71,17 +71,10 @@ def estimated_seconds(cfg: RunConfig) -> float:
 
 # A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
 # share of a run's cost that the stack pays once (Python dispatch, per-operation overhead),
-# the rest (arithmetic, memory traffic, per-member probes) it pays per member, on the
-# reference machine, one thread per job, at width 64 (bench/README.md). mlp and resmlp:
-# bench/stacking.py, idle, one process, slices of the full scale (mlp: the median of three
-# depth-study slices, 0.58, 0.60, 0.63; resmlp: 5 of its 8 members diverge at step 1-2, which
-# a stack keeps computing, frozen, while runs alone stop). rnn, gru, lstm: the full scale's
-# memory study trained by the workflow, two jobs on two cores, stacks of 4 seeds against the
-# same runs alone in the archived full scale (run wall times summed per model: rnn 248.6 s
-# alone / 204.7 s stacked, gru 726.8 / 600.1, lstm 775.2 / 863.5); alone in one idle process
-# the benchmark measured more (rnn 0.38, gru 0.35, lstm 0.19): two jobs share the memory
-# bandwidth that a stack's larger tensors need. At or below 0 a stack is no cheaper than its
-# runs one by one, and on a CPU such runs are not stacked.
+# the rest (arithmetic, memory traffic, per-member probes) it pays per member; at width 64 on
+# the reference machine, one thread per job. At or below 0 a stack is no cheaper than its runs
+# one by one, and on a CPU such runs are not stacked. Where each value comes from:
+# bench/README.md, "How the planner's stack shares were measured".
 STACK_SHARED = {
     "mlp": 0.60,
     "resmlp": -0.25,
@@ -90,10 +83,9 @@ STACK_SHARED = {
     "lstm": -0.15,
 }
 # Larger matrices (``size_factor`` f > 1) add arithmetic, which a stack pays per member, and
-# not per-operation overhead: the shared share becomes s / (s + (1 - s) f). At width 128 (f
-# = 4) that predicts mlp 0.27 and rnn 0.07, against 0.30 and 0.23 measured by the benchmark
-# on the cluster grid (bench/results/stacking_cluster_quick.json). Below MIN_STACK_SHARED a
-# stack is not planned on a CPU: the gain is within what two jobs on two cores take away.
+# not per-operation overhead: the shared share becomes s / (s + (1 - s) f) (against the
+# benchmark at width 128: bench/README.md, same section). Below MIN_STACK_SHARED a stack is
+# not planned on a CPU: the gain is within what two jobs on two cores take away.
 MIN_STACK_SHARED = 0.1
 
 
@@ -114,6 +106,6 @@ def stack_seconds(run_seconds: float, size: int, model: str, factor: float = 1.0
 def limit_stack_size(model: str, limit: int, gpu: bool = False, factor: float = 1.0) -> int:
     """The stack size to plan for ``model`` (of size ``factor``) under the device's ``limit``:
     on a CPU, 1 where stacking was measured or is predicted to save too little
-    (``stack_shared`` < ``MIN_STACK_SHARED``). On a GPU the limit (stacking there is
-    unmeasured: no GPU was lent to the sessions so far)."""
+    (``stack_shared`` < ``MIN_STACK_SHARED``). On a GPU the limit (stacking there is not
+    measured yet: bench/README.md, "Not measured on a GPU")."""
     return limit if gpu or stack_shared(model, factor) >= MIN_STACK_SHARED else 1

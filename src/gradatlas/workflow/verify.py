@@ -44,8 +44,8 @@ LATER_OUTCOMES = ("final_train_loss", "final_train_metric", "test_loss", "test_m
                   "diverged_step", "steps_done", "max_grad_norm", "clipped_frac", "underflow_probes")
 # A mean over units and examples can cancel to nearly 0 (1e-13 where the activations are of
 # order 0.1): its rounding error scales with the activations, not with the mean, so another
-# instruction set moves such a mean by 6e-4 of itself (measured: ATEN_CPU_CAPABILITY=default,
-# MKL_CBWR=COMPATIBLE). It is compared relative to the layer's activation spread instead.
+# instruction set moves such a mean by far more than STEP0_RTOL of itself (bench/README.md,
+# "ledger_diff.py"). It is compared relative to the layer's activation spread instead.
 MEAN_SCALE = {"act_mean": "act_std"}
 # How the long tables' rows are matched between the archive and the retrained runs.
 KEYS = {"layers": ["run", "step", "layer", "name", "quantity"], "timesteps": ["run", "step", "t", "quantity"]}
