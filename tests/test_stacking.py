@@ -1,7 +1,10 @@
 """Stacked runs (``loop.train_stack``): E runs trained as one network must each give what the
 run alone gives. The reference is main's single-run loop (``single_run_reference``), which
-trains the per-run module through its own forward; the stack shares none of that code path
-but the per-run modules' initialization."""
+trains a run's own model (no member dimension) with ``torch.nn.utils`` norms and a run's
+optimizer. That model shares its architecture's one forward with the stack, but none of the
+member-dimension operations (``gradatlas.run.stacking``: batched matmuls, per-member batch
+norm, member views), which are what differ; the forward itself is checked against PyTorch's
+cells and plain autograd in test_probes."""
 
 from __future__ import annotations
 

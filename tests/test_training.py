@@ -75,8 +75,8 @@ def test_each_architecture_trains(make_run_config, arch):
     assert set(layers.step) == {0, 1, 2, 4}  # the default probe schedule for 5 steps
     assert LAYER_QUANTITIES <= set(layers.quantity)
     assert np.isfinite(layers.value).all()
-    names = layers[layers.step == 0].drop_duplicates("layer").sort_values("layer").name.tolist()
-    assert names[-1] == "head" and len(names) == 3
+    layer_names = layers[layers.step == 0].drop_duplicates("layer").sort_values("layer").name.tolist()
+    assert layer_names[-1] == "head" and len(layer_names) == 3
     # Training changed every layer's weights.
     assert (layers[layers.quantity == "update_ratio"].value > 0).all()
     recurrent = cfg.model.name in names.RECURRENT_MODELS
@@ -347,13 +347,20 @@ def _study(name: str) -> dict:
     return yaml.safe_load((Path(CONF_DIR) / "studies" / f"{name}.yaml").read_text())
 
 
+def _factor_override(factor: str, value) -> str:
+    """The Hydra override that sets a study's factor: its config group, or its config key."""
+    if factor in names.GROUP_FACTORS:
+        return f"{names.GROUP_FACTORS[factor]}={value}"
+    return f"{names.FACTORS.get(factor, factor)}={'null' if value is None else value}"
+
+
 def _study_run(make_run_config, study: str, cell: dict, name: str, extra=()):
     """A run of study ``study``'s full-size fixed settings and grid ``cell``, cut to step 0."""
     # The study's validation split (data.n_val, for per-cell tuning) does not fit the tiny
     # data set, and a step-0 measurement does not use it.
     fixed = {k: v for k, v in _study(study)["fixed"].items() if k != "data.n_val"}
     settings = {**fixed, **cell, "max_steps": 1}
-    overrides = [config.factor_override(k, v) for k, v in settings.items()]
+    overrides = [_factor_override(k, v) for k, v in settings.items()]
     overrides += [*TINY_DATA, "device=cpu", *extra]
     cfg = make_run_config(overrides, name)
     assert cfg.train.max_steps == 1

@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from gradatlas.run import stacking
+
 # SELU constants from Klambauer et al. (2017), as used by torch.nn.functional.selu.
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -105,7 +107,8 @@ class LeakyReLU(Activation):
 
 
 class PReLU(Activation):
-    """Leaky ReLU whose negative slope is one learned parameter per layer."""
+    """Leaky ReLU whose negative slope is one learned parameter per layer (in a stack, one
+    per member and layer)."""
 
     def __init__(self, slope: float = 0.25) -> None:
         super().__init__()
@@ -122,7 +125,7 @@ class PReLU(Activation):
         return max(1.0, abs(self.slope))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return nn.functional.prelu(z, self.weight)
+        return stacking.prelu(z, self.weight)
 
     def derivative(self, z: torch.Tensor) -> torch.Tensor:
         slope = self.weight.detach().to(z.dtype)

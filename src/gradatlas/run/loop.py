@@ -1,7 +1,7 @@
 """The training loop: minibatch SGD/Adam with optional clipping and probes. No file I/O.
 
 The loop trains a stack (``train_stack``): E same-shaped runs as one network with a leading
-member dimension (``models.stack_models``); a single run is a stack of one (``train``). Each
+member dimension (``stacking.stack_models``); a single run is a stack of one (``train``). Each
 member keeps what a run alone has: its data order and probe set (from its own seed), its
 optimizer state and hyperparameters, its clipping (a norm per member, never over the stack),
 its probes, and its divergence.
@@ -26,9 +26,10 @@ from torch import nn
 from gradatlas.core.names import RECURRENT_MODELS
 from gradatlas.run.config import MEMBER_SETTINGS, RunConfig, stack_key, total_steps
 from gradatlas.run.data import Dataset
-from gradatlas.run.models import Trace, member_trace, stack_models
-from gradatlas.run.optim import member_groups, stack_optimizer
+from gradatlas.run.optim import stack_optimizer
 from gradatlas.run.probes import PROBE_SET_SIZE, Prober, probe_set_trace
+from gradatlas.run.stacking import member_count, member_groups, member_trace, stack_models
+from gradatlas.run.trace import Trace
 
 
 def task_loss(data: Dataset, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -174,7 +175,7 @@ def evaluate_stack(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
     differently (bench/README.md, "Evaluation", for where they were compared). On a GPU, where
     small passes are launch-bound, a stack evaluates ``batch`` examples per member."""
     model.eval()
-    members = _members(model)
+    members = member_count(model)
     chunk = batch if x.device.type == "cuda" else max(1, batch // members)
     outputs = torch.cat([model(x[i : i + chunk].unsqueeze(0).expand(members, *x[i : i + chunk].shape))
                          for i in range(0, len(x), chunk)], dim=1)
@@ -182,10 +183,6 @@ def evaluate_stack(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Te
     finite = torch.isfinite(outputs.flatten(1)).all(dim=1).tolist()
     return [(task_loss(data, outputs[k], y).item(), task_metric(data, outputs[k], y)) if finite[k]
             else (math.nan, math.nan) for k in range(members)]
-
-
-def _members(model: nn.Module) -> int:
-    return next(model.parameters()).shape[0]
 
 
 @torch.no_grad()
@@ -197,7 +194,7 @@ def _freeze(model: nn.Module, optimizer, members: list[int]) -> None:
         if p.grad is not None:
             p.grad[members] = 0
     for name, buffer in model.named_buffers():
-        if buffer.dim() and buffer.shape[0] == _members(model):
+        if buffer.dim() and buffer.shape[0] == member_count(model):
             buffer[members] = 1.0 if name.endswith("running_var") else 0.0
     optimizer.reset_members(members)
 

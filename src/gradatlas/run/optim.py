@@ -7,7 +7,7 @@ arithmetic in the same order (default arguments: no dampening, no Nesterov, no A
 L2 weight decay added to the gradient); ``tests/test_optim.py`` checks them step by step
 against torch.optim.
 
-Stacks (``gradatlas.run.models.stack_models``): every hyperparameter may be one value per member
+Stacks (``gradatlas.run.stacking``): every hyperparameter may be one value per member
 (a sequence) instead of one for all; then each parameter has the member dimension first.
 Members with equal values update together, through the slices of the stacked tensors, in one
 foreach call with the same scalar a run alone uses: every member rounds exactly as it would
@@ -16,40 +16,13 @@ alone, and one value for the whole stack is exactly the single-run arithmetic.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Union
 
 import torch
 from torch import nn
 
 from gradatlas.run.config import OptimConfig
-
-# A hyperparameter: one value for every member, or one per member of a stack.
-Hyper = Union[float, Sequence[float]]
-
-
-def member_groups(value: Hyper) -> list[tuple[float, Optional[list[int]]]]:
-    """(value, members) for each distinct value; members is None where one value holds for
-    the whole stack (then whole tensors are updated, not slices)."""
-    if isinstance(value, (int, float)):
-        return [(float(value), None)]
-    values = [float(v) for v in value]
-    if len(set(values)) == 1:
-        return [(values[0], None)]
-    groups: dict[float, list[int]] = {}
-    for k, v in enumerate(values):
-        groups.setdefault(v, []).append(k)
-    return list(groups.items())
-
-
-def _slices(tensors: list[torch.Tensor], members: Optional[list[int]]) -> list[torch.Tensor]:
-    """The tensors themselves, or the members' slices of each (member dimension first)."""
-    return tensors if members is None else [t[k] for t in tensors for k in members]
-
-
-def _per_member(value: Hyper, like: torch.Tensor) -> torch.Tensor:
-    """The hyperparameter as a float64 tensor shaped to broadcast over ``like``'s members."""
-    values = [float(value)] if isinstance(value, (int, float)) else [float(v) for v in value]
-    return torch.tensor(values, dtype=torch.float64, device=like.device).view(-1, *([1] * (like.dim() - 1)))
+from gradatlas.run.stacking import Hyper, member_groups, member_slices, per_member
 
 
 class Optimizer:
@@ -77,7 +50,7 @@ class Optimizer:
         grads = [g.clone() for g in grads]
         for decay, members in groups:
             if decay:
-                torch._foreach_add_(_slices(grads, members), _slices(params, members), alpha=decay)
+                torch._foreach_add_(member_slices(grads, members), member_slices(params, members), alpha=decay)
         return params, grads
 
     def reset_members(self, members: list[int]) -> None:
@@ -85,7 +58,7 @@ class Optimizer:
 
     def _update_scale(self, value: Hyper, like: torch.Tensor) -> Union[float, torch.Tensor]:
         groups = member_groups(value)
-        return groups[0][0] if len(groups) == 1 else _per_member(value, like)
+        return groups[0][0] if len(groups) == 1 else per_member(value, like)
 
     def step(self, report: bool = False) -> Optional[dict[nn.Parameter, torch.Tensor]]:  # pragma: no cover
         """Update every parameter that has a gradient.
@@ -132,12 +105,12 @@ class SGD(Optimizer):
             if kept:
                 bufs, new = [b for b, _ in kept], [g for _, g in kept]
                 for m, members in momenta:
-                    torch._foreach_mul_(_slices(bufs, members), m)
-                    torch._foreach_add_(_slices(bufs, members), _slices(new, members))
+                    torch._foreach_mul_(member_slices(bufs, members), m)
+                    torch._foreach_add_(member_slices(bufs, members), member_slices(new, members))
             grads = directions
         updates = {p: -self._update_scale(self.lr, d) * d.double() for p, d in zip(params, grads)} if report else None
         for lr, members in member_groups(self.lr):
-            torch._foreach_add_(_slices(params, members), _slices(grads, members), alpha=-lr)
+            torch._foreach_add_(member_slices(params, members), member_slices(grads, members), alpha=-lr)
         return updates
 
 
@@ -178,15 +151,15 @@ class Adam(Optimizer):
                 if len(rates) == 1:
                     scale = -rates[0][0] / bias_correction1
                 else:
-                    scale = _per_member([-lr / bias_correction1 for lr in self.lr], p)
+                    scale = per_member([-lr / bias_correction1 for lr in self.lr], p)
                 updates[p] = scale * exp_avg.double() / denom64
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
             for lr, members in rates:
                 if members is None:
                     p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
                 else:
-                    torch._foreach_addcdiv_(_slices([p], members), _slices([exp_avg], members),
-                                            _slices([denom], members), value=-lr / bias_correction1)
+                    torch._foreach_addcdiv_(member_slices([p], members), member_slices([exp_avg], members),
+                                            member_slices([denom], members), value=-lr / bias_correction1)
         return updates if report else None
 
 

@@ -36,7 +36,7 @@ def bias_variance(init: str, width: float, bias: Optional[float]) -> Optional[fl
 
 def rnn_variances(init: str, width: float, input_dim: int, gain: float, init_std: float,
                   bias: Optional[float]) -> Optional[tuple[float, float, float]]:
-    """(sigma_u^2, per-entry variance of W, sigma_b^2) of a vanilla RNN cell (``models.Cell``),
+    """(sigma_u^2, per-entry variance of W, sigma_b^2) of a vanilla RNN cell (``run.recurrent.Cell``),
     or None for a constant nonzero bias.
 
     ``default``: every weight and both biases U(-1/sqrt(H), 1/sqrt(H)) (variance 1/(3H)), the
