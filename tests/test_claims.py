@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import integrate, optimize, stats
 
 from gradatlas.analysis import claims, intervals
+from gradatlas.analysis.claims import catalog, registry
+from gradatlas.analysis.claims.catalog import dying_relu
 from gradatlas.analysis.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS
 from gradatlas.core import layout
 
@@ -493,32 +498,46 @@ def test_claim15_theory_against_measurement(error, verdict):
 
 # ------------------------------------------------------------------------------ the whole set
 
-def test_registry_has_fifteen_claims_with_rules():
-    assert sorted(claims.CLAIMS) == list(range(1, 16))
+def test_the_registry_holds_one_claim_per_catalog_module_numbered_as_the_studies_list_them():
+    modules = sorted(p.stem for p in Path(catalog.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert len(claims.CLAIMS) == len(modules)  # every module found, none counted twice
+    assert sorted(claims.CLAIMS) == list(range(1, len(modules) + 1))  # the paper numbers them 1..N
+    listed = {claim for path in (Path(__file__).resolve().parents[1] / "conf/studies").glob("*.yaml")
+              for claim in (yaml.safe_load(path.read_text()) or {}).get("claims", [])}
+    assert listed == set(claims.CLAIMS)  # a study lists every claim, and only registered ones
     for claim in claims.CLAIMS.values():
         assert claim.rule and claim.statement and claim.studies and claim.compute is not None
 
 
-def test_evaluate_claims_on_empty_tables_has_no_data():
+def test_a_module_without_a_claim_or_a_repeated_id_is_refused():
+    good = types.SimpleNamespace(__name__="good", CLAIM=claims.CLAIMS[1])
+    with pytest.raises(TypeError, match="must define CLAIM"):
+        registry.collect([good, types.SimpleNamespace(__name__="empty")])
+    with pytest.raises(ValueError, match="claim 1 is defined twice"):
+        registry.collect([good, types.SimpleNamespace(__name__="again", CLAIM=claims.CLAIMS[1])])
+
+
+def test_every_claim_on_empty_tables_has_no_data():
     runs = pd.DataFrame(columns=["run", "study", "cell", "seed", *DEFAULTS])
-    frame = claims.evaluate_claims(runs, pd.DataFrame(columns=["run", "step", "layer", "name", "quantity", "value"]),
-                                   pd.DataFrame(columns=["run", "step", "t", "quantity", "value"]))
+    frame = claims.verdict_frame(claims.evaluate(runs, pd.DataFrame(columns=["run", "step", "layer", "name", "quantity", "value"]),
+                                                 pd.DataFrame(columns=["run", "step", "t", "quantity", "value"])))
     assert list(frame.columns) == list(claims.RESULT_COLUMNS)
-    assert len(frame) == 15 and set(frame["verdict"]) == {NO_DATA}
+    assert list(frame["claim"]) == list(claims.CLAIMS) and set(frame["verdict"]) == {NO_DATA}
 
 
 @pytest.mark.workflow
-def test_evaluate_claims_on_the_smoke_summary(smoke):
+def test_every_claim_on_the_smoke_summary(smoke):
     runs, layers, timesteps = layout.read_summary(layout.ScalePaths(smoke / "results", "smoke"))
-    frame = claims.evaluate_claims(runs, layers, timesteps)
-    assert len(frame) == 15 and list(frame["claim"]) == list(range(1, 16))
+    results = claims.evaluate(runs, layers, timesteps)
+    frame = claims.verdict_frame(results)
+    assert list(frame["claim"]) == list(claims.CLAIMS)
     assert frame["verdict"].isin(VERDICTS).all()
     assert frame["rule"].str.len().gt(20).all()
     # A single seed cannot support a CI-based claim; claim 13 has two seeds, claim 12 is exact.
     single = frame[(frame["n"] == 1)]
     assert not single["verdict"].isin([SUPPORTED, CONTRADICTED]).any()
-    parts = claims.claim_parts(runs, layers, timesteps)
-    assert set(parts["claim"]) <= set(range(1, 16)) and parts["verdict"].isin(VERDICTS).all()
+    parts = claims.parts_frame(results)
+    assert set(parts["claim"]) <= set(claims.CLAIMS) and parts["verdict"].isin(VERDICTS).all()
 
 
 # ------------------------------------------------------------------------------ audit fixes
@@ -558,7 +577,7 @@ def test_claim5_alternatives_can_fail():
     # Leaky ReLU and ELU units dying during training as much as ReLU's: the claim is contradicted.
     result = evaluate(_dying_tables(alt_died=0.3), 5)
     assert result.verdict == CONTRADICTED
-    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > claims.ALTERNATIVE_DEAD_MAX
+    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX
 
 
 def test_claim5_needs_the_new_probes():
@@ -660,7 +679,7 @@ def test_underflowing_layers_are_left_out_of_the_factor_fit():
 
 
 def test_claims_table_frame_has_the_protocol_columns():
-    frame = claims.evaluate_claims(*_claim1_tables(0.2).tables(), draws=200)
+    frame = claims.verdict_frame(claims.evaluate(*_claim1_tables(0.2).tables(), draws=200))
     for column in ("parts", "deciding", "value", "ci_low", "ci_high", "interval", "n", "verdict", "would_be",
                    "stability"):
         assert column in frame

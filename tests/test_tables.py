@@ -146,13 +146,6 @@ def test_numbers_macros():
         tables.numbers_macros({"claim1": 1, "Claim_1": 2})
 
 
-def test_claim_macros():
-    values = tables.claim_macros(verdicts_frame())
-    assert values["GAClaimOneValue"] == pytest.approx(0.14249) and values["GAClaimTwoVerdict"] == "no data at this scale"
-    assert values["GAClaimThreeStability"] == pytest.approx(0.62)
-    assert r"\newcommand{\GAClaimThreeN}{2}" in tables.numbers_macros(values)
-
-
 def _kpsewhich(name: str) -> bool:
     tool = shutil.which("kpsewhich")
     if tool is None:
@@ -168,7 +161,7 @@ def test_tables_compile_with_pdflatex(tmp_path):
         pytest.skip("booktabs or siunitx is not installed")
     verdicts = verdicts_frame()
     macros = tables.numbers_macros({"GANumRuns": 45, "claim1_value": 0.5, "GACommit": "a_b%c",
-                                    **tables.claim_macros(verdicts)})
+                                    "GAVerdict": "no data at this scale"})
     from test_claims import Builder  # the synthetic-summary builder of the claims tests
 
     from gradatlas.analysis import claims
@@ -177,13 +170,13 @@ def test_tables_compile_with_pdflatex(tmp_path):
     for seed in range(4):
         b.geometric(b.run("depth_activation_init", seed, activation="sigmoid", init="default"), 0.2 + 0.01 * seed)
     parts = claims.parts_frame(claims.evaluate(*b.tables(), draws=100))
-    body = "\n".join([tables.claims_table(verdicts), tables.claim_parts_table(parts), tables.claims_rules(verdicts),
+    body = "\n".join([tables.claims_table(verdicts), tables.claim_parts_table(parts),
                       tables.study_table(runs_frame(), "init_study"), tables.study_table(runs_frame(), "absent"),
                       tables.grid_table(pd.DataFrame({"study": ["a_b"], "runs": [3]}))])
     doc = "\n".join([
         r"\documentclass[10pt,twocolumn]{article}", r"\usepackage{booktabs}", r"\usepackage{siunitx}",
         r"\sisetup{round-mode=figures,round-precision=3}", macros, r"\begin{document}",
-        r"Runs: \GANumRuns, \ClaimOneValue, \GACommit, \GAClaimOneValue, \GAClaimTwoVerdict.", body,
+        r"Runs: \GANumRuns, \ClaimOneValue, \GACommit, \GAVerdict.", body,
         r"\end{document}", ""])
     (tmp_path / "doc.tex").write_text(doc)
     done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis import intervals
-from gradatlas.analysis.claims import failed_to_train
+from gradatlas.analysis.claims import MIN_SEEDS, STABILITY_DRAWS, STABLE, failed_to_train
 from gradatlas.core.names import FACTORS
 
 _SPECIALS = {
@@ -114,14 +114,16 @@ def _float(body: list[str], caption: str, label: Optional[str], wide: bool, size
 # Claims
 # --------------------------------------------------------------------------------------------
 
+_CONFIDENCE_TEX = f"{intervals.CONFIDENCE:.0%}".replace("%", r"\%")
 CLAIMS_CAPTION = (
     "The claims, checked. Parts: the claim's decisive parts with their verdicts (S supported, C "
     "contradicted, I inconclusive, N no data) and the number of parts only reported. Deciding part: the "
     "part that decided the verdict (the first contradicted or not supported part; for a supported claim, "
-    "its least stable part), with its value, interval and $n$: [ ] a 95\\% interval, ( -- ) the range of "
-    "2--3 seeds, none for one seed. Stability: the share of 1000 draws of new seeds (from a normal model "
+    f"its least stable part), with its value, interval and $n$: [ ] a {_CONFIDENCE_TEX} interval, ( -- ) the "
+    f"range of 2--{MIN_SEEDS - 1} seeds, none for one seed. Stability: the share of {STABILITY_DRAWS} draws of "
+    "new seeds (from a normal model "
     "of each cell's seeds with the uncertainty of its mean and spread; beta-binomial for shares of runs) "
-    "that give the same verdict; below 0.9 the verdict reads ``inconclusive (unstable)'' with the would-be verdict "
+    f"that give the same verdict; below {STABLE} the verdict reads ``inconclusive (unstable)'' with the would-be verdict "
     # (the archived full scale's tables still name the flat module; renamed when they are re-packed)
     "in parentheses. Rules in \\texttt{gradatlas.claims}; -- : not measured at this scale."
 )
@@ -154,7 +156,7 @@ def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: s
     and n, verdict and stability.
 
     Args:
-        verdicts: the output of ``gradatlas.analysis.claims.evaluate_claims`` (columns claim, title, parts,
+        verdicts: ``gradatlas.analysis.claims.verdict_frame`` (columns claim, title, parts,
             deciding, value, ci_low, ci_high, interval, n, verdict, would_be, stability).
         caption: the caption (LaTeX source, not escaped).
         label: the ``\\label``.
@@ -182,7 +184,8 @@ def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: s
 
 
 PARTS_CAPTION = (
-    "Every part of every claim: value, interval ([ ] 95\\%, ( -- ) range of 2--3 seeds) and $n$, the part's "
+    f"Every part of every claim: value, interval ([ ] {_CONFIDENCE_TEX}, ( -- ) range of 2--{MIN_SEEDS - 1} seeds) "
+    "and $n$, the part's "
     "verdict and its stability under seed resampling. Role: \\emph{deciding} (the part Table~\\ref{tab:claims} "
     "shows), \\emph{decisive} (votes) or \\emph{reported} (does not vote)."
 )
@@ -215,17 +218,6 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
         body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
         out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
     return "\n".join(out)
-
-
-def claims_rules(verdicts: pd.DataFrame) -> str:
-    """The claims with their statements and verdict rules as a ``description`` list."""
-    lines = [r"\begin{description}"]
-    for row in verdicts.itertuples(index=False):
-        lines.append(rf"\item[Claim {int(row.claim)}.] \textbf{{{escape_latex(row.title)}.}} {escape_latex(row.statement)} "
-                     rf"\emph{{Metric:}} {escape_latex(row.metric)}. \emph{{Rule:}} {escape_latex(row.rule)} "
-                     rf"\emph{{Verdict:}} {escape_latex(row.verdict)}.")
-    lines += [r"\end{description}", ""]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,21 +468,6 @@ def numbers_macros(values: Mapping[str, Any], prefix: str = "") -> str:
         seen[name] = str(key)
         lines.append(rf"\newcommand{{\{name}}}{{{macro_value(value)}}}")
     return "\n".join(lines) + "\n"
-
-
-def claim_macros(verdicts: pd.DataFrame, prefix: str = "GA") -> dict[str, Any]:
-    """Macro values for every claim's deciding part and verdict: ``GAClaimOneValue``, ``...Low``,
-    ``...High``, ``...N``, ``...Verdict``, ``...Stability`` (pass the result to ``numbers_macros``)."""
-    out: dict[str, Any] = {}
-    for row in verdicts.itertuples(index=False):
-        stem = f"{prefix}Claim{number_words(int(row.claim))}"
-        out[stem + "Value"] = row.value
-        out[stem + "Low"] = row.ci_low
-        out[stem + "High"] = row.ci_high
-        out[stem + "N"] = int(row.n) if not _is_missing(row.n) else None
-        out[stem + "Verdict"] = row.verdict
-        out[stem + "Stability"] = getattr(row, "stability", None)
-    return out
 
 
 def caption_macros(captions: Mapping[str, str], prefix: str = "GACaption") -> str:

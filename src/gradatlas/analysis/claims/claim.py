@@ -1,0 +1,88 @@
+"""A claim (what it says, the studies it reads, its rule and computation) and its result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import pandas as pd
+
+from gradatlas.analysis import intervals
+from gradatlas.analysis.claims.decision import STABILITY_DRAWS, deciding_part, reported_verdict, stability
+from gradatlas.analysis.claims.parts import MIN_SEEDS, Part
+from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.verdicts import NO_DATA
+
+CI_NOTE = (f"Intervals: {intervals.CONFIDENCE:.0%}, over seeds (Student-t for n >= {MIN_SEEDS}; the seeds' range "
+           f"for n = 2-{MIN_SEEDS - 1} and none for one seed, both leaving the part inconclusive; positive "
+           f"quantities on the log scale).")
+
+
+def rule_text(text: str) -> str:
+    """A rule's text followed by the statement of the intervals (``CI_NOTE``)."""
+    return f"{text} {CI_NOTE}"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The evaluated claim: its deciding part, the verdict (reported and would-be), the
+    stability and every part."""
+
+    verdict: str
+    would_be: str
+    stability: float
+    deciding: Optional[Part]
+    detail: str
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def value(self) -> float:
+        """The deciding part's value (NaN without one)."""
+        return self.deciding.value if self.deciding else math.nan
+
+    @property
+    def ci_low(self) -> float:
+        """The deciding part's lower bound."""
+        return self.deciding.ci_low if self.deciding else math.nan
+
+    @property
+    def ci_high(self) -> float:
+        """The deciding part's upper bound."""
+        return self.deciding.ci_high if self.deciding else math.nan
+
+    @property
+    def n(self) -> int:
+        """The deciding part's number of observations."""
+        return self.deciding.n if self.deciding else 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: what it says, the studies it reads, its parts in words, rule and computation."""
+
+    id: int
+    title: str
+    statement: str
+    studies: tuple[str, ...]
+    metric: str
+    rule: str
+    compute: Optional[Callable[["Tables"], list[Part]]] = field(default=None, repr=False, compare=False)
+
+    def evaluate(self, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
+                 tables: Optional["Tables"] = None, draws: int = STABILITY_DRAWS) -> ClaimResult:
+        """Compute the parts, the verdict and its stability; ``tables`` shares caches between claims."""
+        tables = tables or Tables(runs, layers, timesteps)
+        present = [s for s in self.studies if tables.has_study(s)]
+        if not present:
+            return ClaimResult(NO_DATA, NO_DATA, math.nan, None,
+                               f"studies not in the tables: {', '.join(self.studies)}")
+        if self.compute is None:
+            raise ValueError(f"claim {self.id} has no compute function")
+        parts = self.compute(tables)
+        if not parts:
+            return ClaimResult(NO_DATA, NO_DATA, math.nan, None, "no cells for this claim")
+        verdict, stable = stability(parts, self.id, draws)
+        return ClaimResult(reported_verdict(verdict, stable), verdict, stable, deciding_part(parts, verdict),
+                           "; ".join(p.describe() for p in parts), tuple(parts))
+

@@ -1,0 +1,201 @@
+"""A claim's parts: one measured quantity each, with its value, interval, n, verdict and draws.
+
+Each constructor matches one kind of observation to its interval (``gradatlas.analysis.intervals``)
+and to the replicate draws that the stability re-runs the part's rule on: per-seed values
+(``seed_part``: a normal model, on the log scale for a positive quantity), shares of runs
+(``share_part``, ``share_difference_part``: beta-binomial), unpaired seeds (``welch_part``),
+a median over runs (``median_part``: the runs resampled) and exact statements
+(``exact_zero_part``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from gradatlas.analysis import intervals
+from gradatlas.analysis.claims.verdicts import INCONCLUSIVE, NO_DATA, Judge, exactly_zero
+
+# A part over seeds decides (supported or contradicted) from this many seeds on: below it the
+# seeds' range is shown, and the part is inconclusive.
+MIN_SEEDS = 4
+
+# A part's draws: (rng, number of draws) -> the part verdict of each draw.
+Draws = Callable[[np.random.Generator, int], np.ndarray]
+
+
+@dataclass
+class Part:
+    """One measured quantity of a claim with its interval, part verdict and stability.
+
+    ``draws`` recomputes the part verdict on replicate draws of its seeds (None: the verdict does not
+    depend on the seeds, e.g. a part without data).
+    """
+
+    name: str
+    value: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    n: int = 0
+    verdict: str = NO_DATA
+    note: str = ""
+    decisive: bool = True
+    interval: str = ""
+    draws: Optional[Draws] = field(default=None, repr=False, compare=False)
+    stability: float = math.nan
+
+    def resample(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """The part verdict of ``count`` replicate draws."""
+        if self.draws is None:
+            return np.full(count, self.verdict, dtype=object)
+        return np.asarray(self.draws(rng, count), dtype=object).reshape(count)
+
+    def describe(self) -> str:
+        """One line: name, value [interval] (method), n, verdict, stability (and note)."""
+        text = f"{self.name}: {fmt(self.value)}"
+        if not (math.isnan(self.ci_low) or math.isnan(self.ci_high)):
+            text += f" [{fmt(self.ci_low)}, {fmt(self.ci_high)}]"
+        text += f" ({self.interval}), n={self.n}" if self.interval else f", n={self.n}"
+        text += f" -> {self.verdict}" + ("" if self.decisive else " (informational)")
+        if not math.isnan(self.stability):
+            text += f", stability {self.stability:.2f}"
+        return text + (f" ({self.note})" if self.note else "")
+
+
+
+def fmt(x: float) -> str:
+    """A number as the parts' texts show it: an integer as such, else 3 significant digits."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "nan"
+    if float(x) == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.3g}"
+
+
+def join_notes(*notes: str) -> str:
+    """The non-empty notes joined by '; '."""
+    return "; ".join(n for n in notes if n)
+
+
+def missing(name: str, note: str, decisive: bool = True) -> Part:
+    """A part whose cells are absent from the tables."""
+    return Part(name, note=note, decisive=decisive)
+
+
+def fixed(name: str, verdict: str, note: str, decisive: bool = True) -> Part:
+    """A part whose verdict follows from the design, not from a measurement (no interval)."""
+    return Part(name, verdict=verdict, note=note, decisive=decisive)
+
+
+def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = False, note: str = "",
+              decisive: bool = True, absent: str = "cells absent") -> Part:
+    """A part from per-seed observations: value [interval] (``intervals.seed_summary``),
+    ``judge`` and its replicate draws (``intervals.normal_replicates``).
+
+    With ``log`` (a positive quantity) exact zeros are counted in the note and left out of the
+    log-scale interval and its draws; all zeros give the exact value 0.
+    """
+    raw = intervals.finite(values)
+    zeros = int((raw <= 0).sum()) if log else 0
+    x = raw[raw > 0] if log else raw
+    if zeros:
+        note = join_notes(note, f"{zeros} of {len(raw)} seeds exactly 0, left out of the log-scale interval")
+    if len(x) == 0:
+        if zeros:
+            verdict = judge(np.float64(0.0), np.float64(0.0), np.float64(0.0))
+            return Part(name, 0.0, 0.0, 0.0, zeros, str(verdict), note, decisive, intervals.EXACT)
+        return missing(name, join_notes(absent, note), decisive)
+    iv = intervals.seed_interval(x, log)
+    n = len(x)
+    if n < MIN_SEEDS:
+        # Shown (the seeds' range), not decided: every seed past a threshold is likely by
+        # chance with 2 or 3 seeds, and resampling them cannot tell (it only repeats them).
+        note = join_notes(note, f"{n} seed{'s' if n != 1 else ''}: shown, not decided (needs {MIN_SEEDS})")
+        return Part(name, iv.value, iv.low, iv.high, n, INCONCLUSIVE, note, decisive, iv.method,
+                    lambda rng, count: np.full(count, INCONCLUSIVE, dtype=object))
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        drawn = intervals.normal_replicates(np.log(x) if log else x, count, rng)
+        return judge(*intervals.seed_summary(np.exp(drawn) if log else drawn, log))
+
+    return Part(name, iv.value, iv.low, iv.high, n, str(judge(iv.value, iv.low, iv.high)), note, decisive,
+                iv.method, draws)
+
+
+def share_part(name: str, k: int, n: int, judge: Judge, *, note: str = "", decisive: bool = True) -> Part:
+    """A share of k runs out of n with its Wilson interval; draws are beta-binomial replicates."""
+    if n == 0:
+        return missing(name, "no runs", decisive)
+    value, low, high = (float(v) for v in intervals.wilson_interval(k, n))
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.wilson_interval(intervals.binomial_replicates(k, n, count, rng), n))
+
+    return Part(name, value, low, high, n, str(judge(value, low, high)), join_notes(note, f"{k} of {n}"), decisive,
+                intervals.WILSON, draws)
+
+
+def share_difference_part(name: str, k1: int, n1: int, k2: int, n2: int, judge: Judge, *, note: str = "",
+                          decisive: bool = True) -> Part:
+    """k1/n1 - k2/n2 with Newcombe's interval; draws are beta-binomial replicates of each group."""
+    if n1 == 0 or n2 == 0:
+        return missing(name, "needs runs in both groups", decisive)
+    value, low, high = (float(v) for v in intervals.newcombe_interval(k1, n1, k2, n2))
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.newcombe_interval(intervals.binomial_replicates(k1, n1, count, rng), n1,
+                                                  intervals.binomial_replicates(k2, n2, count, rng), n2))
+
+    return Part(name, value, low, high, n1 + n2, str(judge(value, low, high)), note, decisive,
+                intervals.NEWCOMBE, draws)
+
+
+def welch_part(name: str, x: Iterable[float], y: Iterable[float], judge: Judge, *, note: str = "",
+               decisive: bool = True) -> Part:
+    """mean(x) - mean(y) of unpaired seeds with Welch's interval; draws are normal replicates of
+    each group."""
+    x, y = intervals.finite(x), intervals.finite(y)
+    if len(x) == 0 or len(y) == 0:
+        return missing(name, "needs both groups", decisive)
+    value, low, high = (float(v) for v in intervals.welch_interval(x, y))
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.welch_interval(intervals.normal_replicates(x, count, rng),
+                                               intervals.normal_replicates(y, count, rng)))
+
+    return Part(name, value, low, high, len(x) + len(y), str(judge(value, low, high)), note, decisive,
+                intervals.WELCH, draws)
+
+
+def median_part(name: str, values: Iterable[float], judge: Judge, *, note: str = "",
+                decisive: bool = True) -> Part:
+    """The median of per-run values with its distribution-free interval; draws resample the runs."""
+    x = intervals.finite(values)
+    if len(x) == 0:
+        return missing(name, "no measurable runs", decisive)
+    value, low, high = (float(v) for v in intervals.median_interval(x))
+    n = len(x)
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return judge(*intervals.median_interval(x[rng.integers(0, n, size=(count, n))]))
+
+    return Part(name, value, low, high, n, str(judge(value, low, high)), note, decisive, intervals.MEDIAN, draws)
+
+
+def exact_zero_part(name: str, peaks: Iterable[float], note: str = "", decisive: bool = True) -> Part:
+    """'Exactly zero in every run': the largest |value| over runs (one peak per run) must be 0;
+    draws resample the runs."""
+    x = np.abs(intervals.finite(peaks))
+    if len(x) == 0:
+        return missing(name, "no probed values", decisive)
+    n = len(x)
+
+    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+        return exactly_zero(x[rng.integers(0, n, size=(count, n))].max(axis=1))
+
+    peak = float(x.max())
+    return Part(name, peak, math.nan, math.nan, n, str(exactly_zero(peak)), note, decisive, intervals.EXACT, draws)
+

@@ -1,0 +1,85 @@
+"""The verdicts a part or a claim can get, and the rules that give them.
+
+A rule (a ``Judge``) maps a part's value and interval to a verdict, elementwise on arrays so
+that the stability draws (``decision.stability``) run it on every draw at once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+SUPPORTED = "supported"
+CONTRADICTED = "contradicted"
+INCONCLUSIVE = "inconclusive"
+NO_DATA = "no data at this scale"
+UNSTABLE = "inconclusive (unstable)"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_DATA, UNSTABLE)
+
+# A part's rule: (value, low, high) -> verdict, elementwise on arrays (the stability draws).
+Judge = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _verdicts(out: np.ndarray):
+    return str(out) if np.ndim(out) == 0 else np.asarray(out, dtype=object)
+
+
+def verdict_above(low, high, support: float, contradict: Optional[float] = None):
+    """The claim says 'the quantity is large': supported if low > support, contradicted if
+    high < contradict (default: support); NaN bounds give inconclusive."""
+    contradict = support if contradict is None else contradict
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    return _verdicts(np.where(low > support, SUPPORTED, np.where(high < contradict, CONTRADICTED, INCONCLUSIVE)))
+
+
+def verdict_below(low, high, support: float, contradict: Optional[float] = None):
+    """The claim says 'the quantity is small': supported if high < support, contradicted if
+    low > contradict (default: support); NaN bounds give inconclusive."""
+    contradict = support if contradict is None else contradict
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    return _verdicts(np.where(high < support, SUPPORTED, np.where(low > contradict, CONTRADICTED, INCONCLUSIVE)))
+
+
+def verdict_within(low, high, tolerance: float):
+    """Equivalence: supported if the interval lies inside (-tol, tol), contradicted if entirely outside."""
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    inside = (-tolerance < low) & (high < tolerance)
+    outside = (low > tolerance) | (high < -tolerance)
+    return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
+
+
+def above(support: float, contradict: Optional[float] = None) -> Judge:
+    """The rule 'supported if the interval lies above ``support``' (see ``verdict_above``)."""
+    return lambda value, low, high: verdict_above(low, high, support, contradict)
+
+
+def below(support: float, contradict: Optional[float] = None) -> Judge:
+    """The rule 'supported if the interval lies below ``support``' (see ``verdict_below``)."""
+    return lambda value, low, high: verdict_below(low, high, support, contradict)
+
+
+def within(tolerance: float) -> Judge:
+    """The equivalence rule of ``verdict_within``."""
+    return lambda value, low, high: verdict_within(low, high, tolerance)
+
+
+def reported(value, low, high):
+    """The rule of an informational part: it never decides."""
+    return _verdicts(np.full(np.shape(low), INCONCLUSIVE, dtype=object))
+
+
+
+def between(small: float, big: float) -> Judge:
+    """Supported if the interval lies between the two bounds, contradicted if the value does not."""
+    def judge(value, low, high):
+        value, low, high = (np.asarray(v, dtype=np.float64) for v in (value, low, high))
+        inside = (low > small) & (high < big)
+        outside = (value <= small) | (value >= big)
+        return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
+    return judge
+
+
+def exactly_zero(peak):
+    """Supported if the largest |value| is exactly 0, contradicted otherwise (elementwise)."""
+    return _verdicts(np.where(np.asarray(peak) == 0.0, SUPPORTED, CONTRADICTED))
