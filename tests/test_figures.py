@@ -749,3 +749,25 @@ def test_save_figure_writes_pdf_with_truetype_fonts(tmp_path):
         fonts = report.splitlines()[2:]
         assert fonts and all("Type 3" not in line for line in fonts)
         assert all("TrueType" in line for line in fonts)
+
+
+def test_plotted_points_counts_data_not_reference_lines_or_text():
+    from figure_helpers import plotted_points
+
+    assert plotted_points(output.no_data_figure("clipping", "no rows")) == 0
+    fig = Figure()
+    ax = fig.subplots()
+    ax.axhline(1.0, label="_target")  # axes coordinates in x: a reference line
+    ax.plot([0.1, 10.0], [0.1, 10.0], label="identity")
+    ax.plot([], [], label="empty")
+    ax.text(0.5, 0.5, "a note")
+    assert plotted_points(fig) == 0
+    ax.plot([0.0, 1.0, 2.0], [1.0, np.nan, 3.0], label="data")  # the NaN point is not drawn
+    assert plotted_points(fig) == 2
+    ax.bar([0, 1], [0.0, 0.5])  # a share of 0 is a bar too
+    ax.scatter([1.0], [2.0])
+    assert plotted_points(fig) == 5
+    heat = Figure().subplots()
+    mesh = heat.pcolormesh(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    heat.figure.colorbar(mesh, ax=heat)  # the colour scale is not data
+    assert plotted_points(heat.figure) == 3
