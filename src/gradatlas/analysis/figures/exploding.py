@@ -26,7 +26,6 @@ def _swept_factor(frame: pd.DataFrame) -> Optional[str]:
     return None
 
 
-
 def clipping_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> str:
     """The paper's caption of ``clipping``: how many of the runs diverged."""
     clip_runs = pd.concat([levels.study_rows(runs, study) for study in STUDIES])

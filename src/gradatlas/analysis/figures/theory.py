@@ -92,7 +92,6 @@ THEORY_LABELS = {"batchnorm_mlp": "batch norm MLP", "residual_mlp": "residual ML
 _ACTIVATION_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-
 @figure(width=SINGLE_COLUMN, studies=BEYOND_STUDIES,
         caption="Predicted and measured gradient factors at initialization for batch-norm MLPs (per layer), "
                 "pre-activation residual MLPs (per block) and vanilla RNNs (per time step), one point per run "

@@ -18,7 +18,6 @@ DEAD_VIEWS = (("dead_frac", "first", "dead at initialization (step 0)"),
               ("died_frac", "last", "died during training (last probe)"))
 
 
-
 def dying_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of study ``dying_relu``."""
     return levels.study_rows(runs, "dying_relu")
