@@ -9,6 +9,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from gradatlas.analysis.figures.registry import FIGURE_NAMES as REGISTERED_FIGURES
 from gradatlas.core import layout
 from gradatlas.core.layout import MANIFEST, archive_dir
 from gradatlas.workflow import verified
@@ -179,9 +180,10 @@ def scale_root(wildcards, input):
 
 
 ALL_STUDIES = sorted(f.stem for f in STUDY_DIR.glob("*.yaml"))
-# One caption per figure of gradatlas.analysis.figures.FIGURES (tests check the two agree); read from
-# the captions so that parsing the workflow need not import matplotlib and seaborn.
-FIGURE_NAMES = sorted(p.stem for p in Path("report/figures").glob("*.rst"))
+# The figures of the registry (gradatlas.analysis.figures.registry), which imports neither matplotlib,
+# seaborn nor torch: parsing stays light. Their report captions, report/figures/<name>.rst, are written
+# from the same specs (`python -m gradatlas.analysis.figures captions`; a test checks they are current).
+FIGURE_NAMES = sorted(REGISTERED_FIGURES)
 PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
 
 

@@ -40,6 +40,7 @@ rule figures:
         timesteps=summary("timesteps"),
         steps=summary("steps"),
     output:
+        # One per registered figure (FIGURE_NAMES, rules/common.smk), captioned from its spec.
         figures=[
             report(scale_path(f"figures/{name}.pdf"), caption=f"../report/figures/{name}.rst", category="Figures")
             for name in FIGURE_NAMES

@@ -4,10 +4,10 @@ checked against the synthetic input, aggregated as each function documents."""
 from __future__ import annotations
 
 import inspect
-import io
 import math
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib as mpl
@@ -16,9 +16,14 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from gradatlas.analysis import figures, theory
-from gradatlas.analysis.figures import FIGURES, NoData
-from gradatlas.core import layout
+from gradatlas.analysis import figures
+from gradatlas.analysis.figures import (FIGURES, NoData, activations, exploding, normalization, output, recurrent,
+                                        registry, residual, units)
+from gradatlas.analysis.figures import depth as depth_figures
+from gradatlas.analysis.figures import theory as theory_figures
+from gradatlas.analysis.figures.__main__ import stale_captions, write_captions
+
+pytestmark = pytest.mark.unit
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -70,7 +75,7 @@ def value_of(run: str, step: int, layer: int) -> float:
 # Activation gallery: independent closed forms.
 
 def test_activation_gallery_draws_each_activation_and_its_derivative():
-    fig = figures.activation_gallery(["sigmoid", "relu", "selu", "tanh"], z_min=-2.0, z_max=2.0, points=9)
+    fig = activations.activation_gallery(["sigmoid", "relu", "selu", "tanh"], z_min=-2.0, z_max=2.0, points=9)
     panels = axes_titled(fig)
     assert set(panels) == {"sigmoid", "relu", "selu", "tanh"}
     z = np.linspace(-2.0, 2.0, 9)
@@ -92,10 +97,10 @@ def test_activation_gallery_draws_each_activation_and_its_derivative():
 
 
 def test_activation_gallery_default_shows_every_activation_once():
-    fig = figures.activation_gallery(points=5)
+    fig = activations.activation_gallery(points=5)
     titles = set(axes_titled(fig))
     assert "swish" not in titles and "silu" in titles  # swish is an alias of silu
-    assert titles == set(figures._gallery_names())
+    assert titles == set(activations.gallery_names())
     assert len(titles) == 11
 
 
@@ -120,7 +125,7 @@ def test_backprop_norm_vs_layer_plots_seed_means_at_init_and_last_step():
     frame = layer_rows("depth_activation_init", _depth_runs(), {"backprop_norm": value_of, "act_std": lambda *a: 7.0})
     other = layer_rows("residual", [{"run": "x", "activation": "relu", "init": "default", "depth": 5.0, "seed": 0}],
                        {"backprop_norm": lambda *a: 1e9})
-    fig = figures.backprop_norm_vs_layer(pd.concat([frame, other], ignore_index=True))
+    fig = depth_figures.backprop_norm_vs_layer(pd.concat([frame, other], ignore_index=True))
     panels = axes_titled(fig)
     assert set(panels) == {f"{a}, {w}" for a in ("sigmoid", "relu") for w in ("initialization", "last probed step")}
     for act in ("sigmoid", "relu"):
@@ -136,7 +141,7 @@ def test_backprop_norm_vs_layer_plots_seed_means_at_init_and_last_step():
         assert ax.get_yscale() == "log"
     assert "backprop" in fig.axes[0].get_ylabel()
     # An explicit depth picks the shallower networks.
-    shallow = figures.backprop_norm_vs_layer(frame, depth=3)
+    shallow = depth_figures.backprop_norm_vs_layer(frame, depth=3)
     assert len(lines(axes_titled(shallow)["relu, initialization"])["default"].get_xdata()) == 4
 
 
@@ -144,7 +149,7 @@ def test_backprop_norm_vs_layer_wraps_many_activations_into_pairs_of_rows():
     acts = ("sigmoid", "tanh", "relu", "elu", "selu")
     runs = [{"run": f"{a}/{s}", "activation": a, "init": "he_normal", "depth": 4.0, "seed": s, "steps": (0, 2)}
             for a in acts for s in (0, 1)]
-    fig = figures.backprop_norm_vs_layer(layer_rows("depth_activation_init", runs, {"backprop_norm": value_of}))
+    fig = depth_figures.backprop_norm_vs_layer(layer_rows("depth_activation_init", runs, {"backprop_norm": value_of}))
     visible = [ax for ax in fig.axes if ax.axison]
     assert len(fig.axes) == 16 and len(visible) == 10  # 4 rows x 4 columns, 6 panels unused
     titles = [ax.get_title() for ax in fig.axes]
@@ -155,11 +160,11 @@ def test_backprop_norm_vs_layer_wraps_many_activations_into_pairs_of_rows():
 
 def test_backprop_norm_vs_layer_raises_no_data():
     with pytest.raises(NoData):
-        figures.backprop_norm_vs_layer(pd.DataFrame())
+        depth_figures.backprop_norm_vs_layer(pd.DataFrame())
     frame = layer_rows("selu", [{"run": "x", "activation": "relu", "init": "default", "depth": 3.0, "seed": 0}],
                        {"backprop_norm": value_of})
     with pytest.raises(NoData, match="depth_activation_init"):
-        figures.backprop_norm_vs_layer(frame)
+        depth_figures.backprop_norm_vs_layer(frame)
 
 
 # ---------------------------------------------------------------------------------------
@@ -184,7 +189,7 @@ def _accuracy_runs() -> pd.DataFrame:
 
 def test_accuracy_heatmap_cells_are_seed_means_per_depth():
     runs = _accuracy_runs()
-    fig = figures.accuracy_heatmap(runs)
+    fig = depth_figures.accuracy_heatmap(runs)
     panels = axes_titled(fig)
     assert set(panels) == {"depth 2 (chance 0.1)", "depth 10 (chance 0.1)"}
     for depth in (2.0, 10.0):
@@ -206,9 +211,9 @@ def test_accuracy_heatmap_cells_are_seed_means_per_depth():
 
 def test_accuracy_heatmap_raises_no_data():
     with pytest.raises(NoData):
-        figures.accuracy_heatmap(_accuracy_runs().assign(study="selu"))
+        depth_figures.accuracy_heatmap(_accuracy_runs().assign(study="selu"))
     with pytest.raises(NoData):
-        figures.accuracy_heatmap(_accuracy_runs().iloc[0:0])
+        depth_figures.accuracy_heatmap(_accuracy_runs().iloc[0:0])
 
 
 # ---------------------------------------------------------------------------------------
@@ -230,7 +235,7 @@ def _norm_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_normalization_effect_shows_first_layer_gradient_and_accuracy():
     runs, layers = _norm_frames()
-    fig = figures.normalization_effect(runs, layers)
+    fig = normalization.normalization_effect(runs, layers)
     top, bottom = fig.axes[0], fig.axes[1]
     assert top.get_title() == "depth 10"
     assert top.get_yscale() == "log" and "backprop" in top.get_ylabel()
@@ -249,8 +254,8 @@ def test_normalization_effect_shows_first_layer_gradient_and_accuracy():
 def test_normalization_effect_raises_no_data_only_when_both_tables_lack_the_study():
     runs, layers = _norm_frames()
     with pytest.raises(NoData):
-        figures.normalization_effect(runs.assign(study="other"), layers.iloc[0:0])
-    fig = figures.normalization_effect(runs, layers.iloc[0:0])  # accuracy alone still draws
+        normalization.normalization_effect(runs.assign(study="other"), layers.iloc[0:0])
+    fig = normalization.normalization_effect(runs, layers.iloc[0:0])  # accuracy alone still draws
     assert bars(fig.axes[1])
 
 
@@ -267,7 +272,7 @@ def test_residual_vs_plain_lines_are_seed_means_over_depth():
                              "depth": depth, "seed": seed, "status": "ok", "metric": "accuracy", "chance": 0.1,
                              "test_metric": (0.9 if model == "resmlp" else 1.0 / depth) + 0.01 * seed})
     runs = pd.DataFrame(rows)
-    fig = figures.residual_vs_plain(runs)
+    fig = residual.residual_vs_plain(runs)
     ax = axes_titled(fig)["relu"]
     drawn = lines(ax)
     np.testing.assert_allclose(drawn["residual MLP"].get_ydata(), [0.905] * 3)
@@ -276,7 +281,7 @@ def test_residual_vs_plain_lines_are_seed_means_over_depth():
     assert ax.get_xscale() == "log"
     assert "accuracy" in ax.get_ylabel()
     with pytest.raises(NoData):
-        figures.residual_vs_plain(runs[runs["study"] == "nothing"])
+        residual.residual_vs_plain(runs[runs["study"] == "nothing"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -297,7 +302,7 @@ def _timestep_frame() -> pd.DataFrame:
 
 
 def test_hidden_grad_vs_distance_is_against_t_minus_distance_on_log_y():
-    fig = figures.hidden_grad_vs_distance(_timestep_frame())
+    fig = recurrent.hidden_grad_vs_distance(_timestep_frame())
     ax = axes_titled(fig)["adding, T = 4"]
     drawn = lines(ax)
     for model, label, base in (("rnn", "RNN", 0.1), ("gru", "GRU", 0.5), ("lstm", "LSTM", 0.9)):
@@ -309,7 +314,7 @@ def test_hidden_grad_vs_distance_is_against_t_minus_distance_on_log_y():
     assert ax.get_yscale() == "log"
     assert "h_t" in ax.get_ylabel() and "T − t" in ax.get_xlabel()
     with pytest.raises(NoData):
-        figures.hidden_grad_vs_distance(_timestep_frame().assign(study="x"))
+        recurrent.hidden_grad_vs_distance(_timestep_frame().assign(study="x"))
 
 
 def test_hidden_grad_vs_distance_axis_ignores_an_underflowed_seed():
@@ -317,7 +322,7 @@ def test_hidden_grad_vs_distance_axis_ignores_an_underflowed_seed():
     # stretch the axis over 40 decades; it stops a decade below the lowest mean line.
     frame = _timestep_frame()
     frame.loc[(frame["run"] == "rnn/0") & (frame["t"] == 1), "value"] = 1e-40
-    ax = axes_titled(figures.hidden_grad_vs_distance(frame))["adding, T = 4"]
+    ax = axes_titled(recurrent.hidden_grad_vs_distance(frame))["adding, T = 4"]
     lowest = min(y for line in ax.get_lines() for y in line.get_ydata() if y > 0)
     assert ax.get_ylim()[0] == pytest.approx(lowest / 10)
 
@@ -345,7 +350,7 @@ def _clipping_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_clipping_draws_loss_curves_and_divergence_share():
     runs, steps = _clipping_frames()
-    fig = figures.clipping(runs, steps)
+    fig = exploding.clipping(runs, steps)
     panels = axes_titled(fig)
     top = panels["clipping_mlp: lr = 1"]
     drawn = lines(top)
@@ -367,10 +372,10 @@ def test_clipping_draws_loss_curves_and_divergence_share():
 
 def test_clipping_without_steps_still_shows_divergence_and_raises_without_runs():
     runs, _ = _clipping_frames()
-    fig = figures.clipping(runs, None)
+    fig = exploding.clipping(runs, None)
     assert bars([ax for ax in fig.axes if ax.containers][0])["none"][1] == pytest.approx(0.75)
     with pytest.raises(NoData):
-        figures.clipping(runs.assign(study="other"), None)
+        exploding.clipping(runs.assign(study="other"), None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,7 +402,7 @@ def _dying_frame() -> pd.DataFrame:
 
 def test_dead_units_vs_lr_is_last_step_mean_over_layers_then_seeds():
     frame = _dying_frame()
-    fig = figures.dead_units_vs_lr(frame)
+    fig = units.dead_units_vs_lr(frame)
     panels = axes_titled(fig)
     # A summary without died_frac (older probes): one view, dead units at the last probe.
     assert set(panels) == {"bias init -1: dead units (last probe)", "bias init 0: dead units (last probe)"}
@@ -419,11 +424,11 @@ def test_dead_units_vs_lr_is_last_step_mean_over_layers_then_seeds():
     assert fig.get_figwidth() == pytest.approx(figures.SINGLE_COLUMN)
     shifted = frame.assign(bias=frame["bias"] - 2.0, run=frame["run"].astype(str) + "-shifted")
     four = pd.concat([frame, shifted], ignore_index=True)
-    wrapped = figures.dead_units_vs_lr(four)  # four bias panels wrap into 2 x 2
+    wrapped = units.dead_units_vs_lr(four)  # four bias panels wrap into 2 x 2
     assert len([ax for ax in wrapped.axes if ax.axison]) == 4
     assert wrapped.get_figwidth() == pytest.approx(figures.SINGLE_COLUMN)
     with pytest.raises(NoData):
-        figures.dead_units_vs_lr(frame[frame["quantity"] == "prelu_slope"])
+        units.dead_units_vs_lr(frame[frame["quantity"] == "prelu_slope"])
 
 
 def test_dead_units_vs_lr_separates_dead_at_init_from_died_in_training():
@@ -436,7 +441,7 @@ def test_dead_units_vs_lr_separates_dead_at_init_from_died_in_training():
     def died(run, step, layer):
         return 0.0 if step == 0 else (0.3 if run.startswith("relu/1.0") else 0.01)
 
-    fig = figures.dead_units_vs_lr(layer_rows("dying_relu", runs, {"dead_frac": dead, "died_frac": died}))
+    fig = units.dead_units_vs_lr(layer_rows("dying_relu", runs, {"dead_frac": dead, "died_frac": died}))
     panels = axes_titled(fig)
     init = lines(panels["bias init -1: dead at initialization (step 0)"])["relu"]
     during = lines(panels["bias init -1: died during training (last probe)"])["relu"]
@@ -453,7 +458,7 @@ def test_mean_curves_leave_out_diverged_runs_and_mark_them():
             return 5e4  # a diverged run's slopes blow up: they must not enter the mean
         return 0.25 - 0.01 * step
 
-    fig = figures.prelu_slope(layer_rows("dying_relu", runs, {"prelu_slope": slope}, layers=1))
+    fig = units.prelu_slope(layer_rows("dying_relu", runs, {"prelu_slope": slope}, layers=1))
     ax = fig.axes[0]
     np.testing.assert_allclose(lines(ax)["layer 0"].get_ydata(), [0.25, 0.21])
     marks = [line for line in ax.get_lines() if line.get_label().endswith("diverged")]
@@ -463,7 +468,7 @@ def test_mean_curves_leave_out_diverged_runs_and_mark_them():
 
 def test_prelu_slope_lines_per_layer_at_largest_lr():
     frame = _dying_frame()
-    fig = figures.prelu_slope(frame)
+    fig = units.prelu_slope(frame)
     panels = axes_titled(fig)
     assert set(panels) == {"bias init -1, lr 1", "bias init 0, lr 1"}
     drawn = lines(panels["bias init 0, lr 1"])
@@ -476,10 +481,10 @@ def test_prelu_slope_lines_per_layer_at_largest_lr():
         np.testing.assert_allclose(drawn[f"layer {layer}"].get_ydata(), expected, rtol=1e-12)
     assert panels["bias init 0, lr 1"].get_xscale() == "symlog"
     assert "slope" in fig.axes[0].get_ylabel().lower()
-    at_small = figures.prelu_slope(frame, lr=0.01)
+    at_small = units.prelu_slope(frame, lr=0.01)
     assert "bias init 0, lr 0.01" in axes_titled(at_small)
     with pytest.raises(NoData):
-        figures.prelu_slope(frame[frame["quantity"] == "dead_frac"])
+        units.prelu_slope(frame[frame["quantity"] == "dead_frac"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,18 +495,18 @@ def test_selu_statistics_mean_and_std_against_layer_at_step_0():
     stats = {"act_mean": lambda run, step, layer: (0.0 if run.startswith("selu") else 0.5 ** layer) + 0.01 * step,
              "act_std": lambda run, step, layer: (1.0 if run.startswith("selu") else 0.7 ** layer) * (1 + step)}
     frame = layer_rows("selu", runs, stats, steps=(0, 3), layers=4)
-    fig = figures.selu_statistics(frame)
+    fig = units.selu_statistics(frame)
     mean_ax, std_ax = fig.axes[0], fig.axes[1]
     assert "mean" in mean_ax.get_ylabel() and "std" in std_ax.get_ylabel()
     np.testing.assert_allclose(lines(mean_ax)["relu"].get_ydata(), 0.5 ** np.arange(4))
     np.testing.assert_allclose(lines(std_ax)["relu"].get_ydata(), 0.7 ** np.arange(4))
     np.testing.assert_allclose(lines(std_ax)["selu"].get_ydata(), np.ones(4))
     assert std_ax.get_yscale() == "log" and mean_ax.get_yscale() == "linear"
-    later = figures.selu_statistics(frame, step=3)
+    later = units.selu_statistics(frame, step=3)
     np.testing.assert_allclose(lines(later.axes[1])["relu"].get_ydata(), 4 * 0.7 ** np.arange(4))
     assert fig.get_figwidth() == pytest.approx(figures.SINGLE_COLUMN)
     with pytest.raises(NoData):
-        figures.selu_statistics(frame, step=99)
+        units.selu_statistics(frame, step=99)
 
 
 # ---------------------------------------------------------------------------------------
@@ -519,7 +524,7 @@ def _theory() -> pd.DataFrame:
 
 def test_theory_vs_measurement_side_by_side_and_against_identity():
     theory = _theory()
-    fig = figures.theory_vs_measurement(theory)
+    fig = theory_figures.theory_vs_measurement(theory)
     left, right = fig.axes[0], fig.axes[1]
     for act in ("tanh", "relu"):
         rows = theory[theory["activation"] == act]
@@ -538,19 +543,19 @@ def test_theory_vs_measurement_side_by_side_and_against_identity():
 
 
 def test_theory_vs_measurement_accepts_gain_and_rejects_bad_tables():
-    fig = figures.theory_vs_measurement(_theory().rename(columns={"sigma_w2": "gain"}))
+    fig = theory_figures.theory_vs_measurement(_theory().rename(columns={"sigma_w2": "gain"}))
     assert "gain" in fig.axes[0].get_xlabel()
     with pytest.raises(NoData):
-        figures.theory_vs_measurement(_theory().iloc[0:0])
+        theory_figures.theory_vs_measurement(_theory().iloc[0:0])
     # With a study column only the meanfield rows are drawn (by default).
     mixed = pd.concat([_theory().assign(study="meanfield"),
                        _theory().assign(study="selu", activation="selu")], ignore_index=True)
-    assert set(lines(figures.theory_vs_measurement(mixed).axes[1])) == {"tanh", "relu", "identity"}
-    assert "selu" in lines(figures.theory_vs_measurement(mixed, study=None).axes[1])
+    assert set(lines(theory_figures.theory_vs_measurement(mixed).axes[1])) == {"tanh", "relu", "identity"}
+    assert "selu" in lines(theory_figures.theory_vs_measurement(mixed, study=None).axes[1])
     with pytest.raises(NoData, match="meanfield"):
-        figures.theory_vs_measurement(mixed[mixed["study"] == "selu"])
+        theory_figures.theory_vs_measurement(mixed[mixed["study"] == "selu"])
     with pytest.raises(ValueError, match="measured_factor"):
-        figures.theory_vs_measurement(_theory().drop(columns="measured_factor"))
+        theory_figures.theory_vs_measurement(_theory().drop(columns="measured_factor"))
 
 
 def test_theory_beyond_meanfield_draws_each_theory_against_identity():
@@ -561,7 +566,7 @@ def test_theory_beyond_meanfield_draws_each_theory_against_identity():
         {"theory": "rnn_time", "activation": "tanh", "predicted_factor": 0.57, "measured_factor": 0.55},
         {"theory": "meanfield_mlp", "activation": "tanh", "predicted_factor": 0.2, "measured_factor": 0.21},
     ])
-    fig = figures.theory_beyond_meanfield(table)
+    fig = theory_figures.theory_beyond_meanfield(table)
     drawn = lines(fig.axes[0])
     assert set(drawn) == {"batchnorm_mlp relu", "batchnorm_mlp tanh", "residual_mlp relu", "rnn_time tanh", "identity"}
     np.testing.assert_allclose(drawn["rnn_time tanh"].get_xdata(), [0.57])
@@ -569,34 +574,70 @@ def test_theory_beyond_meanfield_draws_each_theory_against_identity():
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
     assert "batch norm MLP (n=2" in legend and "meanfield" not in legend
     with pytest.raises(NoData):
-        figures.theory_beyond_meanfield(table[table["theory"] == "meanfield_mlp"])
+        theory_figures.theory_beyond_meanfield(table[table["theory"] == "meanfield_mlp"])
 
 
 # ---------------------------------------------------------------------------------------
 # Every figure: empty input, style, saving.
 
 DATA_PARAMETERS = ("runs", "layers", "timesteps", "steps", "theory")
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "paper"
+FIGURE_PACKAGE = REPO / "src" / "gradatlas" / "analysis" / "figures"
 
 
-def test_registry_names_and_signatures():
-    assert set(FIGURES) == {
+def specs_defined_in_the_package() -> list[figures.FigureSpec]:
+    """Every spec any module of the package defines, read module by module (not via SECTIONS)."""
+    import importlib
+
+    found = []
+    for path in sorted(FIGURE_PACKAGE.glob("*.py")):
+        if path.stem not in ("__init__", "__main__"):
+            found += registry.module_specs(importlib.import_module(f"gradatlas.analysis.figures.{path.stem}"))
+    return found
+
+
+def test_the_registry_is_every_spec_of_the_package_once():
+    defined = specs_defined_in_the_package()
+    assert sorted(s.name for s in defined) == sorted(FIGURES), "a section module is missing from registry.SECTIONS"
+    assert list(figures.FIGURE_NAMES) == list(FIGURES)
+    for name, spec in FIGURES.items():
+        assert spec.draw.__name__ == name and spec.draw.__doc__
+        assert spec.section in registry.SECTIONS
+        wanted = [p for p in inspect.signature(spec.draw).parameters if p in DATA_PARAMETERS]
+        # A figure drawn from data names the studies it draws; one of closed forms names none.
+        assert bool(wanted) == bool(spec.studies), name
+
+
+def test_figure_studies_are_studies_of_the_workflow():
+    studies = {p.stem for p in (REPO / "conf" / "studies").glob("*.yaml")}
+    drawn = registry.figure_studies()
+    assert set(drawn) == set(FIGURES)
+    for name, named in drawn.items():
+        assert set(named) <= studies, f"{name} names unknown studies {set(named) - studies}"
+
+
+def test_the_registry_keeps_the_order_of_the_caption_macros():
+    # numbers.tex holds one caption macro per figure in registry order; the archived full scale
+    # rebuilds it byte for byte, so the order is part of the contract.
+    assert list(FIGURES) == [
         "activation_gallery", "backprop_norm_vs_layer", "accuracy_heatmap", "normalization_effect",
         "residual_vs_plain", "hidden_grad_vs_distance", "clipping", "dead_units_vs_lr", "prelu_slope",
-        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield"}
-    for name, function in FIGURES.items():
-        assert function.__name__ == name
-        assert function.__doc__
-        wanted = [p for p in inspect.signature(function).parameters if p in DATA_PARAMETERS]
-        assert wanted or name == "activation_gallery"
+        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield"]
 
 
-PAPER = Path(__file__).resolve().parents[1] / "paper"
+def test_a_duplicate_figure_name_and_a_bad_width_are_refused():
+    with pytest.raises(ValueError, match="figure width"):
+        figures.spec.figure(width=5.0, report="r", caption="c")
+    with pytest.raises(ValueError, match="one non-empty line"):
+        figures.spec.figure(width=figures.SINGLE_COLUMN, report="two\nlines", caption="c")
+    with pytest.raises(ValueError, match="'dead_units_vs_lr' is defined in units and units"):
+        registry.collect(("units", "units"))
 
 
 def test_every_figure_is_printed_at_the_width_it_is_drawn():
     import re
 
-    assert set(figures.PRINT_WIDTH) == set(FIGURES)
     sources = "\n".join(p.read_text() for p in sorted((PAPER / "sections").glob("*.tex")))
     floats = re.findall(r"\\begin\{(figure\*?)\}(.*?)\\end\{figure\*?\}", sources, flags=re.S)
     placed = {}
@@ -606,19 +647,18 @@ def test_every_figure_is_printed_at_the_width_it_is_drawn():
             placed[name] = env
     assert set(placed) == set(FIGURES)
     for name, env in placed.items():
-        wanted = figures.DOUBLE_COLUMN if env == "figure*" else figures.SINGLE_COLUMN
-        assert figures.PRINT_WIDTH[name] == wanted, name
+        assert FIGURES[name].float_env == env, name
     # draw() applies the width: a two-panel figure in a figure* float is drawn full width.
-    fig = figures.draw("hidden_grad_vs_distance", timesteps=_timestep_frame())
+    fig = output.draw("hidden_grad_vs_distance", timesteps=_timestep_frame())
     assert fig.get_figwidth() == pytest.approx(figures.DOUBLE_COLUMN)
-    assert figures.draw("residual_vs_plain", runs=pd.DataFrame()).get_figwidth() <= figures.SINGLE_COLUMN
+    assert output.draw("residual_vs_plain", runs=pd.DataFrame()).get_figwidth() <= figures.SINGLE_COLUMN
 
 
 def test_captions_name_only_what_the_data_holds():
     timesteps = _timestep_frame()
     assert set(timesteps["data"]) == {"adding"}
     captions = figures.captions(pd.DataFrame(), pd.DataFrame(), timesteps)
-    assert set(captions) == set(FIGURES)
+    assert list(captions) == list(FIGURES)
     assert "adding problem" in captions["hidden_grad_vs_distance"]
     assert "copy" not in captions["hidden_grad_vs_distance"]
     with_copy = pd.concat([timesteps, timesteps.assign(data="copy", run=timesteps["run"].astype(str) + "c")])
@@ -628,15 +668,49 @@ def test_captions_name_only_what_the_data_holds():
         assert r"\caption{\GACaption" + name.title().replace("_", "") + "}" in sections
 
 
-def test_every_figure_has_a_report_caption_and_nothing_else_has():
-    # The workflow takes the figure names from the captions (rules/common.smk).
-    captions = Path(__file__).resolve().parents[1] / "report" / "figures"
-    assert {p.stem for p in captions.glob("*.rst")} == set(FIGURES)
+def test_the_committed_report_captions_are_the_registrys(tmp_path):
+    # rules/paper.smk captions each figure of the report with report/figures/<name>.rst, written
+    # from the specs by `python -m gradatlas.analysis.figures captions`.
+    committed = REPO / "report" / "figures"
+    assert stale_captions(committed) == [], "run python -m gradatlas.analysis.figures captions"
+    assert {p.name: p.read_text() for p in committed.glob("*.rst")} == registry.report_captions()
+    # The check fails on an edited, a missing and an extra file, and writing repairs all three.
+    copy = tmp_path / "figures"
+    write_captions(copy)
+    (copy / "clipping.rst").write_text("hand-edited\n")
+    (copy / "prelu_slope.rst").unlink()
+    (copy / "retired.rst").write_text("a figure no longer registered\n")
+    assert stale_captions(copy) == ["clipping.rst", "prelu_slope.rst", "retired.rst"]
+    command = [sys.executable, "-m", "gradatlas.analysis.figures", "captions", "--check", "--dir", str(copy)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "clipping.rst" in done.stderr
+    assert write_captions(copy) == ["clipping.rst", "prelu_slope.rst", "retired.rst"]
+    assert stale_captions(copy) == [] and (copy / "prelu_slope.rst").read_text() == FIGURES["prelu_slope"].report + "\n"
+
+
+HEAVY_MODULES = ("matplotlib", "seaborn", "torch")
+
+
+def test_the_registry_imports_neither_matplotlib_seaborn_nor_torch():
+    # What the workflow imports while it parses (rules/common.smk) and what the claim index reads.
+    probe = ("import sys\n"
+             "from gradatlas.analysis.figures.registry import FIGURES, report_captions\n"
+             "from gradatlas.analysis import claim_index\n"
+             "report_captions(); claim_index.study_claims\n"
+             f"print(len(FIGURES), sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY_MODULES!r}))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    count, loaded = done.stdout.split(" ", 1)
+    assert int(count) == len(FIGURES) > 0  # the sections were imported, specs and all
+    assert loaded.strip() == "[]"
+    # The probe can fail: what draws and saves a figure loads matplotlib.
+    drawing = probe.replace("report_captions()", "from gradatlas.analysis.figures import output; report_captions()")
+    done = subprocess.run([sys.executable, "-c", drawing], capture_output=True, text=True, timeout=120, check=True)
+    assert "'matplotlib'" in done.stdout and "'seaborn'" in done.stdout
 
 
 @pytest.mark.parametrize("name", [n for n in FIGURES if n != "activation_gallery"])
 def test_every_data_figure_raises_no_data_on_empty_tables(name):
-    function = FIGURES[name]
+    function = FIGURES[name].draw
     kwargs = {p: pd.DataFrame() for p in inspect.signature(function).parameters if p in DATA_PARAMETERS}
     with pytest.raises(NoData):
         function(**kwargs)
@@ -646,29 +720,29 @@ def test_figures_leave_global_rcparams_alone_and_inputs_unchanged():
     before = dict(mpl.rcParams)
     runs, layers = _norm_frames()
     copy = layers.copy()
-    figures.normalization_effect(runs, layers)
+    normalization.normalization_effect(runs, layers)
     assert dict(mpl.rcParams) == before
     pd.testing.assert_frame_equal(layers, copy)
     assert mpl.get_backend().lower() == "agg"
 
 
 def test_no_data_figure_says_why():
-    fig = figures.no_data_figure("clipping", "no rows for study 'clipping_mlp'")
+    fig = output.no_data_figure("clipping", "no rows for study 'clipping_mlp'")
     texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
     assert "clipping" in texts and "clipping_mlp" in texts
 
 
 def test_save_figure_writes_pdf_with_truetype_fonts(tmp_path):
-    fig = figures.theory_vs_measurement(_theory())  # text, mathtext and a legend
+    fig = theory_figures.theory_vs_measurement(_theory())  # text, mathtext and a legend
     with mpl.rc_context({"pdf.fonttype": 3}):  # a caller's Type 3 setting must not leak in
-        path = figures.save_figure(fig, tmp_path / "sub" / "theory.pdf")
+        path = output.save_figure(fig, tmp_path / "sub" / "theory.pdf")
     data = path.read_bytes()
     assert data.startswith(b"%PDF")
     assert b"/Subtype /Type3" not in data and b"/Type3" not in data
     assert b"/FontFile2" in data  # embedded TrueType (Type 42)
     assert not list(path.parent.glob(".*tmp*"))  # the temporary file is gone
     # Same figure, same bytes: no creation date in the file.
-    again = figures.save_figure(fig, tmp_path / "again.pdf")
+    again = output.save_figure(fig, tmp_path / "again.pdf")
     assert again.read_bytes() == data
     if shutil.which("pdffonts"):
         report = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
@@ -677,30 +751,23 @@ def test_save_figure_writes_pdf_with_truetype_fonts(tmp_path):
         assert all("TrueType" in line for line in fonts)
 
 
-# ---------------------------------------------------------------------------------------
-# Smoke: every figure on the real smoke summary (the workflow run once per session).
+def test_plotted_points_counts_data_not_reference_lines_or_text():
+    from figure_helpers import plotted_points
 
-@pytest.fixture(scope="module")
-def smoke_tables(smoke):
-    paths = layout.ScalePaths(smoke / "results", "smoke")
-    runs, layers, timesteps = layout.read_summary(paths)
-    steps = layout.read_steps(paths)
-    return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
-            "theory": theory.theory_table(runs, layers, timesteps)}
-
-
-@pytest.mark.workflow
-@pytest.mark.parametrize("name", list(FIGURES))
-def test_every_figure_draws_on_the_smoke_summary(name, smoke_tables):
-    function = FIGURES[name]
-    wanted = [p for p in inspect.signature(function).parameters if p in DATA_PARAMETERS]
-    try:
-        fig = function(**{p: smoke_tables[p] for p in wanted})
-    except NoData:
-        return  # a study absent at this scale is allowed
-    assert isinstance(fig, Figure) and fig.axes
-    # Render (layout and all artists) cheaply; the PDF path is covered by the save test.
-    fig.savefig(io.BytesIO(), format="png", dpi=40)
-    # Through draw(), as the workflow draws it: at the width the paper prints it.
-    drawn = figures.draw(name, **smoke_tables)
-    assert drawn.get_figwidth() == pytest.approx(figures.PRINT_WIDTH[name])
+    assert plotted_points(output.no_data_figure("clipping", "no rows")) == 0
+    fig = Figure()
+    ax = fig.subplots()
+    ax.axhline(1.0, label="_target")  # axes coordinates in x: a reference line
+    ax.plot([0.1, 10.0], [0.1, 10.0], label="identity")
+    ax.plot([], [], label="empty")
+    ax.text(0.5, 0.5, "a note")
+    assert plotted_points(fig) == 0
+    ax.plot([0.0, 1.0, 2.0], [1.0, np.nan, 3.0], label="data")  # the NaN point is not drawn
+    assert plotted_points(fig) == 2
+    ax.bar([0, 1], [0.0, 0.5])  # a share of 0 is a bar too
+    ax.scatter([1.0], [2.0])
+    assert plotted_points(fig) == 5
+    heat = Figure().subplots()
+    mesh = heat.pcolormesh(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    heat.figure.colorbar(mesh, ax=heat)  # the colour scale is not data
+    assert plotted_points(heat.figure) == 3

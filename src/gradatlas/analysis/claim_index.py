@@ -4,14 +4,13 @@
 markers below; ``--check`` exits 1 when the block is stale (a test runs it). Sources: the
 claims registry (``claims.CLAIMS``: each claim's title and the studies its verdict reads),
 the ``claims:`` list of each ``conf/studies/<study>.yaml``, the figure registry
-(``figures.FIGURES``) with each figure's caption (``report/figures/<name>.rst``, which
-names the studies it draws), and the per-study tables (``tables.study_table``).
+(``figures.registry.figure_studies``: the studies each figure's spec says it draws), and the
+per-study tables (``tables.study_table``).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -26,15 +25,6 @@ def study_claims(study_dir: Path) -> dict[str, tuple[int, ...]]:
     """Each study's ``claims:`` list."""
     return {path.stem: tuple((yaml.safe_load(path.read_text()) or {}).get("claims", []))
             for path in sorted(study_dir.glob("*.yaml"))}
-
-
-def figure_studies(figure_names: list[str], caption_dir: Path, studies: list[str]) -> dict[str, tuple[str, ...]]:
-    """The studies each figure's caption names (a figure of closed forms names none)."""
-    found = {}
-    for name in figure_names:
-        caption = (caption_dir / f"{name}.rst").read_text()
-        found[name] = tuple(s for s in studies if re.search(rf"\b{re.escape(s)}\b", caption))
-    return found
 
 
 def index_rows(claims: dict, by_study: dict[str, tuple[int, ...]], by_figure: dict[str, tuple[str, ...]]) -> list[str]:
@@ -55,10 +45,10 @@ def index_rows(claims: dict, by_study: dict[str, tuple[int, ...]], by_figure: di
 def render(repo: Path = REPO) -> str:
     """The generated block, markers included."""
     from gradatlas.analysis.claims import CLAIMS
-    from gradatlas.analysis.figures import FIGURES
+    from gradatlas.analysis.figures.registry import figure_studies
 
     by_study = study_claims(repo / "conf" / "studies")
-    by_figure = figure_studies(list(FIGURES), repo / "report" / "figures", list(by_study))
+    by_figure = figure_studies()
     note = ("<sup>+</sup> the study lists the claim (`claims:` in `conf/studies/<study>.yaml`), "
             "but the verdict does not read it.")
     return "\n".join([BEGIN, *index_rows(CLAIMS, by_study, by_figure), "", note, END])

@@ -3,7 +3,7 @@
 load (``records``) -> compute (``claims``, ``theory``) -> write. ``ledger``: the claims
 ledger, the theory table, one LaTeX table per study, the grid table of the appendix and
 ``numbers.tex`` (every number the text quotes). ``figures``: one figure per
-``figures.FIGURES`` entry.
+``figures.FIGURES`` entry (``gradatlas.analysis.figures.registry``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from gradatlas.analysis import claims, figures, tables, theory
+from gradatlas.analysis.figures import output
 from gradatlas.core import layout
 from gradatlas.core.files import RecordError, write_table, write_text
 
@@ -112,7 +113,7 @@ def write_figures(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataF
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory_frame, "theory_table": theory_frame}
     for name in figures.FIGURES:
-        figures.save_figure(figures.draw(name, **data), paths.figure(name))
+        output.save_figure(output.draw(name, **data), paths.figure(name))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,120 @@
+"""Exploding gradients: loss curves and divergence with and without clipping (studies clipping_mlp, clipping_rnn)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gradatlas.analysis.figures import levels, select
+from gradatlas.analysis.figures.spec import SINGLE_COLUMN, NoData, figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+STUDIES = ("clipping_mlp", "clipping_rnn")
+# Factors a clipping study may sweep besides ``clip``, in the order they are looked for.
+SWEPT_FACTORS = ("lr", "gain", "init_std", "clip_value", "length", "depth", "width")
+
+
+def _swept_factor(frame: pd.DataFrame) -> Optional[str]:
+    """The first of ``SWEPT_FACTORS`` that takes more than one value in ``frame``."""
+    for factor in SWEPT_FACTORS:
+        if factor in frame and frame[factor].dropna().nunique() > 1:
+            return factor
+    return None
+
+
+def clipping_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> str:
+    """The paper's caption of ``clipping``: how many of the runs diverged."""
+    clip_runs = pd.concat([levels.study_rows(runs, study) for study in STUDIES])
+    return (
+        "Training loss with and without gradient clipping (top; x: a diverged run's last finite loss) and the "
+        "share of diverged runs (bottom)" + (f"; {int((clip_runs['status'] == 'diverged').sum())} of "
+                                             f"{len(clip_runs)} runs diverged." if not clip_runs.empty else "."))
+
+
+@figure(width=SINGLE_COLUMN, studies=STUDIES, caption=clipping_caption,
+        report="Training loss curves and the share of diverged runs with and without gradient clipping (studies "
+               "clipping_mlp and clipping_rnn).")
+def clipping(runs: pd.DataFrame, steps: Optional[pd.DataFrame] = None, *,
+             studies: Sequence[str] = STUDIES, width: Optional[float] = None) -> Figure:
+    """Training loss curves (top) and the share of diverged runs (bottom) with and without clipping.
+
+    One column per study. Top: every run at the largest value of the study's swept factor
+    (e.g. the largest learning rate or recurrent gain, where exploding is worst), one thin
+    line per run coloured by the clipping mode, log y; an x marks a diverged run's last
+    finite loss. Bottom: the share of runs with status ``diverged`` per swept value and
+    clipping mode (``failed`` runs are left out of the share).
+    """
+    import seaborn as sns
+    from matplotlib.patches import Patch
+
+    from gradatlas.analysis.figures import style
+
+    if runs is None or len(runs) == 0:
+        raise NoData("clipping: the runs table is empty")
+    select.require_columns(runs, ("run", "study", "clip", "status"), "clipping")
+    part = select.plain(runs[runs["study"].astype(object).isin(list(studies))])
+    if part.empty:
+        raise NoData(f"clipping: no rows for studies {', '.join(studies)}")
+    present = [s for s in studies if s in set(part["study"])]
+    clips = levels.order("clip", part["clip"])
+    palette = {c: style.color("clip", c, clips) for c in clips}
+    fig, axes = style.figure(2, len(present), width, row_height=1.6)
+    curves = pd.DataFrame()
+    if steps is not None and len(steps):
+        select.require_columns(steps, ("run", "step", "loss"), "clipping (steps)")
+        curves = select.plain(steps[steps["run"].astype(object).isin(set(part["run"]))])
+    for col, study in enumerate(present):
+        rows = part[part["study"] == study]
+        factor = _swept_factor(rows)
+        # Loss curves where exploding is worst: the largest value of the swept factor.
+        top = axes[0, col]
+        hardest = rows if factor is None else rows[rows[factor] == rows[factor].max()]
+        title = study if factor is None else f"{study}: {factor} = {levels.fmt(rows[factor].max())}"
+        drawn = False
+        for run in hardest.sort_values(["clip", "run"])["run"]:
+            curve = curves[curves["run"] == run].sort_values("step") if not curves.empty else curves
+            if curve.empty:
+                continue
+            clip = hardest.loc[hardest["run"] == run, "clip"].iloc[0]
+            loss = curve["loss"].astype(float).to_numpy()
+            top.plot(curve["step"].to_numpy(), loss, color=palette[clip], linewidth=0.8, alpha=0.85, label=str(run))
+            status = hardest.loc[hardest["run"] == run, "status"].iloc[0]
+            finite = np.isfinite(loss)
+            if status == "diverged" and finite.any():
+                at = np.flatnonzero(finite)[-1]
+                top.plot([curve["step"].to_numpy()[at]], [loss[at]], marker="x", color=palette[clip],
+                         linestyle="none", label=f"_diverged {run}")
+            drawn = True
+        if drawn:
+            top.set_yscale("log")
+        else:
+            style.note(top, "no step tables")
+        top.set_title(title)
+        top.set_xlabel("step")
+        top.set_ylabel("training loss" if col == 0 else "")
+        # Divergence share per swept value and clipping mode.
+        bottom = axes[1, col]
+        counted = rows[rows["status"].isin(["ok", "diverged"])].copy()
+        counted["diverged"] = (counted["status"] == "diverged").astype(float)
+        x = factor if factor is not None else "study"
+        order = sorted(counted[x].unique()) if factor is not None else [study]
+        counted["level"] = counted[x].map(levels.fmt)
+        if counted.empty:
+            style.note(bottom, "no finished runs")
+        else:
+            sns.barplot(data=counted, x="level", y="diverged", hue="clip", order=[levels.fmt(v) for v in order],
+                        hue_order=clips, palette=palette, estimator="mean", errorbar=None, ax=bottom, legend=False)
+            for container, clip in zip(bottom.containers, clips):
+                container.set_label(str(clip))
+                # A share of 0 is a bar of no height: print the values so it reads as 0, not missing.
+                bottom.bar_label(container, fmt="%.2g", fontsize=6, padding=1)
+        bottom.set_ylim(0, 1.05)
+        bottom.set_xlabel(factor if factor is not None else "")
+        bottom.set_ylabel("diverged (share of runs)" if col == 0 else "")
+    style.fig_legend(fig, [Patch(color=palette[c], label=str(c)) for c in clips] + [
+        style.line_handle("diverged", "0.3", "none", "x")], title="clipping")
+    return fig

@@ -1,0 +1,80 @@
+"""Drawing helpers shared by the figures (matplotlib): seed means with bands, dodged points,
+log axes ticked at the grid's values.
+
+Aggregation, where a figure shows one value per point: the mean over seeds (rows sharing
+every other coordinate), with a band from the minimum to the maximum over seeds where there
+is more than one. Diverged runs (``status`` diverged) never enter a mean or a band: their
+values are drawn as x marks (which do not stretch the axes), and non-finite values are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from gradatlas.analysis.figures import style
+from gradatlas.analysis.figures.levels import fmt
+
+
+def mean_line(ax: Axes, part: pd.DataFrame, x: str, y: str, *, label: str, color: Any,
+              linestyle: str = "-", marker: Optional[str] = "o", band: bool = True) -> None:
+    """One line: the mean of ``y`` per ``x`` over ``part``'s rows (seeds), shaded min..max.
+
+    Aggregated here with one vectorized groupby rather than by seaborn's lineplot, which
+    is two orders of magnitude slower on full-scale tables and would take the mean in log
+    space on a log axis.
+    """
+    if "status" in part:
+        diverged = part["status"].astype(str) == "diverged"
+        marks = part.loc[diverged, [x, y]].astype(float)
+        marks = marks[np.isfinite(marks[y])]
+        if not marks.empty:
+            # A diverged run is a mark, never part of a mean; added as a plain artist so that its
+            # values (slopes of 5e4) do not stretch the data limits over the lines that matter.
+            ax.add_artist(Line2D(marks[x].to_numpy(), marks[y].to_numpy(), linestyle="none", marker="x",
+                                 color=color, markersize=3, label=f"_{label} diverged"))
+        part = part[~diverged]
+    values = part[[x, y]].astype(float)
+    values = values[np.isfinite(values[y])]
+    if values.empty:
+        return
+    stats = values.groupby(x, sort=True)[y].agg(["mean", "min", "max", "count"])
+    xs = stats.index.to_numpy(dtype=float)
+    if len(xs) > style.MAX_MARKERS:
+        marker = None  # markers on a dense line only hide it
+    ax.plot(xs, stats["mean"].to_numpy(), label=label, color=color, linestyle=linestyle, marker=marker,
+            markeredgewidth=0)
+    if band and (stats["count"] > 1).any():
+        ax.fill_between(xs, stats["min"].to_numpy(), stats["max"].to_numpy(), color=color, alpha=0.15,
+                        linewidth=0, label=f"_{label} range")
+
+
+def dodged_points(ax: Axes, frame: pd.DataFrame, x: str, y: str, hue: str, order: Sequence[Any],
+                  hue_order: Sequence[Any], palette: dict[Any, Any]) -> None:
+    """Per category of ``x`` (at 0, 1, ... as seaborn places them) and ``hue`` level, a point at
+    the mean of ``y`` with a whisker min..max; hue levels side by side like seaborn's bars."""
+    stats = frame.groupby([hue, x])[y].agg(["mean", "min", "max"])
+    width = 0.8 / max(len(hue_order), 1)
+    for k, level in enumerate(hue_order):
+        if level not in stats.index.get_level_values(0):
+            continue
+        part = stats.loc[level].reindex(order)
+        xs = np.arange(len(order)) - 0.4 + width * (k + 0.5)
+        ax.vlines(xs, part["min"], part["max"], color=palette[level], linewidth=0.8, label=f"_{level} range")
+        ax.plot(xs, part["mean"].to_numpy(), marker="o", linestyle="none", color=palette[level], label=str(level))
+    ax.set_xticks(np.arange(len(order)), [str(v) for v in order])
+    ax.set_xlim(-0.5, len(order) - 0.5)
+
+
+def log_ticks_at(ax: Axes, values: Sequence[float]) -> None:
+    """Log x axis with ticks at exactly the grid's values."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(sorted(set(values))))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: fmt(value)))
+
