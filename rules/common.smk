@@ -185,14 +185,35 @@ FIGURE_NAMES = sorted(p.stem for p in Path("report/figures").glob("*.rst"))
 PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
 
 
-# A record damaged or deleted since its batch ran is retrained by a plain rerun: its batch's
-# manifest is withdrawn here (and the summary with it), before Snakemake reads the outputs'
-# state (gradatlas.workflow.manifests.withdraw_stale; completeness is gradatlas.run.records.is_complete).
-# gradatlas.workflow.verified skips the batches found complete whose files did not change since.
-if not FROM_ARCHIVE:
-    _ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
-    for _withdrawn in verified.withdraw_stale(_ALL_MANIFESTS, summaries()):
-        print(f"gradatlas: {_withdrawn}", file=sys.stderr)
+# A record damaged or deleted since its batch ran is retrained by a plain rerun. Parsing changes
+# no file: it finds the batches whose manifest lists a record no longer complete
+# (gradatlas.workflow.verified.stale_batches; completeness is gradatlas.run.records.check_record),
+# and each such batch's training job is then forced (force_stale_batch), as `--forcerun
+# <manifest>` would: a dry run or --report lists it, and only a real run replaces the manifest
+# and, downstream, the summary. Jobs on other machines parse this file too; they check nothing.
+STALE_BATCHES = {}
+if not FROM_ARCHIVE and workflow.is_main_process:
+    STALE_BATCHES = verified.stale_batches(batch_manifests() + _manifests("sweep", PLANS),
+                                           remember=not workflow.output_settings.dryrun)
+    for _manifest, _problems in STALE_BATCHES.items():
+        print(f"gradatlas: {_manifest}: its batch trains again ({len(_problems)} record(s) not complete, "
+              f"e.g. {_problems[0]})", file=sys.stderr)
+
+
+def force_stale_batch(wildcards):
+    """No input: marks the training job of a stale batch (``STALE_BATCHES``) for forced
+    execution. Snakemake reads ``--forcerun`` into the DAG before any Snakefile code can
+    see the run's settings, and evaluates input functions while it builds the DAG, before
+    it decides what must run: the first moment the job can be forced. Its dependents (the
+    aggregation, then the paper) rerun as after any forced job."""
+    manifest = str(PATHS.batch_manifest(wildcards.study, wildcards.part, wildcards.batch))
+    if manifest in STALE_BATCHES:
+        forced = getattr(workflow.dag, "forcefiles", None)
+        if not isinstance(forced, set):
+            raise WorkflowError("gradatlas: this Snakemake's DAG has no set `forcefiles`: a stale batch cannot be "
+                                f"forced to train again; rerun with --forcerun {manifest}")
+        forced.add(manifest)
+    return []
 
 
 def final_targets():
