@@ -26,7 +26,7 @@ def record_path(manifest_path: str | os.PathLike, entry: dict[str, Any]) -> Path
     relpath = PurePosixPath(entry["path"])
     if relpath.is_absolute() or ".." in relpath.parts:
         raise RecordError(f"{manifest_path}: names record {entry['path']} not relative to its scale "
-                          "(an older manifest: its batch runs again)")
+                          "(an older manifest)")
     return ScalePaths.of_manifest(manifest_path).resolve(relpath)
 
 
