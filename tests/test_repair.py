@@ -59,7 +59,8 @@ def _same_record(record: Path, reference: Path) -> None:
 
 
 def _runs(scale: Path) -> pd.DataFrame:
-    runs = pd.read_parquet(scale / "summary/runs.parquet").drop(columns="wall_time_s")
+    """The runs table without what a retraining may change: its time, and the commit it ran at."""
+    runs = pd.read_parquet(scale / "summary/runs.parquet").drop(columns=["wall_time_s", "git_commit"])
     return runs.sort_values("run").reset_index(drop=True)
 
 
