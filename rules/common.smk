@@ -187,14 +187,42 @@ FIGURE_NAMES = sorted(REGISTERED_FIGURES)
 PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Path("paper/sections").glob("*.tex"))]
 
 
-# A record damaged or deleted since its batch ran is retrained by a plain rerun: its batch's
-# manifest is withdrawn here (and the summary with it), before Snakemake reads the outputs'
-# state (gradatlas.workflow.manifests.withdraw_stale; completeness is gradatlas.run.records.is_complete).
-# gradatlas.workflow.verified skips the batches found complete whose files did not change since.
-if not FROM_ARCHIVE:
+# A record damaged or deleted since its batch ran is retrained by a plain rerun. Parsing changes
+# no file: it finds the batches whose manifest lists a record no longer complete
+# (gradatlas.workflow.verified.stale_batches; completeness is gradatlas.run.records.check_record),
+# and each such batch's training job is then forced (force_stale_batch), as `--forcerun
+# <manifest>` would: a dry run or --report lists it, and only a real run replaces the manifest
+# and, downstream, the summary. A missing manifest is forced too: Snakemake does not remake a
+# missing intermediate file while what was made from it is up to date. Jobs that Snakemake
+# runs on other machines parse this file too; they check nothing.
+STALE_BATCHES = {}
+FORCED_BATCHES = set()
+if not FROM_ARCHIVE and workflow.is_main_process:
     _ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
-    for _withdrawn in verified.withdraw_stale(_ALL_MANIFESTS, summaries()):
-        print(f"gradatlas: {_withdrawn}", file=sys.stderr)
+    # A dry run leaves even the cache of batches found complete as it was.
+    STALE_BATCHES = verified.stale_batches(_ALL_MANIFESTS, remember=not workflow.output_settings.dryrun)
+    FORCED_BATCHES = set(STALE_BATCHES) | {m for m in _ALL_MANIFESTS if not Path(m).exists()}
+    for _manifest, _problems in STALE_BATCHES.items():
+        print(f"gradatlas: {_manifest}: its batch trains again ({len(_problems)} problem(s), e.g. {_problems[0]})",
+              file=sys.stderr)
+
+
+def force_stale_batch(wildcards):
+    """No input: marks the training job of a stale or missing batch manifest
+    (``FORCED_BATCHES``) for forced execution, as ``--forcerun <manifest>`` does. The parse
+    cannot set that option: Snakemake 9 hands the workflow its DAG settings only after it
+    has parsed the Snakefile (``snakemake.api.DAGApi``) and copies ``forcerun`` into the
+    DAG's ``forcefiles`` when it creates the DAG. Input functions run while the DAG is
+    built, before Snakemake decides what must run (``DAG.update_needrun``). The job's
+    dependents (aggregation, then the paper) rerun as after any forced job."""
+    manifest = str(PATHS.batch_manifest(wildcards.study, wildcards.part, wildcards.batch))
+    if manifest in FORCED_BATCHES:
+        forced = getattr(workflow.dag, "forcefiles", None)
+        if not isinstance(forced, set):
+            raise WorkflowError("gradatlas: this Snakemake's DAG has no set `forcefiles`: a stale batch cannot be "
+                                f"forced to train again; rerun with --forcerun {manifest}")
+        forced.add(manifest)
+    return []
 
 
 def final_targets():

@@ -1,7 +1,7 @@
 # One job trains one batch of a study's runs in one process (gradatlas.workflow.batch): each run
 # still gets its own atomic record, and runs whose record is complete are reused. The
 # batches (which runs, how long) are planned in common.smk from gradatlas.workflow.costs. A batch whose
-# manifest lists a damaged record runs again (common.smk: withdraw_stale_manifests). Every
+# manifest lists a damaged record runs again (common.smk: force_stale_batch). Every
 # value reaching the shell is quoted (:q), so results roots with spaces work.
 #
 # A tuned study (``tune:`` in its study file) trains in two parts: `sweep` jobs train every
@@ -14,6 +14,7 @@ rule train:
     input:
         study=study_file,
         tuning=tuning_inputs,
+        stale=force_stale_batch,
     output:
         str(PATHS.batch_manifest("{study}", "{part}", "{batch}")),
     log:

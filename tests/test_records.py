@@ -16,7 +16,7 @@ from gradatlas.core import layout
 from gradatlas.core.files import RecordError, TargetError, sha256, write_json_atomic, write_table
 from gradatlas.run import records
 from gradatlas.workflow.batch import run_batch
-from gradatlas.workflow.manifests import load_batches, withdraw_stale
+from gradatlas.workflow.manifests import load_batches, manifest_problems, record_path
 from gradatlas.workflow.studies import load_study
 
 FP = "0123456789abcdef"
@@ -156,8 +156,10 @@ def test_run_json_states_the_row_counts(tmp_path):
 
 
 def _manifest(tmp_path: Path, outs: list[Path]) -> Path:
-    entries = [{"path": str(out), "study": "s", "cell": out.name, "seed": 0, "fingerprint": FP} for out in outs]
-    return write_json_atomic(tmp_path / "batches" / "batch-0.json", {"runs": entries})
+    """A batch manifest of the scale rooted at ``tmp_path`` (``<root>/batches/<study>/batch-0.json``)."""
+    entries = [{"path": out.relative_to(tmp_path).as_posix(), "study": "s", "cell": out.name, "seed": 0,
+                "fingerprint": FP} for out in outs]
+    return write_json_atomic(tmp_path / "batches" / "s" / "batch-0.json", {"runs": entries})
 
 
 def test_aggregation_refuses_an_incomplete_record(tmp_path):
@@ -170,21 +172,41 @@ def test_aggregation_refuses_an_incomplete_record(tmp_path):
         load_batches([str(manifest)])
 
 
-def test_a_stale_manifest_and_the_summary_are_withdrawn(tmp_path):
+def test_a_stale_manifest_is_found_and_nothing_is_removed(tmp_path):
     outs = [records.write_run_record(tmp_path / "runs" / name, **_record_args()) for name in ("a", "b")]
     manifest = _manifest(tmp_path, outs)
-    summaries = [tmp_path / "summary" / f"{name}.parquet" for name in ("runs", "layers")]
-    for path in summaries:
-        write_table(pd.DataFrame({"x": [1]}), path)
-    args = ([str(manifest)], [str(p) for p in summaries])
-    assert withdraw_stale(*args) == []  # all complete: nothing happens
-    assert manifest.exists() and all(p.exists() for p in summaries)
+    assert manifest_problems(manifest) == []  # all complete
     os.truncate(outs[0] / layout.LAYERS_FILE, 10)
-    withdrawn = withdraw_stale(*args)
-    assert len(withdrawn) == 2 and str(outs[0] / layout.LAYERS_FILE) in withdrawn[0]
-    assert not manifest.exists() and not any(p.exists() for p in summaries)
-    # only what the workflow made goes: the records themselves stay
-    assert outs[0].exists() and outs[1].exists()
+    problems = manifest_problems(manifest)
+    assert len(problems) == 1 and str(outs[0] / layout.LAYERS_FILE) in problems[0]
+    # finding is all it does: the manifest and both records stay
+    assert manifest.exists() and all(out.exists() for out in outs)
+
+
+def test_a_manifest_names_its_records_relative_to_its_scale(tmp_path):
+    outs = [records.write_run_record(tmp_path / "old" / "smoke" / "runs" / name, **_record_args()) for name in ("a", "b")]
+    manifest = _manifest(tmp_path / "old" / "smoke", outs)
+    assert [e["path"] for e in json.loads(manifest.read_text())["runs"]] == ["runs/a", "runs/b"]
+    # the scale moved: its manifest now names the records at the new place, none at the old
+    moved = tmp_path / "new" / "smoke"
+    moved.parent.mkdir()
+    (tmp_path / "old" / "smoke").rename(moved)
+    moved_manifest = moved / "batches" / "s" / "batch-0.json"
+    assert [record.info["fingerprint"] for _, record in load_batches([str(moved_manifest)])] == [FP, FP]
+    assert record_path(moved_manifest, {"path": "runs/a"}) == moved.resolve() / "runs" / "a"
+    assert manifest_problems(moved_manifest) == []
+
+
+@pytest.mark.parametrize("path", ["/elsewhere/smoke/runs/a", "runs/../../other/smoke/runs/a"], ids=["absolute", "leaves"])
+def test_a_manifest_entry_outside_its_scale_is_refused(tmp_path, path):
+    outs = [records.write_run_record(tmp_path / "runs" / "a", **_record_args())]
+    manifest = _manifest(tmp_path, outs)
+    content = json.loads(manifest.read_text())
+    content["runs"][0]["path"] = path
+    manifest.write_text(json.dumps(content))
+    with pytest.raises(RecordError, match="not relative to its scale"):
+        load_batches([str(manifest)])
+    assert len(manifest_problems(manifest)) == 1  # an older manifest: its batch trains again
 
 
 # --------------------------------------------------------------------------- the batch repairs, inside runs/
@@ -203,11 +225,12 @@ def test_the_batch_retrains_damaged_records_and_reuses_complete_ones(tmp_path):
     results = tmp_path / "results"
     first = run_batch(str(study), "smoke", [0, 1], str(results), "cpu")
     assert [e["trained"] for e in first["runs"]] == [True, True]
-    damaged = Path(first["runs"][0]["path"])
+    assert [e["path"] for e in first["runs"]] == [f"runs/{run.relpath}" for run in load_study(study, "smoke").runs]
+    damaged = results / "smoke" / first["runs"][0]["path"]
     os.truncate(damaged / layout.LAYERS_FILE, 50)
     second = run_batch(str(study), "smoke", [0, 1], str(results), "cpu")
     assert [e["trained"] for e in second["runs"]] == [True, False]
-    assert all(records.is_complete(e["path"]) for e in second["runs"])
+    assert all(records.is_complete(results / "smoke" / e["path"]) for e in second["runs"])
 
 
 def test_a_path_valued_grid_factor_stays_inside_runs(tmp_path):
@@ -222,7 +245,7 @@ def test_a_path_valued_grid_factor_stays_inside_runs(tmp_path):
         assert all(layout.path_token(part) == part for part in run.relpath.split("/"))
     results = tmp_path / "results"
     manifest = run_batch(str(study), "smoke", [1], str(results), "cpu")
-    record = Path(manifest["runs"][0]["path"])
+    record = results / "smoke" / manifest["runs"][0]["path"]
     assert record.resolve().is_relative_to((results / "smoke" / "runs").resolve())
     assert records.is_complete(record)
     assert not any(p.name == "seed-0" for p in outside.rglob("*"))

@@ -103,7 +103,7 @@ def test_rerun_of_a_study_record_is_identical(tmp_path):
         "scales": {"smoke": {"fixed": {"data.n_train": 96, "data.n_test": 64}}},
     }))
     manifest = run_batch(str(study), "smoke", [0], str(tmp_path / "results"), device="cpu")
-    original = Path(manifest["runs"][0]["path"])
+    original = tmp_path / "results" / "smoke" / manifest["runs"][0]["path"]
     assert records.read_run_record(original).config["data"]["n_train"] == 96
     again = _python(["-m", "gradatlas.run.rerun", str(original), "again", "device=cpu"], tmp_path)
     assert again.returncode == 0, again.stderr

@@ -1,7 +1,10 @@
-"""The parse-time staleness check remembers batches found complete, and still finds damage."""
+"""The parse-time staleness check remembers batches found complete, still finds damage, and changes
+no file of the results."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ from gradatlas.core.files import read_json, write_json_atomic
 from gradatlas.run import records
 from gradatlas.workflow import verified
 from gradatlas.workflow.batch import run_batch
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
@@ -35,44 +40,70 @@ def _count_checks(monkeypatch) -> list:
     return calls
 
 
+def _tree(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _record(manifest: Path, index: int) -> Path:
+    return manifest.parents[2] / read_json(manifest)["runs"][index]["path"]
+
+
 def test_a_batch_found_complete_is_not_checked_again(batch, monkeypatch):
     manifest, memo = batch
     calls = _count_checks(monkeypatch)
-    assert verified.withdraw_stale([str(manifest)], [], memo) == []
+    assert verified.stale_batches([str(manifest)], memo) == {}
     assert len(calls) == 2  # both records checked once
-    assert verified.withdraw_stale([str(manifest)], [], memo) == []
+    assert verified.stale_batches([str(manifest)], memo) == {}
     assert len(calls) == 2  # unchanged: not checked again
     assert manifest.exists()
 
 
-def test_a_record_changed_after_its_check_is_found(batch):
+def test_without_remember_the_memo_is_not_written(batch, monkeypatch):
     manifest, memo = batch
-    verified.withdraw_stale([str(manifest)], [], memo)
-    record = Path(read_json(manifest)["runs"][1]["path"])
-    layers = record / layout.LAYERS_FILE
+    calls = _count_checks(monkeypatch)
+    assert verified.stale_batches([str(manifest)], memo, remember=False) == {}
+    assert not memo.exists()
+    assert verified.stale_batches([str(manifest)], memo) == {}
+    assert len(calls) == 4  # nothing remembered by the first check
+
+
+def test_a_record_changed_after_its_check_is_found_and_nothing_changes(batch, tmp_path):
+    manifest, memo = batch
+    verified.stale_batches([str(manifest)], memo)
+    layers = _record(manifest, 1) / layout.LAYERS_FILE
     layers.write_bytes(layers.read_bytes()[:-10])  # damaged, e.g. a truncated copy
-    messages = verified.withdraw_stale([str(manifest)], [], memo)
-    assert len(messages) == 1 and "withdrawn" in messages[0]
-    assert not manifest.exists()  # its batch runs again
+    before = _tree(tmp_path / "results")
+    stale = verified.stale_batches([str(manifest)], memo)
+    assert list(stale) == [str(manifest)] and str(layers) in stale[str(manifest)][0]
+    assert _tree(tmp_path / "results") == before  # found, not withdrawn: the workflow forces its job
 
 
 def test_a_deleted_record_is_found(batch):
     manifest, memo = batch
-    verified.withdraw_stale([str(manifest)], [], memo)
-    record = Path(read_json(manifest)["runs"][0]["path"])
+    verified.stale_batches([str(manifest)], memo)
+    record = _record(manifest, 0)
     for path in record.iterdir():
         path.unlink()
     record.rmdir()
     assert verified.signature(manifest) is None
-    assert verified.withdraw_stale([str(manifest)], [], memo)
-    assert not manifest.exists()
+    assert list(verified.stale_batches([str(manifest)], memo)) == [str(manifest)]
+    assert manifest.exists()
 
 
-def test_a_missing_manifest_withdraws_the_summaries(batch, tmp_path):
+def test_a_missing_manifest_is_not_stale(batch):
     manifest, memo = batch
-    summary = tmp_path / "results/smoke/summary/runs.parquet"
-    summary.parent.mkdir(parents=True)
-    summary.write_bytes(b"stand-in")
-    missing = str(manifest.with_name("batch-1.json"))
-    assert verified.withdraw_stale([str(manifest), missing], [str(summary)], memo)
-    assert not summary.exists() and manifest.exists()
+    assert verified.stale_batches([str(manifest), str(manifest.with_name("batch-1.json"))], memo) == {}
+
+
+def test_a_copied_scale_is_checked_on_its_own_records(batch, tmp_path):
+    manifest, memo = batch
+    assert verified.stale_batches([str(manifest)], memo) == {}
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "results", copy / "results", copy_function=shutil.copy2)  # mtimes kept
+    copied = copy / manifest.relative_to(tmp_path)
+    assert verified.signature(copied) == verified.signature(manifest)  # same names, sizes, mtimes
+    layers = _record(copied, 0) / layout.LAYERS_FILE
+    os.truncate(layers, 10)
+    assert list(verified.stale_batches([str(copied)], memo)) == [str(copied)]
+    assert verified.stale_batches([str(manifest)], memo) == {}  # the original's records are whole

@@ -22,6 +22,7 @@ from workflow_helpers import make_workdir, snakemake, workflow_env
 from gradatlas.analysis.claims import CLAIMS, VERDICTS
 from gradatlas.run import records
 from gradatlas.workflow import aggregate
+from gradatlas.workflow.manifests import record_path
 from gradatlas.workflow.studies import load_study
 
 pytestmark = pytest.mark.workflow
@@ -120,7 +121,7 @@ def test_bad_study_fails_at_parse_time(tmp_path: Path, edit, key: str):
 def test_corrupt_record_fails_aggregation_naming_the_file(smoke: Path, tmp_path: Path, capsys):
     manifests = sorted(str(p) for p in (smoke / "results/smoke/batches").glob("*/*.json"))
     victim_manifest = json.loads(Path(manifests[0]).read_text())
-    victim = Path(victim_manifest["runs"][0]["path"]) / "run.json"
+    victim = record_path(manifests[0], victim_manifest["runs"][0]) / "run.json"
     original = victim.read_text()
     try:
         victim.write_text("{not json")

@@ -7,7 +7,8 @@ reused, not retrained (a damaged one is retrained):
 adding a value to a grid, or rerunning after ``kill -9``, trains only what is missing.
 Runs of one shape (``config.stack_key``) train together as one stack (``runner.run_stack``),
 at most ``--stack-size`` of them. The batch's manifest (written last, atomically) lists its
-runs (with the stack each trained in); aggregation reads it. The log shows each stack as it
+runs (with the stack each trained in), by record paths relative to the scale's root;
+aggregation reads it. The log shows each stack as it
 ends, with an estimate of the time the batch has left.
 With ``--gpus N`` the job first claims one of N GPUs (``gpus``) and trains on it alone.
 """
@@ -81,7 +82,8 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
     with the settings chosen for their cell, read from ``tuning_file`` (``gradatlas.workflow.tuning``).
     Runs of one shape train as one stack (``group_stacks``, at most ``stack_size``; ``gpu``:
     the planner's GPU limits). Failed runs are recorded with ``status: failed`` and listed;
-    the others go on.
+    the others go on. The manifest names each record relative to ``<results>/<scale>``
+    (``layout.ScalePaths.relative``), so it is to be written in ``<results>/<scale>/batches/``.
     """
     study = load_study(study_file, scale, validate=False)
     planned_runs = study.sweep if sweep else study.runs
@@ -102,8 +104,11 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
     print(f"[{study.name}] {len(cfgs)} runs, estimated {_duration(sum(estimates))} on one reference core "
           f"(runs alone)", flush=True)
     labels = [planned.relpath for planned in planned_runs]
+    scale_paths = layout.ScalePaths(results, scale)
+    # Relative to <results>/<scale> (manifests.record_path): a copied or moved results
+    # directory then names its own records, not the original's.
     entries: list[dict] = [
-        {"path": cfg.out, "study": study.name, "cell": planned.cell, "seed": planned.seed,
+        {"path": scale_paths.relative(cfg.out), "study": study.name, "cell": planned.cell, "seed": planned.seed,
          "fingerprint": fingerprint(cfg), **({"trial": trial} if trial else {})}
         for planned, trial, cfg in zip(planned_runs, trials, cfgs)]
     stacks = group_stacks(cfgs, stack_size, gpu)

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from gradatlas.core.files import RecordError, read_json, write_json_atomic
 from gradatlas.run import records
+from gradatlas.workflow.manifests import record_path
 
 HIGHER_IS_BETTER = {"accuracy": True, "mse": False}
 
@@ -88,7 +89,7 @@ def sweep_rows(manifests: list[str]) -> list[dict[str, Any]]:
     rows = []
     for manifest in manifests:
         for entry in read_json(manifest)["runs"]:
-            info = records.read_info(entry["path"]) or {}
+            info = records.read_info(record_path(manifest, entry)) or {}
             rows.append({"cell": entry["cell"], "trial": entry["trial"], "seed": entry["seed"],
                          "status": info.get("status", "failed"), "metric": info.get("metric", "accuracy"),
                          "val_metric": info.get("val_metric")})

@@ -1,12 +1,14 @@
-"""``manifests.withdraw_stale`` for the workflow's parse, skipping batches checked since they last changed.
+"""Which batches must train again, found without changing any file of the results.
 
-Every Snakemake invocation checks, before it plans, that each batch manifest's records are
-complete (``manifests.withdraw_stale``: checksums and row counts of every file), about 10 ms
-a record, seconds for the quick scale's hundreds. A batch found complete is remembered with
-the signature of its manifest and of its records' files (name, size, modification time,
-the signals Snakemake itself trusts); while the signature is unchanged the batch is not
-checked again. Any write to a record or its manifest changes the signature, so a damaged or
-deleted record is still found on the next parse.
+Before Snakemake plans, the workflow asks which batch manifests list a record that is no
+longer complete (``manifests.manifest_problems``: checksums and row counts of every file),
+about 10 ms a record, seconds for the quick scale's hundreds. It changes nothing: the
+workflow marks those batches' jobs for forced execution (rules/common.smk), so that a dry
+run shows them and only a real run replaces their outputs. A batch found complete is
+remembered with the signature of its manifest and of its records' files (name, size,
+modification time, the signals Snakemake itself trusts); while the signature is unchanged
+the batch is not checked again. Any write to a record or its manifest changes the
+signature, so a damaged or deleted record is still found on the next parse.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from gradatlas.core.files import RecordError, write_json_atomic
+from gradatlas.workflow.manifests import manifest_problems, record_path
 
 
 def signature(manifest: str | os.PathLike) -> str | None:
@@ -25,11 +30,11 @@ def signature(manifest: str | os.PathLike) -> str | None:
         content = Path(manifest).read_bytes()
         digest.update(content)
         for entry in json.loads(content)["runs"]:
-            with os.scandir(entry["path"]) as files:
+            with os.scandir(record_path(manifest, entry)) as files:
                 for item in sorted(files, key=lambda f: f.name):
                     stat = item.stat()
                     digest.update(f"{entry['path']}/{item.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecordError):
         return None
     return digest.hexdigest()
 
@@ -43,26 +48,32 @@ def _key(manifest: str | os.PathLike) -> str:
     return str(Path(manifest).resolve())
 
 
-def withdraw_stale(manifests: list[str], summaries: list[str], memo: str | os.PathLike | None = None) -> list[str]:
-    """``manifests.withdraw_stale`` on the manifests not found complete since they last changed;
-    ``memo`` (a JSON file, ``default_memo()``) remembers the signatures of those found complete."""
+def stale_batches(manifests: list[str], memo: str | os.PathLike | None = None,
+                  remember: bool = True) -> dict[str, list[str]]:
+    """The manifests (of ``manifests``) that list a record no longer complete, each with its
+    problems (``manifests.manifest_problems``); a missing manifest is not stale (Snakemake
+    reruns its job). Only manifests not found complete since they last changed are checked:
+    ``memo`` (a JSON file, ``default_memo()``) remembers those found complete, and with
+    ``remember`` the ones found complete now are added to it (the memo is a cache outside
+    the results)."""
     memo = default_memo() if memo is None else Path(memo)
     try:
         known = json.loads(memo.read_text())
     except (OSError, ValueError):
         known = {}
-    signatures = {m: signature(m) for m in manifests}
-    unchecked = [m for m in manifests if signatures[m] is None or known.get(_key(m)) != signatures[m]]
+    present = [m for m in manifests if Path(m).exists()]
+    signatures = {m: signature(m) for m in present}
+    unchecked = [m for m in present if signatures[m] is None or known.get(_key(m)) != signatures[m]]
     if not unchecked:
-        return []
-    from gradatlas.core.files import write_json_atomic  # pandas: only when something is to be checked
-    from gradatlas.workflow.manifests import withdraw_stale as withdraw
-
-    messages = withdraw(unchecked, summaries)
+        return {}
+    stale = {}
     for manifest in unchecked:
-        if Path(manifest).exists() and signatures[manifest] is not None:
-            known[_key(manifest)] = signatures[manifest]  # checked, and kept: complete
-        else:
+        problems = manifest_problems(manifest)
+        if problems:
+            stale[manifest] = problems
             known.pop(_key(manifest), None)
-    write_json_atomic(memo, known)
-    return messages
+        elif signatures[manifest] is not None:
+            known[_key(manifest)] = signatures[manifest]
+    if remember:
+        write_json_atomic(memo, known)
+    return stale

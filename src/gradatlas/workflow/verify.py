@@ -99,7 +99,8 @@ def retrain(stack: list[str], runs: pd.DataFrame, scale: str, studies: Path, arc
     tuning = archive_dir / "tuning" / f"{study_name}.json"
     manifest = run_batch(str(study_file), scale, indices, str(work), device="cpu",
                          tuning_file=str(tuning) if study.tune else None, stack_size=len(stack))
-    path = work / f"manifest-{len(list(work.glob('manifest-*.json')))}.json"
+    # Where the workflow keeps a batch's manifest: it names its records relative to the scale.
+    path = layout.ScalePaths(work, scale).batch_manifest(study_name, "batch", len(list(work.glob("*/batches/*/*.json"))))
     write_json_atomic(path, manifest)
     return path
 
