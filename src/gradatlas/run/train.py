@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from gradatlas.core.layout import CONF_DIR
-from gradatlas.run.config import ConfigError, load_run_config
+from gradatlas.run.config import ConfigError, load_run_config, register_schema
 
 # Set when Hydra has composed the config and called ``main`` (see ``cli``).
 _task_started = False
@@ -43,6 +43,7 @@ def _groups_help() -> str:
 
 
 OmegaConf.register_new_resolver("gradatlas_groups", _groups_help, replace=True)
+register_schema()  # before @hydra.main composes train.yaml onto it
 
 
 def swept_keys(args: list[str]) -> list[str]:
