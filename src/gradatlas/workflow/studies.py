@@ -17,8 +17,12 @@ keys) with their values, settings fixed for every run, and per-scale changes::
 (a cell that decides a claim and needs more seeds than the rest of the grid, say), so that
 one cell's sample size does not multiply the whole grid.
 
-Every run of the selected scale is composed through Hydra and validated when the study is
-loaded, so a bad study fails at parse time with a message naming the file and the key.
+The file's shape (keys, types, seed counts, lists of values) is checked against
+``conf/studies.schema.yaml`` (``check_shape``); what a schema cannot say (a scale's grid and
+``cell_seeds`` name only factors and values of the study's grid, a tuned factor is neither
+fixed nor a grid factor) is checked here, one function each. Then every run of the selected
+scale is composed through Hydra and validated, so a bad study fails at parse time with a
+message naming the file and the key.
 ``plan_batches`` packs a study's runs into batches of about equal estimated cost
 (``costs``); one batch is one training job (see ``batch``).
 """
