@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -66,14 +67,28 @@ def test_dataclass_defaults_agree_with_yaml_defaults():
     assert composed == plain
 
 
+def _group_expected(group: str, path: Path) -> dict:
+    """What a group option composes to: its section's dataclass defaults, then its file's keys."""
+    default = {"model": config.ModelConfig, "data": config.DataConfig, "optim": config.OptimConfig,
+               "probe": config.ProbeConfig}[group]()
+    expected = {**dataclasses.asdict(default), **(_yaml(path) or {})}
+    expected.pop("cache_dir", None)  # train.yaml's, from GRADATLAS_CACHE
+    return expected
+
+
+def _section(cfg: RunConfig, group: str) -> dict:
+    section = dataclasses.asdict(getattr(cfg, group))
+    section.pop("cache_dir", None)
+    return section
+
+
 @pytest.mark.parametrize("path", _group_files("model"), ids=lambda p: p.stem)
 def test_every_model_group_composes(path):
     name = path.stem
     data = "adding" if name in names.RECURRENT_MODELS else "mnist1d"
     cfg = run_config([f"model={name}", f"data={data}"])
-    expected = _yaml(path)
-    assert cfg.model.name == name == expected["name"]
-    assert cfg.model.depth == expected["depth"] and cfg.model.width == expected["width"]
+    assert cfg.model.name == name == _yaml(path)["name"]
+    assert _section(cfg, "model") == _group_expected("model", path)
 
 
 @pytest.mark.parametrize("path", _group_files("data"), ids=lambda p: p.stem)
@@ -82,15 +97,14 @@ def test_every_data_group_composes(path):
     model = "lstm" if name in names.SEQUENCE_DATA else "mlp"
     cfg = run_config([f"data={name}", f"model={model}"])
     assert cfg.data.name == name
-    assert cfg.data.length == _yaml(path)["length"]
+    assert _section(cfg, "data") == _group_expected("data", path)
 
 
 @pytest.mark.parametrize("group", ["optim", "probe"])
 def test_every_optim_and_probe_group_composes(group):
     for path in _group_files(group):
         cfg = run_config([f"{group}={path.stem}"])
-        section = dataclasses.asdict(getattr(cfg, group))
-        assert {k: section[k] for k in _yaml(path)} == _yaml(path)
+        assert _section(cfg, group) == _group_expected(group, path), path
 
 
 def test_overrides_are_applied_with_types():
@@ -140,7 +154,6 @@ BAD = {
     "saturation": (["probe.saturation=1.5"], ["probe.saturation"]),
     "epochs0": (["train.epochs=0"], ["train.epochs"]),
     "max_steps0": (["train.max_steps=0"], ["train.max_steps"]),
-    "type": (["model.depth=deep"], ["model.depth", "deep"]),
     "unknown-appended-key": (["+model.foo=1"], ["foo", "model"]),
     "unknown-top-key": (["+bar=2"], ["bar"]),
     "empty-out": (["out=''"], ["out"]),
@@ -148,6 +161,10 @@ BAD = {
     "lr-nan": (["optim.lr=nan"], ["optim.lr", "finite", "nan"]),
     "lr-inf": (["optim.lr=inf"], ["optim.lr", "finite", "inf"]),
     "momentum-nan": (["optim.momentum=nan"], ["optim.momentum", "finite"]),
+    # issue 18: a heavy-ball momentum of 1 or more never forgets a gradient
+    "momentum-one": (["optim.momentum=1"], ["optim.momentum", "[0, 1)", "1.0"]),
+    "momentum-two": (["optim.momentum=2"], ["optim.momentum", "[0, 1)", "2.0"]),
+    "momentum-neg": (["optim.momentum=-0.5"], ["optim.momentum", "[0, 1)", "-0.5"]),
     "slope-nan": (["model.activation=leaky_relu", "model.slope=nan"], ["model.slope", "finite"]),
     "gain-inf": (["model.init_gain=inf"], ["model.init_gain", "finite"]),
     "bias-inf": (["model.bias_init=inf"], ["model.bias_init", "finite"]),
@@ -183,6 +200,41 @@ def test_override_of_nonexistent_key_fails_at_compose(override):
     key = override.split("=")[0]
     with pytest.raises(ConfigCompositionException, match=key.replace(".", r"\.")):
         compose([override])
+
+
+@pytest.mark.parametrize("override", ["model.depth=deep", "optim.lr=fast", "probe.enabled=maybe"])
+def test_a_value_of_the_wrong_type_fails_at_compose_naming_the_key(override):
+    # The groups compose onto RunConfig (config.register_schema), whose fields are typed.
+    with pytest.raises(ConfigCompositionException, match=re.escape(override)):
+        compose([override])
+
+
+def test_an_unknown_key_in_a_group_file_fails_at_compose_naming_it(tmp_path, monkeypatch):
+    import shutil
+
+    from gradatlas.workflow import studies
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    with (conf / "model" / "rnn.yaml").open("a") as f:
+        f.write("dropout: 0.5\n")
+    monkeypatch.setattr(studies, "_conf_dir", lambda: conf)
+    studies._composed_defaults.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"model/rnn.*'dropout'.*full_key: model\.dropout"):
+            studies.compose_run({"model": "rnn", "data": "adding"})
+    finally:
+        studies._composed_defaults.cache_clear()
+
+
+def test_a_group_file_lists_only_what_differs_from_the_dataclass_defaults():
+    defaults = {"model": config.ModelConfig(), "data": config.DataConfig(), "optim": config.OptimConfig(),
+                "probe": config.ProbeConfig()}
+    for group, default in defaults.items():
+        for path in _group_files(group):
+            given = _yaml(path) or {}
+            repeated = {key for key, value in given.items() if key != "name" and getattr(default, key) == value}
+            assert not repeated, f"{path} repeats defaults of {type(default).__name__}: {sorted(repeated)}"
 
 
 @pytest.mark.parametrize(("group", "listed"), [("model", names.MODEL_NAMES), ("data", names.DATA_NAMES)])

@@ -210,9 +210,9 @@ def test_cell_seeds_give_only_the_matching_cells_their_count(tmp_path):
 @pytest.mark.parametrize("rules, message", [
     ("      - {cell: {activation: gelu}, seeds: 5}\n", r"cell_seeds\[0\]\.cell\.activation='gelu': not one of"),
     ("      - {cell: {width: 8}, seeds: 5}\n", r"cell_seeds\[0\]\.cell\.width: not a factor"),
-    ("      - {cell: {depth: 2}, seeds: 0}\n", r"cell_seeds\[0\]\.seeds must be a positive integer"),
-    ("      - {cell: {}, seeds: 4}\n", r"cell_seeds\[0\]\.cell: name at least one"),
-    ("      - {cell: {depth: 2}, seed: 4}\n", r"cell_seeds\[0\]: unknown key"),
+    ("      - {cell: {depth: 2}, seeds: 0}\n", r"cell_seeds\[0\]\.seeds: 0 is less than the minimum of 1"),
+    ("      - {cell: {}, seeds: 4}\n", r"cell_seeds\[0\]\.cell: .* \(name at least one"),
+    ("      - {cell: {depth: 2}, seed: 4}\n", r"cell_seeds\[0\]: Additional properties are not allowed \(.seed. was unexpected\)"),
     ("      - {cell: {depth: 2}, seeds: 4}\n      - {cell: {activation: relu}, seeds: 6}\n",
      r"activation-relu/depth-2 matches several cell_seeds rules"),
 ])
@@ -243,3 +243,29 @@ def test_stack_shared_share_falls_with_the_size_of_the_matrices():
     assert costs.stack_seconds(10.0, 1, "gru") == pytest.approx(10.0)
     assert 10.0 < costs.stack_seconds(10.0, 4, "gru") < 40.0
     assert costs.stack_seconds(10.0, 4, "resmlp") == pytest.approx(40.0)
+
+
+# --------------------------------------------------------------------------- shape (conf/studies.schema.yaml)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("fixed: {model: mlp}\ngrid: {depth: [2]}\ngird: {depth: [3]}\n", r"the study: .*'gird' was unexpected"),
+    ("grid: {depth: [2]}\nscales: {smoke: {seeds: 2.0}}\n", r"scales\.smoke\.seeds: 2\.0 is not of type 'integer'"),
+    ("grid: {depth: [2]}\nscales: {smoke: {seeds: true}}\n", r"scales\.smoke\.seeds: True is not of type 'integer'"),
+    ("grid: {depth: [2]}\nscales: {tiny: {seeds: 1}}\n", r"scales: .*'tiny' was unexpected"),
+    ("grid: {depth: [2], seed: [0, 1]}\n", r"grid\.seed: .*\(set the number of seeds with scales"),
+    ("grid: {'depth/x': [2]}\n", r"grid: 'depth/x' does not match .*\(a factor name or dotted config key"),
+    ("grid: {depth: []}\n", r"grid\.depth: \[\] should be non-empty \(a non-empty list of distinct values\)"),
+    ("grid: {depth: 2}\n", r"grid\.depth: 2 is not of type 'array'"),
+    ("grid: {}\n", r"grid: \{\} should be non-empty \(a study needs at least one factor\)"),
+    ("fixed: {depth: 2}\n", r"the study: 'grid' is a required property"),
+    ("grid: {depth: [2]}\nclaims: [one]\n", r"claims\[0\]: 'one' is not of type 'integer'"),
+    ("grid: {depth: [2]}\nscales: {full: {grid: {width: [8]}}}\n", r"scales\.full\.grid\.width: not a factor of the study's grid"),
+    ("[1, 2]\n", r"the study: \[1, 2\] is not of type 'object'"),
+])
+def test_a_misshapen_study_is_an_error_naming_file_and_key(tmp_path, text, message):
+    path = _write(tmp_path, "shape.yaml", text)
+    with pytest.raises(StudyError, match=message) as err:
+        load_study(path, "smoke", validate=False)
+    assert str(err.value).startswith(f"{path}: ")
+

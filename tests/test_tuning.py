@@ -123,10 +123,10 @@ def test_a_tuned_study_plans_unprobed_sweep_runs_on_seeds_of_their_own(tmp_path)
 
 @pytest.mark.parametrize("tune, message", [
     ("tune: {lr: [0.01]}", "at least two candidates"),
-    ("tune: {lr: [0.01, 0.01]}", "repeated values"),
+    ("tune: {lr: [0.01, 0.01]}", r"tune\.lr: .* has non-unique elements"),
     ("tune: {activation: [relu, tanh]}", "also sets activation"),
     ("tune: {seeds: 2}", "name at least one factor"),
-    ("tune: {lr: [0.01, 0.1], seeds: 0}", "seeds must be a positive integer"),
+    ("tune: {lr: [0.01, 0.1], seeds: 0}", r"tune\.seeds: 0 is less than the minimum of 1"),
     ("tune: {lr: [0.01, -1.0]}", "optim.lr"),
 ])
 def test_bad_tuning_is_refused_naming_the_file(tmp_path, tune, message):

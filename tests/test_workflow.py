@@ -103,7 +103,7 @@ def test_adding_a_grid_value_trains_only_new_cells(tmp_path: Path):
     [
         (lambda s: s["grid"].update(colour=["red"]), "colour"),
         (lambda s: s["grid"].update(activation=["selu", "sigmoidd"]), "sigmoidd"),
-        (lambda s: s.update(grid={}) or s["scales"]["smoke"].pop("grid"), "grid is empty"),
+        (lambda s: s.update(grid={}) or s["scales"]["smoke"].pop("grid"), "a study needs at least one factor"),
         (lambda s: s["scales"]["smoke"].update(seeds=0), "seeds"),
     ],
     ids=["unknown-factor", "unknown-value", "empty-grid", "zero-seeds"],

@@ -18,6 +18,7 @@ import pandas as pd
 from gradatlas.analysis import claims, figures, tables, theory
 from gradatlas.analysis.figures import output
 from gradatlas.core import layout
+from gradatlas.core.exit_status import EXIT_BAD_INPUT
 from gradatlas.core.files import RecordError, write_table, write_text
 
 VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted",
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = layout.read_steps(paths) if args.part == "figures" else None
     except RecordError as err:
         print(f"gradatlas.analysis: error: {err}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     if args.part == "ledger":
         if not args.studies:
             parser.error("ledger needs --studies")

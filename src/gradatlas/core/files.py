@@ -1,7 +1,8 @@
 """Files the package writes and reads: atomic writes, checksums, JSON, parquet and text.
 
 Every product is written to a hidden temporary sibling and renamed into place, so a reader
-never sees half a file and an interrupted write leaves only a ``.<name>.tmp-*`` file.
+never sees half a file: a write that fails (a full disk) removes its temporary, and one that
+is killed leaves only a ``.<name>.tmp-*`` file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -51,13 +52,23 @@ def _temporary(path: Path) -> Path:
     return path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def _replace_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
+    """``write`` a temporary beside ``path``, then rename it to ``path``; a failed write (a
+    full disk, say) removes the temporary and leaves ``path`` as it was."""
+    tmp = _temporary(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_json_atomic(path: str | os.PathLike, content: dict[str, Any]) -> Path:
     """Write a small JSON document (a batch manifest, a summary) atomically."""
-    path = Path(path)
-    tmp = _temporary(path)
-    tmp.write_text(json.dumps(json_safe(content), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(json_safe(content), indent=2) + "\n"
+    return _replace_atomically(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
@@ -70,11 +81,7 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table as parquet, atomically."""
-    path = Path(path)
-    tmp = _temporary(path)
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return _replace_atomically(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def read_table(path: str | os.PathLike, columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -95,8 +102,4 @@ def read_table(path: str | os.PathLike, columns: tuple[str, ...] = ()) -> pd.Dat
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text product (LaTeX) atomically."""
-    path = Path(path)
-    tmp = _temporary(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return _replace_atomically(Path(path), lambda tmp: tmp.write_text(text))

@@ -85,14 +85,15 @@ class ModelConfig:
     name: str = "mlp"
     depth: int = 10
     width: int = 128
-    activation: str = "relu"
-    slope: Optional[float] = None
+    activation: str = "relu"          # a vanilla rnn's: tanh or relu (gru and lstm use their gates)
+    slope: Optional[float] = None     # negative slope of leaky_relu (0.01) / initial slope of prelu (0.25)
+    # default: PyTorch's (for a recurrent model U(-1/sqrt(width), 1/sqrt(width)) for every weight)
     init: str = "default"
-    init_gain: float = 1.0
-    init_std: float = 0.01
-    bias_init: Optional[float] = None
+    init_gain: float = 1.0            # multiplies the initializer's standard deviation
+    init_std: float = 0.01            # the std of init=normal (before the gain)
+    bias_init: Optional[float] = None  # None: the initializer's convention (PyTorch's for default, else 0)
     norm: str = "none"
-    forget_bias: float = 1.0
+    forget_bias: float = 1.0          # lstm only: forget-gate bias at initialization
 
     def __post_init__(self) -> None:
         _finite("model", self)
@@ -150,14 +151,16 @@ class OptimConfig:
 
     name: str = "sgd"
     lr: float = 0.05
-    momentum: float = 0.0
+    momentum: float = 0.0             # sgd only
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _finite("optim", self)
         _choice("optim", "name", self.name, OPTIMIZERS)
         _at_least("optim", "lr", self.lr, 0.0)
-        _at_least("optim", "momentum", self.momentum, 0.0)
+        # The heavy-ball buffer b <- momentum * b + g grows without bound from momentum 1 on.
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optim.momentum must be in [0, 1), got {self.momentum}")
         _at_least("optim", "weight_decay", self.weight_decay, 0.0)
 
 
@@ -193,7 +196,7 @@ class ProbeConfig:
     dense_until: int = 1
     log_until: int = 64
     every: int = 100
-    saturation: float = 0.1
+    saturation: float = 0.1           # |phi'(z)| < saturation * sup|phi'| counts as saturated
 
     def __post_init__(self) -> None:
         _finite("probe", self)
@@ -279,6 +282,10 @@ def load_run_config(cfg: DictConfig | dict) -> RunConfig:
     Raises:
         ConfigError: for an unknown key, a wrong type or an invalid value.
     """
+    if isinstance(cfg, DictConfig):
+        # Plain containers (interpolations kept): a Hydra-composed config is typed as
+        # RunConfig already, and merging it would let a key appended with +key=... through.
+        cfg = OmegaConf.to_container(cfg, resolve=False)
     try:
         merged = OmegaConf.merge(_schema(), cfg)
         run = OmegaConf.to_object(merged)
@@ -292,11 +299,43 @@ def load_run_config(cfg: DictConfig | dict) -> RunConfig:
     return run
 
 
+# The name under which ``register_schema`` stores ``RunConfig`` in Hydra's ConfigStore;
+# ``conf/train.yaml``'s defaults list names it first.
+SCHEMA_NAME = "run_schema"
+
+
+@lru_cache(maxsize=1)
+def register_schema() -> None:
+    """Store ``RunConfig`` in Hydra's ConfigStore as ``SCHEMA_NAME``, once per process.
+
+    ``conf/train.yaml`` composes onto it, so every group file lists only what differs from
+    these dataclasses' defaults, and a key that is not a field (in a group file or an
+    override) fails at composition, naming the key. Call it before composing ``train``
+    (``hydra.compose`` or ``@hydra.main``); Hydra is imported here, not with this module,
+    which torch-free tools import without composing.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
+
+
 @lru_cache(maxsize=1)
 def _schema() -> DictConfig:
     # Built once: OmegaConf.structured walks the dataclasses (milliseconds per call), and
     # merge copies its first argument, so the cached schema is never modified.
     return OmegaConf.structured(RunConfig)
+
+
+# Lines of Hydra's and OmegaConf's messages that say nothing about the input.
+_NOISE = ("reference_type=", "object_type=", "Set the environment variable HYDRA_FULL_ERROR")
+
+
+def composition_error(err: Exception) -> str:
+    """Hydra's message of a failed composition on one line: where, the key (``full_key``)
+    and, for a missing group option, the options there are."""
+    text = str(err).split("Config search path")[0]  # then where Hydra looked: not the input's fault
+    lines = [line.strip() for line in text.splitlines()]
+    return "; ".join(line.rstrip(":") for line in lines if line and not line.startswith(_NOISE))
 
 
 def _first_line(err: Exception) -> str:

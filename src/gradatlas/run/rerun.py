@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gradatlas.core.exit_status import EXIT_BAD_INPUT
 from gradatlas.core.names import GROUP_FACTORS
 from gradatlas.run.config import RunConfig, to_container
 
@@ -77,7 +78,7 @@ def rerun_argv(record: str | Path, out: str | Path, extra: list[str] = ()) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status of the training."""
+    """Command-line entry point; returns the exit status of the training (``exit_status``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("record", help="a run record directory (holds run.json)")
     parser.add_argument("out", help="the new record directory; must not exist")
@@ -87,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     # A rerun never replaces a record (the original least of all).
     if out.exists():
         print(f"gradatlas.run.rerun: error: {out} exists; choose a new directory", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     try:
         argv_ = rerun_argv(args.record, out, args.overrides)
     except ValueError as err:
         print(f"gradatlas.run.rerun: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(shlex.join(argv_), flush=True)
     return subprocess.run(argv_).returncode
 

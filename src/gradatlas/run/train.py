@@ -4,7 +4,9 @@ The only ``@hydra.main`` of the project. Hydra composes ``conf/train.yaml``; the
 validated against the structured config before anything is written, so bad input exits
 with status 2 and a message and leaves no run directory; so does an ``out=`` that cannot take
 the record (``records.check_target``). Errors Hydra finds (an unknown key or group option,
-a malformed override) exit 2 as well. A multirun (``-m``) writes each job's record to
+a malformed override) exit 2 as well. A run that fails to write its record (a full disk)
+exits 1 with a one-line message, and no record is left (``records.write_run_record``);
+``core.exit_status`` has the convention. A multirun (``-m``) writes each job's record to
 ``<out>/<key>=<value>/...``, one level per swept key. The design: ``docs/design.md``.
 """
 
@@ -19,8 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from gradatlas.core.exit_status import EXIT_BAD_INPUT, EXIT_FAILED
 from gradatlas.core.layout import CONF_DIR
-from gradatlas.run.config import ConfigError, load_run_config
+from gradatlas.run.config import ConfigError, load_run_config, register_schema
 
 # Set when Hydra has composed the config and called ``main`` (see ``cli``).
 _task_started = False
@@ -43,6 +46,7 @@ def _groups_help() -> str:
 
 
 OmegaConf.register_new_resolver("gradatlas_groups", _groups_help, replace=True)
+register_schema()  # before @hydra.main composes train.yaml onto it
 
 
 def swept_keys(args: list[str]) -> list[str]:
@@ -88,10 +92,17 @@ def main(cfg: DictConfig) -> None:
     try:
         run_cfg = load_run_config(cfg)
         run_cfg.out = record_dir(run_cfg.out)
+    except ConfigError as err:
+        print(f"gradatlas.run.train: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
         info = run(run_cfg)
     except (ConfigError, TargetError) as err:
         print(f"gradatlas.run.train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # a full disk, say: no record is left (records.write_run_record)
+        print(f"gradatlas.run.train: error: run {run_cfg.out} failed: {err}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
     summary = f"{info['status']}: {info['metric']}={info['test_metric']}"
     if info["diverged_step"] is not None:
         summary += f" (diverged at step {info['diverged_step']})"
@@ -105,7 +116,7 @@ def cli() -> None:
         main()
     except SystemExit as done:
         if done.code == 1 and not _task_started:
-            sys.exit(2)
+            sys.exit(EXIT_BAD_INPUT)
         raise
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.core import layout
+from gradatlas.core.exit_status import EXIT_BAD_INPUT, EXIT_OK
 from gradatlas.core.files import RecordError, write_table
 from gradatlas.core.names import FACTORS
 from gradatlas.run import records
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_batches(args.manifests)
     except RecordError as err:
         print(f"gradatlas.workflow.aggregate: error: {err}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     runs = tabulate_runs(loaded)
     write_table(runs, args.runs)
     write_table(tabulate_long(loaded, "layers", runs), args.layers)
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     write_table(tabulate_steps(loaded), args.steps)
     counts = runs["status"].value_counts().to_dict()
     print(f"aggregated {len(runs)} runs: {counts}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

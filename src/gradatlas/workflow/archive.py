@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from gradatlas.core import layout
+from gradatlas.core.exit_status import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gradatlas.core.files import RecordError, sha256, write_text
 from gradatlas.core.layout import MANIFEST
 from gradatlas.core.provenance import cpu_model, git, package_versions
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems:
                 print(f"gradatlas.workflow.archive: {problem}", file=sys.stderr)
             print(f"{args.archive}: {'damaged' if problems else 'every file matches the manifest'}")
-            return 1 if problems else 0
+            return EXIT_FAILED if problems else EXIT_OK
         elif args.command == "restore":
             if len(args.files) != len(args.outs):
                 parser.error("give one --out per --file")
@@ -277,11 +278,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rebuilt against the archive: {len(report['equal'])} equal, {len(report['differ'])} differ "
                   f"{report['differ']}, {len(report['missing'])} missing; figures: {len(report['figures_equal'])} "
                   f"equal, {len(report['figures_differ'])} differ")
-            return 0 if report["ok"] else 1
-    except (ArchiveError, RecordError, OSError) as err:
+            return EXIT_OK if report["ok"] else EXIT_FAILED
+    except (ArchiveError, RecordError) as err:  # the archive or the scale given is not usable
         print(f"gradatlas.workflow.archive: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_BAD_INPUT
+    except OSError as err:  # writing failed (a full disk, say)
+        print(f"gradatlas.workflow.archive: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

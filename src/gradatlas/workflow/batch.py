@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from gradatlas.core import layout
+from gradatlas.core.exit_status import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gradatlas.core.files import RecordError, read_json, write_json_atomic
 from gradatlas.run import records
 from gradatlas.run.config import ConfigError, RunConfig, fingerprint, stack_key
@@ -232,17 +233,21 @@ def main(argv: list[str] | None = None) -> int:
                              gpu=args.stack_gpu)
     except (StudyError, ConfigError, ValueError, RecordError) as err:
         print(f"gradatlas.workflow.batch: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     manifest["wall_time_s"] = time.perf_counter() - start
     manifest["started_at"], manifest["finished_at"] = started_at, time.time()
     if gpu is not None:
         manifest["gpu"] = {**gpu, "released_at": time.time()}
-    write_json_atomic(args.manifest, manifest)
+    try:
+        write_json_atomic(args.manifest, manifest)
+    except OSError as err:  # a full disk, say: no manifest, so the workflow sees the job fail
+        print(f"gradatlas.workflow.batch: error: cannot write {args.manifest}: {err}", file=sys.stderr)
+        return EXIT_FAILED
     failed = [e["path"] for e in manifest["runs"] if e["status"] == "failed"]
     if failed:
         print(f"gradatlas.workflow.batch: {len(failed)} run(s) failed: {failed}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from gradatlas.core.exit_status import EXIT_BAD_INPUT, EXIT_OK
 from gradatlas.workflow.plan_cache import StudyPlan, study_plans
 
 # Starting a training job's Python and importing torch: about 2.5 s on the reference
@@ -122,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cores < 1:
         parser.error("--cores must be at least 1")
-    config = yaml.safe_load(Path(args.workflow_config).read_text())
+    try:
+        config = yaml.safe_load(Path(args.workflow_config).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        print(f"gradatlas.workflow.plan: error: {args.workflow_config}: cannot read ({err})", file=sys.stderr)
+        return EXIT_BAD_INPUT
     study_dir = Path(args.workflow_config).parent / "studies"
     files = sorted(study_dir.glob("*.yaml"))
     if args.studies:
@@ -136,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
                             stack_size=stack_limit(config, gpu), gpu=gpu)
     except StudyError as err:
         print(f"gradatlas.workflow.plan: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(f"{'study':<24}{'runs':>7}{'sweep':>7}{'stacks':>8}{'jobs':>6}{'core-h':>9}{'min alone':>11}")
     for name, plan in plans.items():
         alone = summarize({name: plan}, args.cores)
         print(f"{name:<24}{plan.runs:>7}{plan.sweep_runs:>7}{alone['stacks']:>8}{alone['jobs']:>6}"
               f"{alone['core_h']:>9.2f}{alone['wall_min']:>11.1f}")
     print(total_line(summarize(plans, args.cores), args.cores))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -17,8 +17,12 @@ keys) with their values, settings fixed for every run, and per-scale changes::
 (a cell that decides a claim and needs more seeds than the rest of the grid, say), so that
 one cell's sample size does not multiply the whole grid.
 
-Every run of the selected scale is composed through Hydra and validated when the study is
-loaded, so a bad study fails at parse time with a message naming the file and the key.
+The file's shape (keys, types, seed counts, lists of values) is checked against
+``conf/studies.schema.yaml`` (``check_shape``); what a schema cannot say (a scale's grid and
+``cell_seeds`` name only factors and values of the study's grid, a tuned factor is neither
+fixed nor a grid factor) is checked here, one function each. Then every run of the selected
+scale is composed through Hydra and validated, so a bad study fails at parse time with a
+message naming the file and the key.
 ``plan_batches`` packs a study's runs into batches of about equal estimated cost
 (``costs``); one batch is one training job (see ``batch``).
 """
@@ -28,7 +32,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,14 +42,20 @@ from omegaconf import OmegaConf
 
 from gradatlas.core import layout
 from gradatlas.core.names import FACTORS, GROUP_FACTORS
-from gradatlas.run.config import ConfigError, RunConfig, load_run_config, stack_key, to_container
+from gradatlas.run.config import (
+    ConfigError,
+    RunConfig,
+    composition_error,
+    load_run_config,
+    register_schema,
+    stack_key,
+    to_container,
+)
 from gradatlas.workflow.costs import estimated_seconds, limit_stack_size, size_factor, stack_seconds
 
 SCALES = ("smoke", "quick", "full", "cluster")
-STUDY_KEYS = {"description", "claims", "fixed", "grid", "scales", "tune"}
-SCALE_KEYS = {"seeds", "fixed", "grid", "tune", "cell_seeds"}
-# A grid key is a factor name or a dotted config key; it becomes part of a record path.
-GRID_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# The shape of a study file: keys, types, seed counts, grid keys (which become record paths).
+STUDY_SCHEMA = layout.CONF_DIR / "studies.schema.yaml"
 # Sweep runs use seeds of their own, so that the seeds a verdict is computed on played no
 # part in choosing their learning rate.
 SWEEP_SEED_OFFSET = 1000
@@ -176,6 +185,7 @@ def _composed_defaults(groups: tuple[tuple[str, str, float], ...]) -> dict[str, 
     """
     from hydra import compose, initialize_config_dir
 
+    register_schema()
     overrides = [f"{GROUP_FACTORS[name]}={value}" for name, value in groups]
     with initialize_config_dir(config_dir=str(_conf_dir()), version_base="1.3"):
         return OmegaConf.to_container(compose(config_name="train", overrides=overrides), resolve=False)
@@ -199,7 +209,7 @@ def compose_run(
     try:
         cfg = copy.deepcopy(_composed_defaults(groups))
     except Exception as err:  # Hydra reports a missing group option as several error types
-        raise ConfigError(str(err).splitlines()[0]) from err
+        raise ConfigError(composition_error(err)) from err
     for name, value in settings.items():
         if name in GROUP_FACTORS:
             continue
@@ -222,18 +232,36 @@ def compose_run(
     return load_run_config(cfg)
 
 
-def _check_keys(path: Path, where: str, given: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise StudyError(f"{path}: {where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+lru_cache(maxsize=1)
+def _shape_validator() -> Any:
+    """A validator of ``conf/studies.schema.yaml``, whose integers are Python ints (JSON
+    Schema counts ``2.0`` as an integer; a seed count of ``2.0`` is a typo)."""
+    import jsonschema
+
+    schema = yaml.safe_load(STUDY_SCHEMA.read_text())
+    base = jsonschema.validators.validator_for(schema)
+    base.check_schema(schema)
+    integers = base.TYPE_CHECKER.redefine("integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=integers)(schema)
 
 
-def _mapping(path: Path, where: str, value: Any) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise StudyError(f"{path}: {where} must be a mapping, got {type(value).__name__}")
-    return value
+def check_shape(path: Path, raw: Any) -> None:
+    """Check a parsed study file against ``conf/studies.schema.yaml``.
+
+    Raises:
+        StudyError: naming the file, the key (``scales.full.cell_seeds[0].seeds``) and the
+            schema's hint for it, for the most relevant error (``jsonschema.best_match``:
+            the shallowest).
+    """
+    from jsonschema.exceptions import best_match, by_relevance
+
+    # Of errors at one depth, an unknown key first: a misspelt key is also a missing one.
+    error = best_match(_shape_validator().iter_errors(raw), key=by_relevance(strong=frozenset({"additionalProperties"})))
+    if error is None:
+        return
+    where = error.json_path.removeprefix("$.") if error.path else "the study"
+    hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+    raise StudyError(f"{path}: {where}: {error.message}" + (f" ({hint})" if hint else ""))
 
 
 def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
@@ -255,27 +283,15 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
         raise StudyError(f"{path}: {err}") from None
     except (OSError, yaml.YAMLError) as err:
         raise StudyError(f"{path}: cannot read study ({err})") from err
-    raw = _mapping(path, "the study", raw)
-    _check_keys(path, "top level", raw, STUDY_KEYS)
-    scales = _mapping(path, "scales", raw.get("scales"))
-    _check_keys(path, "scales", scales, set(SCALES))
-    plans = {name: _scale_plan(path, raw, scales, name) for name in SCALES}
+    check_shape(path, raw)
+    scales = raw.get("scales") or {}
+    plans = {name: _scale_plan(path, raw, scales.get(name) or {}, name) for name in SCALES}
     fixed, grid, seeds, cell_seeds = plans[scale]
     tune = _tune(path, raw, scales.get(scale) or {}, scale, grid, fixed)
     # Every factor value of every scale alone, so that an error names the key that caused it
     # whichever scale is selected; the full product only at the selected scale.
     for s_name, (s_fixed, s_grid, _, _) in (plans.items() if validate else ()):
-        first = {key: values[0] for key, values in s_grid.items()}
-        _validate_first(path, s_name, s_fixed, first)
-        for key, values in s_grid.items():
-            seen: dict[Any, Any] = {}
-            for value in values:
-                cfg = _validate(path, f"grid.{key}={value!r} (scale {s_name})", {**s_fixed, **first, key: value})
-                coerced = _select(to_container(cfg), FACTORS.get(key, key))
-                if coerced in seen:
-                    raise StudyError(f"{path}: grid.{key} (scale {s_name}): {seen[coerced]!r} and {value!r} are "
-                                     f"the same value ({coerced!r}) once typed; list it once")
-                seen[coerced] = value
+        _check_grid_values(path, s_name, s_fixed, s_grid)
 
     runs, costs, sweep, sweep_costs, shapes, sweep_shapes = [], [], [], [], [], []
     for combo in itertools.product(*grid.values()):
@@ -312,20 +328,14 @@ def _cell_name(factors: tuple[tuple[str, Any], ...]) -> str:
 def _tune(path: Path, raw: dict, at_scale: dict, scale: str, grid: dict, fixed: dict) -> Tune | None:
     """The study's per-cell selection at ``scale`` (a scale's ``tune`` keys replace the
     study's), or None when it has none. ``tune`` maps factors to candidate values, plus
-    ``seeds`` (sweep runs per candidate, default 1)."""
-    spec = {**_mapping(path, "tune", raw.get("tune")), **_mapping(path, f"scales.{scale}.tune", at_scale.get("tune"))}
+    ``seeds`` (sweep runs per candidate, default 1); the schema checked each list's shape."""
+    spec = {**(raw.get("tune") or {}), **(at_scale.get("tune") or {})}
     if not spec:
         return None
     seeds = spec.pop("seeds", 1)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise StudyError(f"{path}: tune.seeds must be a positive integer, got {seeds!r}")
     if not spec:
         raise StudyError(f"{path}: tune: name at least one factor with candidate values (e.g. lr: [0.01, 0.1])")
-    for key, values in spec.items():
-        if not isinstance(values, list) or len(values) < 2:
-            raise StudyError(f"{path}: tune.{key}: needs a list of at least two candidates, got {values!r}")
-        if len(set(map(_format_value, values))) != len(values):
-            raise StudyError(f"{path}: tune.{key}: repeated values {values!r}")
+    for key in spec:
         if key in grid or key in fixed or FACTORS.get(key, key) in fixed:
             raise StudyError(f"{path}: tune.{key}: the study also sets {key} (grid or fixed); a tuned factor is chosen per cell")
     if not fixed.get("data.n_val"):
@@ -338,6 +348,23 @@ def _select(container: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         node = node[part]
     return node
+
+
+def _check_grid_values(path: Path, scale: str, fixed: dict[str, Any], grid: dict[str, list]) -> None:
+    """Compose every value of every factor (with the other factors' first values): each must
+    make a valid run, and no two may be the same value once typed (``1`` and ``1.0`` of a
+    float key would be two cells of one config)."""
+    first = {key: values[0] for key, values in grid.items()}
+    _validate_first(path, scale, fixed, first)
+    for key, values in grid.items():
+        seen: dict[Any, Any] = {}
+        for value in values:
+            cfg = _validate(path, f"grid.{key}={value!r} (scale {scale})", {**fixed, **first, key: value})
+            coerced = _select(to_container(cfg), FACTORS.get(key, key))
+            if coerced in seen:
+                raise StudyError(f"{path}: grid.{key} (scale {scale}): {seen[coerced]!r} and {value!r} are "
+                                 f"the same value ({coerced!r}) once typed; list it once")
+            seen[coerced] = value
 
 
 def _validate_first(path: Path, scale: str, fixed: dict[str, Any], first: dict[str, Any]) -> None:
@@ -368,63 +395,35 @@ def _error_of(settings: dict[str, Any]) -> str | None:
 CellSeeds = tuple[tuple[dict[str, Any], int], ...]
 
 
-def _scale_plan(path: Path, raw: dict, scales: dict, scale: str) -> tuple[dict, dict, int, CellSeeds]:
-    """Fixed settings, grid, seed count and per-cell seed counts of one scale, checked for
-    shape (not values)."""
-    at_scale = _mapping(path, f"scales.{scale}", scales.get(scale))
-    _check_keys(path, f"scales.{scale}", at_scale, SCALE_KEYS)
-    fixed = {**_mapping(path, "fixed", raw.get("fixed")), **_mapping(path, f"scales.{scale}.fixed", at_scale.get("fixed"))}
-    base_grid = _mapping(path, "grid", raw.get("grid"))
-    scale_grid = _mapping(path, f"scales.{scale}.grid", at_scale.get("grid"))
+def _scale_plan(path: Path, raw: dict, at_scale: dict, scale: str) -> tuple[dict, dict, int, CellSeeds]:
+    """Fixed settings, grid, seed count and per-cell seed counts of one scale (a scale's
+    ``fixed`` and ``grid`` keys replace the study's)."""
+    fixed = {**(raw.get("fixed") or {}), **(at_scale.get("fixed") or {})}
+    base_grid, scale_grid = raw.get("grid") or {}, at_scale.get("grid") or {}
+    _check_scale_grid(path, scale, base_grid, scale_grid)
+    grid = {**base_grid, **scale_grid}
+    rules = at_scale.get("cell_seeds") or []
+    _check_cell_seeds(path, f"scales.{scale}.cell_seeds", rules, grid)
+    return fixed, grid, at_scale.get("seeds", 1), tuple((rule["cell"], rule["seeds"]) for rule in rules)
+
+
+def _check_scale_grid(path: Path, scale: str, base_grid: dict, scale_grid: dict) -> None:
+    """A scale changes the values of the study's factors; it adds none (every scale has the
+    same cells' shape, so that the analysis reads one study)."""
     for key in scale_grid:
         if key not in base_grid:
             raise StudyError(f"{path}: scales.{scale}.grid.{key}: not a factor of the study's grid")
-    grid = {**base_grid, **scale_grid}
-    if not grid:
-        raise StudyError(f"{path}: grid is empty: a study needs at least one factor")
-    for key, values in grid.items():
-        if not isinstance(key, str) or not GRID_KEY.fullmatch(key):
-            raise StudyError(f"{path}: grid.{key}: a factor name or dotted config key (letters, digits, _ and .)")
-        if key == "seed":
-            raise StudyError(f"{path}: grid.seed: set the number of seeds with scales.<scale>.seeds")
-        if not isinstance(values, list) or not values:
-            raise StudyError(f"{path}: grid.{key}: needs a non-empty list of values, got {values!r}")
-        if len(set(map(_format_value, values))) != len(values):
-            raise StudyError(f"{path}: grid.{key}: repeated values {values!r}")
-    seeds = at_scale.get("seeds", 1)
-    if not _positive_int(seeds):
-        raise StudyError(f"{path}: scales.{scale}.seeds must be a positive integer, got {seeds!r}")
-    return fixed, grid, seeds, _cell_seeds(path, f"scales.{scale}.cell_seeds", at_scale.get("cell_seeds"), grid)
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _cell_seeds(path: Path, where: str, given: Any, grid: dict) -> CellSeeds:
-    """``[{cell: {factor: value, ...}, seeds: N}, ...]``, each selecting grid values that
-    exist, so that a typo cannot silently select nothing."""
-    if given is None:
-        return ()
-    if not isinstance(given, list):
-        raise StudyError(f"{path}: {where} must be a list of {{cell: {{factor: value}}, seeds: N}}, got {given!r}")
-    rules = []
-    for i, rule in enumerate(given):
-        here = f"{where}[{i}]"
-        rule = _mapping(path, here, rule)
-        _check_keys(path, here, rule, {"cell", "seeds"})
-        cell = _mapping(path, f"{here}.cell", rule.get("cell"))
-        if not cell:
-            raise StudyError(f"{path}: {here}.cell: name at least one grid factor and its value")
-        for key, value in cell.items():
+def _check_cell_seeds(path: Path, where: str, rules: list[dict], grid: dict) -> None:
+    """Each ``cell_seeds`` rule selects factors and values of the scale's grid, so that a typo
+    cannot silently select nothing."""
+    for i, rule in enumerate(rules):
+        for key, value in rule["cell"].items():
             if key not in grid:
-                raise StudyError(f"{path}: {here}.cell.{key}: not a factor of the grid ({', '.join(grid)})")
+                raise StudyError(f"{path}: {where}[{i}].cell.{key}: not a factor of the grid ({', '.join(grid)})")
             if _format_value(value) not in map(_format_value, grid[key]):
-                raise StudyError(f"{path}: {here}.cell.{key}={value!r}: not one of the grid's values {grid[key]}")
-        if not _positive_int(rule.get("seeds")):
-            raise StudyError(f"{path}: {here}.seeds must be a positive integer, got {rule.get('seeds')!r}")
-        rules.append((cell, rule["seeds"]))
-    return tuple(rules)
+                raise StudyError(f"{path}: {where}[{i}].cell.{key}={value!r}: not one of the grid's values {grid[key]}")
 
 
 def _seeds_of(path: Path, factors: tuple[tuple[str, Any], ...], seeds: int, cell_seeds: CellSeeds) -> int:

@@ -19,6 +19,7 @@ import math
 import sys
 from typing import Any, Iterable
 
+from gradatlas.core.exit_status import EXIT_BAD_INPUT
 from gradatlas.core.files import RecordError, read_json, write_json_atomic
 from gradatlas.run import records
 from gradatlas.workflow.manifests import record_path
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = select_trials(sweep_rows(args.manifests))
     except (RecordError, KeyError, ValueError) as err:
         print(f"gradatlas.workflow.tuning: error: {err}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     write_json_atomic(args.out, {"cells": chosen})
     for cell, choice in chosen.items():
         scores = "; ".join(f"{trial_name(t['trial'])}: {t['val_metric']:.4g} ({t['failed']} failed)" for t in choice["trials"])

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.core import layout
-from gradatlas.core.files import RecordError, write_json_atomic, write_text
+from gradatlas.core.exit_status import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from gradatlas.core.files import RecordError, read_json, write_json_atomic, write_text
 from gradatlas.core.provenance import cpu_model
 from gradatlas.workflow import aggregate, archive
 from gradatlas.workflow.manifests import load_batches
@@ -285,16 +286,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "tex":
-        report = json.loads(args.report.read_text()) if args.report and args.report.exists() else None
+        try:
+            report = read_json(args.report) if args.report and args.report.exists() else None
+        except RecordError as err:
+            print(f"gradatlas.workflow.verify: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         write_text(args.out, tex_macros(report))
-        return 0
+        return EXIT_OK
     if args.sample < 1:
         parser.error("--sample must be at least 1")
     try:
         report = verify(args.archive, args.scale, args.studies, args.sample, args.seed, args.work)
     except (archive.ArchiveError, RecordError, ValueError) as err:
         print(f"gradatlas.workflow.verify: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     text = json.dumps(report, indent=1) + "\n"
     write_text(args.report, text)
     write_text(args.report.with_suffix(".md"), markdown(report))
@@ -304,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"verified {report['retrained_runs']} runs ({report['stacks']} stacks): {report['identical']} identical, "
           f"{report['within_tolerance']} within tolerance, {report['differs']} differ; step 0 "
           f"{'within' if report['step0_ok'] else 'NOT within'} {STEP0_RTOL:g}")
-    return 0 if report["step0_ok"] else 1
+    return EXIT_OK if report["step0_ok"] else EXIT_FAILED
 
 
 if __name__ == "__main__":
