@@ -10,131 +10,46 @@ the gradient of example b's own loss, because examples do not interact without b
 from __future__ import annotations
 
 import copy
-import math
+import importlib
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import fake_dataset
+from probe_references import (
+    IN,
+    OUT,
+    REF_ACT,
+    REF_DERIV,
+    B,
+    _approx,
+    _mlp,
+    _sig,
+    per_example_norms,
+    probe_step,
+    ref_dead,
+    reference_mlp,
+)
 
 from gradatlas.run.activations import ACTIVATIONS, make_activation
 from gradatlas.run.config import ModelConfig, ProbeConfig
 from gradatlas.run.loop import task_loss
 from gradatlas.run.models import Trace, make_model
 from gradatlas.run.probes import (
-    DEAD_SLOPE_SHARE,
+    SCHEDULES,
     Prober,
-    gate_statistics,
     largest_slope,
     probe_schedule,
     probe_set_trace,
+    registered,
 )
+from gradatlas.run.probes.quantity import LAYERS, TIMESTEPS, LayerQuantity, register
 
-B, IN, OUT = 6, 4, 3
-
-
-def _sig(z):
-    return 1.0 / (1.0 + torch.exp(-z))
-
-
-# Hand-written activations (float64 references, independent of gradatlas.run.activations).
-REF_ACT = {
-    "linear": lambda z: z,
-    "sigmoid": _sig,
-    "tanh": lambda z: (torch.exp(z) - torch.exp(-z)) / (torch.exp(z) + torch.exp(-z)),
-    "relu": lambda z: torch.where(z > 0, z, torch.zeros_like(z)),
-    "leaky_relu": lambda z: torch.where(z > 0, z, 0.01 * z),
-    "prelu": lambda z: torch.where(z > 0, z, 0.25 * z),
-    "elu": lambda z: torch.where(z > 0, z, torch.exp(z) - 1),
-    "selu": lambda z: 1.0507009873554805 * torch.where(z > 0, z, 1.6732632423543772 * (torch.exp(z) - 1)),
-    "silu": lambda z: z * _sig(z),
-    "gelu": lambda z: z * 0.5 * (1 + torch.erf(z / math.sqrt(2))),
-}
-
-
-# numpy derivatives and their suprema, for the saturation reference.
-def _np_sig(z):
-    return 1 / (1 + np.exp(-z))
-
-
-REF_DERIV = {
-    "sigmoid": (lambda z: _np_sig(z) * (1 - _np_sig(z)), 0.25),
-    "tanh": (lambda z: 1 - np.tanh(z) ** 2, 1.0),
-    "relu": (lambda z: (z > 0).astype(float), 1.0),
-}
-
-
-def ref_dead(activation, z):
-    """Per unit (last dim), whether |phi'(z)| < DEAD_SLOPE_SHARE * sup|phi'| for every row of z:
-    phi' by autograd of the hand-written ``REF_ACT``, its supremum by a dense grid."""
-    act = REF_ACT[activation]
-    grid = torch.linspace(-12, 12, 240001, dtype=torch.float64, requires_grad=True)
-    sup = torch.autograd.grad(act(grid).sum(), grid)[0].abs().max().item()
-    z = torch.as_tensor(np.asarray(z), dtype=torch.float64).reshape(-1, np.shape(z)[-1]).requires_grad_(True)
-    slope = torch.autograd.grad(act(z).sum(), z)[0].abs()
-    return (slope < DEAD_SLOPE_SHARE * sup).all(dim=0).numpy()
-
-
-def probe_step(model, data, x, y, lr=None, cfg=None):
-    """One traced forward/backward, measured by a ``Prober`` (dead units on ``x`` as the probe
-    set); optionally an SGD step.
-
-    Returns ``(layers, timesteps, names)``: ``layers[(index, quantity)]``,
-    ``timesteps[(quantity, t)]`` and ``names[index]``.
-    """
-    trace = Trace()
-    out = model(x, trace)
-    loss = task_loss(data, out, y)
-    model.zero_grad(set_to_none=True)
-    loss.backward()
-    prober = Prober(cfg or ProbeConfig(), total_steps=1)
-    prober.after_backward(trace, probe_set_trace(model, x))
-    if lr is None:
-        prober.commit(0)
-    else:
-        torch.optim.SGD(model.parameters(), lr=lr).step()
-        prober.after_update(0)
-    layers = {(index, quantity): value for _, index, _, quantity, value in prober.layer_rows}
-    names = {index: name for _, index, name, _, _ in prober.layer_rows}
-    timesteps = {(quantity, t): value for _, t, quantity, value in prober.timestep_rows}
-    return layers, timesteps, names
-
-
-def per_example_norms(losses, tensors):
-    """Per-example gradient norm over ``tensors`` (batch in dim 0), batch mean."""
-    grads = torch.autograd.grad(losses.sum(), tensors, retain_graph=True)
-    squares = sum(g.reshape(g.shape[0], -1).pow(2).sum(dim=1) for g in grads)
-    return squares.sqrt().mean().item()
-
-
-def _approx(value, rel=1e-4, abs=1e-12):
-    return pytest.approx(value, rel=rel, abs=abs)
+pytestmark = pytest.mark.unit
 
 
 # --------------------------------------------------------------------------- MLP
-
-
-def reference_mlp(model, x, y, activation):
-    """Float64 forward of ``model``'s weights (no norm layers), with per-example losses."""
-    act = REF_ACT[activation]
-    h = x.double().requires_grad_(True)  # so that the graph tracks every z
-    zs, hs = [], []
-    for linear in model.linears:
-        z = h @ linear.weight.detach().double().T + linear.bias.detach().double()
-        h = act(z)
-        zs.append(z)
-        hs.append(h)
-    out = h @ model.head.weight.detach().double().T + model.head.bias.detach().double()
-    return zs, hs, out, F.cross_entropy(out, y, reduction="none")
-
-
-def _mlp(activation, depth=3, width=5, init="xavier_normal", gain=1.0, norm="none", seed=0, n=B):
-    torch.manual_seed(seed)
-    data = fake_dataset(n=n, input_dim=IN, output_dim=OUT, seed=seed)
-    cfg = ModelConfig(name="mlp", depth=depth, width=width, activation=activation, init=init,
-                      init_gain=gain, norm=norm, bias_init=0.1)
-    return make_model(data, cfg), data
 
 
 @pytest.mark.parametrize("activation", sorted(REF_ACT))
@@ -369,16 +284,6 @@ def test_underflow_is_flagged_for_a_deep_sigmoid_net():
     assert 0 < sum(expected) < len(expected)
 
 
-def test_underflow_counts_timesteps_and_layers():
-    model, data = _recurrent("rnn", "tanh", 1)
-    _, timesteps, _ = probe_step(model, data, data.x_train, data.y_train)
-    assert [timesteps[("underflow", t)] for t in range(1, T + 1)] == [0.0] * T
-    prober = Prober(ProbeConfig(), 1)
-    prober.layer_rows = [(0, 0, "a", "underflow", 1.0), (0, 1, "b", "underflow", 0.0), (0, 0, "a", "dead_frac", 1.0)]
-    prober.timestep_rows = [(0, 1, "underflow", 1.0), (0, 2, "underflow", 1.0), (0, 1, "hidden_norm", 1.0)]
-    assert prober.underflow_probes == 3
-
-
 @pytest.mark.parametrize("activation", ["tanh", "relu", "prelu"])
 def test_weight_norm_and_update_ratio_around_sgd_step(activation):
     lr = 0.3
@@ -489,221 +394,6 @@ def test_resmlp_backprop_norm(activation):
         assert layers[(index, "weight_grad_norm")] == _approx(torch.linalg.norm(lin.weight.grad).item(), rel=1e-6)
 
 
-# --------------------------------------------------------------------------- recurrent
-
-T = 5
-
-
-def reference_recurrent_layer(kind, cell, x, nonlinearity=torch.tanh):
-    """Unroll one layer from the textbook equations (PyTorch gate layout), in float64.
-
-    Returns the hidden states h_1..h_T, the pre-activations that feed the cell's sigmoid (or
-    the vanilla RNN's phi) per step, and the gate values per step.
-    """
-    d = lambda p: p.detach().double()  # noqa: E731
-    w_ih, w_hh, b_ih, b_hh = d(cell.weight_ih), d(cell.weight_hh), d(cell.bias_ih), d(cell.bias_hh)
-    batch, length, _ = x.shape
-    hidden = w_hh.shape[1]
-    h = torch.zeros(batch, hidden, dtype=torch.float64)
-    c = torch.zeros_like(h)
-    hs, pre, gates = [], [], {}
-    for t in range(length):
-        gi = x[:, t] @ w_ih.T + b_ih
-        gh = h @ w_hh.T + b_hh
-        if kind == "rnn":
-            a = gi + gh
-            h = nonlinearity(a)
-            pre.append(a)
-        elif kind == "gru":
-            ir, iz, i_n = gi.split(hidden, dim=1)
-            hr, hz, hn = gh.split(hidden, dim=1)
-            r, z = _sig(ir + hr), _sig(iz + hz)
-            n = torch.tanh(i_n + r * hn)
-            h = (1 - z) * n + z * h
-            pre.append(torch.cat([ir + hr, iz + hz], dim=1))
-            for name, value in (("reset", r), ("update", z)):
-                gates.setdefault(name, []).append(value)
-        else:
-            ai, af, ag, ao = (gi + gh).split(hidden, dim=1)
-            i, f, o = _sig(ai), _sig(af), _sig(ao)
-            c = f * c + i * torch.tanh(ag)
-            h = o * torch.tanh(c)
-            pre.append(torch.cat([ai, af, ao], dim=1))
-            for name, value in (("input", i), ("forget", f), ("output", o)):
-                gates.setdefault(name, []).append(value)
-        hs.append(h)
-    return hs, pre, gates
-
-
-def reference_recurrent(kind, model, x, nonlinearity=torch.tanh):
-    inputs = x.double().requires_grad_(True)  # so that the graph tracks every h_t
-    layers = []
-    for cell in model.cells:
-        hs, pre, gates = reference_recurrent_layer(kind, cell, inputs, nonlinearity)
-        layers.append((hs, pre, gates))
-        inputs = torch.stack(hs, dim=1)
-    return layers, inputs
-
-
-RECURRENT_CASES = [("rnn", "tanh", 1), ("rnn", "relu", 1), ("gru", "tanh", 1), ("lstm", "tanh", 1),
-                   ("lstm", "tanh", 2), ("gru", "tanh", 2)]
-
-
-def _recurrent(kind, activation, depth, task="classification", readout_steps=0, width=6, seed=0):
-    torch.manual_seed(seed)
-    data = fake_dataset(n=B, input_dim=3, output_dim=OUT if task == "classification" else 1, length=T,
-                        task=task, readout_steps=readout_steps, seed=seed)
-    cfg = ModelConfig(name=kind, depth=depth, width=width, activation=activation, init="orthogonal",
-                      init_gain=1.2 if activation == "tanh" else 0.9, bias_init=0.1)
-    return make_model(data, cfg), data
-
-
-@pytest.mark.parametrize(("kind", "activation", "depth"), RECURRENT_CASES)
-def test_hidden_grad_norm_every_t(kind, activation, depth):
-    model, data = _recurrent(kind, activation, depth)
-    x, y = data.x_train, data.y_train
-    nonlinearity = torch.tanh if activation == "tanh" else torch.relu
-    ref_layers, top = reference_recurrent(kind, model, x, nonlinearity)
-    d = lambda p: p.detach().double()  # noqa: E731
-    out = top[:, -1] @ d(model.head.weight).T + d(model.head.bias)
-    losses = F.cross_entropy(out, y, reduction="none")
-    layers, timesteps, names = probe_step(model, data, x, y)
-    assert [names[i] for i in sorted(names)] == [f"{kind}.{i}" for i in range(depth)] + ["head"]
-    hs_top = ref_layers[-1][0]
-    for t in range(1, T + 1):
-        expected = per_example_norms(losses, [hs_top[t - 1]])
-        assert expected > 0
-        assert timesteps[("hidden_grad_norm", t)] == _approx(expected)
-        hidden_norm = hs_top[t - 1].norm(dim=1).mean().item()
-        assert timesteps[("hidden_norm", t)] == _approx(hidden_norm, rel=1e-5)
-    assert ("hidden_grad_norm", 0) not in timesteps and ("hidden_grad_norm", T + 1) not in timesteps
-    # Layer backprop_norm: the per-example norm over all h_1..h_T of that layer together.
-    for index, (hs, _, _) in enumerate(ref_layers):
-        assert layers[(index, "backprop_norm")] == _approx(per_example_norms(losses, hs))
-    # Weight gradients of both matrices together, against a plain backward.
-    plain = copy.deepcopy(model)
-    F.cross_entropy(plain(x), y).backward()
-    for index, cell in enumerate(plain.cells):
-        expected = math.sqrt(cell.weight_ih.grad.pow(2).sum().item() + cell.weight_hh.grad.pow(2).sum().item())
-        assert layers[(index, "weight_grad_norm")] == _approx(expected, rel=1e-5)
-
-
-@pytest.mark.parametrize(("kind", "activation", "depth"), RECURRENT_CASES)
-def test_recurrent_saturation_and_gates(kind, activation, depth):
-    model, data = _recurrent(kind, activation, depth)
-    x, y = data.x_train, data.y_train
-    nonlinearity = torch.tanh if activation == "tanh" else torch.relu
-    ref_layers, _ = reference_recurrent(kind, model, x, nonlinearity)
-    layers, timesteps, _ = probe_step(model, data, x, y)
-    for index, (hs, pre, _) in enumerate(ref_layers):
-        a = torch.stack(pre, dim=1).detach().numpy()
-        if kind == "rnn" and activation == "tanh":
-            expected = np.mean(1 - np.tanh(a) ** 2 < 0.1)
-        elif kind == "rnn":
-            expected = np.mean(a <= 0)
-        else:  # gated cells: saturation of their sigmoid gates
-            expected = np.mean(_np_sig(a) * (1 - _np_sig(a)) < 0.1 * 0.25)
-        assert layers[(index, "saturated_frac")] == pytest.approx(expected, abs=1e-6)
-        h = torch.stack(hs, dim=1).detach().numpy()
-        assert layers[(index, "act_mean")] == _approx(h.mean(), rel=1e-5, abs=1e-7)
-        assert layers[(index, "act_std")] == _approx(h.std(), rel=1e-5)
-        if kind == "rnn":
-            assert layers[(index, "dead_frac")] == np.mean(ref_dead(activation, a))
-        else:  # gated cells: units are their sigmoid gates, dead where sigma' < share / 4 throughout
-            dead = np.all((_np_sig(a) * (1 - _np_sig(a)) < DEAD_SLOPE_SHARE * 0.25).reshape(-1, a.shape[-1]), axis=0)
-            assert layers[(index, "dead_frac")] == np.mean(dead)
-    gates = ref_layers[-1][2]
-    expected_names = {"rnn": set(), "gru": {"reset", "update"}, "lstm": {"input", "forget", "output"}}[kind]
-    assert set(gates) == expected_names
-    recorded = {q.split(".", 1)[1] for q, _ in timesteps if q.startswith("saturated_frac.")}
-    assert recorded == expected_names
-    for gate, values in gates.items():
-        for t, g in enumerate(values, start=1):
-            g = g.detach().numpy()
-            assert timesteps[(f"saturated_frac.{gate}", t)] == pytest.approx(np.mean(g * (1 - g) < 0.025), abs=1e-6)
-            assert timesteps[(f"gate_mean.{gate}", t)] == _approx(g.mean(), rel=1e-5)
-
-
-def test_gate_saturation_formula_on_known_values():
-    # sigma' = g (1 - g) < 0.1 * 1/4 <=> g < 0.0256... or g > 0.9743...
-    values = torch.tensor([[[0.5, 0.02, 0.99, 0.97]], [[0.001, 0.5, 0.5, 0.5]]])  # (T=2, B=1, H=4)
-    trace = Trace(gates={"forget": list(values)})
-    stats = gate_statistics(trace, 0.1)
-    torch.testing.assert_close(stats["saturated_frac.forget"], torch.tensor([0.5, 0.25]))
-    torch.testing.assert_close(stats["gate_mean.forget"], values.mean(dim=(1, 2)))
-
-
-def test_copy_task_readout_uses_per_example_mean_over_readout_steps():
-    model, data = _recurrent("lstm", "tanh", 1, readout_steps=2)
-    x, y = data.x_train, data.y_train
-    ref_layers, top = reference_recurrent("lstm", model, x)
-    d = lambda p: p.detach().double()  # noqa: E731
-    out = top[:, -2:] @ d(model.head.weight).T + d(model.head.bias)  # (B, K, C)
-    losses = F.cross_entropy(out.reshape(-1, OUT), y.reshape(-1), reduction="none").reshape(B, 2).mean(dim=1)
-    _, timesteps, _ = probe_step(model, data, x, y)
-    for t in range(1, T + 1):
-        assert timesteps[("hidden_grad_norm", t)] == _approx(per_example_norms(losses, [ref_layers[0][0][t - 1]]))
-
-
-def test_regression_hidden_grad_norm():
-    model, data = _recurrent("rnn", "tanh", 1, task="regression")
-    x, y = data.x_train, data.y_train
-    ref_layers, top = reference_recurrent("rnn", model, x)
-    d = lambda p: p.detach().double()  # noqa: E731
-    out = top[:, -1] @ d(model.head.weight).T + d(model.head.bias)
-    losses = (out - y.double()).pow(2).sum(dim=1)
-    _, timesteps, _ = probe_step(model, data, x, y)
-    for t in range(1, T + 1):
-        assert timesteps[("hidden_grad_norm", t)] == _approx(per_example_norms(losses, [ref_layers[0][0][t - 1]]))
-
-
-@pytest.mark.parametrize(("kind", "torch_cell"), [
-    ("rnn-tanh", lambda i, h: torch.nn.RNNCell(i, h, nonlinearity="tanh")),
-    ("rnn-relu", lambda i, h: torch.nn.RNNCell(i, h, nonlinearity="relu")),
-    ("gru", torch.nn.GRUCell),
-    ("lstm", torch.nn.LSTMCell),
-])
-def test_cells_match_torch(kind, torch_cell):
-    name, _, activation = kind.partition("-")
-    model, data = _recurrent(name, activation or "tanh", 1, width=7, seed=3)
-    with torch.no_grad():  # random biases, so the test does not rely on zero ones
-        for p in model.cells[0].parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    ours = model.cells[0]
-    theirs = torch_cell(3, 7)
-    with torch.no_grad():
-        for pname in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(theirs, pname).copy_(getattr(ours, pname))
-    x = data.x_train
-    trace = Trace()
-    model(x, trace)
-    h = torch.zeros(B, 7)
-    state = (h, torch.zeros(B, 7)) if name == "lstm" else h
-    for t in range(T):
-        state = theirs(x[:, t], state)
-        expected = state[0] if name == "lstm" else state
-        torch.testing.assert_close(trace.hidden[t], expected, rtol=1e-5, atol=1e-6)
-
-
-def test_lstm_matches_torch_lstm_module_two_layers():
-    model, data = _recurrent("lstm", "tanh", 2, width=7, seed=4)
-    reference = torch.nn.LSTM(3, 7, num_layers=2, batch_first=True)
-    with torch.no_grad():
-        for layer, cell in enumerate(model.cells):
-            for pname in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(reference, f"{pname}_l{layer}").copy_(getattr(cell, pname))
-    expected, _ = reference(data.x_train)
-    trace = Trace()
-    out = model(data.x_train, trace)
-    torch.testing.assert_close(torch.stack(trace.hidden, dim=1), expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out, model.head(expected[:, -1]), rtol=1e-5, atol=1e-6)
-
-
-def test_untraced_forward_equals_traced_forward():
-    for model, data in (_mlp("tanh"), _recurrent("gru", "tanh", 2)):
-        torch.testing.assert_close(model(data.x_train), model(data.x_train, Trace()))
-
-
 # --------------------------------------------------------------------------- underflow
 
 
@@ -749,3 +439,71 @@ def test_probe_schedule(cfg, total, expected):
 def test_prober_wants_follows_schedule():
     prober = Prober(ProbeConfig(), 300)
     assert [s for s in range(300) if prober.wants(s)] == [0, 1, 2, 4, 8, 16, 32, 64, 100, 200, 299]
+
+
+# --------------------------------------------------------------------------- the registry
+
+# Every recorded quantity and the tests that check it against an independent reference
+# ("module::test" for a test in another module, else one of this module).
+REFERENCE_TESTS = {
+    (LAYERS, "weight_grad_norm"): ["test_weight_grad_norm_matches_plain_backward"],
+    (LAYERS, "backprop_norm"): ["test_mlp_backprop_norm_per_layer", "test_resmlp_backprop_norm",
+                                "test_layer_norm_backprop_norm_is_exact"],
+    (LAYERS, "act_mean"): ["test_activation_statistics_match_numpy"],
+    (LAYERS, "act_std"): ["test_activation_statistics_match_numpy"],
+    (LAYERS, "saturated_frac"): ["test_saturated_frac_matches_formula", "test_saturation_threshold_is_configurable"],
+    (LAYERS, "weight_norm"): ["test_weight_norm_and_update_ratio_around_sgd_step"],
+    (LAYERS, "prelu_slope"): ["test_prelu_slope_is_recorded_per_layer"],
+    (LAYERS, "underflow"): ["test_underflow_is_flagged_for_a_deep_sigmoid_net"],
+    (LAYERS, "dead_frac"): ["test_dead_frac_counts_units_dead_for_every_example",
+                            "test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu"],
+    (LAYERS, "died_frac"): ["test_died_frac_counts_only_units_that_die_after_step_zero"],
+    (LAYERS, "update_ratio"): ["test_update_ratio_of_a_tiny_update_is_exact_in_float64",
+                               "test_weight_norm_and_update_ratio_around_sgd_step"],
+    (TIMESTEPS, "hidden_grad_norm"): ["test_probes_recurrent::test_hidden_grad_norm_every_t",
+                                      "test_probes_recurrent::test_regression_hidden_grad_norm"],
+    (TIMESTEPS, "underflow"): ["test_probes_recurrent::test_hidden_underflow_flags_subnormal_gradients"],
+    (TIMESTEPS, "hidden_norm"): ["test_probes_recurrent::test_hidden_grad_norm_every_t"],
+    (TIMESTEPS, "saturated_frac"): ["test_probes_recurrent::test_gate_saturation_formula_on_known_values",
+                                    "test_probes_recurrent::test_recurrent_saturation_and_gates"],
+    (TIMESTEPS, "gate_mean"): ["test_probes_recurrent::test_gate_saturation_formula_on_known_values",
+                               "test_probes_recurrent::test_recurrent_saturation_and_gates"],
+}
+
+
+def test_every_registered_quantity_has_a_reference_test():
+    assert {(cls.table, cls.name) for cls in registered()} == set(REFERENCE_TESTS)
+    for tests in REFERENCE_TESTS.values():
+        for test in tests:
+            module, _, name = test.rpartition("::")
+            where = vars(importlib.import_module(module)) if module else globals()
+            assert callable(where.get(name)), test
+
+
+def test_every_quantity_names_a_known_schedule():
+    assert all(cls.steps in SCHEDULES for cls in registered())
+
+
+def test_a_second_quantity_of_one_name_is_refused():
+    class Again(LayerQuantity):
+        name = "backprop_norm"
+
+    with pytest.raises(TypeError, match="two quantities named 'backprop_norm'"):
+        register(Again)
+
+
+def test_rows_of_a_probe_step_come_in_registry_order():
+    """Layer by layer in each group, the quantities in the order ``registered()`` gives."""
+    model, data = _mlp("prelu")
+    prober = Prober(ProbeConfig(), total_steps=1)
+    trace = Trace()
+    task_loss(data, model(data.x_train, trace), data.y_train).backward()
+    prober.after_backward(trace, probe_set_trace(model, data.x_train))
+    prober.after_update(0)
+    rows = [(index, q) for _, index, _, q, _ in prober.layer_rows]
+    layer_quantities = [cls for cls in registered() if cls.table == LAYERS]
+    expected = [(index, cls.name) for group in sorted({cls.group for cls in layer_quantities}) for index in range(4)
+                for cls in layer_quantities if cls.group == group and (index, cls.name) in rows]
+    assert rows == expected
+    # 3 hidden layers: 8 batch, 2 probe-set and 1 update quantity; the head: 4 batch ones and the update ratio.
+    assert len(rows) == 3 * (8 + 2 + 1) + 4 + 1
