@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-
-from gradatlas.analysis.claims import CLAIMS
 from scratch_repo import ScratchRepo
 from test_claims import Builder
+
+from gradatlas.analysis.claims import CLAIMS
 
 pytestmark = pytest.mark.unit
 
@@ -42,6 +42,21 @@ def compute(t):
 CLAIM = Claim({claim_id}, "{title}", "ReLU learns.", (STUDY,), "relu test accuracy",
               rule_text(f"Supported if the CI lies above {{BAR:g}}."), compute)
 '''
+
+
+TOY_ACCURACIES = [0.81, 0.78, 0.85, 0.80]
+
+
+def write_toy_summary(repo: ScratchRepo, accuracies: list[float]):
+    """A synthetic summary of ReLU runs of ``STUDY`` (one per seed) under ``results/toy``; returns its root."""
+    b = Builder()
+    for seed, accuracy in enumerate(accuracies):
+        b.run(STUDY, seed, activation="relu", test_metric=accuracy)
+    root = repo.path("results/toy")
+    (root / "summary").mkdir(parents=True)
+    for name, frame in zip(("runs", "layers", "timesteps"), b.tables()):
+        frame.to_parquet(root / "summary" / f"{name}.parquet")
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +92,8 @@ def test_the_readme_claim_index_lists_the_new_claim(scratch):
 
 def test_the_ledger_computes_the_new_claim(scratch):
     repo, claim_id = scratch
-    accuracies = [0.81, 0.78, 0.85, 0.80]
-    b = Builder()
-    for seed, accuracy in enumerate(accuracies):
-        b.run(STUDY, seed, activation="relu", test_metric=accuracy)
-    root = repo.path("results/toy")
-    (root / "summary").mkdir(parents=True)
-    for name, frame in zip(("runs", "layers", "timesteps"), b.tables()):
-        frame.to_parquet(root / "summary" / f"{name}.parquet")
+    root = write_toy_summary(repo, TOY_ACCURACIES)
+    accuracies = TOY_ACCURACIES
     repo.run("-m", "gradatlas.analysis", "ledger", "--root", str(root), "--studies", STUDY)
     ledger = pd.read_parquet(root / "analysis/claims.parquet").set_index("claim")
     assert sorted(ledger.index) == sorted([*CLAIMS, claim_id])

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from gradatlas.core import layout
-from gradatlas.core.files import RecordError, TargetError, sha256, write_json_atomic, write_table
+from gradatlas.core.files import RecordError, TargetError, sha256, write_json_atomic
 from gradatlas.run import records
 from gradatlas.workflow.batch import run_batch
 from gradatlas.workflow.manifests import load_batches, manifest_problems, record_path
