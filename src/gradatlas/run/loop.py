@@ -278,7 +278,9 @@ def train_stack(models: list[nn.Module], data: Dataset, cfgs: list[RunConfig],
             views: dict[int, dict[int, torch.Tensor]] = {}
             if trace is not None:
                 # Dead units with the weights this step's gradients belong to, on the probe set's steps.
-                dead_on = trace if x_probe is None else probe_set_trace(model, x_probe) if schedule.wants_probe_set(step) else None
+                dead_on = trace
+                if x_probe is not None:
+                    dead_on = probe_set_trace(model, x_probe) if schedule.wants_probe_set(step) else None
                 for k in active:
                     views[k] = {}
                     probers[k].after_backward(member_trace(trace, k, views[k]),
