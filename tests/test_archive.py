@@ -203,6 +203,26 @@ def test_a_probe_row_missing_on_one_side_is_a_difference():
     assert result["verdict"].tolist() == ["differs"] and result["step0_ok"].all()
 
 
+def test_rows_the_new_schedule_no_longer_records_are_counted_apart_from_differences():
+    old, new = _frames(0.5, 2.3), _frames(0.5, 2.3)
+    old["layers"] = pd.concat([old["layers"], pd.DataFrame(
+        {"run": ["s/c/seed-0"] * 3, "step": [0, 5, 10], "layer": [0, 0, 0], "name": ["l0"] * 3,
+         "quantity": ["dead_frac"] * 3, "value": [0.1, 0.2, 0.3]})], ignore_index=True)
+    new["layers"] = old["layers"][old["layers"]["step"] != 5]  # the new schedule skips dead_frac at step 5
+    schedules = {"s/c/seed-0": {("layers", "dead_frac"): {0, 10}, ("layers", "grad_norm"): {0, 5, 10}}}
+    result = verify.compare_runs(old, new, schedules)
+    assert result["verdict"].tolist() == ["identical"]
+    assert result["not_recorded"].tolist() == [{"layers: dead_frac": 1}]
+    assert result["values"].iloc[0] == verify.compare_runs(new, new, schedules)["values"].iloc[0]
+    # A row the new schedule does record, missing on one side, is still a difference...
+    missing = {**new, "layers": new["layers"][new["layers"]["step"] != 10]}
+    result = verify.compare_runs(old, missing, schedules)
+    assert result["verdict"].tolist() == ["differs"] and result["not_recorded"].tolist() == [{"layers: dead_frac": 1}]
+    # ... and so is a row only the retrained run holds.
+    result = verify.compare_runs(new, old, schedules)
+    assert result["verdict"].tolist() == ["differs"] and result["not_recorded"].tolist() == [{}]
+
+
 def test_the_sample_is_seeded_and_takes_whole_stacks():
     runs = pd.DataFrame({"run": [f"s/c{i}/seed-0" for i in range(6)], "study": ["s"] * 6,
                          "stack_id": ["a", "a", "a", "b", "b", None], "stack_index": [0, 1, 2, 0, 1, 0]})

@@ -152,6 +152,7 @@ BAD = {
     "recurrent-norm": (["model=gru", "data=adding", "model.norm=batch"], ["model.norm", "recurrent"]),
     "gain0": (["model.init_gain=0"], ["model.init_gain"]),
     "saturation": (["probe.saturation=1.5"], ["probe.saturation"]),
+    "probe_set_every0": (["probe.probe_set_every=0"], ["probe.probe_set_every"]),
     "epochs0": (["train.epochs=0"], ["train.epochs"]),
     "max_steps0": (["train.max_steps=0"], ["train.max_steps"]),
     "unknown-appended-key": (["+model.foo=1"], ["foo", "model"]),

@@ -1,7 +1,7 @@
 """Probes against independent references: hand-written forward passes in float64, per-example
 autograd, numpy formulas for the activation statistics, and torch's own recurrent cells.
 
-Convention under test (probes.py): a backpropagated norm is the norm of the gradient of the
+Convention under test (gradatlas.run.probes): a backpropagated norm is the norm of the gradient of the
 *per-example* loss, averaged over the batch. The references compute that directly from
 per-example losses (``reduction="none"``): summing them and differentiating gives, in row b,
 the gradient of example b's own loss, because examples do not interact without batch norm.
@@ -41,7 +41,9 @@ from gradatlas.run.probes import (
     Prober,
     largest_slope,
     probe_schedule,
+    probe_set_schedule,
     probe_set_trace,
+    recorded_steps,
     registered,
 )
 from gradatlas.run.probes.quantity import LAYERS, TIMESTEPS, LayerQuantity, register
@@ -204,7 +206,7 @@ def test_largest_slope_equals_the_derivative_at_every_example(name):
 def test_died_frac_counts_only_units_that_die_after_step_zero():
     model, data = _mlp("relu", width=5, n=32)
     x, y = data.x_train, data.y_train
-    prober = Prober(ProbeConfig(), total_steps=3)
+    prober = Prober(ProbeConfig(probe_set_every=1), total_steps=3)  # the probe set at every step
 
     def measure(step, dead_units):
         with torch.no_grad():
@@ -434,6 +436,45 @@ def test_tiny_gradients_do_not_underflow():
 ])
 def test_probe_schedule(cfg, total, expected):
     assert probe_schedule(cfg, total) == expected
+
+
+@pytest.mark.parametrize(("cfg", "total", "expected"), [
+    (ProbeConfig(), 620, {0, 500, 619}),
+    (ProbeConfig(), 1200, {0, 500, 1000, 1199}),
+    (ProbeConfig(), 300, {0, 299}),
+    (ProbeConfig(), 1, {0}),
+    (ProbeConfig(), 0, set()),
+    (ProbeConfig(every=30), 620, {0, 619}),  # 500 is no probe step
+    (ProbeConfig(dense_until=32, log_until=0, every=10, probe_set_every=1), 50, set(range(32)) | {40, 49}),
+    (ProbeConfig(dense_until=3, log_until=0, every=1000, probe_set_every=2), 10, {0, 2, 9}),
+    (ProbeConfig(enabled=False), 300, set()),
+])
+def test_probe_set_schedule(cfg, total, expected):
+    assert probe_set_schedule(cfg, total) == expected
+    assert expected <= probe_schedule(cfg, total)
+
+
+def test_probe_set_quantities_are_recorded_on_their_schedule_the_rest_on_every_probe():
+    model, data = _mlp("relu", n=16)
+    x, y = data.x_train, data.y_train
+    cfg = ProbeConfig(dense_until=5, log_until=0, every=1000, probe_set_every=2)
+    prober = Prober(cfg, total_steps=7)  # probes 0..4 and 6; the probe set at 0, 2, 4 and 6
+    assert sorted(prober.steps) == [0, 1, 2, 3, 4, 6]
+    assert [s for s in range(7) if prober.wants_probe_set(s)] == [0, 2, 4, 6]
+    for step in sorted(prober.steps):
+        trace = Trace()
+        model.zero_grad(set_to_none=True)
+        task_loss(data, model(x, trace), y).backward()
+        prober.after_backward(trace, probe_set_trace(model, x), step)
+        torch.optim.SGD(model.parameters(), lr=0.1).step()
+        prober.after_update(step)
+    steps = {}
+    for step, _, _, quantity, _ in prober.layer_rows:
+        steps.setdefault(quantity, set()).add(step)
+    assert steps.pop("dead_frac") == steps.pop("died_frac") == {0, 2, 4, 6}
+    assert all(recorded == {0, 1, 2, 3, 4, 6} for recorded in steps.values()), steps
+    expected = recorded_steps(cfg, 7)
+    assert expected[(LAYERS, "dead_frac")] == {0, 2, 4, 6} and expected[(LAYERS, "backprop_norm")] == {0, 1, 2, 3, 4, 6}
 
 
 def test_prober_wants_follows_schedule():

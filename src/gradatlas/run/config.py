@@ -190,12 +190,19 @@ class TrainConfig:
 @dataclass
 class ProbeConfig:
     """When to probe: every step below ``dense_until``, at powers of two up to ``log_until``,
-    every ``every`` steps, and at the last step. ``enabled=false`` records no probes."""
+    every ``every`` steps, and at the last step. ``enabled=false`` records no probes.
+
+    The quantities measured on the probe set (a forward pass of ``PROBE_SET_SIZE`` examples:
+    dead_frac, died_frac) are measured on fewer of those steps: step 0, the last step, and
+    the probe steps that are multiples of ``probe_set_every``."""
 
     enabled: bool = True
     dense_until: int = 1
     log_until: int = 64
     every: int = 100
+    # Dead units on the 1024-example probe set: step 0, the last step and the probe steps at
+    # multiples of this (the probe set's forward pass is most of a probe's cost).
+    probe_set_every: int = 500
     saturation: float = 0.1           # |phi'(z)| < saturation * sup|phi'| counts as saturated
 
     def __post_init__(self) -> None:
@@ -203,6 +210,7 @@ class ProbeConfig:
         _at_least("probe", "dense_until", self.dense_until, 0)
         _at_least("probe", "log_until", self.log_until, 0)
         _at_least("probe", "every", self.every, 1)
+        _at_least("probe", "probe_set_every", self.probe_set_every, 1)
         if not 0 < self.saturation < 1:
             raise ConfigError(f"probe.saturation must be in (0, 1), got {self.saturation}")
 

@@ -272,11 +272,14 @@ def train_stack(models: list[nn.Module], data: Dataset, cfgs: list[RunConfig],
                 break
             views: dict[int, dict[int, torch.Tensor]] = {}
             if trace is not None:
-                # Dead units with the weights this step's gradients belong to.
-                dead_on = probe_set_trace(model, x_probe) if x_probe is not None else trace
+                # Dead units with the weights this step's gradients belong to, on the probe set's steps.
+                dead_on = trace
+                if x_probe is not None:
+                    dead_on = probe_set_trace(model, x_probe) if schedule.wants_probe_set(step) else None
                 for k in active:
                     views[k] = {}
-                    probers[k].after_backward(member_trace(trace, k, views[k]), member_trace(dead_on, k, {}), step)
+                    probers[k].after_backward(member_trace(trace, k, views[k]),
+                                              None if dead_on is None else member_trace(dead_on, k, {}), step)
             clipped = clip_members(params, modes, limits, norms)
             for k in active:
                 results[k].step_rows[-1]["clipped"] = clipped[k]

@@ -11,6 +11,11 @@ holds for a run (its outcomes, every layer and time-step probe) is compared with
 * later quantities are reported as differences: training is chaotic, and another instruction
   set (AVX-512 against AVX2) rounds differently and moves them.
 
+A probe row the archive holds that the retrained run's probe schedule no longer records (a
+quantity measured at fewer steps since the archive was made, ``probes.recorded_steps``) is
+no difference: it is counted per quantity as "not recorded by the new schedule". A row that
+only one side holds although both schedules record it is a difference.
+
 Each run gets a verdict: ``identical`` (every value equal), ``within tolerance`` (every value
 within ``STEP0_RTOL`` relative) or ``differs``. The report (JSON and Markdown) names the
 machine, the archive's machine and the sample; ``--into-archive`` also writes it into the
@@ -106,9 +111,16 @@ def retrain(stack: list[str], runs: pd.DataFrame, scale: str, studies: Path, arc
     return path
 
 
-def compare_runs(archived: dict[str, pd.DataFrame], retrained: dict[str, pd.DataFrame]) -> pd.DataFrame:
+# Steps at which a run's schedule records each quantity: run -> (table, quantity) -> steps.
+Schedules = dict[str, dict[tuple[str, str], set[int]]]
+
+
+def compare_runs(archived: dict[str, pd.DataFrame], retrained: dict[str, pd.DataFrame],
+                 schedules: Schedules | None = None) -> pd.DataFrame:
     """Per retrained run: values compared, identical ones, the largest relative difference at
-    step 0 (and which quantity, with both values) and later, and the verdict."""
+    step 0 (and which quantity, with both values) and later, the verdict, and per quantity the
+    archived rows the retrained run's schedule does not record (``not_recorded``; ``schedules``
+    gives each run's, ``recorded_steps``; a run without one records every archived row)."""
     rows = []
     for run, new in retrained["runs"].set_index("run").iterrows():
         old = archived["runs"].set_index("run").loc[run]
@@ -116,10 +128,15 @@ def compare_runs(archived: dict[str, pd.DataFrame], retrained: dict[str, pd.Data
         step0 = [([c], [old[c]], [new[c]], relative_difference(old[c], new[c])) for c in STEP0_OUTCOMES]
         later = [relative_difference(old[c], new[c]) for c in LATER_OUTCOMES if c in new and c in old]
         later.append(np.array(0.0 if old["status"] == new["status"] else np.inf))
+        not_recorded: dict[str, int] = {}
         for table, keys in KEYS.items():
             a = archived[table][archived[table]["run"].astype(str) == run]
             b = retrained[table][retrained[table]["run"].astype(str) == run]
             merged = _merge(a, b, keys)
+            unrecorded = _not_recorded(merged, table, (schedules or {}).get(run))
+            for quantity, count in merged.loc[unrecorded, "quantity"].value_counts().items() if unrecorded.any() else ():
+                not_recorded[f"{table}: {quantity}"] = int(count)
+            merged = merged[~unrecorded]
             rel = relative_difference(merged["value_archived"], merged["value_retrained"], _scale(merged, keys))
             rel[merged["one_sided"].to_numpy(dtype=bool)] = np.inf
             at0 = (merged["step"] == 0).to_numpy()
@@ -140,8 +157,20 @@ def compare_runs(archived: dict[str, pd.DataFrame], retrained: dict[str, pd.Data
                      "step0_worst": worst,
                      "later_max_rel": float(later_all.max(initial=0.0)),
                      "step0_ok": bool((step0_all <= STEP0_RTOL).all()), "verdict": verdict,
+                     "not_recorded": dict(sorted(not_recorded.items())),
                      "status": new["status"], "archived_status": old["status"]})
     return pd.DataFrame(rows)
+
+
+def _not_recorded(merged: pd.DataFrame, table: str, schedule: dict[tuple[str, str], set[int]] | None) -> np.ndarray:
+    """Per merged row, whether only the archive holds it and the retrained run's ``schedule``
+    does not record its quantity at its step (a gate quantity by its name without the gate)."""
+    if schedule is None or merged.empty:
+        return np.zeros(len(merged), dtype=bool)
+    archived_only = (merged["_merge"] == "left_only").to_numpy()
+    outside = [(table, quantity.split(".", 1)[0]) in schedule and step not in schedule[(table, quantity.split(".", 1)[0])]
+               for quantity, step in zip(merged["quantity"].astype(str), merged["step"].astype(int))]
+    return archived_only & np.array(outside, dtype=bool)
 
 
 def _scale(merged: pd.DataFrame, keys: list[str]) -> np.ndarray:
@@ -204,9 +233,10 @@ def verify(archive_dir: Path, scale: str, studies: Path, n: int, seed: int, work
         loaded = load_batches([str(p) for p in manifests])
         new_runs = aggregate.tabulate_runs(loaded)
         retrained = {"runs": new_runs, **{t: aggregate.tabulate_long(loaded, t, new_runs) for t in KEYS}}
+        schedules = {aggregate.run_identity(entry)["run"]: _schedule(record) for entry, record in loaded}
     finally:
         shutil.rmtree(scratch)  # made here; the comparison below is the product
-    table = compare_runs(archived, retrained)
+    table = compare_runs(archived, retrained, schedules)
     made = archive.read_manifest(archive_dir)["provenance"]
     counts = table["verdict"].value_counts()
     return {
@@ -219,8 +249,26 @@ def verify(archive_dir: Path, scale: str, studies: Path, n: int, seed: int, work
         "machine": {"cpu_model": cpu_model(), "cpu_capability": _capability()},
         "archive_machine": {"cpu_model": made.get("cpu_model"), "cpu_capability": made.get("cpu_capability")},
         "same_machine_kind": cpu_model() == made.get("cpu_model") and _capability() == made.get("cpu_capability"),
+        "not_recorded": _total_not_recorded(table),
         "runs": table.to_dict(orient="records"),
     }
+
+
+def _schedule(record) -> dict[tuple[str, str], set[int]]:
+    """The steps the retrained run's probe config records each quantity at."""
+    from gradatlas.run.config import ProbeConfig
+    from gradatlas.run.probes import recorded_steps
+
+    return recorded_steps(ProbeConfig(**record.config["probe"]), int(record.info["steps"]))
+
+
+def _total_not_recorded(table: pd.DataFrame) -> dict[str, int]:
+    """Per quantity, the archived rows of all retrained runs that the new schedule does not record."""
+    total: dict[str, int] = {}
+    for counts in table.get("not_recorded", []):
+        for quantity, count in counts.items():
+            total[quantity] = total.get(quantity, 0) + count
+    return dict(sorted(total.items()))
 
 
 def _capability() -> str:
@@ -243,6 +291,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"{'yes' if report['step0_ok'] else 'NO'} (largest {report['step0_max_rel']:.3g}); "
         f"largest later difference {report['later_max_rel']:.3g}.",
         "",
+    ]
+    if report.get("not_recorded"):
+        lines += ["Archived rows not recorded by the new schedule (no difference): "
+                  + ", ".join(f"{quantity} {count}" for quantity, count in report["not_recorded"].items()) + ".", ""]
+    lines += [
         "| run | verdict | values | identical | step-0 max rel | later max rel | largest step-0 difference |",
         "|---|---|---:|---:|---:|---:|---|",
     ]

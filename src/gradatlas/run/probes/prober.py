@@ -26,6 +26,13 @@ from gradatlas.run.probes.tensors import to_host_float64
 UNDERFLOW = "underflow"
 
 
+def recorded_steps(cfg: ProbeConfig, total_steps: int) -> dict[tuple[str, str], set[int]]:
+    """Per quantity (table, name; a gate quantity by its name without the gate), the steps a
+    run of ``total_steps`` steps probed as ``cfg`` says measures it at, where it applies."""
+    steps = probe_schedule(cfg, total_steps)
+    return {(cls.table, cls.name): SCHEDULES[cls.steps](cfg, total_steps) & steps for cls in registered()}
+
+
 @dataclass
 class Prober:
     """Measures a probe step in two halves: after backward (``after_backward``: gradients,

@@ -7,6 +7,7 @@ from typing import Callable
 from gradatlas.run.config import ProbeConfig
 
 EVERY_PROBE = "probe"
+PROBE_SET = "probe_set"
 
 
 def probe_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
@@ -23,7 +24,16 @@ def probe_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
     return steps
 
 
+def probe_set_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
+    """The probe steps that measure on the probe set: step 0, the last step, and those at
+    multiples of ``cfg.probe_set_every`` (analysis reads the probe set's quantities at step 0
+    and at the last probe)."""
+    steps = probe_schedule(cfg, total_steps)
+    return {step for step in steps if step in (0, total_steps - 1) or step % cfg.probe_set_every == 0}
+
+
 # Schedule name -> the steps it measures at, given the probe config and the run's steps.
 SCHEDULES: dict[str, Callable[[ProbeConfig, int], set[int]]] = {
     EVERY_PROBE: probe_schedule,
+    PROBE_SET: probe_set_schedule,
 }

@@ -48,6 +48,10 @@ def underflow_flags(groups: list[list[torch.Tensor]]) -> torch.Tensor:
     """Per group of tensors, 1.0 (float64) where every entry of every tensor's gradient is 0 or
     subnormal in float32, else 0.0; a missing gradient counts as 0. One foreach for all groups."""
     grads = [t.grad.detach() for group in groups for t in group if t.grad is not None]
+    if groups and len(grads) == len(groups) and all(sum(t.grad is not None for t in g) == 1 for g in groups):
+        # One gradient per group (a layer's z, an h_t): its largest entry is the group's, and one
+        # comparison serves all groups (a max over one value and float64 conversion are exact).
+        return (torch.stack(torch._foreach_norm(grads, ord=math.inf)).double() < FLOAT32_TINY).double()
     largest = iter(torch._foreach_norm(grads, ord=math.inf)) if grads else iter(())
     maxima = []
     for group in groups:
@@ -91,3 +95,29 @@ def to_host_float64(
             scalar_values[i] = flat[offset]
             offset += 1
     return scalar_values, series_values
+
+
+# Below this many entries a float sum of 0s and 1s is exact (every partial sum an integer the
+# dtype represents exactly), so that its order does not matter.
+_EXACT_COUNTS = {torch.float32: 2**24, torch.float64: 2**53}
+
+
+def shares(masks: list[torch.Tensor | None], dtype: torch.dtype) -> list[torch.Tensor | None]:
+    """Per boolean mask (None stays None), the share of its True entries as a 0-d ``dtype``
+    tensor: ``mask.to(dtype).mean()``, with masks of one shape stacked into one reduction. The
+    sum of 0s and 1s is exact in any order (below 2**24 entries in float32; larger masks are
+    reduced alone), so every share is bit for bit the one computed alone."""
+    out: list[torch.Tensor | None] = [None] * len(masks)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, mask in enumerate(masks):
+        if mask is not None:
+            by_shape.setdefault(tuple(mask.shape), []).append(i)
+    for shape, members in by_shape.items():
+        if len(members) == 1 or not shape or math.prod(shape) >= _EXACT_COUNTS[dtype]:
+            for i in members:
+                out[i] = masks[i].to(dtype).mean()
+            continue
+        values = torch.stack([masks[i] for i in members]).to(dtype).mean(dim=tuple(range(1, len(shape) + 1)))
+        for i, value in zip(members, values.unbind()):
+            out[i] = value
+    return out

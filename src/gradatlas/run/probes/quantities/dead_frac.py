@@ -1,8 +1,12 @@
 """dead_frac: the share of a layer's units dead on the probe set."""
 
+import torch
+
 from gradatlas.run.probes.quantity import ProbeSetQuantity, register
+from gradatlas.run.probes.schedule import PROBE_SET
 from gradatlas.run.probes.slopes import dead_units
 from gradatlas.run.probes.step import ProbeStep
+from gradatlas.run.probes.tensors import shares
 
 
 def probe_set_dead_units(step: ProbeStep) -> list:
@@ -21,6 +25,7 @@ class DeadFrac(ProbeSetQuantity):
 
     name = "dead_frac"
     order = 10
+    steps = PROBE_SET
 
     def measure_layers(self, layers, step):
-        return [None if dead is None else dead.double().mean() for dead in probe_set_dead_units(step)]
+        return shares(probe_set_dead_units(step), torch.float64)

@@ -6,6 +6,8 @@ import torch
 
 from gradatlas.run.probes.quantities.dead_frac import probe_set_dead_units
 from gradatlas.run.probes.quantity import ProbeSetQuantity, register
+from gradatlas.run.probes.schedule import PROBE_SET
+from gradatlas.run.probes.tensors import shares
 
 
 @register
@@ -19,6 +21,7 @@ class DiedFrac(ProbeSetQuantity):
 
     name = "died_frac"
     order = 20
+    steps = PROBE_SET
 
     def __init__(self) -> None:
         self.first_step: Optional[int] = None
@@ -27,10 +30,10 @@ class DiedFrac(ProbeSetQuantity):
     def measure_layers(self, layers, step):
         if self.first_step is None:
             self.first_step = step.step
-        out: list[Optional[torch.Tensor]] = []
+        died: list[Optional[torch.Tensor]] = []
         for index, dead in enumerate(probe_set_dead_units(step)):
             if dead is not None and step.step == self.first_step:
                 self.dead_at_start[index] = dead
             start = self.dead_at_start.get(index)
-            out.append(None if dead is None or start is None else (dead & ~start).double().mean())
-        return out
+            died.append(None if dead is None or start is None else dead & ~start)
+        return shares(died, torch.float64)

@@ -2,8 +2,11 @@
 
 from dataclasses import dataclass
 
+import torch
+
 from gradatlas.run.probes.quantity import LayerQuantity, register
 from gradatlas.run.probes.slopes import NONNEGATIVE_SLOPE
+from gradatlas.run.probes.tensors import shares
 
 
 @register
@@ -24,10 +27,17 @@ class SaturatedFrac(LayerQuantity):
     def from_config(cls, cfg):
         return cls(cfg.saturation)
 
-    def measure_layer(self, layer, step):
+    def _saturated(self, layer):
         if layer.act_input is None or layer.activation is None:
             return None
         slope = layer.activation.derivative(layer.act_input.detach())
         if type(layer.activation) not in NONNEGATIVE_SLOPE:
             slope = slope.abs()  # |x| = x where x >= 0, so skipping it changes no comparison
-        return (slope < self.threshold * layer.activation.max_slope).float().mean()
+        return slope < self.threshold * layer.activation.max_slope
+
+    def measure_layer(self, layer, step):
+        saturated = self._saturated(layer)
+        return None if saturated is None else saturated.float().mean()
+
+    def measure_layers(self, layers, step):
+        return shares([self._saturated(layer) for layer in layers], torch.float32)
