@@ -251,6 +251,7 @@ def test_the_archived_full_scale_matches_its_manifest_and_size_limit():
     assert manifest["provenance"]["runs"]["total"] > 1000
 
 
+@pytest.mark.workflow
 @pytest.mark.skipif(not (FULL / "manifest.json").exists(), reason="no archived full scale in this checkout")
 def test_the_full_scale_rebuilds_from_its_archive_with_equal_tables(tmp_path: Path):
     workdir = make_workdir(tmp_path)
