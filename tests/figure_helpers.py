@@ -169,6 +169,10 @@ def registry_view(repo: Path) -> dict:
 
 def workflow_figures(repo: Path, scale: str = "smoke") -> set[str]:
     """The figures the copy's workflow would draw: the PDFs of the ``figures`` rule in a dry run."""
+    import workflow_helpers
+
+    if workflow_helpers.IN_UNIT_TEST:
+        raise RuntimeError("snakemake runs only in tests marked pytest.mark.workflow (tests/conftest.py)")
     done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", f"scale={scale}", "--",
                            f"results/{scale}/figures/activation_gallery.pdf"],
                           cwd=repo, env=scratch_env(repo), capture_output=True, text=True, timeout=600)

@@ -153,6 +153,7 @@ def _kpsewhich(name: str) -> bool:
     return bool(subprocess.run([tool, name], capture_output=True, text=True).stdout.strip())
 
 
+@pytest.mark.workflow  # LaTeX: the workflow lane
 def test_tables_compile_with_pdflatex(tmp_path):
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None:
