@@ -64,7 +64,7 @@ try:
     PLANS = {} if FROM_ARCHIVE else study_plans(
         _study_files(), SCALE, BATCH_SECONDS, conf_dir=Path("conf"), stack_size=STACK_SIZE, gpu=STACK_GPU)
 except Exception as err:
-    # gradatlas.workflow.studies imports torch: only when a study is planned afresh, not on a cache hit.
+    # gradatlas.workflow.studies imports Hydra: only when a study is planned afresh, not on a cache hit.
     from gradatlas.workflow.studies import StudyError
 
     if isinstance(err, StudyError):
@@ -188,7 +188,7 @@ PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Pat
 
 
 # A record damaged or deleted since its batch ran is retrained by a plain rerun. Parsing changes
-# no file: it finds the batches whose manifest lists a record no longer complete
+# no file of the results: it finds the batches whose manifest lists a record no longer complete
 # (gradatlas.workflow.verified.stale_batches; completeness is gradatlas.run.records.check_record),
 # and each such batch's training job is then forced (force_stale_batch), as `--forcerun
 # <manifest>` would: a dry run or --report lists it, and only a real run replaces the manifest

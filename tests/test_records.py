@@ -321,3 +321,19 @@ def _try_lock(out: str) -> str:
             return "acquired"
     except records.RecordBusy as err:
         return str(err)
+
+
+def test_a_manifest_names_records_relative_to_the_scale_through_links(tmp_path):
+    """runs/ linked to another disk: the record is still named relative to the scale, and the
+    scale of a manifest under a linked batches/ is where the link is, not where it points."""
+    scale = tmp_path / "res" / "quick"
+    (tmp_path / "scratch" / "runs").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    scale.mkdir(parents=True)
+    (scale / "runs").symlink_to(tmp_path / "scratch" / "runs")
+    (scale / "batches").symlink_to(tmp_path / "elsewhere")
+    paths = layout.ScalePaths(tmp_path / "res", "quick")
+    assert paths.relative(scale / "runs" / "s" / "seed-0") == "runs/s/seed-0"
+    with pytest.raises(ValueError, match="not under"):
+        paths.relative(tmp_path / "scratch" / "runs" / "s" / "seed-0")
+    assert layout.ScalePaths.of_manifest(scale / "batches" / "s" / "batch-0.json") == paths

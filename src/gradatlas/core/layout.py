@@ -24,7 +24,7 @@ from gradatlas.core.files import TargetError, read_table
 # conf/ sits at the repository root (docs/design.md); GRADATLAS_CONF points elsewhere if needed.
 CONF_DIR = Path(os.environ.get("GRADATLAS_CONF", Path(__file__).resolve().parents[3] / "conf"))
 
-# The files of a run record (gradatlas.run.record writes, checks and reads them).
+# The files of a run record (gradatlas.run.records writes, checks and reads them).
 CONFIG_FILE = "config.yaml"
 INFO_FILE = "run.json"
 STEPS_FILE = "steps.parquet"
@@ -104,7 +104,9 @@ class ScalePaths:
     @classmethod
     def of_manifest(cls, manifest: str | os.PathLike) -> "ScalePaths":
         """The paths of the scale a batch manifest (``batch_manifest``) belongs to."""
-        return cls.of_root(Path(manifest).resolve().parents[2])
+        # absolute(), not resolve(): a linked batches/ (or a linked manifest) must not move the
+        # scale's root to wherever the link points.
+        return cls.of_root(Path(manifest).absolute().parents[2])
 
     @property
     def root(self) -> Path:
@@ -160,8 +162,16 @@ class ScalePaths:
 
     def relative(self, path: str | os.PathLike) -> str:
         """``path`` relative to ``<results>/<scale>``: how a manifest names a record, so that a
-        results directory that is copied or moved names its own records."""
-        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        results directory that is copied or moved names its own records. Links are not followed
+        (``runs/`` may be a link to another disk), and a path outside the root is refused.
+
+        Raises:
+            ValueError: ``path`` is not under ``<results>/<scale>``.
+        """
+        relative = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(self.root)))
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"{path}: not under the scale's root {self.root}")
+        return relative.as_posix()
 
     def resolve(self, relpath: str | os.PathLike) -> Path:
         """A path a manifest names relative to ``<results>/<scale>`` (``relative``)."""

@@ -2,8 +2,8 @@
 
 Hydra composes ``conf/train.yaml`` and its groups; ``load_run_config`` merges the result into
 ``RunConfig`` so that a misspelt key, a wrong type or an out-of-range value fails before any
-file is written. ``FACTORS`` maps the plain identifiers a study grid varies to Hydra keys, in
-this one place.
+file is written. The names a config may use and ``FACTORS`` (the plain identifiers a study grid
+varies, mapped to Hydra keys) live in ``gradatlas.core.names``.
 """
 
 from __future__ import annotations

@@ -226,7 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gradatlas.workflow.batch: GPU {slot.index} of {args.gpus} (CUDA_VISIBLE_DEVICES={slot.index})", flush=True)
     start = time.perf_counter()
     started_at = time.time()  # wall clock: the archive's wall time spans the first job to the paper
-    results = layout.ScalePaths.of_manifest(args.manifest).results
+    paths = layout.ScalePaths.of_manifest(args.manifest)
+    if paths.scale != args.scale:
+        print(f"gradatlas.workflow.batch: error: --manifest {args.manifest} is not under a scale folder named "
+              f"{args.scale!r} (--scale)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results = paths.results
     try:
         manifest = run_batch(args.study_file, args.scale, args.runs, str(results), args.device,
                              sweep=args.sweep, tuning_file=args.tuning, stack_size=args.stack_size,

@@ -2,7 +2,7 @@
 
 Every Snakemake invocation (``-n``, ``--report``, each Slurm job) parses the workflow, and
 planning a study validates and costs every one of its runs (``studies.load_study``), seconds
-in all, plus the import of torch. The plan, each batch's run indices and estimated
+in all, plus the import of Hydra. The plan, each batch's run indices and estimated
 seconds, is a pure function of the study file, the scale, ``batch_seconds``, the stack size
 limit and device kind, and the code and configs that validate and cost the runs; it is stored under a key hashing all of them, so
 any change to one of them plans afresh (and validates afresh: a bad study still fails at
@@ -86,7 +86,7 @@ def plan_key(study_file: Path, scale: str, batch_seconds: float, code_version: s
 
 
 def _plan(study_file: Path, scale: str, batch_seconds: float, stack_size: int = 1, gpu: bool = False) -> StudyPlan:
-    from gradatlas.workflow.studies import batch_cost, load_study, plan_batches, plan_stacks  # imports torch and Hydra
+    from gradatlas.workflow.studies import batch_cost, load_study, plan_batches, plan_stacks  # imports Hydra
 
     study = load_study(study_file, scale)
     stacking = {"stack_size": stack_size, "gpu": gpu}

@@ -232,7 +232,7 @@ def compose_run(
     return load_run_config(cfg)
 
 
-lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _shape_validator() -> Any:
     """A validator of ``conf/studies.schema.yaml``, whose integers are Python ints (JSON
     Schema counts ``2.0`` as an integer; a seed count of ``2.0`` is a typo)."""
