@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Optional
 
 import torch
@@ -87,6 +88,19 @@ class Quantity:
     def measure(self, step: ProbeStep) -> list[Measured]:
         """The quantity's values at ``step`` (after its ``stage``); none where it does not apply."""
         raise NotImplementedError
+
+
+@dataclass
+class SaturationThreshold:
+    """For the saturation quantities (of layers and of gates): ``probe.saturation``, the
+    slope below which a unit counts as saturated, relative to sup|phi'|."""
+
+    threshold: float = ProbeConfig.saturation
+
+    @classmethod
+    def from_config(cls, cfg: ProbeConfig) -> "SaturationThreshold":
+        """The quantity with the config's saturation threshold."""
+        return cls(cfg.saturation)
 
 
 class LayerQuantity(Quantity):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from gradatlas.run.probes.quantity import GateQuantity, register
+from gradatlas.run.probes.quantity import GateQuantity, SaturationThreshold, register
 
 # sup sigma' = sigma'(0) = 1/4: the gates are sigmoids.
 SIGMOID_MAX_SLOPE = 0.25
@@ -10,17 +10,12 @@ SIGMOID_MAX_SLOPE = 0.25
 
 @register
 @dataclass
-class GateSaturatedFrac(GateQuantity):
+class GateSaturatedFrac(SaturationThreshold, GateQuantity):
     """Per gate and t: the share of (example, unit) pairs with sigma' = g (1 - g) below
     threshold * 1/4 (the layer saturation's threshold, relative to sup sigma')."""
 
-    threshold: float = 0.1
     name = "saturated_frac"
     order = 10
-
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(cfg.saturation)
 
     def measure_gate(self, values):
         return (values * (1 - values) < self.threshold * SIGMOID_MAX_SLOPE).float().mean(dim=(1, 2))

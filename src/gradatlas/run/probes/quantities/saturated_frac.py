@@ -4,14 +4,14 @@ from dataclasses import dataclass
 
 import torch
 
-from gradatlas.run.probes.quantity import LayerQuantity, register
+from gradatlas.run.probes.quantity import LayerQuantity, SaturationThreshold, register
 from gradatlas.run.probes.slopes import NONNEGATIVE_SLOPE
 from gradatlas.run.probes.tensors import shares
 
 
 @register
 @dataclass
-class SaturatedFrac(LayerQuantity):
+class SaturatedFrac(SaturationThreshold, LayerQuantity):
     """Share of (example, unit) pairs where |phi'(z)| < threshold * sup|phi'|.
 
     One relative threshold serves all activations: with 0.1 a sigmoid unit is saturated
@@ -19,13 +19,8 @@ class SaturatedFrac(LayerQuantity):
     saturated (zero slope). For gated recurrent cells it is measured on the sigmoid gates.
     """
 
-    threshold: float = 0.1
     name = "saturated_frac"
     order = 50
-
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(cfg.saturation)
 
     def _saturated(self, layer):
         if layer.act_input is None or layer.activation is None:
