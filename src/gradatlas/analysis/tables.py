@@ -239,6 +239,50 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
     return "\n".join(out)
 
 
+SENSITIVITY_CAPTION = (
+    "Threshold sensitivity: for each named threshold of each claim, the largest range of values around it "
+    "(on a grid over its stated search range, the other thresholds fixed) over which the claim's summary "
+    "verdict, Holm-adjusted with the rest of the ledger fixed, stays what it is; ``open'' where the range "
+    "reaches the end of the search range, else the verdict just beyond it. From the same runs, no retraining "
+    "(\\texttt{gradatlas.analysis.claims.sensitivity})."
+)
+
+
+def _range_end(value: float, is_open: bool, beyond: str, low: bool) -> str:
+    text = format_number(value)
+    if is_open:
+        return text + (" (open)" if low else " (open)")
+    return f"{text} (then {escape_latex(beyond)})"
+
+
+def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, label: str = "tab:sensitivity",
+                      max_rows: int = 30) -> str:
+    """The stable range of every threshold (``claims.sensitivity.ranges_frame``) as ``table*``
+    floats of at most ``max_rows`` rows."""
+    rows = []
+    for row in frame.itertuples(index=False):
+        rows.append([
+            str(int(row.claim)), r"\texttt{" + escape_latex(row.threshold) + "}",
+            r"\raggedright " + escape_latex(row.meaning),
+            format_number(row.value),
+            f"{format_number(row.search_low)}--{format_number(row.search_high)}" + (" (log)" if row.log else ""),
+            escape_latex(row.verdict),
+            r"\raggedright " + _range_end(row.stable_low, row.open_low, row.verdict_below, True) + " to "
+            + _range_end(row.stable_high, row.open_high, row.verdict_above, False),
+        ])
+    if not rows:
+        rows = [[MISSING] * 7]
+    header = ["\\#", "Threshold", "Separates", "Value", "Searched", "Verdict", "Verdict unchanged from ... to"]
+    columns = r"@{}r l p{4.6cm} r l l p{4.2cm}@{}"
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
+        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------------------------
 # Studies
 # --------------------------------------------------------------------------------------------
