@@ -106,14 +106,22 @@ def test_holm_turns_a_marginal_sub_claim_inconclusive_in_a_large_family():
     marginal = seed_part("marginal", [0.62, 0.58, 0.70, 0.55, 0.66], above(0.5))
     assert marginal.verdict == SUPPORTED and 0.001 < multiplicity.p_value(marginal) < 0.025
     strong = [seed_part(f"strong {i}", 10 + rng.normal(0, 0.1, 6), above(0.5)) for i in range(40)]
-    m = multiplicity.adjust([marginal, *strong])
-    assert m == 41
+    undecided = [seed_part(f"null {i}", 0.5 + rng.normal(0, 0.2, 6), above(0.5)) for i in range(10)]
+    assert all(p.verdict == INCONCLUSIVE for p in undecided)
+    m = multiplicity.adjust([marginal, *strong, *undecided])
+    assert m == 51
+    # Holm: the 40 strong ones are rejected first; the marginal one is 41st of 51, compared
+    # with 0.025 / 11, and fails.
     assert marginal.unadjusted == SUPPORTED and marginal.verdict == INCONCLUSIVE
     assert all(p.verdict == SUPPORTED for p in strong)
+    assert marginal.confidence == pytest.approx(1 - 0.05 / (51 - 41 + 1))
     # The adjusted interval is the one its Holm step tests: wider than the 95 % one, and at
     # that confidence it reaches below the threshold.
     assert marginal.adj_low < marginal.ci_low and marginal.adj_low < 0.5
-    assert marginal.confidence == pytest.approx(1 - 0.05 / (41 - 41 + 1))
+    # Without the undecided ones it is last of 41, compared with 0.025 itself: it survives.
+    again = seed_part("marginal", [0.62, 0.58, 0.70, 0.55, 0.66], above(0.5))
+    multiplicity.adjust([again, *[seed_part(p.name, 10 + rng.normal(0, 0.1, 6), above(0.5)) for p in strong]])
+    assert again.verdict == SUPPORTED
 
 
 def test_a_threshold_cannot_be_used_as_a_number_so_a_computation_must_read_th():
