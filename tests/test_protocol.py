@@ -151,3 +151,42 @@ def test_the_stable_range_of_a_threshold_is_where_the_rule_still_gives_the_verdi
     assert found.above == INCONCLUSIVE
     frame = sensitivity.ranges_frame([found])
     assert frame.loc[0, "stable_high"] == found.high and frame.loc[0, "verdict_above"] == INCONCLUSIVE
+
+
+def test_the_seed_rule_matches_the_power_of_a_one_sided_t_test():
+    # Pilot: effect 0.3 above a threshold of 0, spread 0.5. A new study of n seeds supports
+    # "above 0" when its t interval's lower bound is above 0: power(n) = P(T > t_(1-a/2), n-1)
+    # with T noncentral t (df n - 1, nc = 0.3 sqrt(n) / 0.5). The rule's n is the smallest
+    # candidate with power >= 0.9 (simulated; allow the simulation's noise around 0.9).
+    from gradatlas.analysis.claims import seeds as seed_rule
+
+    rng = np.random.default_rng(3)
+    pilot = 0.3 + 0.5 * (lambda z: (z - z.mean()) / z.std(ddof=1))(rng.normal(size=8))
+    part = seed_part("above 0", pilot, above(0.0))
+    part.confidence = 0.95
+
+    def power(n: int) -> float:
+        crit = stats.t.ppf(0.975, n - 1)
+        return float(stats.nct.sf(crit, n - 1, 0.3 * math.sqrt(n) / 0.5))
+
+    target, n, stability = seed_rule.seeds_for(part, np.random.default_rng(0))
+    assert target == SUPPORTED
+    candidates = [c for c in seed_rule.CANDIDATE_SEEDS if c >= 4]
+    exact = next(c for c in candidates if power(c) >= 0.9)
+    assert n in (candidates[candidates.index(exact) - 1], exact, candidates[candidates.index(exact) + 1])
+    assert abs(stability - power(n)) < 0.03
+
+
+def test_the_seed_rule_names_the_cells_and_leaves_an_effect_on_its_threshold_unreachable():
+    from gradatlas.analysis.claims import seeds as seed_rule
+    from gradatlas.analysis.claims.claim import ClaimResult
+    from gradatlas.analysis.claims.measures import by_seed
+
+    frame = pd.DataFrame({"study": STUDY, "cell": "depth-30", "seed": range(6), "v": [0.5, 0.7, 0.6, 0.65, 0.55, 0.6]})
+    clear = seed_part("clear", by_seed(frame, frame["v"]), above(0.0))
+    on_threshold = seed_part("on it", by_seed(frame, frame["v"]), above(0.6))
+    needs = seed_rule.seed_needs({1: ClaimResult(SUPPORTED, SUPPORTED, 1.0, clear, "", (clear, on_threshold))})
+    assert [n.part for n in needs] == ["clear", "on it"]
+    assert needs[0].cells == ((STUDY, "depth-30"),) and needs[0].seeds == 4
+    assert needs[1].seeds is None
+    assert seed_rule.cell_seeds(needs) == {(STUDY, "depth-30"): (4, [needs[0]])}
