@@ -123,7 +123,10 @@ def cell_factors(runs: pd.DataFrame, study: str, cell: str) -> dict[str, Any]:
     the runs table holds them."""
     row = runs[(runs["study"].astype(str) == study) & (runs["cell"].astype(str) == cell)].iloc[0]
     names = [part.split("-", 1)[0] for part in cell.split("/") if part]
-    return {name: (row[name].item() if hasattr(row[name], "item") else row[name]) for name in names if name in row}
+    values = {name: (row[name].item() if hasattr(row[name], "item") else row[name]) for name in names if name in row}
+    # The runs table widens integer factors to float where a study's column holds NaN for
+    # another study: a depth of 30.0 is the grid's 30.
+    return {name: int(v) if isinstance(v, float) and v.is_integer() else v for name, v in values.items()}
 
 
 def write_seed_rule(pilot: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
