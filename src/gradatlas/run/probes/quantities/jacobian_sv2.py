@@ -8,9 +8,12 @@ in float64, for each of the first ``probe.jacobian_inputs`` examples of the trac
 
 At layer ``l`` (the depth of the product: every power of two below the number of hidden
 layers, and the last hidden layer) the squared singular values of the inputs' Jacobians are
-pooled (``inputs x width`` values) and recorded as ``jacobian_sv2.<statistic>``: their
-``mean``, second moment ``moment2``, ``var`` (population variance about the mean) and
-``max``. No minimum and no low quantile: where the product is rank deficient (ReLU switches
+recorded as ``jacobian_sv2.<statistic>``: pooled over the inputs (``inputs x width``
+values) their ``mean``, second moment ``moment2``, ``var`` (population variance about the
+mean) and ``max``; and ``normalized_var``, each input's variance over its squared mean,
+averaged over the inputs. The last is what free probability predicts: the pooled variance
+also holds how much the inputs' mean squared singular values differ, a fluctuation of
+order ``l / width`` that the wide limit does not have. No minimum and no low quantile: where the product is rank deficient (ReLU switches
 off about half of the units of every layer), the small singular values are rounding noise,
 which another CPU would not reproduce.
 """
@@ -22,7 +25,7 @@ import torch
 from gradatlas.run.probes.quantity import LAYERS, LayerGroup, Measured, Quantity, register
 from gradatlas.run.probes.schedule import INIT
 
-STATISTICS = ("mean", "moment2", "var", "max")
+STATISTICS = ("mean", "moment2", "var", "normalized_var", "max")
 
 
 def probed_depths(hidden_layers: int) -> list[int]:
@@ -34,9 +37,12 @@ def probed_depths(hidden_layers: int) -> list[int]:
 
 
 def sv2_statistics(sv2: torch.Tensor) -> list[torch.Tensor]:
-    """``STATISTICS`` of the pooled squared singular values (0-d float64 tensors, in order)."""
-    mean = sv2.mean()
-    return [mean, (sv2 * sv2).mean(), (sv2 - mean).pow(2).mean(), sv2.max()]
+    """``STATISTICS`` of the squared singular values ``sv2`` (inputs, width), as 0-d float64
+    tensors in order."""
+    pooled = sv2.flatten()
+    mean = pooled.mean()
+    per_input = sv2.var(dim=1, correction=0) / sv2.mean(dim=1).pow(2)
+    return [mean, (pooled * pooled).mean(), (pooled - mean).pow(2).mean(), per_input.mean(), pooled.max()]
 
 
 @register
@@ -79,7 +85,7 @@ class JacobianSpectrum(Quantity):
         sv2 = torch.linalg.svdvals(torch.stack([products[d] for d in depths])).pow(2)
         measured = []
         for depth, values in zip(depths, sv2):
-            for statistic, value in zip(STATISTICS, sv2_statistics(values.flatten())):
+            for statistic, value in zip(STATISTICS, sv2_statistics(values)):
                 measured.append(Measured(self.table, self.group, depth, self.order, hidden[depth].name,
                                          f"{self.name}.{statistic}", value))
         return measured
