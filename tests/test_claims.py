@@ -577,7 +577,7 @@ def test_claim5_alternatives_can_fail():
     # Leaky ReLU and ELU units dying during training as much as ReLU's: the claim is contradicted.
     result = evaluate(_dying_tables(alt_died=0.3), 5)
     assert result.verdict == CONTRADICTED
-    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX
+    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX.value
 
 
 def test_claim5_needs_the_new_probes():
@@ -713,13 +713,15 @@ def test_claim3_relu_trains_where_sigmoid_is_at_chance(relu_metric, verdict):
 def test_claim4_weight_scale_sets_the_factor(swap, verdict):
     b = Builder()
     for seed in range(4):
-        big, small = (0.5, 2.0) if swap else (2.0, 0.5)
-        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=1.0), big + 0.01 * seed)
-        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=0.01), small + 0.01 * seed)
+        for k in range(-2, 5):
+            sigma_w2 = 2 ** (k / 2)
+            ratio = math.sqrt(2.0 / sigma_w2 if swap else sigma_w2 / 2.0)
+            b.geometric(b.run("weight_crossing", seed, activation="relu", init="lecun_normal", gain=math.sqrt(sigma_w2),
+                              bias=0.0, width=256.0), ratio * (1 + 0.002 * seed))
         b.geometric(b.run("depth_activation_init", seed, activation="relu", init="he_normal", depth=10.0),
                     1.0 + 0.01 * seed)
     result = evaluate(b, 4)
-    assert result.would_be == verdict and len(result.parts) == 3
+    assert result.would_be == verdict and len(result.parts) == 4
 
 
 def test_claim10_residual_trains_where_the_plain_mlp_fails():

@@ -1,9 +1,10 @@
-"""Turn the summary tables into what the paper uses: ``python -m gradatlas.analysis ledger|figures``.
+"""Turn the summary tables into what the paper uses: ``python -m gradatlas.analysis ledger|sensitivity|figures``.
 
 load (``records``) -> compute (``claims``, ``theory``) -> write. ``ledger``: the claims
 ledger, the theory table, one LaTeX table per study, the grid table of the appendix and
-``numbers.tex`` (every number the text quotes). ``figures``: one figure per
-``figures.FIGURES`` entry (``gradatlas.analysis.figures.registry``).
+``numbers.tex`` (every number the text quotes). ``sensitivity``: the stable range of every
+named threshold (``claims.sensitivity``), beside the ledger. ``figures``: one figure per
+``figures.FIGURES`` entry (``gradatlas.analysis.figures.registry``), after the sensitivity.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 import pandas as pd
 
 from gradatlas.analysis import claims, figures, tables, theory
+from gradatlas.analysis.claims import sensitivity
 from gradatlas.analysis.figures import output
 from gradatlas.core import layout
 from gradatlas.core.exit_status import EXIT_BAD_INPUT
-from gradatlas.core.files import RecordError, write_table, write_text
+from gradatlas.core.files import RecordError, read_table, write_table, write_text
 
-VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted",
+VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted", "mixed": "GANumMixed",
                   "inconclusive": "GANumInconclusive", "no data at this scale": "GANumNoData",
                   "inconclusive (unstable)": "GANumUnstable"}
 
@@ -105,14 +107,28 @@ def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFr
     return verdicts
 
 
+def write_sensitivity(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
+                      timesteps: pd.DataFrame) -> pd.DataFrame:
+    """The stable range of every claim's every threshold (``claims.sensitivity``): the table
+    ``analysis/sensitivity.parquet`` and its LaTeX table."""
+    frame = sensitivity.ranges_frame(sensitivity.ledger_ranges(claims.CLAIMS.values(),
+                                                               claims.Tables(runs, layers, timesteps)))
+    write_table(frame, paths.analysis("sensitivity"))
+    write_text(paths.table("sensitivity"), tables.sensitivity_table(frame))
+    return frame
+
+
 def write_figures(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
                   timesteps: pd.DataFrame, steps: pd.DataFrame) -> None:
     """Every figure of ``figures.FIGURES``."""
     # Recomputed rather than read from the ledger's theory.parquet (under a second): the two
-    # parts then depend on the summary alone and run side by side.
+    # parts then depend on the summary alone and run side by side. The sensitivity table is
+    # read (it takes a minute): its part runs beside the ledger, before the figures.
     theory_frame = theory.theory_table(runs, layers, timesteps)
+    found = paths.analysis("sensitivity")
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
-            "theory": theory_frame, "theory_table": theory_frame}
+            "theory": theory_frame, "theory_table": theory_frame,
+            "sensitivity": read_table(found) if Path(found).exists() else None}
     for name in figures.FIGURES:
         output.save_figure(output.draw(name, **data), paths.figure(name))
 
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     Two parts, so that the workflow runs them side by side on two cores.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ledger", "figures"), help="what to write")
+    parser.add_argument("part", choices=("ledger", "sensitivity", "figures"), help="what to write")
     parser.add_argument("--root", required=True, help="<results>/<scale>: reads summary/, writes the rest")
     parser.add_argument("--studies", nargs="+", default=[], help="every study the paper shows (ledger)")
     args = parser.parse_args(argv)
@@ -140,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("ledger needs --studies")
         verdicts = write_ledger(paths, runs, layers, timesteps, args.studies)
         print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
+    elif args.part == "sensitivity":
+        frame = write_sensitivity(paths, runs, layers, timesteps)
+        print(f"analysis: {len(frame)} thresholds, {int((frame['open_low'] & frame['open_high']).sum())} "
+              f"whose verdict holds over their whole search range")
     else:
         write_figures(paths, runs, layers, timesteps, steps)
         print(f"analysis: {len(figures.FIGURES)} figures from {len(runs)} runs")
