@@ -111,7 +111,7 @@ def spectra_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
         name = str(run.run)
         if name not in wide.index.get_level_values(0) or name not in moments.index:
             continue
-        sigma_b2 = bias_variance(str(run.init), run.width, getattr(run, "bias", None))
+        sigma_b2 = bias_variance(str(run.init), run.width, getattr(run, "bias", None), getattr(run, "bias_std", None))
         if sigma_b2 is None:
             continue
         slope = None if is_missing(getattr(run, "slope", None)) else float(run.slope)
