@@ -202,7 +202,9 @@ class ProbeConfig:
 
     The quantities measured on the probe set (a forward pass of ``PROBE_SET_SIZE`` examples:
     dead_frac, died_frac) are measured on fewer of those steps: step 0, the last step, and
-    the probe steps that are multiples of ``probe_set_every``."""
+    the probe steps that are multiples of ``probe_set_every``. The Jacobian spectrum
+    (jacobian_sv2) is measured at step 0 only, on the first ``jacobian_inputs`` examples of
+    the traced batch, and only where that is above 0 (the default: off)."""
 
     enabled: bool = True
     dense_until: int = 1
@@ -212,9 +214,13 @@ class ProbeConfig:
     # multiples of this (the probe set's forward pass is most of a probe's cost).
     probe_set_every: int = 500
     saturation: float = 0.1           # |phi'(z)| < saturation * sup|phi'| counts as saturated
+    # Inputs of the traced batch whose hidden-to-hidden Jacobian spectrum is recorded at step 0
+    # (quantity jacobian_sv2, an MLP without normalization only); 0 records none.
+    jacobian_inputs: int = 0
 
     def __post_init__(self) -> None:
         _finite("probe", self)
+        _at_least("probe", "jacobian_inputs", self.jacobian_inputs, 0)
         _at_least("probe", "dense_until", self.dense_until, 0)
         _at_least("probe", "log_until", self.log_until, 0)
         _at_least("probe", "every", self.every, 1)
@@ -252,12 +258,25 @@ class RunConfig:
             )
         if not recurrent and self.data.name == "copy":
             raise ConfigError(f"data=copy needs a recurrent model ({', '.join(sorted(RECURRENT_MODELS))})")
+        if self.probe.jacobian_inputs:
+            _jacobian_applies(self)
         trained_on = self.data.n_train - self.data.n_val
         if self.train.batch_size > trained_on:
             raise ConfigError(
                 f"train.batch_size={self.train.batch_size} exceeds the training examples "
                 f"(data.n_train={self.data.n_train} - data.n_val={self.data.n_val})"
             )
+
+
+def _jacobian_applies(cfg: RunConfig) -> None:
+    # jacobian_sv2 multiplies diag(phi'(z_l)) W_l layer by layer: the Jacobian of a plain MLP's
+    # hidden layers, not that of a residual or normalized one.
+    if cfg.model.name != "mlp" or cfg.model.norm != "none":
+        raise ConfigError(f"probe.jacobian_inputs={cfg.probe.jacobian_inputs} needs model=mlp with norm=none, "
+                          f"got model={cfg.model.name}, norm={cfg.model.norm}")
+    if cfg.probe.jacobian_inputs > cfg.train.batch_size:
+        raise ConfigError(f"probe.jacobian_inputs={cfg.probe.jacobian_inputs} exceeds the traced batch "
+                          f"(train.batch_size={cfg.train.batch_size})")
 
 
 def total_steps(cfg: RunConfig, n_train: int) -> int:

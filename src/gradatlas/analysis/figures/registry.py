@@ -16,7 +16,7 @@ import pandas as pd
 
 from gradatlas.analysis.figures.spec import FigureSpec
 
-SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory",
+SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory", "spectra",
             "protocol")
 
 
