@@ -8,14 +8,17 @@ Modules (each name below is also importable from ``gradatlas.analysis.theory`` i
 
 - ``gaussian``: Gaussian expectations (panel quadrature) and activations as numpy functions.
 - ``meanfield``: the plain MLP: fixed point q* of the length map, chi_1, the per-layer factor.
-- ``batchnorm``, ``residual``, ``recurrent``: batch-norm MLPs, pre-activation residual MLPs and
-  vanilla RNNs over time.
+- ``batchnorm``, ``residual``, ``recurrent``: normalized MLPs (batch norm at any batch size,
+  layer norm), pre-activation residual MLPs and vanilla RNNs over time.
+- ``finite_width``: the fluctuation of the backward gain of He ReLU MLPs, set by sum 1/n_l.
 - ``variances``: the weight and bias variances an initializer gives.
 - ``fits``: the measured factor, fitted to a run's recorded gradient norms (``LayerArrays``).
 - ``table``: the theory table, prediction against measurement, one row per run.
 """
 
-from gradatlas.analysis.theory.batchnorm import batchnorm_chi
+from gradatlas.analysis.theory.batchnorm import MIN_BATCH, batchnorm_chi, batchnorm_chi_at, layernorm_chi
+from gradatlas.analysis.theory.finite_width import (
+    LOG_VARIANCE_PER_BETA, beta, layer_log_moments, log_gain_moments, mlp_widths)
 from gradatlas.analysis.theory.fits import (
     LAYER_KEYS, NON_HIDDEN, LayerArrays, LayersLike, factor_fit, hidden_profile, measured_factor,
     split_layers, split_timesteps, time_factor_fit)
@@ -30,11 +33,11 @@ from gradatlas.analysis.theory.table import (
 from gradatlas.analysis.theory.variances import bias_variance, is_missing, rnn_variances, weight_variance
 
 __all__ = [
-    "ActivationLike", "BATCHNORM", "INPUT_DIM", "INPUT_POWER", "LAYER_KEYS", "LayerArrays", "LayersLike",
+    "ActivationLike", "BATCHNORM", "INPUT_DIM", "LOG_VARIANCE_PER_BETA", "MIN_BATCH", "INPUT_POWER", "LAYER_KEYS", "LayerArrays", "LayersLike",
     "MEANFIELD", "NON_HIDDEN", "Q_MAX", "Q_MIN", "RESIDUAL", "RNN_TIME", "THEORY_COLUMNS",
-    "activation_functions", "adding_input_power", "batchnorm_chi", "beyond_meanfield_rows", "bias_variance",
+    "activation_functions", "adding_input_power", "batchnorm_chi", "batchnorm_chi_at", "beta", "beyond_meanfield_rows", "bias_variance",
     "chi1", "factor_fit", "fixed_point", "gaussian_expectation", "gaussian_expectations", "hidden_profile",
-    "is_missing", "layerwise_factor", "measured_factor", "predicted_factor", "residual_factors",
+    "is_missing", "layer_log_moments", "layernorm_chi", "layerwise_factor", "log_gain_moments", "measured_factor", "mlp_widths", "predicted_factor", "residual_factors",
     "rnn_time_factors", "rnn_variances", "second_moment_variance", "split_layers", "split_timesteps",
     "theory_table", "theory_table_from_arrays", "time_factor_fit", "weight_variance",
 ]
