@@ -59,7 +59,7 @@ def test_claim18_depth_alone_contradicts_the_collapse_and_the_beta_dependence():
 
 
 def test_claim18_mean_part_contradicted_by_a_growing_mean():
-    result = evaluate(_width_tables(lambda depth, width, predicted: predicted, mean_gain=lambda beta: math.exp(4 * beta)), 18)
+    result = evaluate(_width_tables(lambda depth, width, predicted: predicted, mean_gain=lambda beta: math.exp(8 * beta)), 18)
     assert _verdicts(result)[3] == CONTRADICTED
 
 

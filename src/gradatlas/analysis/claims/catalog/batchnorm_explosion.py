@@ -49,6 +49,9 @@ def factors(t: Tables) -> pd.DataFrame:
                      "depth": int(run.depth), "seed": run.seed, "measured": fit["factor"],
                      "predicted": predicted_factor(str(run.activation), str(run.norm), int(run.batch_size))})
     frame = pd.DataFrame(rows, columns=["activation", "norm", "batch_size", "depth", "seed", "measured", "predicted"])
+    if frame.empty:
+        return frame
+    frame["measured"] = frame["measured"].astype(float)
     return frame[np.isfinite(frame["measured"]) & (frame["measured"] > 0)]
 
 
