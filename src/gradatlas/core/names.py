@@ -28,6 +28,7 @@ FACTORS: dict[str, str] = {
     "model": "model.name",
     "depth": "model.depth",
     "width": "model.width",
+    "width_alt": "model.width_alt",
     "activation": "model.activation",
     "slope": "model.slope",
     "init": "model.init",

@@ -85,6 +85,9 @@ class ModelConfig:
     name: str = "mlp"
     depth: int = 10
     width: int = 128
+    # mlp only: the width of every second hidden layer (1, 3, 5, ...; layer 0 has ``width``),
+    # for nets of unequal widths; None: every hidden layer has ``width`` (``hidden_widths``).
+    width_alt: Optional[int] = None
     activation: str = "relu"          # a vanilla rnn's: tanh or relu (gru and lstm use their gates)
     slope: Optional[float] = None     # negative slope of leaky_relu (0.01) / initial slope of prelu (0.25)
     # default: PyTorch's (for a recurrent model U(-1/sqrt(width), 1/sqrt(width)) for every weight)
@@ -102,6 +105,10 @@ class ModelConfig:
         _choice("model", "name", self.name, MODEL_NAMES)
         _at_least("model", "depth", self.depth, 1)
         _at_least("model", "width", self.width, 1)
+        if self.width_alt is not None:
+            _at_least("model", "width_alt", self.width_alt, 1)
+            if self.name != "mlp":
+                raise ConfigError(f"model.width_alt is only supported for model=mlp, got model={self.name}")
         _choice("model", "activation", self.activation, ACTIVATION_NAMES)
         _choice("model", "init", self.init, INIT_NAMES)
         _choice("model", "norm", self.norm, NORMS)
@@ -217,6 +224,9 @@ class ProbeConfig:
     # Inputs of the traced batch whose hidden-to-hidden Jacobian spectrum is recorded at step 0
     # (quantity jacobian_sv2, an MLP without normalization only); 0 records none.
     jacobian_inputs: int = 0
+    # Per-example backward gain statistics at step 0 (log_gain_mean, log_gain_var, gain_mean):
+    # for studies of initialization; off, no run records them.
+    backward_gain: bool = False
 
     def __post_init__(self) -> None:
         _finite("probe", self)
@@ -285,8 +295,27 @@ def total_steps(cfg: RunConfig, n_train: int) -> int:
     return min(steps, cfg.train.max_steps) if cfg.train.max_steps is not None else steps
 
 
+# Keys added to the config after records were written, with the value every earlier config
+# had: at that value a key is left out of the fingerprint, so that the records of configs
+# that do not use it keep their fingerprint (and are reused, not retrained).
+LATER_KEYS: dict[tuple[str, str], Any] = {
+    ("model", "width_alt"): None,
+    ("model", "bias_std"): None,
+    ("probe", "backward_gain"): False,
+    ("probe", "jacobian_inputs"): 0,
+}
+
+
+def hidden_widths(cfg: ModelConfig) -> list[int]:
+    """The widths of an MLP's hidden layers, input side first (``width``, alternating with
+    ``width_alt`` where that is set)."""
+    alt = cfg.width if cfg.width_alt is None else cfg.width_alt
+    return [alt if layer % 2 else cfg.width for layer in range(cfg.depth)]
+
+
 def fingerprint(cfg: RunConfig) -> str:
-    """A hash of everything that determines a run's outcome (not ``out``, ``overwrite`` nor ``device``)."""
+    """A hash of everything that determines a run's outcome (not ``out``, ``overwrite`` nor
+    ``device``; nor a key of ``LATER_KEYS`` at its earlier value)."""
     import hashlib
     import json
 
@@ -295,6 +324,9 @@ def fingerprint(cfg: RunConfig) -> str:
     content.pop("overwrite", None)
     content.pop("device", None)
     content["data"].pop("cache_dir", None)
+    for (section, key), earlier in LATER_KEYS.items():
+        if content[section].get(key, earlier) == earlier:
+            content[section].pop(key, None)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,6 +9,7 @@ from gradatlas.run.config import ProbeConfig
 EVERY_PROBE = "probe"
 PROBE_SET = "probe_set"
 INIT = "init"
+BACKWARD_GAIN = "backward_gain"
 
 
 def probe_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
@@ -37,6 +38,9 @@ def init_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
     """Step 0 (the network at initialization) where ``cfg.jacobian_inputs`` asks for the
     Jacobian spectrum, else no step."""
     return {0} & probe_schedule(cfg, total_steps) if cfg.jacobian_inputs > 0 else set()
+def backward_gain_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
+    """Step 0 where ``cfg.backward_gain`` is on (an initialization statistic), else none."""
+    return {0} & probe_schedule(cfg, total_steps) if cfg.backward_gain else set()
 
 
 # Schedule name -> the steps it measures at, given the probe config and the run's steps.
@@ -44,4 +48,5 @@ SCHEDULES: dict[str, Callable[[ProbeConfig, int], set[int]]] = {
     EVERY_PROBE: probe_schedule,
     PROBE_SET: probe_set_schedule,
     INIT: init_schedule,
+    BACKWARD_GAIN: backward_gain_schedule,
 }
