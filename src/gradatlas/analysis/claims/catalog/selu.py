@@ -9,24 +9,32 @@ from typing import Optional
 import numpy as np
 
 from gradatlas.analysis.claims.claim import Claim, rule_text
-from gradatlas.analysis.claims.measures import FAIL_SKILL, TRAIN_SKILL, by_seed, deepest, diverged_note, mlp_runs, skill
+from gradatlas.analysis.claims.measures import FAIL_SKILL_THRESHOLD as FAIL_SKILL
+from gradatlas.analysis.claims.measures import TRAIN_SKILL_THRESHOLD as TRAIN_SKILL
+from gradatlas.analysis.claims.measures import by_seed, deepest, diverged_note, mlp_runs, skill
 from gradatlas.analysis.claims.parts import Part, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below, reported
 
 STUDY = "selu"
 # The fixed point SELU keeps, and the largest deviation from it over the deeper half that supports.
 TARGET_MEAN = 0.0
 TARGET_STD = 1.0
-SELU_TOLERANCE = 0.15
+SELU_TOLERANCE = Threshold("SELU_TOLERANCE", 0.15, "largest deviation from mean 0 / std 1 that counts as self-normalized", 0.02, 1.0, log=True)
 # After training the weights are no longer LeCun-normal; Klambauer et al. (2017, Theorem 1) prove
 # the mapping attracts into the domain mean in [-0.1, 0.1], variance in [0.8, 1.5] for weights near
 # it. Its widest edge in std is sqrt(1.5) - 1 = 0.225: a deviation below it is needed to stay in the
 # domain (the mean and lower-variance edges are tighter), so the trained sub-claim is supported below
 # it. Contradicted above 0.5, a std off by half (variance outside [0.25, 2.25]): far outside the
 # domain, where a net that does not normalize (ReLU, tanh with the same weights) sits.
-SELU_TRAINED_TOLERANCE = math.sqrt(1.5) - 1.0
-SELU_TRAINED_CONTRADICT = 0.5
+SELU_TRAINED_TOLERANCE = Threshold(
+    "SELU_TRAINED_TOLERANCE", math.sqrt(1.5) - 1.0,
+    "largest deviation after training inside the std edge of Theorem 1's domain", 0.1, 0.4, log=True)
+SELU_TRAINED_CONTRADICT = Threshold(
+    "SELU_TRAINED_CONTRADICT", 0.5, "deviation after training above which activations are not normalized",
+    0.4, 1.0, log=True)
+THRESHOLDS = (SELU_TOLERANCE, SELU_TRAINED_TOLERANCE, SELU_TRAINED_CONTRADICT, FAIL_SKILL, TRAIN_SKILL)
 
 
 def _deviation(t: Tables, run: str, step: Optional[int]) -> float:
@@ -47,7 +55,7 @@ def _trained_deviation(t: Tables, run: str, status: str) -> float:
     return _deviation(t, run, step) if status != "diverged" and step else math.nan
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """SELU's deviation from the fixed point at step 0 and after training, and its trained skill;
     the other activations reported."""
     runs = deepest(mlp_runs(t, STUDY))
@@ -60,12 +68,12 @@ def compute(t: Tables) -> list[Part]:
     trained = [_trained_deviation(t, r, s) for r, s in zip(selu["run"], selu["status"])]
     parts = [
         seed_part(f"{deviation}, step 0", by_seed(selu, [_deviation(t, r, 0) for r in selu["run"]]),
-                  below(SELU_TOLERANCE), log=True),
+                  below(th.SELU_TOLERANCE), log=True),
         seed_part(f"{deviation}, after training (last probe)", by_seed(selu, trained),
-                  below(SELU_TRAINED_TOLERANCE, SELU_TRAINED_CONTRADICT), log=True, note=diverged_note(selu),
-                  absent="no selu run probed after step 0"),
+                  below(th.SELU_TRAINED_TOLERANCE, th.SELU_TRAINED_CONTRADICT), log=True,
+                  note=diverged_note(selu), absent="no selu run probed after step 0"),
         seed_part(f"skill of the trained depth-{depth} SELU net", by_seed(selu, skill(selu)),
-                  above(TRAIN_SKILL, FAIL_SKILL), note=diverged_note(selu)),
+                  above(th.TRAIN_SKILL, th.FAIL_SKILL), note=diverged_note(selu)),
     ]
     for act, cell in runs[runs["activation"] != "selu"].groupby("activation"):
         parts.append(seed_part(f"same for {act}, step 0", by_seed(cell, [_deviation(t, r, 0) for r in cell["run"]]),
@@ -91,4 +99,4 @@ CLAIM = Claim(
               f"al.'s Theorem 1 attracts into), contradicted above {SELU_TRAINED_CONTRADICT:g}. The trained net's "
               f"skill: supported if its CI lies above {TRAIN_SKILL}, contradicted below {FAIL_SKILL}. ReLU/tanh with "
               f"the same weights are reported, not voted."),
-    compute)
+    compute, THRESHOLDS)
