@@ -46,4 +46,4 @@ CLAIM = Claim(
               f"accuracy points, about three times the largest gain the claim cites). Supported if the CI lies "
               f"inside ({SLIGHT_MIN:g}, {SLIGHT_MAX:g}); contradicted if the value lies outside (no gain, or "
               f"a gain larger than slight); inconclusive otherwise."),
-    compute, THRESHOLDS)
+    compute, THRESHOLDS, replicas=("digits",))
