@@ -21,7 +21,7 @@ from gradatlas.core import layout
 from gradatlas.core.exit_status import EXIT_BAD_INPUT
 from gradatlas.core.files import RecordError, write_table, write_text
 
-VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted",
+VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted", "mixed": "GANumMixed",
                   "inconclusive": "GANumInconclusive", "no data at this scale": "GANumNoData",
                   "inconclusive (unstable)": "GANumUnstable"}
 

@@ -94,6 +94,8 @@ class ModelConfig:
     init_gain: float = 1.0            # multiplies the initializer's standard deviation
     init_std: float = 0.01            # the std of init=normal (before the gain)
     bias_init: Optional[float] = None  # None: the initializer's convention (PyTorch's for default, else 0)
+    # Feed-forward models only: biases drawn from N(0, bias_std^2) (mean field's sigma_b); None: bias_init's rule.
+    bias_std: Optional[float] = None
     norm: str = "none"
     forget_bias: float = 1.0          # lstm only: forget-gate bias at initialization
 
@@ -107,6 +109,12 @@ class ModelConfig:
         _choice("model", "norm", self.norm, NORMS)
         _positive("model", "init_gain", self.init_gain)
         _positive("model", "init_std", self.init_std)
+        if self.bias_std is not None:
+            _at_least("model", "bias_std", self.bias_std, 0.0)
+            if self.bias_init is not None:
+                raise ConfigError("model.bias_std and model.bias_init are exclusive: set one of them")
+            if self.name in RECURRENT_MODELS:
+                raise ConfigError(f"model.bias_std is for feed-forward models, not {self.name}")
         if self.name in RECURRENT_MODELS:
             if self.name == "rnn":
                 _choice("model", "activation (of a vanilla rnn)", self.activation, RNN_ACTIVATIONS)
@@ -371,7 +379,8 @@ def to_container(cfg: RunConfig) -> dict[str, Any]:
 # schedule, device) and must be shared.
 MEMBER_SETTINGS = frozenset({
     "seed", "out", "overwrite",
-    "model.init", "model.init_gain", "model.init_std", "model.bias_init", "model.forget_bias",
+    "model.init", "model.init_gain", "model.init_std", "model.bias_init", "model.bias_std",
+    "model.forget_bias",
     "optim.lr", "optim.momentum", "optim.weight_decay",
     "train.clip", "train.clip_value",
 })
