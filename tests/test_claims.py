@@ -472,7 +472,9 @@ def test_claim12_step_gradient_is_exactly_zero(grad, verdict):
     assert result.value == grad and result.verdict == verdict
 
 
-@pytest.mark.parametrize("gap,verdict", [(0.02, SUPPORTED), (-0.02, CONTRADICTED), (0.0, INCONCLUSIVE)])
+# "Slightly better": inside (0, 3 points); no gain and a large gain both contradict it.
+@pytest.mark.parametrize("gap,verdict", [(0.02, SUPPORTED), (-0.02, CONTRADICTED), (0.07, CONTRADICTED),
+                                         (0.001, INCONCLUSIVE), (0.029, INCONCLUSIVE)])
 def test_claim13_silu_minus_relu(gap, verdict):
     b = Builder()
     noise = [0.004, -0.003, 0.001, -0.002, 0.0]
@@ -486,16 +488,50 @@ def test_claim13_silu_minus_relu(gap, verdict):
 
 # ------------------------------------------------------------------------------ claims 14, 15
 
-def test_claim14_selu_near_unit_variance():
+SELU_SEEDS = range(8)
+
+
+def _selu_tables(trained_std: float = 1.1, trained_metric: float = 0.5, init_std_dev: float = 0.0) -> Builder:
+    """Eight seeds of a depth-8 SELU net probed at step 0 and at step 100 (after training)."""
     b = Builder()
-    for seed in range(4):
-        run = b.run("selu", seed, activation="selu", init="lecun_normal", depth=8.0)
-        b.layer(run, "act_mean", [0.3, 0.2, 0.1, 0.05, 0.02, -0.01, 0.01, 0.02 + 0.01 * seed], head=None)
-        b.layer(run, "act_std", [1.5, 1.2, 1.1, 1.0, 0.98, 1.03, 0.99, 1.01], head=None)
-    result = evaluate(b, 14)
-    # Deeper half: layers 4..7; the largest deviation is |1.03 - 1| or |0.02 + 0.01 seed|.
-    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.03, 0.03, 0.04, 0.05]))))
-    assert result.verdict == SUPPORTED
+    for seed in SELU_SEEDS:
+        run = b.run("selu", seed, activation="selu", init="lecun_normal", depth=8.0,
+                    test_metric=trained_metric + 0.002 * seed)
+        b.layer(run, "act_mean", [0.3, 0.2, 0.1, 0.05, 0.02, -0.01, 0.01, 0.02 + 0.002 * seed], head=None)
+        b.layer(run, "act_std", [1.5, 1.2, 1.1, 1.0, 0.98, 1.03 + init_std_dev, 0.99, 1.01], head=None)
+        b.layer(run, "act_mean", [0.0] * 8, step=100, head=None)
+        b.layer(run, "act_std", [1.0] * 7 + [trained_std + 0.002 * seed], step=100, head=None)
+    return b
+
+
+def test_claim14_selu_near_unit_variance_at_init_and_after_training():
+    result = evaluate(_selu_tables(), 14)
+    init, trained, learned = result.parts[:3]
+    # Deeper half: layers 4..7; the largest deviation is |1.03 - 1| or |0.02 + 0.002 seed|.
+    geometric = lambda values: np.exp(np.mean(np.log(values)))  # noqa: E731
+    assert init.value == pytest.approx(geometric([max(0.03, 0.02 + 0.002 * s) for s in SELU_SEEDS]))
+    assert trained.value == pytest.approx(geometric([0.1 + 0.002 * s for s in SELU_SEEDS]))
+    assert learned.value == pytest.approx((0.5 + 0.007 - 0.1) / 0.9)
+    assert [p.verdict for p in (init, trained, learned)] == [SUPPORTED] * 3 and result.verdict == SUPPORTED
+
+
+@pytest.mark.parametrize("tables, contradicted", [
+    (dict(init_std_dev=0.5), 0),            # not normalized at initialization
+    (dict(trained_std=1.7), 1),             # drifts off the fixed point in training (std off by 0.7)
+    (dict(trained_metric=0.1), 2),          # the deep SELU net stays at chance
+])
+def test_claim14_each_sub_claim_can_contradict(tables, contradicted):
+    # One sub-claim contradicted, the other two supported: the summary verdict is mixed.
+    result = evaluate(_selu_tables(**tables), 14)
+    assert result.parts[contradicted].verdict == CONTRADICTED
+    assert [p.verdict for i, p in enumerate(result.parts[:3]) if i != contradicted] == [SUPPORTED] * 2
+    assert result.would_be == MIXED and result.deciding is result.parts[contradicted]
+
+
+def test_claim14_at_the_domain_edge_after_training_is_inconclusive():
+    # A trained std of 1.22-1.25 straddles sqrt(1.5): inside the theorem's domain or not, undecided.
+    result = evaluate(_selu_tables(trained_std=1.22), 14)
+    assert result.parts[1].verdict == INCONCLUSIVE and result.would_be == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("error,verdict", [(0.0, SUPPORTED), (0.3, CONTRADICTED)])

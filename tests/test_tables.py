@@ -161,6 +161,13 @@ def test_tables_compile_with_pdflatex(tmp_path):
     if not (_kpsewhich("booktabs.sty") and _kpsewhich("siunitx.sty")):
         pytest.skip("booktabs or siunitx is not installed")
     verdicts = verdicts_frame()
+    # Claim 1 with a replica on digits (8x8 images: the caption's \texttimes must compile too).
+    replica = {"verdict_digits": "contradicted", "would_be_digits": "contradicted", "deciding_digits": "x_y 5%",
+               "value_digits": 0.5, "ci_low_digits": 0.4, "ci_high_digits": 0.6, "interval_digits": "t",
+               "n_digits": 4, "stability_digits": 0.95}
+    for column, value in replica.items():
+        verdicts[column] = verdicts[column].astype(object)
+        verdicts.loc[0, column] = value
     macros = tables.numbers_macros({"GANumRuns": 45, "claim1_value": 0.5, "GACommit": "a_b%c",
                                     "GAVerdict": "no data at this scale"})
     from test_claims import Builder  # the synthetic-summary builder of the claims tests
@@ -171,7 +178,7 @@ def test_tables_compile_with_pdflatex(tmp_path):
     for seed in range(4):
         b.geometric(b.run("depth_activation_init", seed, activation="sigmoid", init="default"), 0.2 + 0.01 * seed)
     parts = claims.parts_frame(claims.evaluate(*b.tables(), draws=100))
-    body = "\n".join([tables.claims_table(verdicts), tables.claim_parts_table(parts),
+    body = "\n".join([tables.claims_table(verdicts), tables.replica_table(verdicts), tables.claim_parts_table(parts),
                       tables.study_table(runs_frame(), "init_study"), tables.study_table(runs_frame(), "absent"),
                       tables.grid_table(pd.DataFrame({"study": ["a_b"], "runs": [3]}))])
     doc = "\n".join([

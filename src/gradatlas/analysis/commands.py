@@ -90,13 +90,14 @@ def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFr
                  timesteps: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
     """Claims, theory, the LaTeX tables and ``numbers.tex`` (numbers, and the figure captions,
     which say what the data holds); returns the verdicts."""
-    results = claims.evaluate(runs, layers, timesteps)
-    verdicts = claims.verdict_frame(results)
+    results, replicas = claims.evaluate_all(runs, layers, timesteps)
+    verdicts = claims.verdict_frame(results, replicas)
     write_table(verdicts, paths.analysis("claims"))
     write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
-    # The claims table and, after it, every part of every claim (one file: the paper's input).
-    write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n"
-                       + tables.claim_parts_table(claims.parts_frame(results)))
+    # The claims table, the replicas' and, after them, every part of every claim and replica (one
+    # file: the paper's input).
+    write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n" + tables.replica_table(verdicts) + "\n"
+                       + tables.claim_parts_table(claims.parts_frame(results, replicas)))
     for study in studies:
         write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
     write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))

@@ -13,7 +13,7 @@ job. Conventions shared by every table:
   it is undefined (one seed).
 
 The generated source needs ``booktabs`` and ``siunitx`` (as ``paper/main.tex`` loads them).
-Labels: ``tab:claims``, ``tab:study-<study>``, ``tab:grid``.
+Labels: ``tab:claims``, ``tab:claims-replicas``, ``tab:claim-parts``, ``tab:study-<study>``, ``tab:grid``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis import intervals
-from gradatlas.analysis.claims import MIN_SEEDS, STABILITY_DRAWS, STABLE, failed_to_train
+from gradatlas.analysis.claims import MIN_SEEDS, REPLICA_DATA, STABILITY_DRAWS, STABLE, failed_to_train
 from gradatlas.core.names import FACTORS
 
 _SPECIALS = {
@@ -129,7 +129,9 @@ CLAIMS_CAPTION = (
     "seeds (a normal model of each cell's seeds with the uncertainty of its mean and spread; beta-binomial "
     f"for shares of runs) that give the same summary verdict; below {STABLE} it reads ``inconclusive "
     "(unstable)'' with the would-be verdict in parentheses. Every sub-claim with its unadjusted interval: "
-    "Table~\\ref{tab:claim-parts}. Rules in \\texttt{gradatlas.analysis.claims}; -- : not measured at this scale."
+    "Table~\\ref{tab:claim-parts}. Rules in \\texttt{gradatlas.analysis.claims}; -- : not measured at this scale. "
+    "Digits: the summary verdict (M mixed, U inconclusive and unstable) and stability of the claim's replica on "
+    "scikit-learn's digits (Table~\\ref{tab:claims-replicas}); -- : no replica."
 )
 
 
@@ -181,11 +183,65 @@ def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: s
             MISSING if _is_missing(n) or n == 0 else str(int(n)),
             r"\raggedright " + _verdict_cell(row.verdict, row.would_be),
             MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
+            *(_replica_cell(row, data) for data in REPLICA_DATA),
         ])
-    columns = r"@{}r p{2.6cm} p{1.8cm} p{7.0cm} r p{1.7cm} r@{}"
+    columns = r"@{}r p{2.6cm} p{1.8cm} p{6.2cm} r p{1.7cm} r" + " l" * len(REPLICA_DATA) + "@{}"
     body = [r"\setlength{\tabcolsep}{3pt}"]
     body += _tabular(columns, ["\\#", "Claim", "Sub-claims", "Deciding sub-claim: value [adjusted interval]", "$n$",
-                               "Verdict", "Stab."], rows)
+                               "Verdict", "Stab.", *(escape_latex(data.capitalize()) for data in REPLICA_DATA)], rows)
+    return _float(body, caption, label, wide=True, size=r"\footnotesize")
+
+
+_VERDICT_LETTERS = {"supported": "S", "contradicted": "C", "mixed": "M", "inconclusive": "I",
+                    "no data at this scale": "N", "inconclusive (unstable)": "U"}
+
+
+def _replica_cell(row: Any, data: str) -> str:
+    """'C 1.00': a replica's summary verdict letter and stability; -- without a replica."""
+    verdict = getattr(row, f"verdict_{data}", "")
+    if _is_missing(verdict) or not verdict:
+        return MISSING
+    stability = getattr(row, f"stability_{data}", math.nan)
+    return _VERDICT_LETTERS.get(verdict, "?") + ("" if _is_missing(stability) else f" {float(stability):.2f}")
+
+
+REPLICAS_CAPTION = (
+    "Claims replicated on scikit-learn's digits (1,797 8\\texttimes{}8 images): the claim's own computation on "
+    "the replica studies \\texttt{STUDY\\_digits}, smaller copies of its studies with \\texttt{data: digits}, "
+    "their decisive sub-claims Holm-adjusted as a family of their own. Own: the summary verdict on the claim's own "
+    "studies (Table~\\ref{tab:claims}); then the replica's deciding sub-claim with its value and adjusted "
+    "interval, $n$, summary verdict and stability, as in Table~\\ref{tab:claims}."
+)
+
+
+def replica_table(verdicts: pd.DataFrame, data: str = "digits", caption: str = REPLICAS_CAPTION,
+                  label: str = "tab:claims-replicas") -> str:
+    """A ``table*`` of the claims replicated on ``data``: the own summary verdict beside the
+    replica's deciding sub-claim, value [adjusted interval], n, verdict and stability
+    (``verdict_frame``'s ``<field>_<data>`` columns); one row of -- when no claim has a replica."""
+    rows = []
+    for row in verdicts.itertuples(index=False):
+        verdict = getattr(row, f"verdict_{data}", "")
+        if _is_missing(verdict) or not verdict:
+            continue
+        field = lambda name: getattr(row, f"{name}_{data}")  # noqa: E731
+        deciding = (escape_latex(field("deciding")) + ": "
+                    + value_with_ci(field("value"), field("adj_low"), field("adj_high"), method=field("interval"))
+                    if field("deciding") else MISSING)
+        n = field("n")
+        rows.append([
+            str(int(row.claim)), r"\raggedright " + escape_latex(row.title),
+            r"\raggedright " + _verdict_cell(row.verdict, row.would_be), r"\raggedright " + deciding,
+            MISSING if _is_missing(n) or n == 0 else str(int(n)),
+            r"\raggedright " + _verdict_cell(verdict, field("would_be")),
+            MISSING if _is_missing(field("stability")) else f"{float(field('stability')):.2f}",
+        ])
+    if not rows:
+        rows = [[MISSING] * 7]
+    columns = r"@{}r p{2.6cm} p{1.8cm} p{7.0cm} r p{1.7cm} r@{}"
+    body = [r"\setlength{\tabcolsep}{3pt}"]
+    body += _tabular(columns, ["\\#", "Claim", "Own", "Deciding sub-claim on digits: value [adjusted interval]",
+                               "$n$", "Verdict", "Stab."], rows)
     return _float(body, caption, label, wide=True, size=r"\footnotesize")
 
 
@@ -215,8 +271,9 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
         verdict = escape_latex(row.verdict)
         if isinstance(row.unadjusted, str) and row.unadjusted and row.unadjusted != row.verdict:
             verdict += f" ({escape_latex(row.unadjusted)})"
+        replica = getattr(row, "replica", "")
         rows.append([
-            str(int(row.claim)),
+            str(int(row.claim)) + (f" ({escape_latex(replica)})" if isinstance(replica, str) and replica else ""),
             r"\raggedright " + escape_latex(row.part) + (rf" \newline {{\scriptsize {escape_latex(row.note)}}}"
                                                            if isinstance(row.note, str) and row.note else ""),
             r"\raggedright " + value_with_ci(row.value, row.adj_low, row.adj_high, method=row.interval),

@@ -16,7 +16,7 @@ ACTIVATION_NAMES = ("step", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "
 INIT_NAMES = ("default", "normal", "lecun_normal", "xavier_normal", "xavier_uniform", "he_normal",
               "he_uniform", "orthogonal")
 NORMS = ("none", "batch", "layer")
-DATA_NAMES = ("mnist1d", "mnist1d_seq", "adding", "copy")
+DATA_NAMES = ("mnist1d", "mnist1d_seq", "digits", "adding", "copy")
 SEQUENCE_DATA = frozenset({"mnist1d_seq", "adding", "copy"})
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("none", "norm", "value")

@@ -39,6 +39,8 @@ class ConfigError(ValueError):
 
 # Seeds go to numpy.random.seed, which takes 0 <= seed < 2**32.
 SEED_LIMIT = 2**32
+# scikit-learn's load_digits holds this many examples: data=digits splits them, never more.
+DIGITS_EXAMPLES = 1797
 
 
 def _key(section: str, key: str) -> str:
@@ -129,8 +131,10 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """A locally generated data set. ``length`` is the sequence length of ``adding`` and the
-    delay of ``copy``; ``mnist1d`` and ``mnist1d_seq`` always have 40 features/steps."""
+    """A locally generated (or, for ``digits``, shipped) data set. ``length`` is the sequence
+    length of ``adding`` and the delay of ``copy``; ``mnist1d`` and ``mnist1d_seq`` always have
+    40 features/steps, ``digits`` 64 features, and its ``n_train + n_test`` examples are drawn
+    from its ``DIGITS_EXAMPLES``."""
 
     name: str = "mnist1d"
     length: int = 40
@@ -155,6 +159,9 @@ class DataConfig:
         _at_least("data", "n_val", self.n_val, 0)
         if self.n_val >= self.n_train:
             raise ConfigError(f"data.n_val={self.n_val} must be below data.n_train={self.n_train}")
+        if self.name == "digits" and self.n_train + self.n_test > DIGITS_EXAMPLES:
+            raise ConfigError(f"data.n_train={self.n_train} + data.n_test={self.n_test} exceeds the "
+                              f"{DIGITS_EXAMPLES} examples of data=digits")
         _at_least("data", "copy_symbols", self.copy_symbols, 1)
         _at_least("data", "copy_alphabet", self.copy_alphabet, 2)
         _seed("data", "seed", self.seed)

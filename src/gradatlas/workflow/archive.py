@@ -57,7 +57,7 @@ MAX_BYTES = 40 * 2**20      # what the repository can carry for one scale
 # Written by gradatlas.workflow.verify into the archive; replaced along with it by the next pack.
 VERIFICATION = ("verify.json", "verify.md")
 PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "scipy", "matplotlib", "seaborn", "hydra-core",
-            "omegaconf", "snakemake", "mnist1d")
+            "omegaconf", "snakemake", "mnist1d", "scikit-learn")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MKL_CBWR")
 
 

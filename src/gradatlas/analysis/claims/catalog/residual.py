@@ -58,4 +58,4 @@ CLAIM = Claim(
               f"and the CI of resmlp's skill there lies above {TRAIN_SKILL}; contradicted if the difference's CI "
               f"lies below {DIFFERENCE_BOUND:g} or resmlp's skill CI lies below {FAIL_SKILL}; inconclusive if the "
               f"plain MLP never fails."),
-    compute, THRESHOLDS)
+    compute, THRESHOLDS, replicas=("digits",))

@@ -127,4 +127,4 @@ CLAIM = Claim(
               f"{GROWTH_CONTRADICT:g}) and the Wilson interval of the share of diverged runs lies above "
               f"{DIVERGED_SHARE:g} (contradicted below {DIVERGED_SHARE:g}). Oscillation of the loss needs the step "
               f"tables and is not tested."),
-    compute, THRESHOLDS)
+    compute, THRESHOLDS, replicas=("digits",))
