@@ -21,17 +21,22 @@ def verdicts_frame() -> pd.DataFrame:
     rows = [
         {"claim": 1, "title": "Sigmoid gradients_vanish", "statement": "s", "study": "depth_activation_init",
          "metric": "m", "parts": part_lines, "deciding": "per-layer factor (50% of layers)", "value": 0.14249,
-         "ci_low": 0.1203, "ci_high": 0.16, "interval": "log-t", "n": 5, "verdict": "supported",
-         "would_be": "supported", "stability": 0.97, "rule": "CI < 1 & more", "detail": ""},
+         "ci_low": 0.1203, "ci_high": 0.16, "adj_low": 0.11, "adj_high": 0.17, "interval": "log-t", "n": 5,
+         "verdict": "supported", "would_be": "supported", "stability": 0.97, "rule": "CI < 1 & more", "detail": "",
+         "sub_supported": 2, "sub_contradicted": 0, "sub_inconclusive": 0, "sub_no_data": 0, "reported": 1,
+         "counter": ""},
         {"claim": 2, "title": "tanh vs sigmoid", "statement": "s", "study": "depth_activation_init",
          "metric": "factor tanh / sigmoid", "parts": "ratio: nan, n=0 -> no data at this scale", "deciding": "ratio",
          "value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "interval": "", "n": 0,
          "verdict": "no data at this scale", "would_be": "no data at this scale", "stability": 1.0, "rule": "r",
-         "detail": ""},
-        {"claim": 3, "title": "two seeds", "statement": "s", "study": "x", "metric": "m",
-         "parts": "a: 2.5 (2--3), n=2 -> supported\nb: 2 (2--3), n=2 -> supported", "deciding": "b", "value": 2.0,
-         "ci_low": 1.0, "ci_high": 3.0, "interval": "range", "n": 2, "verdict": "inconclusive (unstable)",
-         "would_be": "supported", "stability": 0.62, "rule": "r", "detail": ""},
+         "detail": "", "sub_supported": 0, "sub_contradicted": 0, "sub_inconclusive": 0, "sub_no_data": 1,
+         "reported": 0, "counter": ""},
+        {"claim": 3, "title": "two statements", "statement": "s", "study": "x", "metric": "m",
+         "parts": "a: 2.5 [2, 3], n=5 -> supported\nb: -1 [-2, -0.5], n=5 -> contradicted", "deciding": "b",
+         "value": -1.0, "ci_low": -2.0, "ci_high": -0.5, "adj_low": -2.5, "adj_high": -0.2, "interval": "t", "n": 5,
+         "verdict": "inconclusive (unstable)", "would_be": "mixed", "stability": 0.62, "rule": "r", "detail": "",
+         "sub_supported": 1, "sub_contradicted": 1, "sub_inconclusive": 0, "sub_no_data": 0, "reported": 0,
+         "counter": "a", "counter_value": 2.5, "counter_adj_low": 1.5, "counter_adj_high": 3.5},
     ]
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
@@ -75,17 +80,21 @@ def test_claims_table_content():
     assert tex.startswith(r"\begin{table*}") and r"\label{tab:claims}" in tex
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     header = tex[tex.index(r"\toprule"):tex.index(r"\midrule")]
-    for column in ("Parts", "Deciding part", "Value [interval]", "$n$", "Verdict", "Stab."):
+    for column in ("Sub-claims", "Deciding sub-claim: value [adjusted interval]", "$n$", "Verdict", "Stab."):
         assert column in header
     body = tex[tex.index(r"\midrule"):tex.index(r"\bottomrule")]
     lines = [line for line in body.splitlines() if line.endswith(r"\\")]
     assert len(lines) == 3
-    assert lines[0].startswith("1 & \\raggedright Sigmoid gradients\\_vanish & S S + 1 & "
-                               "\\raggedright per-layer factor (50\\% of layers)")
-    assert r"\num{0.142} [\num{0.12}, \num{0.16}] & 5 & \raggedright supported & 0.97" in lines[0]
-    assert r"\raggedright -- & -- &" in lines[1] and "no data at this scale" in lines[1] and "& N &" in lines[1]
-    # Two seeds show their range; an unstable verdict shows the would-be verdict beside it.
-    assert r"2 (1--3) & 2 &" in lines[2] and "inconclusive (unstable) (supported) & 0.62" in lines[2]
+    # The sub-claims' verdicts are counted from the ledger's columns, the interval is the adjusted one.
+    assert lines[0].startswith("1 & \\raggedright Sigmoid gradients\\_vanish & \\raggedright 2 S (+ 1 reported) & "
+                               "\\raggedright per-layer factor (50\\% of layers): \\num{0.142} [\\num{0.11}, \\num{0.17}]")
+    assert r"& 5 & \raggedright supported & 0.97" in lines[0]
+    assert "1 N" in lines[1] and "no data at this scale" in lines[1]
+    # A mixed claim names its contradicted and its supported sub-claim; an unstable verdict shows
+    # the would-be verdict beside it.
+    assert "1 S, 1 C" in lines[2] and r"\emph{supported:} a" in lines[2]
+    assert "inconclusive (unstable) (mixed) & 0.62" in lines[2]
+
 
 
 def test_study_table_content():
