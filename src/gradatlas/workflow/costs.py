@@ -53,11 +53,16 @@ def units(cfg: RunConfig) -> float:
     return pieces * size_factor(cfg)
 
 
+def trained_examples(cfg: RunConfig) -> int:
+    """The examples a run trains on: ``data.n_train`` less the held-out validation split."""
+    return cfg.data.n_train - cfg.data.n_val
+
+
 def eval_passes(cfg: RunConfig) -> float:
     """Evaluation work in training-step equivalents: the test split every ``eval_every``
-    epochs and both splits at the end, forward only."""
-    n = total_steps(cfg, cfg.data.n_train)
-    per_epoch = max(cfg.data.n_train // cfg.train.batch_size, 1)
+    epochs and every split at the end (training, validation and test), forward only."""
+    n = total_steps(cfg, trained_examples(cfg))
+    per_epoch = max(trained_examples(cfg) // cfg.train.batch_size, 1)
     evaluations = math.ceil(n / per_epoch) / cfg.train.eval_every
     examples = evaluations * cfg.data.n_test + cfg.data.n_train + cfg.data.n_test
     return EVAL_FRACTION * examples / cfg.train.batch_size
@@ -66,7 +71,17 @@ def eval_passes(cfg: RunConfig) -> float:
 def estimated_seconds(cfg: RunConfig) -> float:
     """Estimated wall seconds of ``run(cfg)`` on one core of the reference CPU."""
     per_step = PER_STEP + PER_UNIT[cfg.model.name] * units(cfg)
-    return START + (total_steps(cfg, cfg.data.n_train) + eval_passes(cfg)) * per_step
+    return START + (total_steps(cfg, trained_examples(cfg)) + eval_passes(cfg)) * per_step
+
+
+# Extension steps a tuned cell is expected to take (gradatlas.workflow.tuning: an end of a
+# numeric candidate list chosen): p (1 + q). p = 110/197 = 0.558, the share of cells whose
+# best candidate is strictly at an end of the studies' 3-value lists, re-scored on the
+# archived full-scale sweeps (depth_activation_init 97 of 168, residual 9 of 18, linear_step
+# 3 of 9, silu_relu 1 of 2); q = 2/23, the share of depth_activation_init's cells extended
+# downwards whose extension (0.00333, archived as 0.003) wins again (the archive holds no
+# value beyond the upper ends). bench/README.md, "Expected extension runs".
+EXPECTED_EXTENSION_STEPS = 0.558 * (1 + 2 / 23)
 
 
 # A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
