@@ -75,13 +75,13 @@ def estimated_seconds(cfg: RunConfig) -> float:
 
 
 # Extension steps a tuned cell is expected to take (gradatlas.workflow.tuning: an end of a
-# numeric candidate list chosen): p (1 + q). p = 110/197 = 0.558, the share of cells whose
-# best candidate is strictly at an end of the studies' 3-value lists, re-scored on the
-# archived full-scale sweeps (depth_activation_init 97 of 168, residual 9 of 18, linear_step
-# 3 of 9, silu_relu 1 of 2); q = 2/23, the share of depth_activation_init's cells extended
-# downwards whose extension (0.00333, archived as 0.003) wins again (the archive holds no
-# value beyond the upper ends). bench/README.md, "Expected extension runs".
-EXPECTED_EXTENSION_STEPS = 0.558 * (1 + 2 / 23)
+# numeric candidate list chosen outright): p (1 + q), by bench/extension_share.py on the
+# archived full-scale sweeps re-scored on the 3-value lists the archive holds: p = 100/177,
+# the share of cells whose best candidate is strictly at an end (depth_activation_init 97 of
+# 168, linear_step 3 of 9); q = 2/23, the share of depth_activation_init's cells at the lower
+# end whose next step (0.00333, archived as 0.003) wins again. bench/README.md, "Expected
+# extension runs".
+EXPECTED_EXTENSION_STEPS = 100 / 177 * (1 + 2 / 23)
 
 
 # A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
