@@ -774,12 +774,42 @@ def test_claim4_weight_scale_sets_the_factor(swap, verdict):
     assert result.would_be == verdict and len(result.parts) == 4
 
 
-def test_claim10_residual_trains_where_the_plain_mlp_fails():
+def _claim10(plain: dict[float, float], residual: dict[float, float], activations=("relu",), seeds=range(4)):
+    """Residual runs: per depth the plain MLP's and resmlp's test accuracy at seed 0 (chance
+    0.1); seed s adds 0.001 s (plain) and 0.002 s (resmlp)."""
     b = Builder()
-    for seed in range(4):
-        for depth, plain in ((2.0, 0.7), (20.0, 0.1)):
-            b.run("residual", seed, model="mlp", activation="relu", depth=depth, test_metric=plain + 0.001 * seed)
-            b.run("residual", seed, model="resmlp", activation="relu", depth=depth, test_metric=0.75 + 0.01 * seed)
-    result = evaluate(b, 10)
-    assert result.parts[0].value == pytest.approx(0.65 + 0.009 * 1.5) and result.verdict == SUPPORTED
-    assert "at chance at depth 20" in result.parts[0].note
+    for act in activations:
+        for seed in seeds:
+            for depth, acc in plain.items():
+                b.run("residual", seed, model="mlp", activation=act, depth=depth, test_metric=acc + 0.001 * seed)
+            for depth, acc in residual.items():
+                b.run("residual", seed, model="resmlp", activation=act, depth=depth, test_metric=acc + 0.002 * seed)
+    return evaluate(b, 10)
+
+
+def test_claim10_residual_trains_deeper_per_activation():
+    # Plain: learns at 2 and 10, at chance at 20; residual learns at every depth.
+    result = _claim10({2.0: 0.7, 10.0: 0.5, 20.0: 0.1}, {2.0: 0.75, 10.0: 0.75, 20.0: 0.75}, ("relu", "tanh"))
+    assert result.verdict == SUPPORTED and len(result.parts) == 6
+    at_least, deeper, where_fails = result.parts[:3]
+    assert at_least.name.startswith("relu: resmlp skill at depth 10 (the deepest the plain MLP learns at)")
+    # Skill = (accuracy - 0.1) / 0.9; resmlp's seeds 0.75 + 0.002 s (mean 0.753).
+    assert at_least.value == pytest.approx((0.753 - 0.1) / 0.9) and at_least.n == 4
+    assert "deepest learned: plain 10, residual 20" in at_least.note
+    assert "depth 20, the deepest" in deeper.name and deeper.value == pytest.approx((0.753 - 0.1015) / 0.9)
+    assert "(depth 20)" in where_fails.name and where_fails.verdict == SUPPORTED
+
+
+def test_claim10_contradicted_when_the_residual_net_learns_nothing():
+    result = _claim10({2.0: 0.7, 20.0: 0.1}, {2.0: 0.08, 20.0: 0.08})
+    assert [p.verdict for p in result.parts] == [CONTRADICTED] * 3 and result.verdict == CONTRADICTED
+
+
+def test_claim10_is_inconclusive_where_the_plain_mlp_never_fails():
+    result = _claim10({2.0: 0.7, 20.0: 0.5}, {2.0: 0.75, 20.0: 0.75})
+    assert [p.verdict for p in result.parts[:2]] == [SUPPORTED, SUPPORTED]
+    assert not result.parts[2].decisive and "above chance at every depth (2, 20)" in result.parts[2].note
+    assert result.parts[3].decisive and result.verdict == INCONCLUSIVE
+    # Where it learns nowhere, the first sub-claim is read at the shallowest depth.
+    nowhere = _claim10({2.0: 0.1, 20.0: 0.1}, {2.0: 0.75, 20.0: 0.75})
+    assert "depth 2 (the plain MLP learns at no depth)" in nowhere.parts[0].name and nowhere.verdict == SUPPORTED

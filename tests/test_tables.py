@@ -112,6 +112,27 @@ def test_study_table_content():
     assert r"\num{0.55} (\num{0.5}--\num{0.6})" in default and default.endswith(r"1/3 & 0/3 \\")
 
 
+def test_a_tuned_study_table_shows_each_cells_choice_margin_and_bracket():
+    # As aggregate tabulates a tuned study: the chosen lr per cell, its margin and bracket.
+    from gradatlas.workflow.aggregate import tuning_columns
+
+    notes = {"he_normal": {"tuning": {"margin": 0.125, "bracket": "interior"}},
+             "default": {"tuning": {"margin": None, "bracket": "edge"}}}
+    runs = runs_frame()
+    runs["lr"] = runs["init"].map({"he_normal": 0.03, "default": 0.333})
+    extra = pd.DataFrame([tuning_columns(notes[init]) for init in runs["init"]], index=runs.index)
+    tex = tables.study_table(pd.concat([runs, extra], axis=1), "init_study")
+    lines = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    assert lines[0].startswith("init & lr & seeds") and lines[0].endswith(r"failed & margin & choice \\")
+    he = next(r for r in lines[1:] if r.startswith(r"he\_normal"))
+    default = next(r for r in lines[1:] if r.startswith("default"))
+    assert r"& \num{0.03} &" in he and he.endswith(r"0/3 & \num{0.125} & interior \\")
+    assert r"& \num{0.333} &" in default and default.endswith(r"0/3 & -- & edge \\")
+    assert "margin: the chosen trial's mean validation metric" in tex
+    assert "margin" not in tables.study_table(runs_frame(), "init_study")
+    assert tuning_columns({})["tune_bracket"] is None and math.isnan(tuning_columns({})["tune_margin"])
+
+
 def test_study_table_splits_long_grids_and_handles_missing_studies():
     runs = pd.concat([runs_frame().assign(depth=float(d), cell=lambda f, d=d: f["cell"] + f"-{d}") for d in range(5)])
     tex = tables.study_table(runs, "init_study", factors=["init", "depth"], max_rows=4)

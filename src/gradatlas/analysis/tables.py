@@ -370,7 +370,8 @@ def _cell_label(value: Any) -> str:
 # not results (the meanfield study trains one step) and its table shows none.
 INIT_ONLY_STEPS = 1
 SUMMARY_COLUMNS = ("metric", "seeds", "test_metric", "test_low", "test_high", "test_interval", "loss",
-                   "loss_low", "loss_high", "loss_interval", "diverged", "failed_to_train", "runs", "steps")
+                   "loss_low", "loss_high", "loss_interval", "diverged", "failed_to_train", "runs", "steps",
+                   "tune_margin", "tune_bracket")
 
 
 def _trained_steps(cell: pd.DataFrame) -> float:
@@ -380,10 +381,21 @@ def _trained_steps(cell: pd.DataFrame) -> float:
     return math.nan
 
 
+def _tuning_of(cell: pd.DataFrame) -> tuple[float, Optional[str]]:
+    """A tuned cell's validation margin over the runner-up and its bracket (the summary's
+    ``tune_margin`` and ``tune_bracket``, from ``gradatlas.workflow.tuning``); NaN and None
+    for an untuned study, or a summary written before they were recorded."""
+    if "tune_bracket" not in cell or not cell["tune_bracket"].notna().any():
+        return math.nan, None
+    margins = cell["tune_margin"].astype(float).dropna() if "tune_margin" in cell else pd.Series(dtype=float)
+    return (float(margins.iloc[0]) if len(margins) else math.nan), str(cell["tune_bracket"].dropna().iloc[0])
+
+
 def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Per cell of ``study``: seeds, test metric and final train loss with their intervals
     (``intervals.seed_interval``; MSE and losses on the log scale), diverged runs, runs that
-    did not diverge but failed to train (``claims.failed_to_train``), and the steps trained.
+    did not diverge but failed to train (``claims.failed_to_train``), the steps trained, and
+    for a tuned study the choice's margin and bracket (``_tuning_of``).
 
     Failed runs are left out; diverged runs have no metric or loss (NaN, never a number) and
     are counted apart. Cells trained at most ``INIT_ONLY_STEPS`` steps get no metric or loss.
@@ -417,8 +429,18 @@ def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str
                      "test_interval": test.method,
                      "loss": loss.value, "loss_low": loss.low, "loss_high": loss.high, "loss_interval": loss.method,
                      "diverged": int(diverged.sum()), "failed_to_train": int(failed_all.loc[cell.index].sum()),
-                     "runs": len(cell), "steps": steps})
+                     "runs": len(cell), "steps": steps,
+                     **dict(zip(("tune_margin", "tune_bracket"), _tuning_of(cell)))})
     return pd.DataFrame(rows)
+
+
+# Appended to a tuned study's caption: what its last two columns say.
+TUNED_CAPTION = (" Each cell trains with the settings its sweep chose on the validation split (the tuned "
+                 "factors among the columns); margin: the chosen trial's mean validation metric over the "
+                 "sweep seeds minus the runner-up's (-- where the runner-up failed on a seed); choice: "
+                 "interior (inside the candidate list), extended (inside once the list was extended beyond "
+                 "an end), edge (still at an end after the extension limit), or tied (at an end only by the "
+                 "tie rule).")
 
 
 def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None,
@@ -460,11 +482,15 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                               "(the loss and MSE geometric means, intervals on the log scale); diverged runs "
                               "(no metric or loss) and runs that did not diverge but failed to train (final "
                               "loss above the initial loss, or test skill at chance), out of all runs.")
+        tuned = bool(summary["tune_bracket"].notna().any())
+        if tuned:
+            caption += TUNED_CAPTION
         metrics = sorted({m for ms in summary["metric"] for m in str(ms).split(", ") if m})
         mixed = len(metrics) != 1
         metric_header = "test metric" if mixed else METRIC_NAMES.get(metrics[0], f"test {metrics[0]}")
         header = [escape_latex(k) for k in keys] + (["metric"] if mixed else []) + \
-            ["seeds", escape_latex(metric_header), "final train loss", "diverged", "failed"]
+            ["seeds", escape_latex(metric_header), "final train loss", "diverged", "failed"] + \
+            (["margin", "choice"] if tuned else [])
         rows = []
         for row in summary.to_dict("records"):
             cells = [_cell_label(row[k]) for k in keys]
@@ -474,8 +500,10 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                       value_with_ci(row["test_metric"], row["test_low"], row["test_high"], method=row["test_interval"]),
                       value_with_ci(row["loss"], row["loss_low"], row["loss_high"], method=row["loss_interval"]),
                       f"{int(row['diverged'])}/{int(row['runs'])}", f"{int(row['failed_to_train'])}/{int(row['runs'])}"]
+            if tuned:
+                cells += [format_number(row["tune_margin"]), escape_latex(row["tune_bracket"] or MISSING)]
             rows.append(cells)
-        columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r@{}"
+        columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r" + (" r l" if tuned else "") + "@{}"
     chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
     out = []
     for i, chunk in enumerate(chunks):

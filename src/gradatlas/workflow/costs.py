@@ -56,11 +56,16 @@ def units(cfg: RunConfig) -> float:
     return pieces * size_factor(cfg)
 
 
+def trained_examples(cfg: RunConfig) -> int:
+    """The examples a run trains on: ``data.n_train`` less the held-out validation split."""
+    return cfg.data.n_train - cfg.data.n_val
+
+
 def eval_passes(cfg: RunConfig) -> float:
     """Evaluation work in training-step equivalents: the test split every ``eval_every``
-    epochs and both splits at the end, forward only."""
-    n = total_steps(cfg, cfg.data.n_train)
-    per_epoch = max(cfg.data.n_train // cfg.train.batch_size, 1)
+    epochs and every split at the end (training, validation and test), forward only."""
+    n = total_steps(cfg, trained_examples(cfg))
+    per_epoch = max(trained_examples(cfg) // cfg.train.batch_size, 1)
     evaluations = math.ceil(n / per_epoch) / cfg.train.eval_every
     examples = evaluations * cfg.data.n_test + cfg.data.n_train + cfg.data.n_test
     return EVAL_FRACTION * examples / cfg.train.batch_size
@@ -85,7 +90,17 @@ def jacobian_seconds(cfg: RunConfig) -> float:
 def estimated_seconds(cfg: RunConfig) -> float:
     """Estimated wall seconds of ``run(cfg)`` on one core of the reference CPU."""
     per_step = PER_STEP + PER_UNIT[cfg.model.name] * units(cfg)
-    return START + (total_steps(cfg, cfg.data.n_train) + eval_passes(cfg)) * per_step + jacobian_seconds(cfg)
+    return START + (total_steps(cfg, trained_examples(cfg)) + eval_passes(cfg)) * per_step + jacobian_seconds(cfg)
+
+
+# Extension steps a tuned cell is expected to take (gradatlas.workflow.tuning: an end of a
+# numeric candidate list chosen outright): p (1 + q), by bench/extension_share.py on the
+# archived full-scale sweeps re-scored on the 3-value lists the archive holds: p = 100/177,
+# the share of cells whose best candidate is strictly at an end (depth_activation_init 97 of
+# 168, linear_step 3 of 9); q = 2/23, the share of depth_activation_init's cells at the lower
+# end whose next step (0.00333, archived as 0.003) wins again. bench/README.md, "Expected
+# extension runs".
+EXPECTED_EXTENSION_STEPS = 100 / 177 * (1 + 2 / 23)
 
 
 # A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the
