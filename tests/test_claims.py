@@ -474,15 +474,46 @@ def test_claim11_equivalence():
     assert result.value == pytest.approx(0.002) and result.verdict == SUPPORTED
 
 
-@pytest.mark.parametrize("grad,verdict", [(0.0, SUPPORTED), (1e-9, CONTRADICTED)])
-def test_claim12_step_gradient_is_exactly_zero(grad, verdict):
+def _step_tables(ste_metric: float, grad: float = 0.0, seeds=range(4)) -> Builder:
+    """Plain step nets (accuracy 0.15: the head on frozen random features) and step_ste nets."""
     b = Builder()
-    for depth in (1.0, 5.0):
-        run = b.run("linear_step", 0, activation="step", depth=depth)
-        b.layer(run, "weight_grad_norm", [0.0] * int(depth - 1) + [grad], head=0.5)
-        b.layer(run, "update_ratio", [0.0] * int(depth), head=0.01)
+    for seed in seeds:
+        for depth in (1.0, 5.0):
+            run = b.run("linear_step", seed, activation="step", depth=depth, test_metric=0.15 + 0.002 * seed)
+            b.layer(run, "weight_grad_norm", [0.0] * int(depth - 1) + [grad], head=0.5)
+            b.layer(run, "update_ratio", [0.0] * int(depth), head=0.01)
+            b.run("linear_step", seed, activation="step_ste", depth=depth, test_metric=ste_metric + 0.003 * seed)
+    return b
+
+
+def _skill(accuracy: float) -> float:
+    return (accuracy - 0.1) / 0.9
+
+
+@pytest.mark.parametrize("ste_metric,verdict", [(0.5, SUPPORTED), (0.12, CONTRADICTED), (0.2, INCONCLUSIVE)])
+def test_claim12_straight_through_step_units_train_where_plain_ones_do_not(ste_metric, verdict):
+    result = evaluate(_step_tables(ste_metric), 12)
+    gain = result.parts[0]
+    assert gain.name.startswith("skill step_ste - step")
+    assert gain.value == pytest.approx(_skill(ste_metric + 0.0045) - _skill(0.153))
+    assert result.would_be == verdict
+
+
+def test_claim12_step_ste_at_chance_contradicts():
+    b = _step_tables(0.5)
+    for row in b.runs:  # both nets at chance: no gain, and the STE does not train
+        row["test_metric"] = 0.1 if row["activation"] in ("step", "step_ste") else row["test_metric"]
     result = evaluate(b, 12)
-    assert result.value == grad and result.verdict == verdict
+    assert result.would_be == CONTRADICTED
+
+
+@pytest.mark.parametrize("grad,verdict", [(0.0, SUPPORTED), (1e-9, CONTRADICTED)])
+def test_claim12_zero_step_gradient_is_a_sanity_check_that_does_not_vote(grad, verdict):
+    result = evaluate(_step_tables(0.5, grad=grad), 12)
+    sanity = next(p for p in result.parts if "max hidden weight-gradient norm" in p.name)
+    assert sanity.name.startswith("sanity check") and not sanity.decisive
+    assert sanity.value == grad and sanity.verdict == verdict
+    assert result.verdict == SUPPORTED  # decided by the straight-through contrast alone
 
 
 @pytest.mark.parametrize("gap,verdict", [(0.02, SUPPORTED), (-0.02, CONTRADICTED), (0.0, INCONCLUSIVE)])
@@ -794,3 +825,14 @@ def test_claim10_residual_trains_where_the_plain_mlp_fails():
     result = evaluate(b, 10)
     assert result.parts[0].value == pytest.approx(0.65 + 0.009 * 1.5) and result.verdict == SUPPORTED
     assert "at chance at depth 20" in result.parts[0].note
+
+
+def test_claim12_deep_step_ste_nets_are_reported_not_voted():
+    b = _step_tables(0.5)
+    for seed in range(4):  # at depth 20 neither net trains: reported per depth, not voted
+        b.run("linear_step", seed, activation="step", depth=20.0, test_metric=0.1)
+        b.run("linear_step", seed, activation="step_ste", depth=20.0, test_metric=0.1 - 0.001 * seed)
+    result = evaluate(b, 12)
+    deep = next(p for p in result.parts if p.name == "skill step_ste - step at depth 20")
+    assert not deep.decisive and deep.value < 0
+    assert result.would_be == SUPPORTED
