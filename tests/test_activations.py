@@ -164,12 +164,17 @@ def test_step_ste_forwards_the_step_and_backpropagates_hardtanh():
     out = act(z)
     assert torch.equal(out, (z.detach() > 0).float())  # exactly the step's values
     (grad,) = torch.autograd.grad(out.sum(), z)
-    # Independent reference: the gradient of hard-tanh, clamp(z, -1, 1) (zero at and beyond +-1).
+    # Independent reference: autograd of a hand-written hard-tanh, z inside (-1, 1) and sign(z)
+    # outside and at +-1, whose gradient is 1 inside and 0 elsewhere.
     reference = z.detach().clone().requires_grad_(True)
-    (expected,) = torch.autograd.grad(torch.nn.functional.hardtanh(reference).sum(), reference)
+    hardtanh = torch.where(reference.abs() < 1, reference, torch.sign(reference).detach())
+    (expected,) = torch.autograd.grad(hardtanh.sum(), reference)
     assert torch.equal(grad, expected)
+    assert expected[-3:].tolist() == [0.0, 0.0, 1.0]  # z = -1 and 1 block the gradient, z = 0 passes it
     assert torch.equal(act.derivative(z.detach()), expected)
     assert 0 < torch.count_nonzero(grad) < len(z)
+    nan = act(torch.tensor([float("nan")]))
+    assert torch.isnan(nan).all()  # a non-finite pre-activation stays visible, as with the step
 
 
 def test_step_ste_passes_a_training_signal_where_the_step_does_not():

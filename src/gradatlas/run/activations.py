@@ -54,20 +54,6 @@ class Step(Activation):
 STE_WINDOW = 1.0
 
 
-class _StepSTEFunction(torch.autograd.Function):
-    """Forward 1[z > 0]; backward the surrogate derivative 1[|z| < STE_WINDOW]."""
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(z)
-        return (z > 0).to(z.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (z,) = ctx.saved_tensors
-        return grad * (z.abs() < STE_WINDOW).to(grad.dtype)
-
-
 class StepSTE(Activation):
     """The binary step trained with a straight-through estimator: the forward pass is exactly
     ``Step``'s, the backward pass uses the surrogate derivative 1[|z| < STE_WINDOW] (that of
@@ -77,7 +63,10 @@ class StepSTE(Activation):
     max_slope = 1.0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return _StepSTEFunction.apply(z)
+        # surrogate - surrogate.detach() is exactly 0 (NaN where z is, as for Step) and carries
+        # hard-tanh's gradient, which is 1 for -1 < z < 1 and 0 elsewhere.
+        surrogate = nn.functional.hardtanh(z, -STE_WINDOW, STE_WINDOW)
+        return (z > 0).to(z.dtype) + (surrogate - surrogate.detach())
 
     def derivative(self, z: torch.Tensor) -> torch.Tensor:
         return (z.abs() < STE_WINDOW).to(z.dtype)
