@@ -380,49 +380,76 @@ def test_claim2_tanh_slower_than_sigmoid():
 
 # ------------------------------------------------------------------------------ claim 9
 
-def test_claim9_gated_rnns_keep_gradients_through_time():
-    b = Builder()
-    T = 20
-    for seed in range(4):
-        for model, decay, mse in (("rnn", 0.5, 1 / 6), ("lstm", 0.9, 0.01), ("gru", 0.9, 0.02)):
-            run = b.run("memory", seed, model=model, data="adding", length=float(T), metric="mse",
-                        chance=1 / 6, test_metric=mse + 0.001 * seed)
-            for step in (0, 100):
-                b.series(run, "hidden_grad_norm", [decay ** (T - t) for t in range(1, T + 1)], step)
-    result = evaluate(b, 9)
-    assert result.value == pytest.approx((T - 1) * (math.log10(0.9) - math.log10(0.5)), rel=1e-9)
-    assert result.verdict == SUPPORTED
+SHORT, LONG = 10, 20
 
 
-def test_claim9_floors_underflow_and_reports_initialization_apart():
-    # After training the RNN's dL/dh_1 underflows to 0 in one seed and is 1e-5 in others;
-    # both gated nets keep all of it. At initialization the GRU keeps no more than the RNN
-    # (an informational part: it must not decide the verdict).
+def _memory_tables(init=None, matched=None, long_gated_mse=0.01, long_rnn_keep=0.5, seeds=range(4)) -> Builder:
+    """Claim 9's studies: memory_init at the long length (step 0), memory trained at a short length
+    (both nets solve it) and the long one (the RNN at chance); ``init``/``matched``: per model the
+    factor by which dL/dh_t shrinks per time step."""
+    init = init or {"rnn": 0.5, "gru": 0.9, "lstm": 0.9}
+    matched = matched or {"rnn": 0.5, "gru": 0.9, "lstm": 0.9}
     b = Builder()
-    T = 20
-    for seed in range(4):
-        for model, first_trained, first_init, mse in (("rnn", 0.0 if seed == 0 else 1e-5, 1e-6, 1 / 6),
-                                                      ("gru", 1.0, 1e-6, 0.01), ("lstm", 1.0, 1e-2, 0.01)):
-            run = b.run("memory", seed, model=model, data="adding", length=float(T), metric="mse",
-                        chance=1 / 6, test_metric=mse)
-            b.series(run, "hidden_grad_norm", [first_init] + [1.0] * (T - 1), step=0)
-            b.series(run, "hidden_grad_norm", [first_trained] + [1.0] * (T - 1), step=500)
-    result = evaluate(b, 9)
-    # per seed: gated 0 decades lost, RNN floored at -8 (seed 0) or -5
-    assert result.value == pytest.approx((8 + 5 + 5 + 5) / 4)
-    # The rule's verdict; 4 seeds this spread (8, 5, 5, 5) are not stable under new draws.
+    for seed in seeds:
+        jitter = 1 + 0.002 * seed
+        for model in ("rnn", "gru", "lstm"):
+            common = dict(model=model, data="adding", metric="mse", chance=1 / 6)
+            run = b.run("memory_init", seed, length=float(LONG), test_metric=1 / 6, **common)
+            b.series(run, "hidden_grad_norm", [(init[model] * jitter) ** (LONG - t) for t in range(1, LONG + 1)], 0)
+            run = b.run("memory", seed, length=float(SHORT), test_metric=0.01, **common)
+            b.series(run, "hidden_grad_norm", [(matched[model] * jitter) ** (SHORT - t) for t in range(1, SHORT + 1)], 100)
+            mse, keep = (1 / 6, long_rnn_keep) if model == "rnn" else (long_gated_mse, 0.9)
+            run = b.run("memory", seed, length=float(LONG), test_metric=mse, **common)
+            b.series(run, "hidden_grad_norm", [keep ** (LONG - t) for t in range(1, LONG + 1)], 100)
+    return b
+
+
+def _gap(n: int, gated: float, rnn: float) -> float:
+    return (n - 1) * (math.log10(gated) - math.log10(rnn))
+
+
+def test_claim9_gated_rnns_keep_gradients_at_initialization_and_at_matched_success():
+    result = evaluate(_memory_tables(), 9)
+    init, matched = result.parts[0], result.parts[2]
+    assert "at initialization" in init.name and init.value == pytest.approx(_gap(LONG, 0.9, 0.5), rel=1e-2)
+    assert "matched task success" in matched.name and matched.value == pytest.approx(_gap(SHORT, 0.9, 0.5), rel=1e-2)
+    assert f"length {SHORT}" in matched.note  # the longest length where both nets reach the skill
     assert result.would_be == SUPPORTED
-    parts = {p.name: p for p in result.parts}
-    gru_init = parts["same at initialization, gru - RNN"]
-    assert gru_init.value == pytest.approx(0.0) and not gru_init.decisive
-    assert parts["same at initialization, lstm - RNN"].value == pytest.approx(4.0)
+
+
+def test_claim9_is_contradicted_when_the_gated_net_keeps_less_at_initialization():
+    result = evaluate(_memory_tables(init={"rnn": 0.9, "gru": 0.5, "lstm": 0.9}), 9)
+    assert result.would_be == CONTRADICTED
+    assert result.deciding.name.startswith("at initialization") and result.deciding.name.endswith("gru - RNN")
+
+
+def test_claim9_is_contradicted_at_matched_success_whatever_the_unmatched_gap():
+    # At the long length the RNN fails and keeps nothing: the unmatched gap is large, but where
+    # both nets solve the task the gated ones keep less. The unmatched gap does not vote.
+    result = evaluate(_memory_tables(matched={"rnn": 0.9, "gru": 0.5, "lstm": 0.5}), 9)
+    assert result.would_be == CONTRADICTED and "matched task success" in result.deciding.name
+    unmatched = result.parts[-1]
+    assert not unmatched.decisive and unmatched.value == pytest.approx(_gap(LONG, 0.9, 0.5))
+
+
+def test_claim9_is_contradicted_when_the_gated_nets_fail_where_the_rnn_does():
+    result = evaluate(_memory_tables(long_gated_mse=1 / 6), 9)
+    assert result.would_be == CONTRADICTED and result.deciding.name.startswith("skill of GRU/LSTM")
+
+
+def test_claim9_caps_decay_and_counts_the_capped_values():
+    # The trained RNN loses 3 decades per time step at the long length: 57 decades, capped at 30.
+    result = evaluate(_memory_tables(long_rnn_keep=1e-3), 9)
+    unmatched = result.parts[-1]
+    assert unmatched.value == pytest.approx(30 + (LONG - 1) * math.log10(0.9))
+    assert "4 of 12 values at the 30-decade cap" in unmatched.note
 
 
 def test_claim9_leaves_underflowing_time_steps_out_and_counts_them():
     b = Builder()
     T = 6
     for seed in range(4):
-        for model, first in (("rnn", 1e-3), ("gru", 1.0)):
+        for model, first in (("rnn", 1e-3), ("gru", 1.0), ("lstm", 1.0)):
             run = b.run("memory", seed, model=model, data="adding", length=float(T), metric="mse", chance=1 / 6,
                         test_metric=0.01)
             values = [first] + [1.0] * (T - 1)
@@ -430,7 +457,7 @@ def test_claim9_leaves_underflowing_time_steps_out_and_counts_them():
                 values[0] = 0.0  # float32 underflow: flagged by the probe, not a decay of 30 decades
                 b.series(run, "underflow", [1.0] + [0.0] * (T - 1), step=100)
             b.series(run, "hidden_grad_norm", values, step=100)
-    part = evaluate(b, 9).parts[0]
+    part = next(p for p in evaluate(b, 9).parts if "matched" in p.name and p.name.endswith("gru - RNN"))
     assert "1 underflowing time step(s) left out" in part.note
     # Seed 0's RNN keeps t = 2..T (no decay): 0 decades; the other seeds lose 3.
     assert part.value == pytest.approx((0 + 3 + 3 + 3) / 4)
@@ -461,15 +488,46 @@ def test_claim11_equivalence():
     assert result.value == pytest.approx(0.002) and result.verdict == SUPPORTED
 
 
-@pytest.mark.parametrize("grad,verdict", [(0.0, SUPPORTED), (1e-9, CONTRADICTED)])
-def test_claim12_step_gradient_is_exactly_zero(grad, verdict):
+def _step_tables(ste_metric: float, grad: float = 0.0, seeds=range(4)) -> Builder:
+    """Plain step nets (accuracy 0.15: the head on frozen random features) and step_ste nets."""
     b = Builder()
-    for depth in (1.0, 5.0):
-        run = b.run("linear_step", 0, activation="step", depth=depth)
-        b.layer(run, "weight_grad_norm", [0.0] * int(depth - 1) + [grad], head=0.5)
-        b.layer(run, "update_ratio", [0.0] * int(depth), head=0.01)
+    for seed in seeds:
+        for depth in (1.0, 5.0):
+            run = b.run("linear_step", seed, activation="step", depth=depth, test_metric=0.15 + 0.002 * seed)
+            b.layer(run, "weight_grad_norm", [0.0] * int(depth - 1) + [grad], head=0.5)
+            b.layer(run, "update_ratio", [0.0] * int(depth), head=0.01)
+            b.run("linear_step", seed, activation="step_ste", depth=depth, test_metric=ste_metric + 0.003 * seed)
+    return b
+
+
+def _skill(accuracy: float) -> float:
+    return (accuracy - 0.1) / 0.9
+
+
+@pytest.mark.parametrize("ste_metric,verdict", [(0.5, SUPPORTED), (0.12, CONTRADICTED), (0.2, INCONCLUSIVE)])
+def test_claim12_straight_through_step_units_train_where_plain_ones_do_not(ste_metric, verdict):
+    result = evaluate(_step_tables(ste_metric), 12)
+    gain = result.parts[0]
+    assert gain.name.startswith("skill step_ste - step")
+    assert gain.value == pytest.approx(_skill(ste_metric + 0.0045) - _skill(0.153))
+    assert result.would_be == verdict
+
+
+def test_claim12_step_ste_at_chance_contradicts():
+    b = _step_tables(0.5)
+    for row in b.runs:  # both nets at chance: no gain, and the STE does not train
+        row["test_metric"] = 0.1 if row["activation"] in ("step", "step_ste") else row["test_metric"]
     result = evaluate(b, 12)
-    assert result.value == grad and result.verdict == verdict
+    assert result.would_be == CONTRADICTED
+
+
+@pytest.mark.parametrize("grad,verdict", [(0.0, SUPPORTED), (1e-9, CONTRADICTED)])
+def test_claim12_zero_step_gradient_is_a_sanity_check_that_does_not_vote(grad, verdict):
+    result = evaluate(_step_tables(0.5, grad=grad), 12)
+    sanity = next(p for p in result.parts if "max hidden weight-gradient norm" in p.name)
+    assert sanity.name.startswith("sanity check") and not sanity.decisive
+    assert sanity.value == grad and sanity.verdict == verdict
+    assert result.verdict == SUPPORTED  # decided by the straight-through contrast alone
 
 
 # "Slightly better": inside (0, 3 points); no gain and a large gain both contradict it.
@@ -592,8 +650,10 @@ def test_every_claim_on_the_smoke_summary(smoke):
 
 # ------------------------------------------------------------------------------ audit fixes
 
-def _dying_tables(alt_died: float = 0.0, seeds=range(4)) -> Builder:
-    """ReLU dies more at the larger lr; bias -1 kills units at step 0 whatever the lr."""
+def _dying_tables(alt_died: float = 0.0, seeds=range(4), relu_high: float = 0.3, alt_diverged: int = 0) -> Builder:
+    """ReLU dies more at the larger lr (at bias 0; at bias -1 as much as at bias 0 here); bias -1
+    kills units at step 0 whatever the lr. ``alt_diverged`` seeds of each alternative diverge at
+    the larger lr."""
     b = Builder()
     for seed in seeds:
         jitter = 0.01 * seed
@@ -602,32 +662,66 @@ def _dying_tables(alt_died: float = 0.0, seeds=range(4)) -> Builder:
                 run = b.run("dying_relu", seed, activation="relu", lr=lr, bias=bias)
                 b.layer(run, "dead_frac", [0.6 + jitter if bias < 0 else 0.02 + jitter] * 3, step=0, head=None)
                 b.layer(run, "died_frac", [0.0] * 3, step=0, head=None)
-                b.layer(run, "died_frac", [0.3 + jitter if lr == 0.5 else 0.01 + jitter] * 3, step=100, head=None)
-                for act in ("leaky_relu", "elu"):
-                    alt = b.run("dying_relu", seed, activation=act, lr=lr, bias=bias)
-                    # Leaky ReLU with bias -1 sits in its negative regime at step 0: dead by the new
-                    # definition (|phi'| = 0.01 < the stated share of its sup for every example).
-                    b.layer(alt, "dead_frac", [0.6 if bias < 0 else 0.0] * 3, step=0, head=None)
+                b.layer(run, "died_frac", [relu_high + jitter if lr == 0.5 else 0.01 + jitter] * 3, step=100, head=None)
+                for act in ("prelu", "elu", "leaky_relu"):
+                    gone = lr == 0.5 and seed < alt_diverged
+                    alt = b.run("dying_relu", seed, activation=act, lr=lr, bias=bias,
+                                status="diverged" if gone else "ok")
+                    b.layer(alt, "dead_frac", [0.0] * 3, step=0, head=None)
                     b.layer(alt, "died_frac", [0.0] * 3, step=0, head=None)
                     b.layer(alt, "died_frac", [alt_died + jitter / 10] * 3, step=100, head=None)
     return b
 
 
+def _part(result, start: str):
+    return next(p for p in result.parts if p.name.startswith(start))
+
+
 def test_claim5_separates_dying_in_training_from_dead_at_init():
     result = evaluate(_dying_tables(), 5)
-    names = [p.name for p in result.parts]
-    lr_part = result.parts[names.index(next(n for n in names if "largest - smallest lr" in n))]
-    bias_part = result.parts[names.index(next(n for n in names if "most negative bias" in n))]
+    lr_part = _part(result, "relu units died during training")
+    bias_part = _part(result, "relu units dead at initialization")
+    assert "largest - smallest lr, bias 0" in lr_part.name
     assert lr_part.value == pytest.approx(0.29) and lr_part.verdict == SUPPORTED
     assert "step 0" in bias_part.name and bias_part.value == pytest.approx(0.58) and bias_part.verdict == SUPPORTED
     assert result.verdict == SUPPORTED
 
 
+def test_claim5_relu_dying_less_at_the_larger_lr_contradicts():
+    result = evaluate(_dying_tables(relu_high=0.0), 5)
+    assert result.would_be == CONTRADICTED and result.deciding.name.startswith("relu units died during training")
+
+
 def test_claim5_alternatives_can_fail():
-    # Leaky ReLU and ELU units dying during training as much as ReLU's: the claim is contradicted.
+    # PReLU and ELU units dying during training as much as ReLU's: the claim is contradicted.
     result = evaluate(_dying_tables(alt_died=0.3), 5)
     assert result.verdict == CONTRADICTED
-    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX.value
+    assert result.deciding.name.startswith("prelu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX.value
+
+
+def test_claim5_leaky_relu_is_reported_not_voted():
+    # A leaky ReLU unit cannot die by the probe's rule: its part reports, whatever it holds.
+    b = _dying_tables()
+    for row in b.layers:
+        if row["run"].startswith("dying_relu/activation-leaky_relu") and row["step"] == 100:
+            row["value"] = 0.5
+    result = evaluate(b, 5)
+    leaky = _part(result, "leaky_relu: units died")
+    assert not leaky.decisive and leaky.value == pytest.approx(0.5, abs=0.01)
+    assert result.verdict == SUPPORTED
+
+
+def test_claim5_counts_diverged_runs_both_ways():
+    # Half the alternatives' seeds diverge at the larger lr; the survivors lose no unit. Counted
+    # dead, the diverged runs put the share far above the bound: neither supported nor contradicted.
+    result = evaluate(_dying_tables(alt_diverged=2, seeds=range(6)), 5)
+    prelu = _part(result, "prelu: units died")
+    assert prelu.ci_low <= 0.001 and prelu.ci_high > 0.1 and prelu.verdict == INCONCLUSIVE
+    assert "4 run(s) of unknown outcome" in prelu.note  # 2 seeds at each of 2 biases
+    assert _part(result, "prelu: share of runs that diverged").value == pytest.approx(4 / 24)
+    # Where the survivors alone already die, the diverged runs cannot save the rule: contradicted.
+    result = evaluate(_dying_tables(alt_died=0.3, alt_diverged=2, seeds=range(6)), 5)
+    assert _part(result, "prelu: units died").verdict == CONTRADICTED
 
 
 def test_claim5_needs_the_new_probes():
@@ -813,3 +907,21 @@ def test_claim10_is_inconclusive_where_the_plain_mlp_never_fails():
     # Where it learns nowhere, the first sub-claim is read at the shallowest depth.
     nowhere = _claim10({2.0: 0.1, 20.0: 0.1}, {2.0: 0.75, 20.0: 0.75})
     assert "depth 2 (the plain MLP learns at no depth)" in nowhere.parts[0].name and nowhere.verdict == SUPPORTED
+    for seed in range(4):
+        for depth, plain in ((2.0, 0.7), (20.0, 0.1)):
+            b.run("residual", seed, model="mlp", activation="relu", depth=depth, test_metric=plain + 0.001 * seed)
+            b.run("residual", seed, model="resmlp", activation="relu", depth=depth, test_metric=0.75 + 0.01 * seed)
+    result = evaluate(b, 10)
+    assert result.parts[0].value == pytest.approx(0.65 + 0.009 * 1.5) and result.verdict == SUPPORTED
+    assert "at chance at depth 20" in result.parts[0].note
+
+
+def test_claim12_deep_step_ste_nets_are_reported_not_voted():
+    b = _step_tables(0.5)
+    for seed in range(4):  # at depth 20 neither net trains: reported per depth, not voted
+        b.run("linear_step", seed, activation="step", depth=20.0, test_metric=0.1)
+        b.run("linear_step", seed, activation="step_ste", depth=20.0, test_metric=0.1 - 0.001 * seed)
+    result = evaluate(b, 12)
+    deep = next(p for p in result.parts if p.name == "skill step_ste - step at depth 20")
+    assert not deep.decisive and deep.value < 0
+    assert result.would_be == SUPPORTED

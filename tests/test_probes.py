@@ -37,6 +37,7 @@ from gradatlas.run.config import ModelConfig, ProbeConfig
 from gradatlas.run.loop import task_loss
 from gradatlas.run.models import Trace, make_model
 from gradatlas.run.probes import (
+    DEAD_SLOPE_ABSOLUTE,
     SCHEDULES,
     Prober,
     largest_slope,
@@ -173,20 +174,26 @@ def _negative_regime(activation, slope):
     return make_model(data, cfg), data
 
 
-def test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu():
+def test_rectifier_units_in_the_negative_regime_are_dead_only_when_they_pass_almost_no_gradient():
     leaky, data = _negative_regime("leaky_relu", 0.01)
-    prelu, _ = _negative_regime("prelu", 0.25)
-    prelu.load_state_dict({k: v for k, v in leaky.state_dict().items()}, strict=False)  # same weights
     x, y = data.x_train, data.y_train
     with torch.no_grad():
-        assert all((lin.weight == other.weight).all() for lin, other in zip(leaky.linears, prelu.linears))
         h = leaky.acts[0](leaky.linears[0](x))
     assert (h != 0).all()  # leaky units never output exactly 0: "output == 0" could not fail them
-    dead_leaky, _, _ = probe_step(leaky, data, x, y)
-    dead_prelu, _, _ = probe_step(prelu, data, x, y)
+    relu, _ = _negative_regime("relu", None)
+    dead = {"relu": probe_step(relu, data, x, y)[0], "leaky_relu": probe_step(leaky, data, x, y)[0]}
+    # A PReLU unit wholly negative at learned slope a passes |a| of the gradient: at 0.04 (below
+    # the old relative threshold 0.05) it is alive, below DEAD_SLOPE_ABSOLUTE it is dead.
+    for slope in (0.25, 0.04, 0.5 * DEAD_SLOPE_ABSOLUTE, -0.5 * DEAD_SLOPE_ABSOLUTE):
+        prelu, _ = _negative_regime("prelu", slope)
+        dead[slope] = probe_step(prelu, data, x, y)[0]
     for index in range(3):
-        assert dead_leaky[(index, "dead_frac")] == 1.0
-        assert dead_prelu[(index, "dead_frac")] == 0.0
+        assert dead["relu"][(index, "dead_frac")] == 1.0
+        assert dead["leaky_relu"][(index, "dead_frac")] == 0.0  # passes 1 % of the gradient
+        assert dead[0.25][(index, "dead_frac")] == 0.0
+        assert dead[0.04][(index, "dead_frac")] == 0.0
+        assert dead[0.5 * DEAD_SLOPE_ABSOLUTE][(index, "dead_frac")] == 1.0
+        assert dead[-0.5 * DEAD_SLOPE_ABSOLUTE][(index, "dead_frac")] == 1.0
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -497,7 +504,7 @@ REFERENCE_TESTS = {
     (LAYERS, "prelu_slope"): ["test_prelu_slope_is_recorded_per_layer"],
     (LAYERS, "underflow"): ["test_underflow_is_flagged_for_a_deep_sigmoid_net"],
     (LAYERS, "dead_frac"): ["test_dead_frac_counts_units_dead_for_every_example",
-                            "test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu"],
+                            "test_rectifier_units_in_the_negative_regime_are_dead_only_when_they_pass_almost_no_gradient"],
     (LAYERS, "died_frac"): ["test_died_frac_counts_only_units_that_die_after_step_zero"],
     (LAYERS, "jacobian_sv2"): ["test_probes_jacobian::test_jacobian_spectrum_matches_finite_differences_and_numpy_svd",
                                "test_probes_jacobian::test_orthogonal_linear_net_is_an_isometry"],

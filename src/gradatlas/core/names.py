@@ -11,7 +11,7 @@ MODEL_NAMES = ("mlp", "resmlp", "rnn", "gru", "lstm")
 # Models whose record has a ``timesteps.parquet``.
 RECURRENT_MODELS = frozenset({"rnn", "gru", "lstm"})
 RNN_ACTIVATIONS = ("tanh", "relu")
-ACTIVATION_NAMES = ("step", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu",
+ACTIVATION_NAMES = ("step", "step_ste", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu",
                     "silu", "swish", "gelu")
 INIT_NAMES = ("default", "normal", "lecun_normal", "xavier_normal", "xavier_uniform", "he_normal",
               "he_uniform", "orthogonal")
