@@ -482,12 +482,48 @@ def test_prober_wants_follows_schedule():
     assert [s for s in range(300) if prober.wants(s)] == [0, 1, 2, 4, 8, 16, 32, 64, 100, 200, 299]
 
 
+def test_input_sq_norm_is_each_examples_squared_input_norm_and_opt_in():
+    model, data = _mlp("tanh", n=B)
+    x, y = data.x_train, data.y_train
+    layers, _, names = probe_step(model, data, x, y, cfg=ProbeConfig(input_norms=True))
+    got = [layers[(b, "input_sq_norm")] for b in range(B)]
+    assert got == pytest.approx((x.double().numpy() ** 2).sum(axis=1).tolist(), rel=1e-12)
+    off, _, _ = probe_step(model, data, x, y)
+    assert not any(quantity == "input_sq_norm" for _, quantity in off)
+    assert recorded_steps(ProbeConfig(), 5)[(LAYERS, "input_sq_norm")] == set()
+    assert recorded_steps(ProbeConfig(input_norms=True), 5)[(LAYERS, "input_sq_norm")] == {0}
+
+
+def test_input_sq_norm_of_each_stack_member_is_its_own_first_batch(make_run_config):
+    """Members of a stack draw their own batches (a generator seeded with the run's seed)."""
+    from gradatlas.run import loop, runner
+    from gradatlas.run.data import make_dataset
+
+    overrides = ("device=cpu", "model=mlp", "model.depth=2", "model.width=8", "train.batch_size=16",
+                 "train.max_steps=1", "data.n_train=64", "data.n_test=16", "probe.input_norms=true")
+    cfgs = [make_run_config([*overrides, f"seed={seed}"], f"m{seed}") for seed in (0, 3)]
+    models = []
+    for cfg in cfgs:
+        runner.seed_everything(cfg.seed)
+        data = make_dataset(cfg.data)
+        models.append(make_model(data, cfg.model))
+    results = loop.train_stack(models, data, cfgs, torch.device("cpu"))
+    for cfg, result in zip(cfgs, results):
+        first = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(cfg.seed))[:16]
+        want = (data.x_train[first].double() ** 2).sum(dim=1).numpy()
+        rows = sorted((r[1], r[2], r[4]) for r in result.layer_rows if r[3] == "input_sq_norm")
+        assert [name for _, name, _ in rows] == ["input"] * 16
+        assert [value for *_, value in rows] == pytest.approx(want.tolist(), rel=1e-12)
+
+
 # --------------------------------------------------------------------------- the registry
 
 # Every recorded quantity and the tests that check it against an independent reference
 # ("module::test" for a test in another module, else one of this module).
 REFERENCE_TESTS = {
     (LAYERS, "weight_grad_norm"): ["test_weight_grad_norm_matches_plain_backward"],
+    (LAYERS, "input_sq_norm"): ["test_input_sq_norm_is_each_examples_squared_input_norm_and_opt_in",
+                                "test_input_sq_norm_of_each_stack_member_is_its_own_first_batch"],
     (LAYERS, "backprop_norm"): ["test_mlp_backprop_norm_per_layer", "test_resmlp_backprop_norm",
                                 "test_layer_norm_backprop_norm_is_exact"],
     (LAYERS, "act_mean"): ["test_activation_statistics_match_numpy"],

@@ -14,8 +14,8 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-# Layers whose rows are not hidden layers of the fully connected stack.
-NON_HIDDEN = ("head", "stem")
+# Rows that are not hidden layers of the fully connected stack ("input": per-example input rows).
+NON_HIDDEN = ("head", "stem", "input")
 # The columns of the layers table that the measurements read.
 LAYER_KEYS = ("run", "step", "layer", "name", "quantity", "value")
 

@@ -30,7 +30,8 @@ def recorded_steps(cfg: ProbeConfig, total_steps: int) -> dict[tuple[str, str], 
     """Per quantity (table, name; a gate quantity by its name without the gate), the steps a
     run of ``total_steps`` steps probed as ``cfg`` says measures it at, where it applies."""
     steps = probe_schedule(cfg, total_steps)
-    return {(cls.table, cls.name): SCHEDULES[cls.steps](cfg, total_steps) & steps for cls in registered()}
+    return {(cls.table, cls.name): SCHEDULES[cls.steps](cfg, total_steps) & steps if cls.is_on(cfg) else set()
+            for cls in registered()}
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Prober:
 
     def __post_init__(self) -> None:
         self.steps = probe_schedule(self.cfg, self.total_steps)
-        self.quantities: list[Quantity] = [cls.from_config(self.cfg) for cls in registered()]
+        self.quantities: list[Quantity] = [cls.from_config(self.cfg) for cls in registered() if cls.is_on(self.cfg)]
         schedules = {name: SCHEDULES[name](self.cfg, self.total_steps) & self.steps
                      for name in {quantity.steps for quantity in self.quantities}}
         self.schedule_of = {id(quantity): schedules[quantity.steps] for quantity in self.quantities}

@@ -8,6 +8,7 @@ from gradatlas.run.config import ProbeConfig
 
 EVERY_PROBE = "probe"
 PROBE_SET = "probe_set"
+AT_INIT = "init"
 
 
 def probe_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
@@ -32,8 +33,14 @@ def probe_set_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
     return {step for step in steps if step in (0, total_steps - 1) or step % cfg.probe_set_every == 0}
 
 
+def init_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
+    """Step 0 alone (the network at initialization), where the run probes at all."""
+    return probe_schedule(cfg, total_steps) & {0}
+
+
 # Schedule name -> the steps it measures at, given the probe config and the run's steps.
 SCHEDULES: dict[str, Callable[[ProbeConfig, int], set[int]]] = {
     EVERY_PROBE: probe_schedule,
     PROBE_SET: probe_set_schedule,
+    AT_INIT: init_schedule,
 }
