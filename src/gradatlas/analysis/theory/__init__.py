@@ -20,7 +20,8 @@ from gradatlas.analysis.theory.fits import (
     LAYER_KEYS, NON_HIDDEN, LayerArrays, LayersLike, factor_fit, hidden_profile, measured_factor,
     split_layers, split_timesteps, time_factor_fit)
 from gradatlas.analysis.theory.gaussian import (
-    Q_MAX, Q_MIN, ActivationLike, activation_functions, gaussian_expectation, gaussian_expectations)
+    Q_MAX, Q_MIN, ActivationLike, activation_functions, gaussian_expectation, gaussian_expectations,
+    squared_expectation)
 from gradatlas.analysis.theory.meanfield import chi1, fixed_point, layerwise_factor, predicted_factor
 from gradatlas.analysis.theory.recurrent import INPUT_DIM, INPUT_POWER, adding_input_power, rnn_time_factors
 from gradatlas.analysis.theory.residual import residual_factors, second_moment_variance
@@ -34,7 +35,7 @@ __all__ = [
     "MEANFIELD", "NON_HIDDEN", "Q_MAX", "Q_MIN", "RESIDUAL", "RNN_TIME", "THEORY_COLUMNS",
     "activation_functions", "adding_input_power", "batchnorm_chi", "beyond_meanfield_rows", "bias_variance",
     "chi1", "factor_fit", "fixed_point", "gaussian_expectation", "gaussian_expectations", "hidden_profile",
-    "is_missing", "layerwise_factor", "measured_factor", "predicted_factor", "residual_factors",
+    "is_missing", "layerwise_factor", "measured_factor", "predicted_factor", "residual_factors", "squared_expectation",
     "rnn_time_factors", "rnn_variances", "second_moment_variance", "split_layers", "split_timesteps",
     "theory_table", "theory_table_from_arrays", "time_factor_fit", "weight_variance",
 ]
