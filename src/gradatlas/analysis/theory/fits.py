@@ -14,8 +14,8 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-# Rows that are not hidden layers of the fully connected stack ("input": per-example input rows).
-NON_HIDDEN = ("head", "stem", "input")
+# Rows that are not hidden layers of the fully connected stack ("input", "arc": rows of the per-example and arc quantities).
+NON_HIDDEN = ("head", "stem", "input", "arc")
 # The columns of the layers table that the measurements read.
 LAYER_KEYS = ("run", "step", "layer", "name", "quantity", "value")
 

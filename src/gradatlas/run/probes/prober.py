@@ -67,6 +67,10 @@ class Prober:
         """Whether a quantity measured on the probe set is measured at ``step``."""
         return any(isinstance(q, ProbeSetQuantity) and step in self.schedule_of[id(q)] for q in self.quantities)
 
+    def wants_input_grads(self, step: int) -> bool:
+        """Whether a quantity that reads the arc's input gradients is measured at ``step``."""
+        return any(q.reads_input_grads and step in self.schedule_of[id(q)] for q in self.quantities)
+
     def _due(self, step: int, stage: Stage) -> list[Quantity]:
         return [q for q in self.quantities if q.stage is stage and step in self.schedule_of[id(q)]]
 
@@ -76,7 +80,8 @@ class Prober:
         return (sum(1 for *_, q, v in self.layer_rows if q == UNDERFLOW and v == 1.0)
                 + sum(1 for _, _, q, v in self.timestep_rows if q == UNDERFLOW and v == 1.0))
 
-    def after_backward(self, trace: Trace, probe_set: Optional[Trace] = None, step: int = 0) -> None:
+    def after_backward(self, trace: Trace, probe_set: Optional[Trace] = None, step: int = 0,
+                       input_grads: Optional[torch.Tensor] = None) -> None:
         """Measure gradients and activations of the traced step, before clipping.
 
         Args:
@@ -85,8 +90,10 @@ class Prober:
                 (``probe_set_trace``); without it no probe-set quantity is measured.
             step: the step being probed (the first step measured with a probe set is the
                 reference of ``died_frac``).
+            input_grads: the input gradients along the arc (``probes.arc``), where
+                ``wants_input_grads(step)``.
         """
-        self._step = ProbeStep(step, trace, probe_set)
+        self._step = ProbeStep(step, trace, probe_set, input_grads=input_grads)
         self._measured = []
         with torch.no_grad():
             for quantity in self._due(step, Stage.BACKWARD):

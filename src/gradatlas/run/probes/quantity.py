@@ -83,6 +83,7 @@ class Quantity:
     steps: ClassVar[str] = EVERY_PROBE
     order: ClassVar[int] = 0
     switch: ClassVar[Optional[str]] = None
+    reads_input_grads: ClassVar[bool] = False  # reads ProbeStep.input_grads (the arc's, probes.arc)
 
     @classmethod
     def is_on(cls, cfg: ProbeConfig) -> bool:
