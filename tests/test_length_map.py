@@ -97,6 +97,9 @@ def test_per_example_prediction_matches_a_finite_width_monte_carlo(name, sigma_w
 def test_regimes_follow_the_stated_rule():
     q = np.array([0.5, 1.0, 4.0])
     assert length_map.classify(q, np.array([2.0]), 0.56, 0.75, 1.06) == length_map.TWO_REGIMES
+    # Just above the largest q_0: two regimes at width 256 (examples may cross), not infinitely wide.
+    assert length_map.classify(q, np.array([4.4]), 0.56, 0.75, 0.94, width=256) == length_map.TWO_REGIMES
+    assert length_map.classify(q, np.array([4.4]), 0.56, 0.75, 0.94) == length_map.NOT_REACHED
     assert length_map.classify(q, np.array([9.0]), 1.0, 1.0, 0.95) == length_map.SLOW_CRITICAL
     assert length_map.classify(q, np.array([]), 1.6, 1.06, 1.10) == length_map.NOT_REACHED
     assert length_map.classify(q, np.array([]), 1.6, 1.06, 1.065) == length_map.AT_FIXED_POINT

@@ -172,21 +172,28 @@ REGIMES = (AT_FIXED_POINT, TWO_REGIMES, SLOW_CRITICAL, NOT_REACHED)
 REACHED_TOLERANCE = 0.01
 # A fixed point is critical where |chi_1 - 1| is below this.
 CRITICAL_BAND = 0.05
+# At width N one layer's sample variance of an example's pre-activations deviates from q by
+# ~sqrt(2 / N) (relative): examples this many such deviations from an unstable fixed point
+# may cross it.
+FLUCTUATION_Z = 3.0
 
 
 def classify(q_first: np.ndarray, unstable: np.ndarray, chi_at_fixed_point: float,
-             fixed_point_factor: float, per_example: float) -> str:
+             fixed_point_factor: float, per_example: float, width: float = math.inf) -> str:
     """Why the fixed-point predictor does (not) describe a run, by a stated rule (first match):
 
-    1. ``two regimes``: an unstable fixed point of the length map lies strictly between the
-       smallest and the largest of the examples' q_0 (the batch's examples flow apart);
+    1. ``two regimes``: an unstable fixed point of the length map lies between the smallest
+       and the largest of the examples' q_0, widened by the factor 1 + b on either side with
+       b = FLUCTUATION_Z sqrt(2 / width) (the batch's examples flow apart, or cross by the
+       finite-width fluctuation of q);
     2. ``at fixed point``: sqrt(chi_1(q*)) is within ``REACHED_TOLERANCE`` (relative) of the
        per-example prediction;
     3. ``slow critical approach``: |chi_1(q*) - 1| < ``CRITICAL_BAND`` (a power-law approach);
     4. ``fixed point not reached``: otherwise (the depth is too short for the approach).
     """
     q = np.asarray(q_first, dtype=np.float64)
-    if len(q) and np.any((unstable > q.min()) & (unstable < q.max())):
+    band = 1.0 + FLUCTUATION_Z * math.sqrt(2.0 / width)
+    if len(q) and np.any((unstable > q.min() / band) & (unstable < q.max() * band)):
         return TWO_REGIMES
     if abs(fixed_point_factor - per_example) <= REACHED_TOLERANCE * per_example:
         return AT_FIXED_POINT

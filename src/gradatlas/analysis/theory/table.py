@@ -153,7 +153,7 @@ def _per_example(run, part: LayerArrays, activation: str, slope: Optional[float]
     low, high = float(q_first.min()), float(q_first.max())
     unstable = unstable_fixed_points(activation, sigma_w2, sigma_b2, slope, max(low / 2, 1e-9), high * 2)
     return {"predicted_factor_per_example": fit["factor"],
-            "regime": classify(q_first, unstable, chi, fixed_point_factor, fit["factor"]),
+            "regime": classify(q_first, unstable, chi, fixed_point_factor, fit["factor"], width),
             "q_first_low": low, "q_first_high": high}
 
 
