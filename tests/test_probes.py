@@ -603,6 +603,8 @@ REFERENCE_TESTS = {
     (LAYERS, "dead_frac"): ["test_dead_frac_counts_units_dead_for_every_example",
                             "test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu"],
     (LAYERS, "died_frac"): ["test_died_frac_counts_only_units_that_die_after_step_zero"],
+    (LAYERS, "jacobian_sv2"): ["test_probes_jacobian::test_jacobian_spectrum_matches_finite_differences_and_numpy_svd",
+                               "test_probes_jacobian::test_orthogonal_linear_net_is_an_isometry"],
     (LAYERS, "update_ratio"): ["test_update_ratio_of_a_tiny_update_is_exact_in_float64",
                                "test_weight_norm_and_update_ratio_around_sgd_step"],
     (TIMESTEPS, "hidden_grad_norm"): ["test_probes_recurrent::test_hidden_grad_norm_every_t",

@@ -34,6 +34,7 @@ FACTORS: dict[str, str] = {
     "gain": "model.init_gain",
     "init_std": "model.init_std",
     "bias": "model.bias_init",
+    "bias_std": "model.bias_std",
     "norm": "model.norm",
     "forget_bias": "model.forget_bias",
     "data": "data.name",

@@ -92,6 +92,8 @@ class ModelConfig:
     init_gain: float = 1.0            # multiplies the initializer's standard deviation
     init_std: float = 0.01            # the std of init=normal (before the gain)
     bias_init: Optional[float] = None  # None: the initializer's convention (PyTorch's for default, else 0)
+    # Feed-forward models only: biases drawn from N(0, bias_std^2) (mean field's sigma_b); None: bias_init's rule.
+    bias_std: Optional[float] = None
     norm: str = "none"
     forget_bias: float = 1.0          # lstm only: forget-gate bias at initialization
 
@@ -105,6 +107,12 @@ class ModelConfig:
         _choice("model", "norm", self.norm, NORMS)
         _positive("model", "init_gain", self.init_gain)
         _positive("model", "init_std", self.init_std)
+        if self.bias_std is not None:
+            _at_least("model", "bias_std", self.bias_std, 0.0)
+            if self.bias_init is not None:
+                raise ConfigError("model.bias_std and model.bias_init are exclusive: set one of them")
+            if self.name in RECURRENT_MODELS:
+                raise ConfigError(f"model.bias_std is for feed-forward models, not {self.name}")
         if self.name in RECURRENT_MODELS:
             if self.name == "rnn":
                 _choice("model", "activation (of a vanilla rnn)", self.activation, RNN_ACTIVATIONS)
@@ -194,7 +202,9 @@ class ProbeConfig:
 
     The quantities measured on the probe set (a forward pass of ``PROBE_SET_SIZE`` examples:
     dead_frac, died_frac) are measured on fewer of those steps: step 0, the last step, and
-    the probe steps that are multiples of ``probe_set_every``."""
+    the probe steps that are multiples of ``probe_set_every``. The Jacobian spectrum
+    (jacobian_sv2) is measured at step 0 only, on the first ``jacobian_inputs`` examples of
+    the traced batch, and only where that is above 0 (the default: off)."""
 
     enabled: bool = True
     dense_until: int = 1
@@ -209,9 +219,13 @@ class ProbeConfig:
     # of configs that do not set them stay what they were.
     input_norms: bool = False         # input_sq_norm: each traced example's ||x||^2, at step 0
     input_grad_corr: bool = False     # input_grad_corr: correlation of input gradients along an arc, at step 0
+    # Inputs of the traced batch whose hidden-to-hidden Jacobian spectrum is recorded at step 0
+    # (quantity jacobian_sv2, an MLP without normalization only); 0 records none.
+    jacobian_inputs: int = 0
 
     def __post_init__(self) -> None:
         _finite("probe", self)
+        _at_least("probe", "jacobian_inputs", self.jacobian_inputs, 0)
         _at_least("probe", "dense_until", self.dense_until, 0)
         _at_least("probe", "log_until", self.log_until, 0)
         _at_least("probe", "every", self.every, 1)
@@ -249,12 +263,25 @@ class RunConfig:
             )
         if not recurrent and self.data.name == "copy":
             raise ConfigError(f"data=copy needs a recurrent model ({', '.join(sorted(RECURRENT_MODELS))})")
+        if self.probe.jacobian_inputs:
+            _jacobian_applies(self)
         trained_on = self.data.n_train - self.data.n_val
         if self.train.batch_size > trained_on:
             raise ConfigError(
                 f"train.batch_size={self.train.batch_size} exceeds the training examples "
                 f"(data.n_train={self.data.n_train} - data.n_val={self.data.n_val})"
             )
+
+
+def _jacobian_applies(cfg: RunConfig) -> None:
+    # jacobian_sv2 multiplies diag(phi'(z_l)) W_l layer by layer: the Jacobian of a plain MLP's
+    # hidden layers, not that of a residual or normalized one.
+    if cfg.model.name != "mlp" or cfg.model.norm != "none":
+        raise ConfigError(f"probe.jacobian_inputs={cfg.probe.jacobian_inputs} needs model=mlp with norm=none, "
+                          f"got model={cfg.model.name}, norm={cfg.model.norm}")
+    if cfg.probe.jacobian_inputs > cfg.train.batch_size:
+        raise ConfigError(f"probe.jacobian_inputs={cfg.probe.jacobian_inputs} exceeds the traced batch "
+                          f"(train.batch_size={cfg.train.batch_size})")
 
 
 def total_steps(cfg: RunConfig, n_train: int) -> int:
@@ -379,7 +406,8 @@ def to_container(cfg: RunConfig) -> dict[str, Any]:
 # schedule, device) and must be shared.
 MEMBER_SETTINGS = frozenset({
     "seed", "out", "overwrite",
-    "model.init", "model.init_gain", "model.init_std", "model.bias_init", "model.forget_bias",
+    "model.init", "model.init_gain", "model.init_std", "model.bias_init", "model.bias_std",
+    "model.forget_bias",
     "optim.lr", "optim.momentum", "optim.weight_decay",
     "train.clip", "train.clip_value",
 })

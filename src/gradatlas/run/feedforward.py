@@ -40,7 +40,8 @@ def make_norm(name: str, width: int) -> nn.Module:
 
 
 def init_linear(layer: nn.Linear, cfg: ModelConfig) -> None:
-    """Initialize a linear layer as ``cfg`` says (``default``: PyTorch's, scaled by the gain)."""
+    """Initialize a linear layer as ``cfg`` says (``default``: PyTorch's, scaled by the gain;
+    ``bias_std``: biases N(0, bias_std^2), drawn after the weight)."""
     if cfg.init == "default":
         if cfg.init_gain != 1.0:
             with torch.no_grad():
@@ -50,6 +51,9 @@ def init_linear(layer: nn.Linear, cfg: ModelConfig) -> None:
         nn.init.zeros_(layer.bias)
     if cfg.bias_init is not None:
         nn.init.constant_(layer.bias, cfg.bias_init)
+    if cfg.bias_std is not None:
+        with torch.no_grad():
+            layer.bias.normal_(0.0, cfg.bias_std)
 
 
 def input_dim(data: Dataset) -> int:

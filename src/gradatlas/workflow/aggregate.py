@@ -32,7 +32,7 @@ OUTCOMES = ("status", "diverged_step", "steps", "steps_done", "final_train_loss"
 # of the other studies stay in their records (all of them would be most of the summary's size).
 STEP_STUDIES = ("clipping_mlp", "clipping_rnn")
 # Factors a run record may leave unset (None): kept as float columns with NaN.
-NUMERIC_FACTORS = ("depth", "width", "slope", "gain", "init_std", "bias", "forget_bias", "length",
+NUMERIC_FACTORS = ("depth", "width", "slope", "gain", "init_std", "bias", "bias_std", "forget_bias", "length",
                    "lr", "momentum", "epochs", "max_steps", "batch_size", "clip_value")
 
 

@@ -15,7 +15,11 @@ keys) with their values, settings fixed for every run, and per-scale changes::
 
 ``cell_seeds`` gives the cells matching every listed factor value their own number of seeds
 (a cell that decides a claim and needs more seeds than the rest of the grid, say), so that
-one cell's sample size does not multiply the whole grid.
+one cell's sample size does not multiply the whole grid. Seeds added after a result was
+seen are optional stopping; the seeds a scale needs are instead fixed by the *seed rule* from
+the pilot (the quick scale) before that scale runs: ``python -m gradatlas.analysis seeds``
+writes ``conf/pilot/<scale>.yaml``, and every cell it lists gets at least its seeds there
+(``pilot_seeds``).
 
 The file's shape (keys, types, seed counts, lists of values) is checked against
 ``conf/studies.schema.yaml`` (``check_shape``); what a schema cannot say (a scale's grid and
@@ -30,6 +34,7 @@ message naming the file and the key.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -299,7 +304,8 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
         cell = _cell_name(factors)
         cell_cfg = _validate(path, f"grid cell {cell}", {**fixed, **dict(factors)}) if validate else None
         cost = estimated_seconds(cell_cfg) if cell_cfg is not None else None
-        for seed in range(_seeds_of(path, factors, seeds, cell_seeds)):
+        count = max(_seeds_of(path, factors, seeds, cell_seeds), pilot_seeds(name, scale, factors))
+        for seed in range(count):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
             costs.append(cost)
             if cell_cfg is not None:
@@ -438,6 +444,29 @@ def _seeds_of(path: Path, factors: tuple[tuple[str, Any], ...], seeds: int, cell
     if len(matched) > 1:
         raise StudyError(f"{path}: cell {_cell_name(factors)} matches several cell_seeds rules: {[c for c, _ in matched]}")
     return matched[0][1] if matched else seeds
+
+
+@functools.lru_cache(maxsize=None)
+def _pilot_rules(scale: str) -> tuple[tuple[str, tuple[tuple[str, str], ...], int], ...]:
+    """The seed rule's output for ``scale`` (``conf/pilot/<scale>.yaml``, written by ``python -m
+    gradatlas.analysis seeds`` from the pilot and committed before the scale runs): (study,
+    cell factors as text, seeds) per listed cell; none without the file."""
+    path = layout.CONF_DIR / "pilot" / f"{scale}.yaml"
+    if not path.exists():
+        return ()
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+        return tuple((str(c["study"]), tuple((k, _format_value(v)) for k, v in c["cell"].items()), int(c["seeds"]))
+                     for c in doc.get("cells") or [])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+        raise StudyError(f"{path}: cannot read the seed rule's output ({err})") from err
+
+
+def pilot_seeds(study: str, scale: str, factors: tuple[tuple[str, Any], ...]) -> int:
+    """The seeds the pilot's seed rule gives a cell at ``scale`` (0 where it lists none)."""
+    values = {key: _format_value(value) for key, value in factors}
+    return max((n for name, cell, n in _pilot_rules(scale)
+                if name == study and all(values.get(k) == v for k, v in cell)), default=0)
 
 
 def _validate(path: Path, where: str, settings: dict[str, Any]) -> RunConfig:

@@ -32,8 +32,15 @@ log backprop_norm over the hidden layers, comparable to sqrt(chi_1); layers flag
 count is stated. Skill, diverged and failed runs: ``measures``. Failed runs (crashes) are left
 out.
 
-Layout: ``verdicts`` (verdicts and rules), ``parts`` (a part and its constructors),
-``decision`` (combine, stability, deciding part), ``claim`` (``Claim``, ``ClaimResult``),
+Sub-claims and the family. The parts are the claim's sub-claims; the summary verdict is
+supported / contradicted (every decisive sub-claim), mixed (some of each) or inconclusive
+(``decision``). Every decisive sub-claim of the ledger is a one-sided test, Holm-adjusted over
+all of them (``multiplicity``); thresholds are named (``thresholds``), their sensitivity
+computed from the data (``sensitivity``), the seeds a scale needs fixed from the pilot
+(``seeds``).
+
+Layout: ``verdicts`` (verdicts and rules), ``thresholds``, ``parts`` (a part and its constructors),
+``multiplicity`` (p-values, Holm), ``decision`` (combine, stability, deciding part), ``claim`` (``Claim``, ``ClaimResult``),
 ``summary`` (the ``Tables`` view), ``measures`` (shared measures), ``catalog`` (one module
 per claim), ``registry`` (``CLAIMS``, found from ``catalog``), ``ledger`` (every claim
 evaluated, as frames). This module re-exports what other code uses.
@@ -41,7 +48,7 @@ evaluated, as frames). This module re-exports what other code uses.
 
 from __future__ import annotations
 
-from gradatlas.analysis.claims.verdicts import (CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS,
+from gradatlas.analysis.claims.verdicts import (CONTRADICTED, INCONCLUSIVE, MIXED, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS,
                                                 Judge, above, below, between, reported, verdict_above,
                                                 verdict_below, verdict_within, within)
 from gradatlas.analysis.claims.parts import (MIN_SEEDS, Part, exact_zero_part, fixed, median_part, missing,
@@ -58,7 +65,7 @@ from gradatlas.analysis.claims.ledger import PART_COLUMNS, RESULT_COLUMNS, evalu
 
 __all__ = [
     "CAP_DECADES", "CI_NOTE", "CLAIMS", "CONTRADICTED", "Claim", "ClaimResult", "FAIL_SKILL", "INCONCLUSIVE",
-    "Judge", "MIN_SEEDS", "NO_DATA", "PART_COLUMNS", "Part", "RESULT_COLUMNS", "STABILITY_DRAWS",
+    "Judge", "MIN_SEEDS", "MIXED", "NO_DATA", "PART_COLUMNS", "Part", "RESULT_COLUMNS", "STABILITY_DRAWS",
     "STABILITY_SEED", "STABLE", "SUPPORTED", "TRAIN_SKILL", "Tables", "UNSTABLE", "VERDICTS", "above", "below",
     "between", "by_seed", "combine", "combine_array", "deciding_part", "deepest", "diverged_note", "evaluate",
     "exact_zero_part", "failed_to_train", "fixed", "log10_ratio", "median_part", "missing", "outcome", "paired",

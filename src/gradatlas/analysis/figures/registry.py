@@ -16,8 +16,8 @@ import pandas as pd
 
 from gradatlas.analysis.figures.spec import FigureSpec
 
-SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory",
-            "shattered")
+SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory", "spectra",
+            "protocol", "shattered")
 
 
 def module_specs(module: ModuleType) -> list[FigureSpec]:

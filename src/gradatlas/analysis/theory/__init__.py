@@ -10,6 +10,8 @@ Modules (each name below is also importable from ``gradatlas.analysis.theory`` i
 - ``meanfield``: the plain MLP: fixed point q* of the length map, chi_1, the per-layer factor.
 - ``batchnorm``, ``residual``, ``recurrent``: batch-norm MLPs, pre-activation residual MLPs and
   vanilla RNNs over time.
+- ``spectra``: the spread of the hidden-to-hidden Jacobian's squared singular values (free
+  probability), and the table of it against the recorded ``jacobian_sv2``.
 - ``variances``: the weight and bias variances an initializer gives.
 - ``fits``: the measured factor, fitted to a run's recorded gradient norms (``LayerArrays``).
 - ``table``: the theory table, prediction against measurement, one row per run.
@@ -25,6 +27,9 @@ from gradatlas.analysis.theory.gaussian import (
 from gradatlas.analysis.theory.meanfield import chi1, fixed_point, layerwise_factor, predicted_factor
 from gradatlas.analysis.theory.recurrent import INPUT_DIM, INPUT_POWER, adding_input_power, rnn_time_factors
 from gradatlas.analysis.theory.residual import residual_factors, second_moment_variance
+from gradatlas.analysis.theory.spectra import (
+    SPECTRA_COLUMNS, WEIGHT_S1, mean_sv2, normalized_variance, preactivation_variances, spectra_table,
+    weight_ensemble)
 from gradatlas.analysis.theory.table import (
     BATCHNORM, MEANFIELD, RESIDUAL, RNN_TIME, THEORY_COLUMNS, beyond_meanfield_rows, theory_table,
     theory_table_from_arrays)
@@ -32,10 +37,14 @@ from gradatlas.analysis.theory.variances import bias_variance, is_missing, rnn_v
 
 __all__ = [
     "ActivationLike", "BATCHNORM", "INPUT_DIM", "INPUT_POWER", "LAYER_KEYS", "LayerArrays", "LayersLike",
-    "MEANFIELD", "NON_HIDDEN", "Q_MAX", "Q_MIN", "RESIDUAL", "RNN_TIME", "THEORY_COLUMNS",
+    "MEANFIELD", "NON_HIDDEN", "Q_MAX", "Q_MIN", "RESIDUAL", "RNN_TIME", "SPECTRA_COLUMNS", "THEORY_COLUMNS",
+    "WEIGHT_S1",
     "activation_functions", "adding_input_power", "batchnorm_chi", "beyond_meanfield_rows", "bias_variance",
     "chi1", "factor_fit", "fixed_point", "gaussian_expectation", "gaussian_expectations", "hidden_profile",
-    "is_missing", "layerwise_factor", "measured_factor", "predicted_factor", "residual_factors", "squared_expectation",
-    "rnn_time_factors", "rnn_variances", "second_moment_variance", "split_layers", "split_timesteps",
-    "theory_table", "theory_table_from_arrays", "time_factor_fit", "weight_variance",
+    "is_missing", "layerwise_factor", "mean_sv2", "measured_factor", "normalized_variance",
+    "predicted_factor", "preactivation_variances", "residual_factors",
+    "rnn_time_factors", "rnn_variances", "second_moment_variance", "spectra_table", "split_layers",
+    "split_timesteps",
+    "theory_table", "theory_table_from_arrays", "time_factor_fit", "weight_ensemble", "weight_variance",
+    "squared_expectation",
 ]

@@ -96,7 +96,7 @@ def theory_table_from_arrays(runs: pd.DataFrame, layers_by_run: dict[str, LayerA
         part = by_run.get(str(run.run))
         if part is None or len(part) == 0 or not np.isfinite(float(run.width)):
             continue
-        sigma_b2 = bias_variance(str(run.init), run.width, getattr(run, "bias", None))
+        sigma_b2 = bias_variance(str(run.init), run.width, getattr(run, "bias", None), getattr(run, "bias_std", None))
         if sigma_b2 is None:
             continue
         slope = None if is_missing(getattr(run, "slope", None)) else float(run.slope)
@@ -188,7 +188,7 @@ def _batchnorm_row(run, part: LayerArrays) -> Optional[dict]:
 
 
 def _residual_row(run, part: LayerArrays) -> Optional[dict]:
-    sigma_b2 = bias_variance(str(run.init), run.width, _column(run, "bias"))
+    sigma_b2 = bias_variance(str(run.init), run.width, _column(run, "bias"), _column(run, "bias_std"))
     if sigma_b2 is None:
         return None
     slope = None if is_missing(_column(run, "slope")) else float(run.slope)

@@ -8,7 +8,8 @@ from gradatlas.run.config import ProbeConfig
 
 EVERY_PROBE = "probe"
 PROBE_SET = "probe_set"
-AT_INIT = "init"
+INIT = "init"
+AT_INIT = "at_init"
 
 
 def probe_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
@@ -34,7 +35,14 @@ def probe_set_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
 
 
 def init_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
-    """Step 0 alone (the network at initialization), where the run probes at all."""
+    """Step 0 (the network at initialization) where ``cfg.jacobian_inputs`` asks for the
+    Jacobian spectrum, else no step."""
+    return {0} & probe_schedule(cfg, total_steps) if cfg.jacobian_inputs > 0 else set()
+
+
+def step_zero_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
+    """Step 0 alone (the network at initialization), where the run probes at all (an opt-in
+    quantity is further gated by its switch, ``Quantity.switch``)."""
     return probe_schedule(cfg, total_steps) & {0}
 
 
@@ -42,5 +50,6 @@ def init_schedule(cfg: ProbeConfig, total_steps: int) -> set[int]:
 SCHEDULES: dict[str, Callable[[ProbeConfig, int], set[int]]] = {
     EVERY_PROBE: probe_schedule,
     PROBE_SET: probe_set_schedule,
-    AT_INIT: init_schedule,
+    INIT: init_schedule,
+    AT_INIT: step_zero_schedule,
 }

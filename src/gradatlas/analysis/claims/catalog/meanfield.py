@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gradatlas.analysis import theory
+from gradatlas.analysis import intervals, theory
 from gradatlas.analysis.claims.claim import Claim
 from gradatlas.analysis.claims.parts import Part, fmt, join_notes, missing
 from gradatlas.analysis.claims.summary import Tables
@@ -49,15 +49,17 @@ def worst_cell_part(name: str, errors: pd.Series, cells: pd.Series, tolerance: f
     value, low, high = float(medians.max()), float(max(g.min() for g in groups)), float(frame["error"].max())
     worst = sorted(frame["cell"].unique())[int(np.argmax(medians))]
 
-    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+    def draws(rng: np.random.Generator, count: int, confidence: float = 0.95) -> np.ndarray:
         lows, highs = np.full(count, -np.inf), np.full(count, -np.inf)
         for g in groups:
             drawn = g[rng.integers(0, len(g), size=(count, len(g)))]
             lows, highs = np.maximum(lows, drawn.min(axis=1)), np.maximum(highs, drawn.max(axis=1))
         return verdict_below(lows, highs, tolerance)
 
+    # A statement about the runs observed (their range, no sampling interval): exact for the
+    # family adjustment.
     return Part(name, value, low, high, len(frame), str(verdict_below(low, high, tolerance)),
-                join_notes(f"worst cell {worst}", note), decisive, WORST_CELL, draws)
+                join_notes(f"worst cell {worst}", WORST_CELL, note), decisive, intervals.EXACT, draws)
 
 
 def _regimes(rows: pd.DataFrame) -> str:

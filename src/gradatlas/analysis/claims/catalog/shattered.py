@@ -71,15 +71,21 @@ def bootstrap_part(name: str, statistic, groups: list[pd.DataFrame], judge, *, n
     value, boot = float(values[0]), values[1:][np.isfinite(values[1:])]
     if not np.isfinite(value) or len(boot) < BOOTSTRAP // 2:
         return missing(name, "too few positive mean correlations to fit a rate")
-    alpha = (1 - intervals.CONFIDENCE) / 2
-    low, high = (float(v) for v in np.quantile(boot, [alpha, 1 - alpha]))
+    def at(confidence):
+        alpha = (1 - np.asarray(confidence, dtype=np.float64)) / 2
+        low, high = np.quantile(boot, alpha), np.quantile(boot, 1 - alpha)
+        return np.full(np.shape(low), value), low, high
 
-    def draws(rng_draw: np.random.Generator, count: int) -> np.ndarray:
+    _, low, high = (float(v) for v in at(intervals.CONFIDENCE))
+
+    def draws(rng_draw: np.random.Generator, count: int, confidence: float = intervals.CONFIDENCE) -> np.ndarray:
+        _, lo, hi = at(confidence)
         drawn = boot[rng_draw.integers(0, len(boot), count)]
-        return judge(drawn, drawn - (value - low), drawn + (high - value))
+        return judge(drawn, drawn - (value - float(lo)), drawn + (float(hi) - value))
 
     n = sum(len(g) for g in groups)
-    return Part(name, value, low, high, n, str(judge(value, low, high)), note, True, BOOTSTRAP_INTERVAL, draws)
+    return Part(name, value, low, high, n, str(judge(value, low, high)), note, True, BOOTSTRAP_INTERVAL, draws,
+                at=at, judge=judge)
 
 def _laws(rows: pd.DataFrame) -> str:
     """The fitted exponential and power laws of the mean correlation against depth."""

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from gradatlas.analysis.claims.catalog.weight_scale import LARGE_STD, SMALL_STD
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, diverged_note, mlp_runs
 from gradatlas.analysis.claims.parts import Part, join_notes, missing, seed_part, share_part
@@ -16,6 +15,10 @@ from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below
 
 SCALE_STUDY = "init_scale"
+# The weight stds of init_scale that explode (at least LARGE_STD) and vanish (at most SMALL_STD);
+# the nearest to each bound is used.
+LARGE_STD = 1.0
+SMALL_STD = 0.01
 CLIPPING_STUDY = "clipping_mlp"
 # Vanishing: a first-layer update ratio below UPDATE_VANISHED is "near-zero change" (contradicted
 # above UPDATE_MOVES); a relative loss decrease below LOSS_FLAT is flat (contradicted above LOSS_MOVES).
