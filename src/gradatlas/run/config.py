@@ -228,6 +228,11 @@ class ProbeConfig:
     # multiples of this (the probe set's forward pass is most of a probe's cost).
     probe_set_every: int = 500
     saturation: float = 0.1           # |phi'(z)| < saturation * sup|phi'| counts as saturated
+    # Opt-in quantities (``OPT_IN_PROBES``): off unless a study turns them on. At their default
+    # they are left out of config.yaml, the fingerprint and the rerun command, so the records
+    # of configs that do not set them stay what they were.
+    input_norms: bool = False         # input_sq_norm: each traced example's ||x||^2, at step 0
+    input_grad_corr: bool = False     # input_grad_corr: correlation of input gradients along an arc, at step 0
     # Inputs of the traced batch whose hidden-to-hidden Jacobian spectrum is recorded at step 0
     # (quantity jacobian_sv2, an MLP without normalization only); 0 records none.
     jacobian_inputs: int = 0
@@ -417,12 +422,22 @@ def _first_line(err: Exception) -> str:
     return "; ".join(lines[:3])
 
 
+# The probe switches of opt-in quantities (``ProbeConfig`` fields, False by default).
+OPT_IN_PROBES = ("input_norms", "input_grad_corr")
+
+
 def to_container(cfg: RunConfig) -> dict[str, Any]:
     """The resolved config as plain Python containers (for ``config.yaml``).
 
-    A validated ``RunConfig`` holds only resolved primitives, so this is ``asdict``.
+    A validated ``RunConfig`` holds only resolved primitives, so this is ``asdict``, less the
+    ``OPT_IN_PROBES`` switches that are off (configs written before they existed keep their
+    fingerprint; loading fills the default back in).
     """
-    return dataclasses.asdict(cfg)
+    content = dataclasses.asdict(cfg)
+    for name in OPT_IN_PROBES:
+        if not content["probe"][name]:
+            del content["probe"][name]
+    return content
 
 
 # Settings the members of a stack (``loop.train_stack``) may differ in: everything else shapes

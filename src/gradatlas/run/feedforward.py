@@ -77,6 +77,8 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
         h = x.flatten(len(self.head.member_shape) + 1)
+        if trace is not None:
+            trace.inputs = h
         for i, (linear, norm, act) in enumerate(zip(self.linears, self.norms, self.acts)):
             z = linear(h)
             u = norm(z)
@@ -104,8 +106,10 @@ class ResMLP(nn.Module):
             init_linear(layer, cfg)
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
-        h = self.stem(x.flatten(len(self.head.member_shape) + 1))
+        flat = x.flatten(len(self.head.member_shape) + 1)
+        h = self.stem(flat)
         if trace is not None:
+            trace.inputs = flat
             trace.add(LayerTrace("stem", [self.stem.weight], [h]))
         for i, linear in enumerate(self.linears):
             u = self.norms[i](h)

@@ -39,6 +39,11 @@ PER_UNIT = {                # seconds per unit per step, by architecture
 # about the same whatever its size; above it, cost grows with the arithmetic.
 OVERHEAD_BOUND_MACS = 64 * 64 * 128
 EVAL_FRACTION = 1 / 3       # a forward pass on one example, relative to a training step's share
+# The input gradients along the arc (probe.input_grad_corr, once at step 0), in training-step
+# equivalents: 0.065 s more per run of a depth-32, width-256 MLP whose 1 step and evaluation
+# (2.33 step equivalents) took 0.58 s (median of 16 paired runs with and without, 1 thread;
+# bench/README.md, "input_grad_corr").
+INPUT_GRAD_PASSES = 0.26
 
 
 def size_factor(cfg: RunConfig) -> float:
@@ -90,7 +95,8 @@ def jacobian_seconds(cfg: RunConfig) -> float:
 def estimated_seconds(cfg: RunConfig) -> float:
     """Estimated wall seconds of ``run(cfg)`` on one core of the reference CPU."""
     per_step = PER_STEP + PER_UNIT[cfg.model.name] * units(cfg)
-    return START + (total_steps(cfg, trained_examples(cfg)) + eval_passes(cfg)) * per_step + jacobian_seconds(cfg)
+    probes = INPUT_GRAD_PASSES if cfg.probe.input_grad_corr else 0.0
+    return START + (total_steps(cfg, trained_examples(cfg)) + eval_passes(cfg) + probes) * per_step + jacobian_seconds(cfg)
 
 
 # Extension steps a tuned cell is expected to take (gradatlas.workflow.tuning: an end of a

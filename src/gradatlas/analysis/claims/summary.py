@@ -89,7 +89,8 @@ class Tables:
         if not flagged.any():
             return part, 0
         key = part.step * (int(part.layer.max()) + 1) + part.layer  # one integer per (step, layer)
-        keep = ~np.isin(key, key[flagged]) | (part.quantity == "underflow")
+        # Rows of other kinds (per-example rows: layer is the example) keep their index.
+        keep = ~np.isin(key, key[flagged]) | (part.quantity == "underflow") | ~part.hidden
         count = int((flagged & (part.step == step)).sum())
         return theory.LayerArrays(part.step[keep], part.layer[keep], part.hidden[keep], part.quantity[keep],
                                   part.value[keep]), count

@@ -25,7 +25,8 @@ from gradatlas.analysis.theory.fits import (
     LAYER_KEYS, NON_HIDDEN, LayerArrays, LayersLike, factor_fit, hidden_profile, measured_factor,
     split_layers, split_timesteps, time_factor_fit)
 from gradatlas.analysis.theory.gaussian import (
-    Q_MAX, Q_MIN, ActivationLike, activation_functions, gaussian_expectation, gaussian_expectations)
+    Q_MAX, Q_MIN, ActivationLike, activation_functions, gaussian_expectation, gaussian_expectations,
+    squared_expectation)
 from gradatlas.analysis.theory.meanfield import chi1, fixed_point, layerwise_factor, predicted_factor
 from gradatlas.analysis.theory.recurrent import INPUT_DIM, INPUT_POWER, adding_input_power, rnn_time_factors
 from gradatlas.analysis.theory.residual import residual_factors, second_moment_variance
@@ -46,6 +47,6 @@ __all__ = [
     "hidden_profile", "is_missing", "layer_log_moments", "layernorm_chi", "layerwise_factor",
     "log_gain_moments", "mean_sv2", "measured_factor", "mlp_widths", "normalized_variance",
     "preactivation_variances", "predicted_factor", "residual_factors", "rnn_time_factors", "rnn_variances",
-    "second_moment_variance", "spectra_table", "split_layers", "split_timesteps", "theory_table",
-    "theory_table_from_arrays", "time_factor_fit", "weight_ensemble", "weight_variance",
+    "second_moment_variance", "spectra_table", "split_layers", "split_timesteps", "squared_expectation",
+    "theory_table", "theory_table_from_arrays", "time_factor_fit", "weight_ensemble", "weight_variance",
 ]
