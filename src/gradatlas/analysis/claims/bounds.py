@@ -39,14 +39,20 @@ def bounds_part(name: str, lower: pd.Series, upper: pd.Series, judge: Judge, *, 
     note = join_notes(note, f"{unknown} run(s) of unknown outcome; {what}: {fmt(lo.value)} [{fmt(lo.low)}, "
                             f"{fmt(lo.high)}] / {fmt(hi.value)} [{fmt(hi.low)}, {fmt(hi.high)}]")
 
-    def draws(rng: np.random.Generator, count: int) -> np.ndarray:
+    def draws(rng: np.random.Generator, count: int, confidence: float) -> np.ndarray:
         # One stream for both bounds: the same seeds' replicates, so the two stay coupled.
         state = int(rng.integers(2 ** 63))
         low_draw = intervals.normal_replicates(xl, count, np.random.default_rng(state))
         high_draw = intervals.normal_replicates(xu, count, np.random.default_rng(state))
-        value, low, _ = intervals.seed_summary(low_draw)
-        _, _, high = intervals.seed_summary(high_draw)
+        value, low, _ = intervals.seed_summary(low_draw, False, confidence)
+        _, _, high = intervals.seed_summary(high_draw, False, confidence)
         return judge(value, low, high)
 
+    def at(confidence):
+        value, low, _ = intervals.seed_summary(xl, False, confidence)
+        _, _, high = intervals.seed_summary(xu, False, confidence)
+        return value, low, high
+
+    cells = tuple(sorted(set(lower.attrs.get("cells", ())) | set(upper.attrs.get("cells", ()))))
     return Part(name, lo.value, lo.low, hi.high, len(xl), str(judge(lo.value, lo.low, hi.high)), note, decisive,
-                BOUNDS, draws)
+                BOUNDS, draws, at=at, judge=judge, cells=cells)
