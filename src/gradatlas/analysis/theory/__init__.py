@@ -22,7 +22,9 @@ from gradatlas.analysis.theory.fits import (
 from gradatlas.analysis.theory.gaussian import (
     Q_MAX, Q_MIN, ActivationLike, activation_functions, gaussian_expectation, gaussian_expectations)
 from gradatlas.analysis.theory.meanfield import chi1, fixed_point, layerwise_factor, predicted_factor
-from gradatlas.analysis.theory.recurrent import INPUT_DIM, INPUT_POWER, adding_input_power, rnn_time_factors
+from gradatlas.analysis.theory.recurrent import (
+    GAIN_BRACKET, INPUT_DIM, INPUT_POWER, adding_input_power, crossing_gain, rnn_factor_of_gain, rnn_predicted_factor,
+    rnn_time_factors)
 from gradatlas.analysis.theory.residual import residual_factors, second_moment_variance
 from gradatlas.analysis.theory.table import (
     BATCHNORM, MEANFIELD, RESIDUAL, RNN_TIME, THEORY_COLUMNS, beyond_meanfield_rows, theory_table,
@@ -30,11 +32,11 @@ from gradatlas.analysis.theory.table import (
 from gradatlas.analysis.theory.variances import bias_variance, is_missing, rnn_variances, weight_variance
 
 __all__ = [
-    "ActivationLike", "BATCHNORM", "INPUT_DIM", "INPUT_POWER", "LAYER_KEYS", "LayerArrays", "LayersLike",
+    "ActivationLike", "BATCHNORM", "GAIN_BRACKET", "INPUT_DIM", "INPUT_POWER", "LAYER_KEYS", "LayerArrays", "LayersLike",
     "MEANFIELD", "NON_HIDDEN", "Q_MAX", "Q_MIN", "RESIDUAL", "RNN_TIME", "THEORY_COLUMNS",
     "activation_functions", "adding_input_power", "batchnorm_chi", "beyond_meanfield_rows", "bias_variance",
-    "chi1", "factor_fit", "fixed_point", "gaussian_expectation", "gaussian_expectations", "hidden_profile",
+    "chi1", "crossing_gain", "factor_fit", "fixed_point", "gaussian_expectation", "gaussian_expectations", "hidden_profile",
     "is_missing", "layerwise_factor", "measured_factor", "predicted_factor", "residual_factors",
-    "rnn_time_factors", "rnn_variances", "second_moment_variance", "split_layers", "split_timesteps",
+    "rnn_factor_of_gain", "rnn_predicted_factor", "rnn_time_factors", "rnn_variances", "second_moment_variance", "split_layers", "split_timesteps",
     "theory_table", "theory_table_from_arrays", "time_factor_fit", "weight_variance",
 ]
