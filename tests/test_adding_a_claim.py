@@ -28,19 +28,21 @@ TOY_MODULE = '''"""A toy claim: the mean test accuracy of ReLU in {study} lies a
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, mlp_runs, outcome
 from gradatlas.analysis.claims.parts import seed_part
+from gradatlas.analysis.claims.thresholds import Threshold
 from gradatlas.analysis.claims.verdicts import above
 
 STUDY = "{study}"
-BAR = 0.5
+BAR = Threshold("BAR", 0.5, "test accuracy above which ReLU learns", 0.1, 0.9)
+THRESHOLDS = (BAR,)
 
 
-def compute(t):
+def compute(t, th):
     relu = mlp_runs(t, STUDY, activation="relu")
-    return [seed_part("relu test accuracy", by_seed(relu, outcome(relu)), above(BAR))]
+    return [seed_part("relu test accuracy", by_seed(relu, outcome(relu)), above(th.BAR))]
 
 
 CLAIM = Claim({claim_id}, "{title}", "ReLU learns.", (STUDY,), "relu test accuracy",
-              rule_text(f"Supported if the CI lies above {{BAR:g}}."), compute)
+              rule_text(f"Supported if the CI lies above {{BAR:g}}."), compute, THRESHOLDS)
 '''
 
 

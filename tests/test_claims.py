@@ -577,7 +577,7 @@ def test_claim5_alternatives_can_fail():
     # Leaky ReLU and ELU units dying during training as much as ReLU's: the claim is contradicted.
     result = evaluate(_dying_tables(alt_died=0.3), 5)
     assert result.verdict == CONTRADICTED
-    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX
+    assert result.deciding.name.startswith("leaky_relu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX.value
 
 
 def test_claim5_needs_the_new_probes():

@@ -12,6 +12,7 @@ from gradatlas.analysis import intervals
 from gradatlas.analysis.claims.decision import STABILITY_DRAWS, deciding_part, reported_verdict, stability
 from gradatlas.analysis.claims.parts import MIN_SEEDS, Part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import NO_DATA
 
 CI_NOTE = (f"Intervals: {intervals.CONFIDENCE:.0%}, over seeds (Student-t for n >= {MIN_SEEDS}; the seeds' range "
@@ -67,11 +68,24 @@ class Claim:
     studies: tuple[str, ...]
     metric: str
     rule: str
-    compute: Optional[Callable[["Tables"], list[Part]]] = field(default=None, repr=False, compare=False)
+    compute: Optional[Callable[["Tables", ThresholdValues], list[Part]]] = field(default=None, repr=False,
+                                                                                 compare=False)
+    thresholds: tuple[Threshold, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.thresholds]
+        if len(set(names)) != len(names):
+            raise ValueError(f"claim {self.id}: a threshold is declared twice: {names}")
+
+    def threshold_values(self, overrides: Optional[dict[str, float]] = None) -> ThresholdValues:
+        """The thresholds in force: the declared values with ``overrides`` (name -> value)."""
+        return ThresholdValues(self.thresholds, overrides)
 
     def evaluate(self, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
-                 tables: Optional["Tables"] = None, draws: int = STABILITY_DRAWS) -> ClaimResult:
-        """Compute the parts, the verdict and its stability; ``tables`` shares caches between claims."""
+                 tables: Optional["Tables"] = None, draws: int = STABILITY_DRAWS,
+                 overrides: Optional[dict[str, float]] = None) -> ClaimResult:
+        """Compute the parts, the verdict and its stability; ``tables`` shares caches between claims,
+        ``overrides`` moves named thresholds (the sensitivity analysis)."""
         tables = tables or Tables(runs, layers, timesteps)
         present = [s for s in self.studies if tables.has_study(s)]
         if not present:
@@ -79,7 +93,7 @@ class Claim:
                                f"studies not in the tables: {', '.join(self.studies)}")
         if self.compute is None:
             raise ValueError(f"claim {self.id} has no compute function")
-        parts = self.compute(tables)
+        parts = self.compute(tables, self.threshold_values(overrides))
         if not parts:
             return ClaimResult(NO_DATA, NO_DATA, math.nan, None, "no cells for this claim")
         verdict, stable = stability(parts, self.id, draws)

@@ -18,11 +18,18 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold
 
 # A cell is "at chance" when its mean skill is below FAIL_SKILL; a cell "learns" when the
 # interval's lower bound of its skill is above TRAIN_SKILL.
 FAIL_SKILL = 0.05
 TRAIN_SKILL = 0.2
+# The same two lines as named thresholds, for the claims that decide on them (and for the
+# sensitivity analysis, which moves them); ``failed_to_train`` and the tables keep the defaults.
+FAIL_SKILL_THRESHOLD = Threshold("FAIL_SKILL", FAIL_SKILL, "mean skill below which a cell is at chance",
+                                 0.01, 0.2, log=True)
+TRAIN_SKILL_THRESHOLD = Threshold("TRAIN_SKILL", TRAIN_SKILL, "skill whose interval must lie above it for a cell to learn",
+                                  0.05, 0.6, log=True)
 # log10 ratios of norms that hit exactly 0 (or overflow) are capped at this many decades.
 CAP_DECADES = 30.0
 

@@ -11,6 +11,7 @@ from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import CAP_DECADES, by_seed, deepest, first_last_ratio, mlp_runs, paired
 from gradatlas.analysis.claims.parts import Part, join_notes, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below, reported
 
 STUDY = "normalization"
@@ -18,9 +19,10 @@ ACTIVATIONS = ("sigmoid", "tanh")
 # Batch norm's gain in log10(first / last backprop norm) over none lies above GAIN_BOUND in every
 # cell; the deepest sigmoid net with batch norm still decays: below DEEP_SUPPORT decades
 # (contradicted above DEEP_CONTRADICT).
-GAIN_BOUND = 0.0
-DEEP_SUPPORT = -1.0
-DEEP_CONTRADICT = -0.5
+GAIN_BOUND = Threshold("GAIN_BOUND", 0.0, "gain in decades, batch norm - none, that separates lessened from worsened vanishing", -1.0, 1.0)
+DEEP_SUPPORT = Threshold("DEEP_SUPPORT", -1.0, "decades of first/last decay below which the deep sigmoid + batch norm net still vanishes", -5.0, 0.0)
+DEEP_CONTRADICT = Threshold("DEEP_CONTRADICT", -0.5, "decades above which the deep sigmoid + batch norm net no longer vanishes", -5.0, 0.5)
+THRESHOLDS = (GAIN_BOUND, DEEP_SUPPORT, DEEP_CONTRADICT,)
 
 
 def _kept_decay(t: Tables, run: str) -> tuple[float, int]:
@@ -36,7 +38,7 @@ def _capped_note(values: Iterable[float]) -> str:
     return f"{k} run(s) with a norm of exactly 0, counted as {CAP_DECADES:g} decades" if k else ""
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per cell (activation, depth): batch - none gain; the deepest sigmoid + batch norm decay."""
     runs = mlp_runs(t, STUDY, activation=list(ACTIVATIONS))
     parts: list[Part] = []
@@ -49,7 +51,7 @@ def compute(t: Tables) -> list[Part]:
         ratios = {norm: by_seed(sub, [decay[r][0] for r in sub["run"]]) for norm, sub in cell.groupby("norm")}
         if "none" in ratios and "batch" in ratios:
             parts.append(seed_part(f"{act}, depth {depth:g}: gain in log10 first/last backprop norm, batch - none",
-                                   paired(ratios["batch"], ratios["none"]), above(GAIN_BOUND), note=underflow))
+                                   paired(ratios["batch"], ratios["none"]), above(th.GAIN_BOUND), note=underflow))
         if "none" in ratios and "layer" in ratios:
             layer_parts.append(seed_part(f"{act}, depth {depth:g}: gain with layer norm - none",
                                          paired(ratios["layer"], ratios["none"]), reported, decisive=False))
@@ -59,7 +61,7 @@ def compute(t: Tables) -> list[Part]:
     ratio_deep = by_seed(deep, [decay[r][0] for r in deep["run"]]) if not deep.empty else []
     depth = f" (depth {int(deep['depth'].iloc[0])})" if not deep.empty else ""
     parts.append(seed_part(f"sigmoid + batch norm, deepest: log10 first/last backprop norm{depth}", ratio_deep,
-                           below(DEEP_SUPPORT, DEEP_CONTRADICT), absent="no sigmoid + batch norm runs"))
+                           below(th.DEEP_SUPPORT, th.DEEP_CONTRADICT), absent="no sigmoid + batch norm runs"))
     return parts + layer_parts
 
 
@@ -75,4 +77,4 @@ CLAIM = Claim(
               f"and, for the deepest sigmoid net with batch norm, the interval of log10(first / last backprop "
               f"norm) lies below {DEEP_SUPPORT:g}; contradicted if a cell's change lies below {GAIN_BOUND:g} or "
               f"the deep sigmoid ratio's interval lies above {DEEP_CONTRADICT:g}."),
-    compute)
+    compute, THRESHOLDS)

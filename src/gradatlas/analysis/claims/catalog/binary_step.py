@@ -10,14 +10,16 @@ from gradatlas.analysis.claims.claim import Claim
 from gradatlas.analysis.claims.measures import by_seed, mlp_runs, outcome, paired, seed_mean, skill
 from gradatlas.analysis.claims.parts import Part, exact_zero_part, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, reported
 
 STUDY = "linear_step"
 # The relu - step accuracy gap (reported) lies above this.
-GAP_BOUND = 0.0
+GAP_BOUND = Threshold("GAP_BOUND", 0.0, "relu - step accuracy gap (reported)", -0.2, 0.2)
+THRESHOLDS = (GAP_BOUND,)
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """The largest hidden weight-gradient norm and update ratio of step nets must be exactly 0."""
     step = mlp_runs(t, STUDY, activation="step")
     if step.empty:
@@ -42,7 +44,7 @@ def compute(t: Tables) -> list[Part]:
         if not relu.empty:
             diffs.append(paired(by_seed(relu, outcome(relu)), by_seed(cell, outcome(cell))))
         skills.append(by_seed(cell, skill(cell)))
-    parts.append(seed_part("test accuracy relu - step (same depth)", seed_mean(diffs), above(GAP_BOUND),
+    parts.append(seed_part("test accuracy relu - step (same depth)", seed_mean(diffs), above(th.GAP_BOUND),
                            decisive=False, absent="no relu runs"))
     parts.append(seed_part("skill of step nets (head-only learning)", seed_mean(skills), reported, decisive=False))
     return parts
@@ -56,4 +58,4 @@ CLAIM = Claim(
     "Exact: supported if every probed hidden weight-gradient norm and every hidden update ratio of "
     "the step nets is exactly 0; contradicted if any is not. The accuracy gap to ReLU and the step "
     "nets' skill (what the head alone learns) are reported, not voted.",
-    compute)
+    compute, THRESHOLDS)

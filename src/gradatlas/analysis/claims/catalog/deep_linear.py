@@ -8,15 +8,17 @@ from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, deepest, diverged_note, mlp_runs, outcome, paired
 from gradatlas.analysis.claims.parts import Part, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import reported, within
 
 STUDY = "linear_step"
 # Equivalence margin of test accuracy, deepest linear - one layer.
-LINEAR_TOLERANCE = 0.03
+LINEAR_TOLERANCE = Threshold("LINEAR_TOLERANCE", 0.03, "equivalence margin of test accuracy, deep linear - one layer", 0.005, 0.2, log=True)
 SHALLOW_DEPTH = 1
+THRESHOLDS = (LINEAR_TOLERANCE,)
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Deepest linear - depth-1 linear test accuracy (equivalence); relu - linear reported."""
     linear = mlp_runs(t, STUDY, activation="linear")
     one, deep = linear[linear["depth"] == SHALLOW_DEPTH], deepest(linear)
@@ -27,7 +29,7 @@ def compute(t: Tables) -> list[Part]:
     relu = mlp_runs(t, STUDY, activation="relu", depth=depth)
     return [
         seed_part(f"test accuracy linear depth {depth} - depth {SHALLOW_DEPTH}",
-                  paired(by_seed(deep, outcome(deep)), by_seed(one, outcome(one))), within(LINEAR_TOLERANCE),
+                  paired(by_seed(deep, outcome(deep)), by_seed(one, outcome(one))), within(th.LINEAR_TOLERANCE),
                   note=diverged_note(pd.concat([deep, one]))),
         seed_part(f"test accuracy relu - linear at depth {depth}",
                   paired(by_seed(relu, outcome(relu)), by_seed(deep, outcome(deep))), reported, decisive=False,
@@ -43,4 +45,4 @@ CLAIM = Claim(
     f"test accuracy of the deepest linear net minus the depth-{SHALLOW_DEPTH} linear net (paired by seed)",
     rule_text(f"Equivalence: supported if the CI lies inside (-{LINEAR_TOLERANCE}, {LINEAR_TOLERANCE}); "
               f"contradicted if it lies entirely outside; inconclusive otherwise."),
-    compute)
+    compute, THRESHOLDS)

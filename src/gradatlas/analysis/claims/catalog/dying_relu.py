@@ -10,6 +10,7 @@ from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, diverged_note, mlp_runs, paired, seed_mean
 from gradatlas.analysis.claims.parts import Part, fmt, join_notes, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below, reported
 
 STUDY = "dying_relu"
@@ -18,9 +19,10 @@ STUDY = "dying_relu"
 DEAD_SHARE_NOTE = "|phi'| below the probe's stated share of its sup for every example of the fixed probe set"
 # The activations that avoid dying: their died_frac stays below ALTERNATIVE_DEAD_MAX.
 ALTERNATIVES = ("leaky_relu", "prelu", "elu")
-ALTERNATIVE_DEAD_MAX = 0.01
+ALTERNATIVE_DEAD_MAX = Threshold("ALTERNATIVE_DEAD_MAX", 0.01, "share of died units below which an alternative avoids dying", 0.001, 0.2, log=True)
 # ReLU's differences (largest - smallest lr; most negative bias - bias 0) lie above this.
-DIFFERENCE_BOUND = 0.0
+DIFFERENCE_BOUND = Threshold("DIFFERENCE_BOUND", 0.0, "difference of dead shares above which dying grows", -0.2, 0.2)
+THRESHOLDS = (ALTERNATIVE_DEAD_MAX, DIFFERENCE_BOUND,)
 
 
 def _layer_mean(t: Tables, run: str, quantity: str, last: bool) -> float:
@@ -32,7 +34,7 @@ def _layer_mean(t: Tables, run: str, quantity: str, last: bool) -> float:
     return float(profile.mean()) if len(profile) else math.nan
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """ReLU's died_frac by lr and dead_frac by bias; each alternative's died_frac; PReLU's slope change."""
     runs = mlp_runs(t, STUDY)
     if not (t.has_quantity("died_frac") and t.has_quantity("dead_frac")):
@@ -52,7 +54,7 @@ def compute(t: Tables) -> list[Part]:
             high, low = cell[cell["lr"] == cell["lr"].max()], cell[cell["lr"] == cell["lr"].min()]
             diffs.append(paired(by_seed(high, high["died"]), by_seed(low, low["died"])))
     parts.append(seed_part("relu units died during training (died_frac, last probe), largest - smallest lr",
-                           seed_mean(diffs), above(DIFFERENCE_BOUND), note=diverged_note(relu),
+                           seed_mean(diffs), above(th.DIFFERENCE_BOUND), note=diverged_note(relu),
                            absent="needs relu runs at two learning rates"))
     # A negative bias kills units at initialization, whatever the lr (an init effect, apart).
     diffs = []
@@ -61,14 +63,14 @@ def compute(t: Tables) -> list[Part]:
         if cell["bias0"].min() < 0 and not zero.empty:
             diffs.append(paired(by_seed(neg, neg["dead0"]), by_seed(zero, zero["dead0"])))
     parts.append(seed_part("relu units dead at initialization (dead_frac, step 0), most negative bias - bias 0",
-                           seed_mean(diffs), above(DIFFERENCE_BOUND), absent="needs relu runs with bias 0 and < 0"))
+                           seed_mean(diffs), above(th.DIFFERENCE_BOUND), absent="needs relu runs with bias 0 and < 0"))
     for act in ALTERNATIVES:
         alt = runs[runs["activation"] == act]
         if alt.empty:
             continue
         peak = float(np.nanmax(alt["died"])) if alt["died"].notna().any() else math.nan
         parts.append(seed_part(f"{act}: units died during training (died_frac, last probe; all lrs and biases)",
-                               by_seed(alt, alt["died"]), below(ALTERNATIVE_DEAD_MAX),
+                               by_seed(alt, alt["died"]), below(th.ALTERNATIVE_DEAD_MAX),
                                note=join_notes(f"max over runs {fmt(peak)}", diverged_note(alt))))
         parts.append(seed_part(f"{act}: units dead at initialization (dead_frac, step 0)",
                                by_seed(alt, alt["dead0"]), reported, decisive=False))
@@ -102,4 +104,4 @@ CLAIM = Claim(
               f"{ALTERNATIVE_DEAD_MAX:g}; contradicted if a difference's interval lies below {DIFFERENCE_BOUND:g} "
               f"or an alternative's died_frac interval lies above {ALTERNATIVE_DEAD_MAX:g}. The alternatives' "
               f"dead_frac at step 0 and the PReLU slope change are reported, not voted."),
-    compute)
+    compute, THRESHOLDS)

@@ -8,10 +8,12 @@ from typing import Optional
 import pandas as pd
 
 from gradatlas.analysis.claims.claim import Claim, rule_text
-from gradatlas.analysis.claims.measures import (FAIL_SKILL, TRAIN_SKILL, by_seed, diverged_note, log10_ratio,
+from gradatlas.analysis.claims.measures import (by_seed, diverged_note, log10_ratio,
                                                 paired, seed_mean, skill)
 from gradatlas.analysis.claims.parts import Part, fixed, join_notes, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
+from gradatlas.analysis.claims.measures import FAIL_SKILL_THRESHOLD as FAIL_SKILL, TRAIN_SKILL_THRESHOLD as TRAIN_SKILL
 from gradatlas.analysis.claims.verdicts import INCONCLUSIVE, above
 
 STUDY = "memory"
@@ -21,15 +23,16 @@ GATED = ("gru", "lstm")
 # decades), so a dL/dh_1 more than 8 decades below dL/dh_T is lost in rounding when the
 # weight gradient sums over t; whether it is 1e-9 or 1e-40 (or underflowed to 0) is noise
 # that would only widen the interval.
-DECAY_FLOOR_DECADES = 8.0
+DECAY_FLOOR_DECADES = Threshold("DECAY_FLOOR_DECADES", 8.0, "decades of decay through time at which the measure is floored", 4.0, 30.0, log=True)
 # Gated minus RNN decades kept: above GAP_SUPPORT supports, below GAP_CONTRADICT contradicts.
-GAP_SUPPORT = 1.0
-GAP_CONTRADICT = 0.0
+GAP_SUPPORT = Threshold("GAP_SUPPORT", 1.0, "decades kept, gated - RNN, above which gates carry gradients", 0.1, 5.0, log=True)
+GAP_CONTRADICT = Threshold("GAP_CONTRADICT", 0.0, "decades kept, gated - RNN, below which gates do not help", -2.0, 1.0)
+THRESHOLDS = (DECAY_FLOOR_DECADES, GAP_SUPPORT, GAP_CONTRADICT, FAIL_SKILL, TRAIN_SKILL,)
 
 
-def _decay(t: Tables, run: str, step: Optional[int]) -> tuple[float, int]:
+def _decay(t: Tables, run: str, step: Optional[int], floor: float) -> tuple[float, int]:
     """log10 of dLoss/dh at the first over the last kept time step (how much gradient reaches the
-    start), floored at -DECAY_FLOOR_DECADES, and how many time steps the ``underflow`` probe
+    start), floored at -floor, and how many time steps the ``underflow`` probe
     flagged (left out)."""
     part = t.timesteps_of(run)
     if part.empty or step is None:
@@ -41,7 +44,7 @@ def _decay(t: Tables, run: str, step: Optional[int]) -> tuple[float, int]:
     if norms.empty:
         return math.nan, len(flagged)
     series = norms.groupby("t")["value"].mean().sort_index()
-    return max(log10_ratio(float(series.iloc[0]), float(series.iloc[-1])), -DECAY_FLOOR_DECADES), len(flagged)
+    return max(log10_ratio(float(series.iloc[0]), float(series.iloc[-1])), -floor), len(flagged)
 
 
 def _last_timestep_step(t: Tables, run: str) -> Optional[int]:
@@ -49,7 +52,7 @@ def _last_timestep_step(t: Tables, run: str) -> Optional[int]:
     return int(part["step"].max()) if not part.empty else None
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Gated - RNN decay at the longest length (trained; at init reported), and gated skill where the RNN fails."""
     runs = t.select(STUDY, data=list(TASKS))
     trained: list[pd.Series] = []
@@ -70,7 +73,7 @@ def compute(t: Tables) -> list[Part]:
                 if not initial and status == "diverged":  # no trained network to measure
                     values.append(math.nan)
                     continue
-                value, count = _decay(t, r, 0 if initial else _last_timestep_step(t, r))
+                value, count = _decay(t, r, 0 if initial else _last_timestep_step(t, r), th.DECAY_FLOOR_DECADES)
                 values.append(value)
                 flagged += count
             return by_seed(frame, values)
@@ -82,7 +85,7 @@ def compute(t: Tables) -> list[Part]:
                 trained.append(paired(decays(gated, False), rnn_trained))
                 at_init[model].append(paired(decays(gated, True), rnn_init))
         rnn_skill = cell[cell["model"] == "rnn"].assign(skill=lambda f: skill(f)).groupby("length")["skill"].mean()
-        failing = rnn_skill[rnn_skill < FAIL_SKILL]
+        failing = rnn_skill[rnn_skill < th.FAIL_SKILL]
         if failing.empty:
             notes.append(f"{data}: the RNN is above chance at every length")
             continue
@@ -94,18 +97,18 @@ def compute(t: Tables) -> list[Part]:
     underflow = f"{flagged} underflowing time step(s) left out" if flagged else ""
     parts = [
         seed_part("decades of dL/dh_t kept from t=T to t=1 after training, gated - RNN", seed_mean(trained),
-                  above(GAP_SUPPORT, GAP_CONTRADICT), note=join_notes(underflow, diverged_note(runs)), absent=absent),
+                  above(th.GAP_SUPPORT, th.GAP_CONTRADICT), note=join_notes(underflow, diverged_note(runs)), absent=absent),
     ]
     name = "skill of GRU/LSTM at the longest length where the RNN is at chance"
     if task:
-        parts.append(seed_part(name, seed_mean(task), above(TRAIN_SKILL, FAIL_SKILL), note=join_notes(*notes)))
+        parts.append(seed_part(name, seed_mean(task), above(th.TRAIN_SKILL, th.FAIL_SKILL), note=join_notes(*notes)))
     elif notes:
         parts.append(fixed(name, INCONCLUSIVE, join_notes(*notes)))
     else:
         parts.append(missing(name, "needs rnn and gru/lstm runs"))
     for model, gaps in at_init.items():
         parts.append(seed_part(f"same at initialization, {model} - RNN", seed_mean(gaps),
-                               above(GAP_SUPPORT, GAP_CONTRADICT), decisive=False, absent=absent))
+                               above(th.GAP_SUPPORT, th.GAP_CONTRADICT), decisive=False, absent=absent))
     return parts
 
 
@@ -124,4 +127,4 @@ CLAIM = Claim(
               f"length. The same difference at initialization is reported per model, not voted: it depends on "
               f"the gate biases (an LSTM with forget bias 1 starts with its gates half open; a GRU's update "
               f"gate starts at 0.5, which keeps no more than a tanh RNN)."),
-    compute)
+    compute, THRESHOLDS)

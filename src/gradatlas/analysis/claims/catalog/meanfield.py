@@ -8,16 +8,18 @@ from gradatlas.analysis import intervals, theory
 from gradatlas.analysis.claims.claim import Claim
 from gradatlas.analysis.claims.parts import Part, median_part, missing
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import below
 
 STUDY = "meanfield"
 # The median relative error of the measured factor against sqrt(chi_1) that supports.
-THEORY_TOLERANCE = 0.10
+THEORY_TOLERANCE = Threshold("THEORY_TOLERANCE", 0.10, "relative error of the prediction that supports", 0.01, 0.5, log=True)
 # The fewest runs whose order statistics reach the interval's confidence (fewer: no interval).
 MEDIAN_MIN_RUNS = next(n for n in range(1, 64) if np.isfinite(intervals.median_interval(np.arange(n, dtype=float))[1]))
+THRESHOLDS = (THEORY_TOLERANCE,)
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """The median relative error over runs, from the fixed point (decisive) and from the measured variances."""
     runs = t.select(STUDY)
     name = "median |measured - sqrt(chi_1)| / sqrt(chi_1) over runs"
@@ -33,10 +35,10 @@ def compute(t: Tables) -> list[Part]:
         return [missing(name, "no measurable factors")]
     note = f"{flagged} underflowing layer(s) left out of the fits" if flagged else ""
     errors = table["rel_error"].astype(float).to_numpy()
-    parts = [median_part(name, errors, below(THEORY_TOLERANCE), note=note)]
+    parts = [median_part(name, errors, below(th.THEORY_TOLERANCE), note=note)]
     layerwise = (table["measured_factor"] - table["predicted_factor_layerwise"]).abs() / table["predicted_factor_layerwise"]
     parts.append(median_part("same, prediction from the measured layer variances",
-                             layerwise.astype(float).to_numpy(), below(THEORY_TOLERANCE), decisive=False))
+                             layerwise.astype(float).to_numpy(), below(th.THEORY_TOLERANCE), decisive=False))
     return parts
 
 
@@ -49,4 +51,4 @@ CLAIM = Claim(
     f"Supported if the {intervals.CONFIDENCE:.0%} distribution-free interval of the median relative error (order "
     f"statistics over runs; none below {MEDIAN_MIN_RUNS} runs) lies below {THEORY_TOLERANCE}; contradicted if it "
     f"lies above {THEORY_TOLERANCE}. The prediction from the measured layer variances is reported, not voted.",
-    compute)
+    compute, THRESHOLDS)

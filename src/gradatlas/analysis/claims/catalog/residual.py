@@ -5,18 +5,21 @@ from __future__ import annotations
 import pandas as pd
 
 from gradatlas.analysis.claims.claim import Claim, rule_text
-from gradatlas.analysis.claims.measures import (FAIL_SKILL, TRAIN_SKILL, by_seed, diverged_note, outcome, paired,
+from gradatlas.analysis.claims.measures import (by_seed, diverged_note, outcome, paired,
                                                 seed_mean, skill)
 from gradatlas.analysis.claims.parts import Part, fixed, join_notes, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
+from gradatlas.analysis.claims.measures import FAIL_SKILL_THRESHOLD as FAIL_SKILL, TRAIN_SKILL_THRESHOLD as TRAIN_SKILL
 from gradatlas.analysis.claims.verdicts import INCONCLUSIVE, above
 
 STUDY = "residual"
 # resmlp - mlp test metric lies above this where the plain MLP fails.
-DIFFERENCE_BOUND = 0.0
+DIFFERENCE_BOUND = Threshold("DIFFERENCE_BOUND", 0.0, "test metric resmlp - mlp above which residual helps", -0.2, 0.2)
+THRESHOLDS = (DIFFERENCE_BOUND, FAIL_SKILL, TRAIN_SKILL,)
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per activation, at the deepest depth where the plain MLP is at chance: resmlp - mlp, and resmlp's skill."""
     runs = t.select(STUDY)
     diffs, trained, notes = [], [], []
@@ -25,7 +28,7 @@ def compute(t: Tables) -> list[Part]:
         if mlp.empty or res.empty:
             continue
         plain = mlp.assign(skill=skill(mlp)).groupby("depth")["skill"].mean()
-        failing = plain[plain < FAIL_SKILL]
+        failing = plain[plain < th.FAIL_SKILL]
         depth = failing.index.max() if not failing.empty else min(plain.index.max(), res["depth"].max())
         m, r = mlp[mlp["depth"] == depth], res[res["depth"] == depth]
         diffs.append(paired(by_seed(r, outcome(r)), by_seed(m, outcome(m))))
@@ -36,10 +39,10 @@ def compute(t: Tables) -> list[Part]:
             notes.append(f"{act}: plain MLP at chance at depth {depth:g}")
         notes.append(diverged_note(pd.concat([m, r])))
     parts = [seed_part("test metric resmlp - mlp at the deepest depth where the MLP fails", seed_mean(diffs),
-                       above(DIFFERENCE_BOUND), note=join_notes(*notes), absent="needs mlp and resmlp at a common depth")]
+                       above(th.DIFFERENCE_BOUND), note=join_notes(*notes), absent="needs mlp and resmlp at a common depth")]
     name = "skill of resmlp where the MLP fails"
     if trained:
-        parts.append(seed_part(name, seed_mean(trained), above(TRAIN_SKILL, FAIL_SKILL)))
+        parts.append(seed_part(name, seed_mean(trained), above(th.TRAIN_SKILL, th.FAIL_SKILL)))
     elif any(len(d) for d in diffs):
         parts.append(fixed(name, INCONCLUSIVE, "the plain MLP never fails at these depths"))
     return parts
@@ -55,4 +58,4 @@ CLAIM = Claim(
               f"and the CI of resmlp's skill there lies above {TRAIN_SKILL}; contradicted if the difference's CI "
               f"lies below {DIFFERENCE_BOUND:g} or resmlp's skill CI lies below {FAIL_SKILL}; inconclusive if the "
               f"plain MLP never fails."),
-    compute)
+    compute, THRESHOLDS)

@@ -9,18 +9,20 @@ from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, deepest, first_last_ratio, layer_factors, mlp_runs
 from gradatlas.analysis.claims.parts import Part, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import below, reported
 
 STUDY = "depth_activation_init"
 # The per-layer factor vanishes below 1 (and grows above it).
-FACTOR_BOUND = 1.0
+FACTOR_BOUND = Threshold("FACTOR_BOUND", 1.0, "per-layer factor between shrinking and growing", 0.5, 2.0, log=True)
 # The first hidden layer's update ratio over the last's: "barely changes" below UPDATE_SUPPORT,
 # contradicted above UPDATE_CONTRADICT.
-UPDATE_SUPPORT = 0.1
-UPDATE_CONTRADICT = 0.5
+UPDATE_SUPPORT = Threshold("UPDATE_SUPPORT", 0.1, "first/last update ratio below which the first layers barely change", 0.01, 1.0, log=True)
+UPDATE_CONTRADICT = Threshold("UPDATE_CONTRADICT", 0.5, "first/last update ratio above which the first layers do change", 0.05, 2.0, log=True)
+THRESHOLDS = (FACTOR_BOUND, UPDATE_SUPPORT, UPDATE_CONTRADICT,)
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """The deepest sigmoid/default net's per-layer factor and first/last update ratio."""
     runs = deepest(mlp_runs(t, STUDY, activation="sigmoid", init="default", norm="none"))
     if runs.empty:
@@ -41,9 +43,9 @@ def compute(t: Tables) -> list[Part]:
         fits.append(theory.factor_fit(fit_layers)["r2"] if len(fit_layers) else math.nan)
     zero_note = f"{undefined} run(s) whose last layer did not move left out" if undefined else ""
     return [
-        seed_part(f"per-layer factor (depth {depth})", factors, below(FACTOR_BOUND), log=True, note=flagged),
+        seed_part(f"per-layer factor (depth {depth})", factors, below(th.FACTOR_BOUND), log=True, note=flagged),
         seed_part("update ratio first / last hidden layer (mean over probes)", by_seed(runs, updates),
-                  below(UPDATE_SUPPORT, UPDATE_CONTRADICT), log=True, note=zero_note),
+                  below(th.UPDATE_SUPPORT, th.UPDATE_CONTRADICT), log=True, note=zero_note),
         seed_part("log10 backprop norm first/last hidden layer", by_seed(runs, endpoints), reported, decisive=False),
         seed_part("R^2 of the log-linear fit", by_seed(runs, fits), reported, decisive=False),
     ]
@@ -59,4 +61,4 @@ CLAIM = Claim(
               f"over the last hidden layer's update ratio (float64, mean over probed steps; exact zeros counted) "
               f"lies below {UPDATE_SUPPORT:g}; contradicted if the factor's CI lies above {FACTOR_BOUND:g} or the "
               f"update-ratio CI lies above {UPDATE_CONTRADICT:g}."),
-    compute)
+    compute, THRESHOLDS)

@@ -12,21 +12,23 @@ from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, diverged_note, mlp_runs
 from gradatlas.analysis.claims.parts import Part, join_notes, missing, seed_part, share_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below
 
 SCALE_STUDY = "init_scale"
 CLIPPING_STUDY = "clipping_mlp"
 # Vanishing: a first-layer update ratio below UPDATE_VANISHED is "near-zero change" (contradicted
 # above UPDATE_MOVES); a relative loss decrease below LOSS_FLAT is flat (contradicted above LOSS_MOVES).
-UPDATE_VANISHED = 1e-4
-UPDATE_MOVES = 1e-2
-LOSS_FLAT = 0.05
-LOSS_MOVES = 0.25
+UPDATE_VANISHED = Threshold("UPDATE_VANISHED", 1e-4, "first-layer update ratio below which the change is near zero", 1e-06, 0.01, log=True)
+UPDATE_MOVES = Threshold("UPDATE_MOVES", 1e-2, "first-layer update ratio above which the first layer moves", 0.0001, 1.0, log=True)
+LOSS_FLAT = Threshold("LOSS_FLAT", 0.05, "relative loss decrease below which the loss is flat", 0.005, 0.5, log=True)
+LOSS_MOVES = Threshold("LOSS_MOVES", 0.25, "relative loss decrease above which the loss moves", 0.05, 0.9, log=True)
 # Exploding: the weight norm grows by more than GROWTH_SUPPORT (contradicted below GROWTH_CONTRADICT),
 # and more than DIVERGED_SHARE of the runs diverge.
-GROWTH_SUPPORT = 1.5
-GROWTH_CONTRADICT = 1.0
-DIVERGED_SHARE = 0.5
+GROWTH_SUPPORT = Threshold("GROWTH_SUPPORT", 1.5, "weight-norm growth above which weights grow fast", 1.05, 10.0, log=True)
+GROWTH_CONTRADICT = Threshold("GROWTH_CONTRADICT", 1.0, "weight-norm growth below which weights do not grow", 0.5, 1.5, log=True)
+DIVERGED_SHARE = Threshold("DIVERGED_SHARE", 0.5, "share of diverged runs above which runs diverge", 0.05, 0.95)
+THRESHOLDS = (UPDATE_VANISHED, UPDATE_MOVES, LOSS_FLAT, LOSS_MOVES, GROWTH_SUPPORT, GROWTH_CONTRADICT, DIVERGED_SHARE,)
 
 
 def _weight_growth(t: Tables, runs: pd.DataFrame) -> tuple[list[float], str]:
@@ -70,7 +72,7 @@ def _first_layer_updates(t: Tables, cell: pd.DataFrame) -> tuple[list[float], st
     return first, f"{zero_probes} of {probes} probed first-layer update ratios exactly 0" if zero_probes else ""
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per activation: vanishing at the small std; exploding at the large std and without clipping."""
     scale = mlp_runs(t, SCALE_STUDY, init="normal", norm="none")
     small = scale[scale["init_std"] <= SMALL_STD]
@@ -82,10 +84,10 @@ def compute(t: Tables) -> list[Part]:
     for act, cell in small.groupby("activation"):
         first, zeros = _first_layer_updates(t, cell)
         parts.append(seed_part(f"vanishing ({act}, std {SMALL_STD}): first-layer update ratio (mean over probes)",
-                               by_seed(cell, first), below(UPDATE_VANISHED, UPDATE_MOVES), log=True, note=zeros))
+                               by_seed(cell, first), below(th.UPDATE_VANISHED, th.UPDATE_MOVES), log=True, note=zeros))
         drop = (cell["first_loss"] - cell["final_train_loss"]) / cell["first_loss"]
         parts.append(seed_part(f"vanishing ({act}, std {SMALL_STD}): relative loss decrease", by_seed(cell, drop),
-                               below(LOSS_FLAT, LOSS_MOVES), note=diverged_note(cell)))
+                               below(th.LOSS_FLAT, th.LOSS_MOVES), note=diverged_note(cell)))
     big = scale[scale["init_std"] >= LARGE_STD]
     big = big[big["init_std"] == big["init_std"].min()] if not big.empty else big
     exploding = {f"{SCALE_STUDY} std {LARGE_STD}": big,
@@ -97,11 +99,11 @@ def compute(t: Tables) -> list[Part]:
         for act, cell in frame.groupby("activation"):
             growth, note = _weight_growth(t, cell)
             parts.append(seed_part(f"exploding ({act}, {label}): weight-norm growth, last probe / init",
-                                   by_seed(cell, growth), above(GROWTH_SUPPORT, GROWTH_CONTRADICT), log=True,
+                                   by_seed(cell, growth), above(th.GROWTH_SUPPORT, th.GROWTH_CONTRADICT), log=True,
                                    note=note, absent="no run with a probe after step 0"))
             k = int((cell["status"] == "diverged").sum())
             parts.append(share_part(f"exploding ({act}, {label}): share of runs that diverge", k, len(cell),
-                                    above(DIVERGED_SHARE)))
+                                    above(th.DIVERGED_SHARE)))
     return parts
 
 
@@ -122,4 +124,4 @@ CLAIM = Claim(
               f"{GROWTH_CONTRADICT:g}) and the Wilson interval of the share of diverged runs lies above "
               f"{DIVERGED_SHARE:g} (contradicted below {DIVERGED_SHARE:g}). Oscillation of the loss needs the step "
               f"tables and is not tested."),
-    compute)
+    compute, THRESHOLDS)

@@ -9,6 +9,7 @@ from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import deepest, layer_factors, mlp_runs
 from gradatlas.analysis.claims.parts import Part, missing, seed_part
 from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below, between
 
 SCALE_STUDY = "init_scale"
@@ -17,15 +18,16 @@ REFERENCE_STUDY = "depth_activation_init"
 # to each bound is used.
 LARGE_STD = 1.0
 SMALL_STD = 0.01
-FACTOR_BOUND = 1.0
+FACTOR_BOUND = Threshold("FACTOR_BOUND", 1.0, "per-layer factor between shrinking and growing", 0.5, 2.0, log=True)
 # The variance-preserving init per activation (``PRESERVING_DEFAULT`` for others).
 PRESERVING_INIT = {"relu": "he_normal", "leaky_relu": "he_normal", "prelu": "he_normal", "elu": "he_normal",
                    "silu": "he_normal", "gelu": "he_normal", "tanh": "xavier_normal", "sigmoid": "xavier_normal",
                    "selu": "lecun_normal", "linear": "xavier_normal"}
 PRESERVING_DEFAULT = "he_normal"
+THRESHOLDS = (FACTOR_BOUND,)
 
 
-def compute(t: Tables) -> list[Part]:
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per activation: the factor at the large and the small std, and with the preserving init between them."""
     scale = mlp_runs(t, SCALE_STUDY, init="normal", norm="none")
     if scale.empty:
@@ -41,9 +43,9 @@ def compute(t: Tables) -> list[Part]:
             small = small[small["init_std"] == small["init_std"].max()]
         f_big, n_big = layer_factors(t, big)
         f_small, n_small = layer_factors(t, small)
-        p_big = seed_part(f"{act}: per-layer factor at std {LARGE_STD}", f_big, above(FACTOR_BOUND), log=True,
+        p_big = seed_part(f"{act}: per-layer factor at std {LARGE_STD}", f_big, above(th.FACTOR_BOUND), log=True,
                           note=n_big, absent=f"no run with std >= {LARGE_STD}")
-        p_small = seed_part(f"{act}: per-layer factor at std {SMALL_STD}", f_small, below(FACTOR_BOUND), log=True,
+        p_small = seed_part(f"{act}: per-layer factor at std {SMALL_STD}", f_small, below(th.FACTOR_BOUND), log=True,
                             note=n_small, absent=f"no run with std <= {SMALL_STD}")
         parts += [p_big, p_small]
         init = PRESERVING_INIT.get(act, PRESERVING_DEFAULT)
@@ -72,4 +74,4 @@ CLAIM = Claim(
               f"{REFERENCE_STUDY}) lies between the two means; contradicted if any of these CIs lies on the wrong "
               f"side of {FACTOR_BOUND:g} or the preserving factor's mean lies outside the two. The quantitative "
               f"follow-up is claim {meanfield.CLAIM.id}."),
-    compute)
+    compute, THRESHOLDS)
