@@ -629,7 +629,7 @@ def test_claim7_judges_each_cell():
                 run = b.run("normalization", seed, activation=act, norm=norm, depth=10.0)
                 b.geometric(run, ratio * (1 + 0.01 * seed))
     result = evaluate(b, 7)
-    gains = [p for p in result.parts if "batch - none" in p.name]
+    gains = [p for p in result.parts if "none - batch" in p.name]
     assert len(gains) == 2  # one part per (activation, depth), never a pooled mean
     assert gains[0].value == pytest.approx(7.0, abs=0.01) and gains[1].value == pytest.approx(-1.0, abs=0.01)
     assert result.verdict == CONTRADICTED and result.deciding is gains[1]
