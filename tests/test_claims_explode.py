@@ -150,3 +150,40 @@ def test_claim7_supported_where_batch_norm_brings_the_span_toward_zero():
                 b.geometric(run, per_layer * (1 + 1e-3 * seed))
     spans = [p for p in evaluate(b, 7).parts if "none - batch" in p.name]
     assert len(spans) == 2 and all(p.value == pytest.approx(3.5, abs=0.05) and p.verdict == SUPPORTED for p in spans)
+
+
+# ------------------------------------------------------------------------------ claim 8
+
+def test_claim8_decides_only_where_the_gradient_explodes():
+    b = Builder()
+    for seed in range(8):
+        # lr 0.5 (stable): nothing diverges either way, reported; lr 1.4: clipping prevents divergence.
+        b.run("clipping_mlp", seed, lr=0.5, clip="none", test_metric=0.4)
+        b.run("clipping_mlp", seed, lr=0.5, clip="norm", test_metric=0.4)
+        b.run("clipping_mlp", seed, lr=1.4, clip="none", status="diverged", test_metric=np.nan, final_train_loss=np.nan)
+        b.run("clipping_mlp", seed, lr=1.4, clip="norm", test_metric=0.4 + 0.01 * seed)
+    result = evaluate(b, 8)
+    stable = [p for p in result.parts if "lr 0.5" in p.name]
+    assert stable and not any(p.decisive for p in stable)
+    skill = next(p for p in result.parts if "lr 1.4: skill" in p.name)
+    assert skill.value == pytest.approx((0.4 + 0.035 - 0.1) / 0.9, abs=1e-6) and skill.verdict == SUPPORTED
+    assert result.verdict == SUPPORTED
+
+
+def test_claim8_rnn_cells_explode_above_the_crossing_gain():
+    b = Builder()
+    for seed in range(6):
+        for gain in (1.0, 1.2):
+            explodes = gain > 1.1
+            b.run("clipping_rnn", seed, gain=gain, clip="none", **RNN, status="diverged" if explodes else "ok",
+                  test_metric=np.nan if explodes else 0.15)
+            # Clipped runs diverge too: clipping prevented nothing.
+            b.run("clipping_rnn", seed, gain=gain, clip="norm", **RNN, status="diverged" if explodes else "ok",
+                  test_metric=np.nan if explodes else 0.15)
+    result = evaluate(b, 8)
+    assert not any(p.decisive for p in result.parts if "gain 1:" in p.name or "gain 1," in p.name)
+    share = next(p for p in result.parts if p.name == "clipping_rnn gain 1.2: share diverged, unclipped - clipped")
+    assert share.value == 0.0 and share.decisive
+    trains = next(p for p in result.parts if "gain 1.2: skill" in p.name)
+    assert "6 diverged clipped run(s) counted at skill 0" in trains.note and trains.verdict == CONTRADICTED
+    assert result.verdict == CONTRADICTED

@@ -35,7 +35,7 @@ def _cells(t: Tables) -> pd.DataFrame:
     return runs
 
 
-def _predicted(runs: pd.DataFrame):
+def predicted_factor_of_gain(runs: pd.DataFrame):
     """The mean-field factor as a function of the gain for the study's setting (one setting)."""
     first = runs.iloc[0]
     init_std = first.get("init_std", 0.01)
@@ -64,7 +64,7 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     if runs.empty or not {"data", "length", "width", "init"} <= set(runs) or \
             str(runs["data"].iloc[0]) not in theory.INPUT_POWER:
         return [missing("per-step factor against the recurrent gain", f"no tanh RNN runs of {STUDY} on a known task")]
-    factor_of_gain = _predicted(runs)
+    factor_of_gain = predicted_factor_of_gain(runs)
     predicted = theory.crossing_gain(factor_of_gain)
     crossings = {seed: measured_crossing(cell["gain"].to_numpy(float), cell["factor"].to_numpy(float))
                  for seed, cell in runs.groupby("seed")}
