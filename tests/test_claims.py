@@ -16,6 +16,7 @@ from gradatlas.analysis import claims, intervals
 from gradatlas.analysis.claims import catalog, registry
 from gradatlas.analysis.claims.catalog import dying_relu
 from gradatlas.analysis.claims import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS
+from gradatlas.analysis.claims.verdicts import MIXED
 from gradatlas.core import layout
 
 DEFAULTS = {"model": "mlp", "depth": 10.0, "width": 16.0, "activation": "relu", "slope": np.nan,
@@ -162,7 +163,11 @@ def test_median_interval_uses_order_statistics():
 def test_combine():
     P = claims.Part
     assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=SUPPORTED)]) == SUPPORTED
-    assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=CONTRADICTED)]) == CONTRADICTED
+    assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=CONTRADICTED)]) == MIXED
+    assert claims.combine([P("a", verdict=CONTRADICTED), P("b", verdict=CONTRADICTED)]) == CONTRADICTED
+    assert claims.combine([P("a", verdict=CONTRADICTED), P("b", verdict=INCONCLUSIVE)]) == INCONCLUSIVE
+    assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=CONTRADICTED),
+                           P("c", verdict=INCONCLUSIVE)]) == MIXED
     assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=NO_DATA)]) == INCONCLUSIVE
     assert claims.combine([P("a", verdict=SUPPORTED), P("b", verdict=CONTRADICTED, decisive=False)]) == SUPPORTED
     assert claims.combine([P("a", verdict=NO_DATA), P("b", verdict=SUPPORTED, decisive=False)]) == NO_DATA
@@ -294,8 +299,9 @@ def test_ledger_shows_the_deciding_part_not_the_headline():
         b.layers = [row for row in b.layers if not (row["run"] == run and row["quantity"] == "update_ratio")]
         b.layer(run, "update_ratio", [1e-3] * 10)
     result = evaluate(b, 1)
-    assert result.parts[0].verdict == SUPPORTED and result.would_be == CONTRADICTED
+    assert result.parts[0].verdict == SUPPORTED and result.would_be == MIXED
     assert result.deciding is result.parts[1] and result.value == pytest.approx(1.0)
+    assert result.counter is result.parts[0]
     row = claims.verdict_frame({1: result}).iloc[0]
     assert row["deciding"] == result.parts[1].name and row["value"] == pytest.approx(1.0)
 
@@ -323,8 +329,16 @@ def test_claim1_supported_with_geometric_vanishing():
     assert result.verdict == SUPPORTED
 
 
-def test_claim1_contradicted_when_gradients_grow():
-    assert evaluate(_claim1_tables(1.5), 1).verdict == CONTRADICTED
+def test_claim1_mixed_when_gradients_grow_but_the_first_layers_stay_still():
+    # Two statements: "the gradient shrinks geometrically" fails, "the first layers barely
+    # change" holds: the claim is mixed, and the factor is the contradicted sub-claim.
+    result = evaluate(_claim1_tables(1.5), 1)
+    assert result.would_be == MIXED
+    assert result.deciding is result.parts[0] and result.counter is result.parts[1]
+
+
+def test_claim1_contradicted_when_both_statements_fail():
+    assert evaluate(_claim1_tables(1.5, update_first=1e-2, update_last=1e-3), 1).would_be == CONTRADICTED
 
 
 def test_claim1_inconclusive_with_one_seed():
@@ -459,7 +473,9 @@ def test_claim12_step_gradient_is_exactly_zero(grad, verdict):
     assert result.value == grad and result.verdict == verdict
 
 
-@pytest.mark.parametrize("gap,verdict", [(0.02, SUPPORTED), (-0.02, CONTRADICTED), (0.0, INCONCLUSIVE)])
+# "Slightly better": inside (0, 3 points); no gain and a large gain both contradict it.
+@pytest.mark.parametrize("gap,verdict", [(0.02, SUPPORTED), (-0.02, CONTRADICTED), (0.07, CONTRADICTED),
+                                         (0.001, INCONCLUSIVE), (0.029, INCONCLUSIVE)])
 def test_claim13_silu_minus_relu(gap, verdict):
     b = Builder()
     noise = [0.004, -0.003, 0.001, -0.002, 0.0]
@@ -473,16 +489,50 @@ def test_claim13_silu_minus_relu(gap, verdict):
 
 # ------------------------------------------------------------------------------ claims 14, 15
 
-def test_claim14_selu_near_unit_variance():
+SELU_SEEDS = range(8)
+
+
+def _selu_tables(trained_std: float = 1.1, trained_metric: float = 0.5, init_std_dev: float = 0.0) -> Builder:
+    """Eight seeds of a depth-8 SELU net probed at step 0 and at step 100 (after training)."""
     b = Builder()
-    for seed in range(4):
-        run = b.run("selu", seed, activation="selu", init="lecun_normal", depth=8.0)
-        b.layer(run, "act_mean", [0.3, 0.2, 0.1, 0.05, 0.02, -0.01, 0.01, 0.02 + 0.01 * seed], head=None)
-        b.layer(run, "act_std", [1.5, 1.2, 1.1, 1.0, 0.98, 1.03, 0.99, 1.01], head=None)
-    result = evaluate(b, 14)
-    # Deeper half: layers 4..7; the largest deviation is |1.03 - 1| or |0.02 + 0.01 seed|.
-    assert result.value == pytest.approx(np.exp(np.mean(np.log([0.03, 0.03, 0.04, 0.05]))))
-    assert result.verdict == SUPPORTED
+    for seed in SELU_SEEDS:
+        run = b.run("selu", seed, activation="selu", init="lecun_normal", depth=8.0,
+                    test_metric=trained_metric + 0.002 * seed)
+        b.layer(run, "act_mean", [0.3, 0.2, 0.1, 0.05, 0.02, -0.01, 0.01, 0.02 + 0.002 * seed], head=None)
+        b.layer(run, "act_std", [1.5, 1.2, 1.1, 1.0, 0.98, 1.03 + init_std_dev, 0.99, 1.01], head=None)
+        b.layer(run, "act_mean", [0.0] * 8, step=100, head=None)
+        b.layer(run, "act_std", [1.0] * 7 + [trained_std + 0.002 * seed], step=100, head=None)
+    return b
+
+
+def test_claim14_selu_near_unit_variance_at_init_and_after_training():
+    result = evaluate(_selu_tables(), 14)
+    init, trained, learned = result.parts[:3]
+    # Deeper half: layers 4..7; the largest deviation is |1.03 - 1| or |0.02 + 0.002 seed|.
+    geometric = lambda values: np.exp(np.mean(np.log(values)))  # noqa: E731
+    assert init.value == pytest.approx(geometric([max(0.03, 0.02 + 0.002 * s) for s in SELU_SEEDS]))
+    assert trained.value == pytest.approx(geometric([0.1 + 0.002 * s for s in SELU_SEEDS]))
+    assert learned.value == pytest.approx((0.5 + 0.007 - 0.1) / 0.9)
+    assert [p.verdict for p in (init, trained, learned)] == [SUPPORTED] * 3 and result.verdict == SUPPORTED
+
+
+@pytest.mark.parametrize("tables, contradicted", [
+    (dict(init_std_dev=0.5), 0),            # not normalized at initialization
+    (dict(trained_std=1.7), 1),             # drifts off the fixed point in training (std off by 0.7)
+    (dict(trained_metric=0.1), 2),          # the deep SELU net stays at chance
+])
+def test_claim14_each_sub_claim_can_contradict(tables, contradicted):
+    # One sub-claim contradicted, the other two supported: the summary verdict is mixed.
+    result = evaluate(_selu_tables(**tables), 14)
+    assert result.parts[contradicted].verdict == CONTRADICTED
+    assert [p.verdict for i, p in enumerate(result.parts[:3]) if i != contradicted] == [SUPPORTED] * 2
+    assert result.would_be == MIXED and result.deciding is result.parts[contradicted]
+
+
+def test_claim14_at_the_domain_edge_after_training_is_inconclusive():
+    # A trained std of 1.22-1.25 straddles sqrt(1.5): inside the theorem's domain or not, undecided.
+    result = evaluate(_selu_tables(trained_std=1.22), 14)
+    assert result.parts[1].verdict == INCONCLUSIVE and result.would_be == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("error,verdict", [(0.0, SUPPORTED), (0.3, CONTRADICTED)])
@@ -592,7 +642,7 @@ def test_claim5_needs_the_new_probes():
 
 def test_claim6_never_pools_activations():
     b = Builder()
-    for seed in range(4):
+    for seed in range(8):
         for act, status in (("relu", "diverged"), ("tanh", "ok")):
             run = b.run("init_scale", seed, activation=act, init="normal", init_std=1.0, status=status,
                         test_metric=np.nan if status == "diverged" else 0.3)
@@ -609,7 +659,7 @@ def test_claim6_never_pools_activations():
     assert tanh_share.value == 0.0 and tanh_share.verdict == SUPPORTED
     relu_growth = parts["exploding (relu, init_scale std 1: weight-norm growth, largest finite probe / init"]
     # Runs never probed after step 0 are counted, not silently dropped.
-    assert relu_growth.verdict == NO_DATA and "4 run(s) without a finite probe after step 0" in relu_growth.note
+    assert relu_growth.verdict == NO_DATA and "8 run(s) without a finite probe after step 0" in relu_growth.note
     assert all(p.decisive for p in parts.values())  # both cells are in the exploding regime
 
 
@@ -636,12 +686,12 @@ def test_claim7_judges_each_cell():
     gains = [p for p in result.parts if "none - batch" in p.name]
     assert len(gains) == 2  # one part per (activation, depth), never a pooled mean
     assert gains[0].value == pytest.approx(7.0, abs=0.01) and gains[1].value == pytest.approx(-1.0, abs=0.01)
-    assert result.verdict == CONTRADICTED and result.deciding is gains[1]
+    assert result.verdict == MIXED and gains[0].verdict == SUPPORTED and gains[1].verdict == CONTRADICTED
 
 
 def test_claim8_counts_runs_that_failed_to_train():
     b = Builder()
-    for seed in range(5):
+    for seed in range(8):
         # Unclipped: diverges. Clipped: does not diverge, but its loss ends far above the start at chance.
         b.run("clipping_mlp", seed, lr=1.4, clip="none", status="diverged", test_metric=np.nan, final_train_loss=np.nan)
         b.run("clipping_mlp", seed, lr=1.4, clip="norm", status="ok", test_metric=0.1, final_train_loss=3.5e7)
@@ -649,12 +699,12 @@ def test_claim8_counts_runs_that_failed_to_train():
     parts = {p.name.split(": ")[1]: p for p in result.parts}
     share = parts["share diverged, unclipped - clipped"]
     assert share.value == pytest.approx(1.0)  # clipping prevented every divergence ...
-    assert "5 diverged, 0 failed to train" in share.note and "0 diverged, 5 failed to train" in share.note
+    assert "8 diverged, 0 failed to train" in share.note and "0 diverged, 8 failed to train" in share.note
     trains = parts["skill of the clipped runs where unclipped ones diverge"]
     assert trains.value == pytest.approx(0.0) and trains.verdict == CONTRADICTED  # ... but nothing trained
-    assert result.verdict == CONTRADICTED
+    assert result.would_be == MIXED  # prevented divergence (supported), trained nothing (contradicted)
     runs = b.tables()[0]
-    assert list(claims.failed_to_train(runs)) == [False, True] * 5
+    assert list(claims.failed_to_train(runs)) == [False, True] * 8
 
 
 def test_a_diverged_runs_accuracy_is_excluded():
@@ -707,34 +757,66 @@ def _claim3_tables(relu_metric: float) -> Builder:
     return b
 
 
-@pytest.mark.parametrize("relu_metric, verdict", [(0.8, SUPPORTED), (0.1, CONTRADICTED)])
+@pytest.mark.parametrize("relu_metric, verdict", [(0.8, SUPPORTED), (0.1, MIXED)])
 def test_claim3_relu_trains_where_sigmoid_is_at_chance(relu_metric, verdict):
     result = evaluate(_claim3_tables(relu_metric), 3)
     assert result.parts[0].verdict == SUPPORTED and result.parts[0].value < 0.2
     assert result.would_be == verdict
-    if verdict == CONTRADICTED:
-        assert result.deciding is result.parts[1]
+    if verdict == MIXED:  # the gradient stays in scale, the training statement fails
+        assert result.deciding is result.parts[1] and result.parts[1].verdict == CONTRADICTED
 
 
 @pytest.mark.parametrize("swap, verdict", [(False, SUPPORTED), (True, CONTRADICTED)])
 def test_claim4_weight_scale_sets_the_factor(swap, verdict):
     b = Builder()
     for seed in range(4):
-        big, small = (0.5, 2.0) if swap else (2.0, 0.5)
-        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=1.0), big + 0.01 * seed)
-        b.geometric(b.run("init_scale", seed, activation="relu", init="normal", init_std=0.01), small + 0.01 * seed)
+        for k in range(-2, 5):
+            sigma_w2 = 2 ** (k / 2)
+            ratio = math.sqrt(2.0 / sigma_w2 if swap else sigma_w2 / 2.0)
+            b.geometric(b.run("weight_crossing", seed, activation="relu", init="lecun_normal", gain=math.sqrt(sigma_w2),
+                              bias=0.0, width=256.0), ratio * (1 + 0.002 * seed))
         b.geometric(b.run("depth_activation_init", seed, activation="relu", init="he_normal", depth=10.0),
                     1.0 + 0.01 * seed)
     result = evaluate(b, 4)
-    assert result.would_be == verdict and len(result.parts) == 3
+    assert result.would_be == verdict and len(result.parts) == 4
 
 
-def test_claim10_residual_trains_where_the_plain_mlp_fails():
+def _claim10(plain: dict[float, float], residual: dict[float, float], activations=("relu",), seeds=range(4)):
+    """Residual runs: per depth the plain MLP's and resmlp's test accuracy at seed 0 (chance
+    0.1); seed s adds 0.001 s (plain) and 0.002 s (resmlp)."""
     b = Builder()
-    for seed in range(4):
-        for depth, plain in ((2.0, 0.7), (20.0, 0.1)):
-            b.run("residual", seed, model="mlp", activation="relu", depth=depth, test_metric=plain + 0.001 * seed)
-            b.run("residual", seed, model="resmlp", activation="relu", depth=depth, test_metric=0.75 + 0.01 * seed)
-    result = evaluate(b, 10)
-    assert result.parts[0].value == pytest.approx(0.65 + 0.009 * 1.5) and result.verdict == SUPPORTED
-    assert "at chance at depth 20" in result.parts[0].note
+    for act in activations:
+        for seed in seeds:
+            for depth, acc in plain.items():
+                b.run("residual", seed, model="mlp", activation=act, depth=depth, test_metric=acc + 0.001 * seed)
+            for depth, acc in residual.items():
+                b.run("residual", seed, model="resmlp", activation=act, depth=depth, test_metric=acc + 0.002 * seed)
+    return evaluate(b, 10)
+
+
+def test_claim10_residual_trains_deeper_per_activation():
+    # Plain: learns at 2 and 10, at chance at 20; residual learns at every depth.
+    result = _claim10({2.0: 0.7, 10.0: 0.5, 20.0: 0.1}, {2.0: 0.75, 10.0: 0.75, 20.0: 0.75}, ("relu", "tanh"))
+    assert result.verdict == SUPPORTED and len(result.parts) == 6
+    at_least, deeper, where_fails = result.parts[:3]
+    assert at_least.name.startswith("relu: resmlp skill at depth 10 (the deepest the plain MLP learns at)")
+    # Skill = (accuracy - 0.1) / 0.9; resmlp's seeds 0.75 + 0.002 s (mean 0.753).
+    assert at_least.value == pytest.approx((0.753 - 0.1) / 0.9) and at_least.n == 4
+    assert "deepest learned: plain 10, residual 20" in at_least.note
+    assert "depth 20, the deepest" in deeper.name and deeper.value == pytest.approx((0.753 - 0.1015) / 0.9)
+    assert "(depth 20)" in where_fails.name and where_fails.verdict == SUPPORTED
+
+
+def test_claim10_contradicted_when_the_residual_net_learns_nothing():
+    result = _claim10({2.0: 0.7, 20.0: 0.1}, {2.0: 0.08, 20.0: 0.08})
+    assert [p.verdict for p in result.parts] == [CONTRADICTED] * 3 and result.verdict == CONTRADICTED
+
+
+def test_claim10_is_inconclusive_where_the_plain_mlp_never_fails():
+    result = _claim10({2.0: 0.7, 20.0: 0.5}, {2.0: 0.75, 20.0: 0.75})
+    assert [p.verdict for p in result.parts[:2]] == [SUPPORTED, SUPPORTED]
+    assert not result.parts[2].decisive and "above chance at every depth (2, 20)" in result.parts[2].note
+    assert result.parts[3].decisive and result.verdict == INCONCLUSIVE
+    # Where it learns nowhere, the first sub-claim is read at the shallowest depth.
+    nowhere = _claim10({2.0: 0.1, 20.0: 0.1}, {2.0: 0.75, 20.0: 0.75})
+    assert "depth 2 (the plain MLP learns at no depth)" in nowhere.parts[0].name and nowhere.verdict == SUPPORTED

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from gradatlas.analysis import theory
-from gradatlas.analysis.claims import CONTRADICTED, SUPPORTED
+from gradatlas.analysis.claims import CONTRADICTED, MIXED, SUPPORTED
+
+NOT_SUPPORTED = (CONTRADICTED, MIXED)  # a contradicted sub-claim beside supported ones gives mixed
 from test_claims import Builder, evaluate
 
 pytestmark = pytest.mark.unit
@@ -45,7 +47,7 @@ def test_claim19_contradicted_when_the_crossing_is_at_one():
     result = evaluate(_rnn_gain_tables(lambda g: g), 19)
     crossing = next(p for p in result.parts if p.name.startswith("crossing"))
     assert crossing.value == pytest.approx(1.0 - theory.crossing_gain(lambda g: _mean_field(g)), abs=0.005)
-    assert crossing.verdict == CONTRADICTED and result.verdict == CONTRADICTED
+    assert crossing.verdict == CONTRADICTED and result.verdict in NOT_SUPPORTED
 
 
 def test_claim19_contradicted_when_a_gain_at_most_one_grows():
@@ -57,7 +59,7 @@ def test_claim19_contradicted_when_a_gain_at_most_one_grows():
 def test_claim19_contradicted_when_no_gain_explodes():
     result = evaluate(_rnn_gain_tables(lambda g: min(_mean_field(g), 0.99) if g > 1.1 else _mean_field(g)), 19)
     high = next(p for p in result.parts if p.name.startswith("g = 1.3 > 1"))
-    assert high.verdict == CONTRADICTED and result.verdict == CONTRADICTED
+    assert high.verdict == CONTRADICTED and result.verdict in NOT_SUPPORTED
 
 
 # ------------------------------------------------------------------------------ claim 6
@@ -66,7 +68,7 @@ MLP = dict(model="mlp", init="normal", width=64.0, depth=20.0, gain=1.0, norm="n
 
 
 def _exploding_cell(b: Builder, act: str, std: float, *, diverged: bool, weights: float, grads: float,
-                    seeds: int = 5) -> None:
+                    seeds: int = 10) -> None:
     for seed in range(seeds):
         run = b.run("exploding", seed, activation=act, init_std=std, status="diverged" if diverged else "ok",
                     test_metric=np.nan if diverged else 0.3, **MLP)
@@ -91,7 +93,8 @@ def test_claim6_exploding_symptoms_decided_only_in_the_exploding_regime():
     result = evaluate(b, 6)
     relu, tanh, outside = _parts(result, "relu", 0.2165), _parts(result, "tanh", 0.5), _parts(result, "relu", 0.19)
     assert relu["share of runs that diverge"].verdict == SUPPORTED
-    assert relu["weight-norm growth, largest finite probe / init"].value == pytest.approx(1.5 * 1.04, rel=0.05)
+    assert relu["weight-norm growth, largest finite probe / init"].value == pytest.approx(
+        np.exp(np.mean(np.log([1 + 0.5 * (1 + 0.02 * s) for s in range(10)]))), rel=1e-6)  # geometric mean
     assert relu["gradient-norm growth, largest finite probe / init"].verdict == SUPPORTED
     assert tanh["bounded activation, share of runs that diverge"].verdict == SUPPORTED
     assert tanh["weight-norm growth, largest finite probe / init"].verdict == SUPPORTED
@@ -112,7 +115,7 @@ def test_claim6_each_exploding_symptom_can_be_contradicted(act, std, diverged, w
     _exploding_cell(b, act, std, diverged=diverged, weights=weights, grads=grads)
     result = evaluate(b, 6)
     # The rule's verdict: shares of 5 runs are not stable under new draws of runs.
-    assert _parts(result, act, std)[part].verdict == CONTRADICTED and result.would_be == CONTRADICTED
+    assert _parts(result, act, std)[part].verdict == CONTRADICTED and result.would_be in NOT_SUPPORTED
 
 
 def test_claim6_counts_runs_that_diverge_before_a_second_probe():
@@ -172,18 +175,17 @@ def test_claim8_decides_only_where_the_gradient_explodes():
 
 def test_claim8_rnn_cells_explode_above_the_crossing_gain():
     b = Builder()
-    for seed in range(6):
+    for seed in range(8):
         for gain in (1.0, 1.2):
             explodes = gain > 1.1
             b.run("clipping_rnn", seed, gain=gain, clip="none", **RNN, status="diverged" if explodes else "ok",
                   test_metric=np.nan if explodes else 0.15)
-            # Clipped runs diverge too: clipping prevented nothing.
-            b.run("clipping_rnn", seed, gain=gain, clip="norm", **RNN, status="diverged" if explodes else "ok",
-                  test_metric=np.nan if explodes else 0.15)
+            # Clipped runs do not diverge but stay at chance: clipping prevented divergence, not failure.
+            b.run("clipping_rnn", seed, gain=gain, clip="norm", **RNN, test_metric=(1 / 6) * (1 - 0.01 * seed))
     result = evaluate(b, 8)
-    assert not any(p.decisive for p in result.parts if "gain 1:" in p.name or "gain 1," in p.name)
+    assert not any(p.decisive for p in result.parts if p.name.startswith("clipping_rnn gain 1,"))
     share = next(p for p in result.parts if p.name == "clipping_rnn gain 1.2: share diverged, unclipped - clipped")
-    assert share.value == 0.0 and share.decisive
+    assert share.value == 1.0 and share.decisive
     trains = next(p for p in result.parts if "gain 1.2: skill" in p.name)
-    assert "6 diverged clipped run(s) counted at skill 0" in trains.note and trains.verdict == CONTRADICTED
-    assert result.verdict == CONTRADICTED
+    assert trains.value == pytest.approx(0.035, abs=1e-6) and trains.verdict == CONTRADICTED
+    assert result.verdict in NOT_SUPPORTED

@@ -87,6 +87,8 @@ def seed_summary(x: np.ndarray, log: bool = False, confidence: float = CONFIDENC
         return back(centre), nan, nan.copy()
     if n <= SMALL_N:
         return back(centre), x.min(axis=-1), x.max(axis=-1)
+    if np.ndim(confidence):
+        return _t_interval_levels(y, np.asarray(confidence, dtype=np.float64), back)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ci = stats.ttest_1samp(y, 0.0, axis=-1).confidence_interval(confidence)
@@ -95,6 +97,20 @@ def seed_summary(x: np.ndarray, log: bool = False, confidence: float = CONFIDENC
     same = np.ptp(y, axis=-1) == 0
     low, high = np.where(same, centre, low), np.where(same, centre, high)
     return back(centre), back(low), back(high)
+
+
+def _t_interval_levels(y: np.ndarray, confidence: np.ndarray, back) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Student-t interval of one sample ``y`` (shape (n,)) at many confidences at once.
+
+    Written out (mean +- t quantile x standard error, the interval ``ttest_1samp`` gives)
+    because the family adjustment inverts each sub-claim's interval over a grid of
+    confidences: one scipy call per level cost 5 ms, 95 % of the sensitivity analysis.
+    """
+    n = y.shape[-1]
+    centre = y.mean(axis=-1)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * y.std(axis=-1, ddof=1) / np.sqrt(n)
+    value = np.broadcast_to(back(centre), confidence.shape)
+    return value, back(centre - half), back(centre + half)
 
 
 def seed_interval(values, log: bool = False, confidence: float = CONFIDENCE) -> Interval:

@@ -13,7 +13,7 @@ job. Conventions shared by every table:
   it is undefined (one seed).
 
 The generated source needs ``booktabs`` and ``siunitx`` (as ``paper/main.tex`` loads them).
-Labels: ``tab:claims``, ``tab:study-<study>``, ``tab:grid``.
+Labels: ``tab:claims``, ``tab:claims-replicas``, ``tab:claim-parts``, ``tab:study-<study>``, ``tab:grid``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis import intervals
-from gradatlas.analysis.claims import MIN_SEEDS, STABILITY_DRAWS, STABLE, failed_to_train
+from gradatlas.analysis.claims import MIN_SEEDS, REPLICA_DATA, STABILITY_DRAWS, STABLE, failed_to_train
 from gradatlas.core.names import FACTORS
 
 _SPECIALS = {
@@ -116,32 +116,31 @@ def _float(body: list[str], caption: str, label: Optional[str], wide: bool, size
 
 _CONFIDENCE_TEX = f"{intervals.CONFIDENCE:.0%}".replace("%", r"\%")
 CLAIMS_CAPTION = (
-    "The claims, checked. Parts: the claim's decisive parts with their verdicts (S supported, C "
-    "contradicted, I inconclusive, N no data) and the number of parts only reported. Deciding part: the "
-    "part that decided the verdict (the first contradicted or not supported part; for a supported claim, "
-    f"its least stable part), with its value, interval and $n$: [ ] a {_CONFIDENCE_TEX} interval, ( -- ) the "
-    f"range of 2--{MIN_SEEDS - 1} seeds, none for one seed. Stability: the share of {STABILITY_DRAWS} draws of "
-    "new seeds (from a normal model "
-    "of each cell's seeds with the uncertainty of its mean and spread; beta-binomial for shares of runs) "
-    f"that give the same verdict; below {STABLE} the verdict reads ``inconclusive (unstable)'' with the would-be verdict "
-    # (the archived full scale's tables still name the flat module; renamed when they are re-packed)
-    "in parentheses. Rules in \\texttt{gradatlas.claims}; -- : not measured at this scale."
+    "The claims, checked. Each claim's statements are sub-claims with their own rule and verdict; the "
+    "summary verdict is \\emph{supported} when every decisive sub-claim is, \\emph{contradicted} when every "
+    "one is, \\emph{mixed} when some are supported and some contradicted (one of each named), "
+    "\\emph{inconclusive} otherwise. Sub-claims: how many decisive ones are supported (S), contradicted (C), "
+    "inconclusive (I) or without data (N), and how many are only reported. Deciding: the sub-claim that "
+    "decided (the first contradicted or not supported one; for a supported claim the least stable one), "
+    "its value and its Holm-adjusted interval: every decisive sub-claim of the ledger is a one-sided test, "
+    f"Holm-adjusted over the whole family at a family-wise error rate of {_CONFIDENCE_TEX.replace('95', '5')} "
+    "(two-sided), its interval shown at the confidence of its Holm step; ( -- ) the "
+    f"range of 2--{MIN_SEEDS - 1} seeds, never decisive. Stability: the share of {STABILITY_DRAWS} draws of new "
+    "seeds (a normal model of each cell's seeds with the uncertainty of its mean and spread; beta-binomial "
+    f"for shares of runs) that give the same summary verdict; below {STABLE} it reads ``inconclusive "
+    "(unstable)'' with the would-be verdict in parentheses. Every sub-claim with its unadjusted interval: "
+    "Table~\\ref{tab:claim-parts}. Rules in \\texttt{gradatlas.analysis.claims}; -- : not measured at this scale. "
+    "Digits: the summary verdict (M mixed, U inconclusive and unstable) and stability of the claim's replica on "
+    "scikit-learn's digits (Table~\\ref{tab:claims-replicas}); -- : no replica."
 )
 
-_PART_LETTERS = {"supported": "S", "contradicted": "C", "inconclusive": "I", "no data at this scale": "N"}
 
-
-def _parts_cell(parts: str) -> str:
-    """'S S I + 2' from the ``parts`` text of ``claims.verdict_frame`` (one part per line)."""
-    decisive, reported = [], 0
-    for line in str(parts).splitlines():
-        if line.startswith("(reported)"):
-            reported += 1
-            continue
-        verdict = line.rsplit(" -> ", 1)[-1].split(",")[0].split(" (")[0].strip()
-        decisive.append(_PART_LETTERS.get(verdict, "?"))
-    text = " ".join(decisive) or MISSING
-    return text + (f" + {reported}" if reported else "")
+def _sub_claims_cell(row: Any) -> str:
+    """'3 S, 1 C, 2 I (+ 2 reported)' from the ledger's sub-claim counts."""
+    counts = [(row.sub_supported, "S"), (row.sub_contradicted, "C"), (row.sub_inconclusive, "I"),
+              (row.sub_no_data, "N")]
+    text = ", ".join(f"{int(k)} {letter}" for k, letter in counts if not _is_missing(k) and k) or MISSING
+    return text + (f" (+ {int(row.reported)} reported)" if not _is_missing(row.reported) and row.reported else "")
 
 
 def _verdict_cell(verdict: str, would_be: Any) -> str:
@@ -151,13 +150,23 @@ def _verdict_cell(verdict: str, would_be: Any) -> str:
     return text
 
 
+def _deciding_cell(row: Any) -> str:
+    text = escape_latex(row.deciding) if row.deciding else MISSING
+    if row.deciding:
+        text += ": " + value_with_ci(row.value, row.adj_low, row.adj_high, method=row.interval)
+    if isinstance(row.counter, str) and row.counter:
+        text += (r" \newline \emph{supported:} " + escape_latex(row.counter) + ": "
+                 + value_with_ci(row.counter_value, row.counter_adj_low, row.counter_adj_high))
+    return text
+
+
 def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: str = "tab:claims") -> str:
-    """A ``table*`` listing every claim: id, title, parts, deciding part, its value [interval]
-    and n, verdict and stability.
+    """A ``table*`` listing every claim: id, title, its sub-claims' verdicts, the deciding
+    sub-claim (and for ``mixed`` the supported one beside it) with its value and adjusted
+    interval, n, the summary verdict and its stability.
 
     Args:
-        verdicts: ``gradatlas.analysis.claims.verdict_frame`` (columns claim, title, parts,
-            deciding, value, ci_low, ci_high, interval, n, verdict, would_be, stability).
+        verdicts: ``gradatlas.analysis.claims.verdict_frame``.
         caption: the caption (LaTeX source, not escaped).
         label: the ``\\label``.
     """
@@ -169,48 +178,159 @@ def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: s
         rows.append([
             str(int(row.claim)) if not _is_missing(row.claim) else MISSING,
             r"\raggedright " + escape_latex(row.title),
-            _parts_cell(row.parts),
-            r"\raggedright " + (escape_latex(row.deciding) if row.deciding else MISSING),
-            r"\raggedright " + value_with_ci(row.value, row.ci_low, row.ci_high, method=row.interval),
+            r"\raggedright " + _sub_claims_cell(row),
+            r"\raggedright " + _deciding_cell(row),
             MISSING if _is_missing(n) or n == 0 else str(int(n)),
             r"\raggedright " + _verdict_cell(row.verdict, row.would_be),
             MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
+            *(_replica_cell(row, data) for data in REPLICA_DATA),
         ])
-    columns = r"@{}r p{2.6cm} l p{4.4cm} p{2.7cm} r p{1.7cm} r@{}"
+    columns = r"@{}r p{2.6cm} p{1.8cm} p{6.2cm} r p{1.7cm} r" + " l" * len(REPLICA_DATA) + "@{}"
     body = [r"\setlength{\tabcolsep}{3pt}"]
-    body += _tabular(columns, ["\\#", "Claim", "Parts", "Deciding part", "Value [interval]", "$n$", "Verdict",
-                               "Stab."], rows)
+    body += _tabular(columns, ["\\#", "Claim", "Sub-claims", "Deciding sub-claim: value [adjusted interval]", "$n$",
+                               "Verdict", "Stab.", *(escape_latex(data.capitalize()) for data in REPLICA_DATA)], rows)
+    return _float(body, caption, label, wide=True, size=r"\footnotesize")
+
+
+_VERDICT_LETTERS = {"supported": "S", "contradicted": "C", "mixed": "M", "inconclusive": "I",
+                    "no data at this scale": "N", "inconclusive (unstable)": "U"}
+
+
+def _replica_cell(row: Any, data: str) -> str:
+    """'C 1.00': a replica's summary verdict letter and stability; -- without a replica."""
+    verdict = getattr(row, f"verdict_{data}", "")
+    if _is_missing(verdict) or not verdict:
+        return MISSING
+    stability = getattr(row, f"stability_{data}", math.nan)
+    return _VERDICT_LETTERS.get(verdict, "?") + ("" if _is_missing(stability) else f" {float(stability):.2f}")
+
+
+REPLICAS_CAPTION = (
+    "Claims replicated on scikit-learn's digits (1,797 8\\texttimes{}8 images): the claim's own computation on "
+    "the replica studies \\texttt{STUDY\\_digits}, smaller copies of its studies with \\texttt{data: digits}, "
+    "their decisive sub-claims Holm-adjusted as a family of their own. Own: the summary verdict on the claim's own "
+    "studies (Table~\\ref{tab:claims}); then the replica's deciding sub-claim with its value and adjusted "
+    "interval, $n$, summary verdict and stability, as in Table~\\ref{tab:claims}."
+)
+
+
+def replica_table(verdicts: pd.DataFrame, data: str = "digits", caption: str = REPLICAS_CAPTION,
+                  label: str = "tab:claims-replicas") -> str:
+    """A ``table*`` of the claims replicated on ``data``: the own summary verdict beside the
+    replica's deciding sub-claim, value [adjusted interval], n, verdict and stability
+    (``verdict_frame``'s ``<field>_<data>`` columns); one row of -- when no claim has a replica."""
+    rows = []
+    for row in verdicts.itertuples(index=False):
+        verdict = getattr(row, f"verdict_{data}", "")
+        if _is_missing(verdict) or not verdict:
+            continue
+        field = lambda name: getattr(row, f"{name}_{data}")  # noqa: E731
+        deciding = (escape_latex(field("deciding")) + ": "
+                    + value_with_ci(field("value"), field("adj_low"), field("adj_high"), method=field("interval"))
+                    if field("deciding") else MISSING)
+        n = field("n")
+        rows.append([
+            str(int(row.claim)), r"\raggedright " + escape_latex(row.title),
+            r"\raggedright " + _verdict_cell(row.verdict, row.would_be), r"\raggedright " + deciding,
+            MISSING if _is_missing(n) or n == 0 else str(int(n)),
+            r"\raggedright " + _verdict_cell(verdict, field("would_be")),
+            MISSING if _is_missing(field("stability")) else f"{float(field('stability')):.2f}",
+        ])
+    if not rows:
+        rows = [[MISSING] * 7]
+    columns = r"@{}r p{2.6cm} p{1.8cm} p{7.0cm} r p{1.7cm} r@{}"
+    body = [r"\setlength{\tabcolsep}{3pt}"]
+    body += _tabular(columns, ["\\#", "Claim", "Own", "Deciding sub-claim on digits: value [adjusted interval]",
+                               "$n$", "Verdict", "Stab."], rows)
     return _float(body, caption, label, wide=True, size=r"\footnotesize")
 
 
 PARTS_CAPTION = (
-    f"Every part of every claim: value, interval ([ ] {_CONFIDENCE_TEX}, ( -- ) range of 2--{MIN_SEEDS - 1} seeds) "
-    "and $n$, the part's "
-    "verdict and its stability under seed resampling. Role: \\emph{deciding} (the part Table~\\ref{tab:claims} "
-    "shows), \\emph{decisive} (votes) or \\emph{reported} (does not vote)."
+    "Every sub-claim of every claim: value, its Holm-adjusted interval (at the confidence of its Holm step) "
+    f"and its unadjusted {_CONFIDENCE_TEX} interval (( -- ): range of 2--{MIN_SEEDS - 1} seeds), $n$, the "
+    "Holm-adjusted one-sided $p$ of its verdict, the verdict (after the adjustment; the unadjusted one in "
+    "parentheses where it differs) and its stability under seed resampling. Role: \\emph{deciding} (a "
+    "sub-claim Table~\\ref{tab:claims} shows), \\emph{decisive} (votes) or \\emph{reported} (does not vote, "
+    "not in the family)."
 )
+
+
+def _p_cell(p: Any) -> str:
+    if _is_missing(p):
+        return MISSING
+    return "$<10^{-6}$" if float(p) < 1e-6 else format_number(float(p), 2)
 
 
 def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: str = "tab:claim-parts",
                       max_rows: int = 28) -> str:
-    """Every part of every claim (``claims.parts_frame``) as ``table*`` floats of at most
+    """Every sub-claim of every claim (``claims.parts_frame``) as ``table*`` floats of at most
     ``max_rows`` rows (a float cannot break across pages), the first labelled ``label``."""
     rows = []
     for row in parts.itertuples(index=False):
         role = "deciding" if row.deciding else ("decisive" if row.decisive else "reported")
+        verdict = escape_latex(row.verdict)
+        if isinstance(row.unadjusted, str) and row.unadjusted and row.unadjusted != row.verdict:
+            verdict += f" ({escape_latex(row.unadjusted)})"
+        replica = getattr(row, "replica", "")
         rows.append([
-            str(int(row.claim)),
+            str(int(row.claim)) + (f" ({escape_latex(replica)})" if isinstance(replica, str) and replica else ""),
             r"\raggedright " + escape_latex(row.part) + (rf" \newline {{\scriptsize {escape_latex(row.note)}}}"
                                                            if isinstance(row.note, str) and row.note else ""),
+            r"\raggedright " + value_with_ci(row.value, row.adj_low, row.adj_high, method=row.interval),
             r"\raggedright " + value_with_ci(row.value, row.ci_low, row.ci_high, method=row.interval),
             MISSING if _is_missing(row.n) or row.n == 0 else str(int(row.n)),
-            escape_latex(row.verdict), role,
+            _p_cell(row.p_adjusted),
+            r"\raggedright " + verdict, role,
             MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
         ])
     if not rows:
+        rows = [[MISSING] * 9]
+    header = ["\\#", "Sub-claim", "Adjusted", f"{_CONFIDENCE_TEX}", "$n$", "$p_{adj}$", "Verdict", "Role", "Stab."]
+    columns = r"@{}r p{5.6cm} p{2.5cm} p{2.5cm} r r p{1.9cm} l r@{}"
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
+        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
+    return "\n".join(out)
+
+
+SENSITIVITY_CAPTION = (
+    "Threshold sensitivity: for each named threshold of each claim, the largest range of values around it "
+    "(on a grid over its stated search range, the other thresholds fixed) over which the claim's summary "
+    "verdict, Holm-adjusted with the rest of the ledger fixed, stays what it is; ``open'' where the range "
+    "reaches the end of the search range, else the verdict just beyond it. From the same runs, no retraining "
+    "(\\texttt{gradatlas.analysis.claims.sensitivity})."
+)
+
+
+def _range_end(value: float, is_open: bool, beyond: str, low: bool) -> str:
+    text = format_number(value)
+    if is_open:
+        return text + (" (open)" if low else " (open)")
+    return f"{text} (then {escape_latex(beyond)})"
+
+
+def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, label: str = "tab:sensitivity",
+                      max_rows: int = 30) -> str:
+    """The stable range of every threshold (``claims.sensitivity.ranges_frame``) as ``table*``
+    floats of at most ``max_rows`` rows."""
+    rows = []
+    for row in frame.itertuples(index=False):
+        rows.append([
+            str(int(row.claim)), r"\texttt{" + escape_latex(row.threshold) + "}",
+            r"\raggedright " + escape_latex(row.meaning),
+            format_number(row.value),
+            f"{format_number(row.search_low)}--{format_number(row.search_high)}" + (" (log)" if row.log else ""),
+            escape_latex(row.verdict),
+            r"\raggedright " + _range_end(row.stable_low, row.open_low, row.verdict_below, True) + " to "
+            + _range_end(row.stable_high, row.open_high, row.verdict_above, False),
+        ])
+    if not rows:
         rows = [[MISSING] * 7]
-    header = ["\\#", "Part", "Value [interval]", "$n$", "Verdict", "Role", "Stab."]
-    columns = r"@{}r p{8.2cm} p{3.2cm} r l l r@{}"
+    header = ["\\#", "Threshold", "Separates", "Value", "Searched", "Verdict", "Verdict unchanged from ... to"]
+    columns = r"@{}r l p{4.6cm} r l l p{4.2cm}@{}"
     chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
     out = []
     for i, chunk in enumerate(chunks):
@@ -250,7 +370,8 @@ def _cell_label(value: Any) -> str:
 # not results (the meanfield study trains one step) and its table shows none.
 INIT_ONLY_STEPS = 1
 SUMMARY_COLUMNS = ("metric", "seeds", "test_metric", "test_low", "test_high", "test_interval", "loss",
-                   "loss_low", "loss_high", "loss_interval", "diverged", "failed_to_train", "runs", "steps")
+                   "loss_low", "loss_high", "loss_interval", "diverged", "failed_to_train", "runs", "steps",
+                   "tune_margin", "tune_bracket")
 
 
 def _trained_steps(cell: pd.DataFrame) -> float:
@@ -260,10 +381,21 @@ def _trained_steps(cell: pd.DataFrame) -> float:
     return math.nan
 
 
+def _tuning_of(cell: pd.DataFrame) -> tuple[float, Optional[str]]:
+    """A tuned cell's validation margin over the runner-up and its bracket (the summary's
+    ``tune_margin`` and ``tune_bracket``, from ``gradatlas.workflow.tuning``); NaN and None
+    for an untuned study, or a summary written before they were recorded."""
+    if "tune_bracket" not in cell or not cell["tune_bracket"].notna().any():
+        return math.nan, None
+    margins = cell["tune_margin"].astype(float).dropna() if "tune_margin" in cell else pd.Series(dtype=float)
+    return (float(margins.iloc[0]) if len(margins) else math.nan), str(cell["tune_bracket"].dropna().iloc[0])
+
+
 def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Per cell of ``study``: seeds, test metric and final train loss with their intervals
     (``intervals.seed_interval``; MSE and losses on the log scale), diverged runs, runs that
-    did not diverge but failed to train (``claims.failed_to_train``), and the steps trained.
+    did not diverge but failed to train (``claims.failed_to_train``), the steps trained, and
+    for a tuned study the choice's margin and bracket (``_tuning_of``).
 
     Failed runs are left out; diverged runs have no metric or loss (NaN, never a number) and
     are counted apart. Cells trained at most ``INIT_ONLY_STEPS`` steps get no metric or loss.
@@ -297,8 +429,18 @@ def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str
                      "test_interval": test.method,
                      "loss": loss.value, "loss_low": loss.low, "loss_high": loss.high, "loss_interval": loss.method,
                      "diverged": int(diverged.sum()), "failed_to_train": int(failed_all.loc[cell.index].sum()),
-                     "runs": len(cell), "steps": steps})
+                     "runs": len(cell), "steps": steps,
+                     **dict(zip(("tune_margin", "tune_bracket"), _tuning_of(cell)))})
     return pd.DataFrame(rows)
+
+
+# Appended to a tuned study's caption: what its last two columns say.
+TUNED_CAPTION = (" Each cell trains with the settings its sweep chose on the validation split (the tuned "
+                 "factors among the columns); margin: the chosen trial's mean validation metric over the "
+                 "sweep seeds minus the runner-up's (-- where the runner-up failed on a seed); choice: "
+                 "interior (inside the candidate list), extended (inside once the list was extended beyond "
+                 "an end), edge (still at an end after the extension limit), or tied (at an end only by the "
+                 "tie rule).")
 
 
 def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None,
@@ -340,11 +482,15 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                               "(the loss and MSE geometric means, intervals on the log scale); diverged runs "
                               "(no metric or loss) and runs that did not diverge but failed to train (final "
                               "loss above the initial loss, or test skill at chance), out of all runs.")
+        tuned = bool(summary["tune_bracket"].notna().any())
+        if tuned:
+            caption += TUNED_CAPTION
         metrics = sorted({m for ms in summary["metric"] for m in str(ms).split(", ") if m})
         mixed = len(metrics) != 1
         metric_header = "test metric" if mixed else METRIC_NAMES.get(metrics[0], f"test {metrics[0]}")
         header = [escape_latex(k) for k in keys] + (["metric"] if mixed else []) + \
-            ["seeds", escape_latex(metric_header), "final train loss", "diverged", "failed"]
+            ["seeds", escape_latex(metric_header), "final train loss", "diverged", "failed"] + \
+            (["margin", "choice"] if tuned else [])
         rows = []
         for row in summary.to_dict("records"):
             cells = [_cell_label(row[k]) for k in keys]
@@ -354,8 +500,10 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                       value_with_ci(row["test_metric"], row["test_low"], row["test_high"], method=row["test_interval"]),
                       value_with_ci(row["loss"], row["loss_low"], row["loss_high"], method=row["loss_interval"]),
                       f"{int(row['diverged'])}/{int(row['runs'])}", f"{int(row['failed_to_train'])}/{int(row['runs'])}"]
+            if tuned:
+                cells += [format_number(row["tune_margin"]), escape_latex(row["tune_bracket"] or MISSING)]
             rows.append(cells)
-        columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r@{}"
+        columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r" + (" r l" if tuned else "") + "@{}"
     chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
     out = []
     for i, chunk in enumerate(chunks):

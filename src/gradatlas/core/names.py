@@ -16,7 +16,7 @@ ACTIVATION_NAMES = ("step", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "
 INIT_NAMES = ("default", "normal", "lecun_normal", "xavier_normal", "xavier_uniform", "he_normal",
               "he_uniform", "orthogonal")
 NORMS = ("none", "batch", "layer")
-DATA_NAMES = ("mnist1d", "mnist1d_seq", "adding", "copy")
+DATA_NAMES = ("mnist1d", "mnist1d_seq", "digits", "adding", "copy")
 SEQUENCE_DATA = frozenset({"mnist1d_seq", "adding", "copy"})
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("none", "norm", "value")
@@ -28,12 +28,14 @@ FACTORS: dict[str, str] = {
     "model": "model.name",
     "depth": "model.depth",
     "width": "model.width",
+    "width_alt": "model.width_alt",
     "activation": "model.activation",
     "slope": "model.slope",
     "init": "model.init",
     "gain": "model.init_gain",
     "init_std": "model.init_std",
     "bias": "model.bias_init",
+    "bias_std": "model.bias_std",
     "norm": "model.norm",
     "forget_bias": "model.forget_bias",
     "data": "data.name",

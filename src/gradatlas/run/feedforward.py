@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from gradatlas.run.activations import make_activation
-from gradatlas.run.config import ModelConfig
+from gradatlas.run.config import ModelConfig, hidden_widths
 from gradatlas.run.data import Dataset
 from gradatlas.run.inits import initialize
 from gradatlas.run.stacking import BatchNorm, LayerNorm, Linear
@@ -40,7 +40,8 @@ def make_norm(name: str, width: int) -> nn.Module:
 
 
 def init_linear(layer: nn.Linear, cfg: ModelConfig) -> None:
-    """Initialize a linear layer as ``cfg`` says (``default``: PyTorch's, scaled by the gain)."""
+    """Initialize a linear layer as ``cfg`` says (``default``: PyTorch's, scaled by the gain;
+    ``bias_std``: biases N(0, bias_std^2), drawn after the weight)."""
     if cfg.init == "default":
         if cfg.init_gain != 1.0:
             with torch.no_grad():
@@ -50,6 +51,9 @@ def init_linear(layer: nn.Linear, cfg: ModelConfig) -> None:
         nn.init.zeros_(layer.bias)
     if cfg.bias_init is not None:
         nn.init.constant_(layer.bias, cfg.bias_init)
+    if cfg.bias_std is not None:
+        with torch.no_grad():
+            layer.bias.normal_(0.0, cfg.bias_std)
 
 
 def input_dim(data: Dataset) -> int:
@@ -58,15 +62,16 @@ def input_dim(data: Dataset) -> int:
 
 
 class MLP(nn.Module):
-    """Deep fully connected network: Linear -> norm -> activation, ``depth`` times, then a head."""
+    """Deep fully connected network: Linear -> norm -> activation, ``depth`` times, then a head
+    (hidden widths: ``config.hidden_widths``)."""
 
     def __init__(self, data: Dataset, cfg: ModelConfig) -> None:
         super().__init__()
-        dims = [input_dim(data)] + [cfg.width] * cfg.depth
+        dims = [input_dim(data)] + hidden_widths(cfg)
         self.linears = nn.ModuleList(Linear(dims[i], dims[i + 1]) for i in range(cfg.depth))
-        self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.width) for _ in range(cfg.depth))
+        self.norms = nn.ModuleList(make_norm(cfg.norm, dims[i + 1]) for i in range(cfg.depth))
         self.acts = nn.ModuleList(make_activation(cfg.activation, cfg.slope) for _ in range(cfg.depth))
-        self.head = Linear(cfg.width, data.output_dim)
+        self.head = Linear(dims[-1], data.output_dim)
         for layer in [*self.linears, self.head]:
             init_linear(layer, cfg)
 

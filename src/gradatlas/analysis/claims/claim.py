@@ -9,7 +9,9 @@ from typing import Callable, Optional
 import pandas as pd
 
 from gradatlas.analysis import intervals
-from gradatlas.analysis.claims.decision import STABILITY_DRAWS, deciding_part, reported_verdict, stability
+from gradatlas.analysis.claims.decision import (STABILITY_DRAWS, counter_part, deciding_part, reported_verdict,
+                                                stability)
+from gradatlas.analysis.claims import multiplicity
 from gradatlas.analysis.claims.parts import MIN_SEEDS, Part
 from gradatlas.analysis.claims.summary import Tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
@@ -27,8 +29,8 @@ def rule_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """The evaluated claim: its deciding part, the verdict (reported and would-be), the
-    stability and every part."""
+    """The evaluated claim: its deciding sub-claim (and, for ``mixed``, the supported one beside
+    it), the summary verdict (reported and would-be), the stability and every sub-claim."""
 
     verdict: str
     would_be: str
@@ -36,6 +38,7 @@ class ClaimResult:
     deciding: Optional[Part]
     detail: str
     parts: tuple[Part, ...] = ()
+    counter: Optional[Part] = None
 
     @property
     def value(self) -> float:
@@ -71,6 +74,9 @@ class Claim:
     compute: Optional[Callable[["Tables", ThresholdValues], list[Part]]] = field(default=None, repr=False,
                                                                                  compare=False)
     thresholds: tuple[Threshold, ...] = ()
+    # The data sets the claim is replicated on (``replicas.REPLICA_DATA``): the same computation
+    # on the studies ``<study>_<data>`` (``replicas``).
+    replicas: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.thresholds]
@@ -81,22 +87,37 @@ class Claim:
         """The thresholds in force: the declared values with ``overrides`` (name -> value)."""
         return ThresholdValues(self.thresholds, overrides)
 
+    def sub_claims(self, tables: "Tables", overrides: Optional[dict[str, float]] = None) -> Optional[list[Part]]:
+        """The sub-claims at their unadjusted (95 %) verdicts, or None when none of the claim's
+        studies is in the tables; ``overrides`` moves named thresholds (the sensitivity analysis)."""
+        if not any(tables.has_study(s) for s in self.studies):
+            return None
+        if self.compute is None:
+            raise ValueError(f"claim {self.id} has no compute function")
+        return self.compute(tables, self.threshold_values(overrides))
+
+    def result(self, parts: Optional[list[Part]], draws: int = STABILITY_DRAWS) -> ClaimResult:
+        """The summary verdict, stability and deciding sub-claims of already adjusted sub-claims
+        (``multiplicity.adjust``)."""
+        if parts is None:
+            return ClaimResult(NO_DATA, NO_DATA, math.nan, None,
+                               f"studies not in the tables: {', '.join(self.studies)}")
+        if not parts:
+            return ClaimResult(NO_DATA, NO_DATA, math.nan, None, "no cells for this claim")
+        for part in parts:
+            part.unadjusted = part.unadjusted or part.verdict
+        verdict, stable = stability(parts, self.id, draws)
+        return ClaimResult(reported_verdict(verdict, stable), verdict, stable, deciding_part(parts, verdict),
+                           "; ".join(p.describe() for p in parts), tuple(parts), counter_part(parts, verdict))
+
     def evaluate(self, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
                  tables: Optional["Tables"] = None, draws: int = STABILITY_DRAWS,
                  overrides: Optional[dict[str, float]] = None) -> ClaimResult:
-        """Compute the parts, the verdict and its stability; ``tables`` shares caches between claims,
-        ``overrides`` moves named thresholds (the sensitivity analysis)."""
+        """This claim alone: its sub-claims Holm-adjusted as a family of their own (the ledger,
+        ``claims.ledger.evaluate``, adjusts over every claim's); ``tables`` shares caches between
+        claims, ``overrides`` moves named thresholds."""
         tables = tables or Tables(runs, layers, timesteps)
-        present = [s for s in self.studies if tables.has_study(s)]
-        if not present:
-            return ClaimResult(NO_DATA, NO_DATA, math.nan, None,
-                               f"studies not in the tables: {', '.join(self.studies)}")
-        if self.compute is None:
-            raise ValueError(f"claim {self.id} has no compute function")
-        parts = self.compute(tables, self.threshold_values(overrides))
-        if not parts:
-            return ClaimResult(NO_DATA, NO_DATA, math.nan, None, "no cells for this claim")
-        verdict, stable = stability(parts, self.id, draws)
-        return ClaimResult(reported_verdict(verdict, stable), verdict, stable, deciding_part(parts, verdict),
-                           "; ".join(p.describe() for p in parts), tuple(parts))
-
+        parts = self.sub_claims(tables, overrides)
+        if parts:
+            multiplicity.adjust(parts)
+        return self.result(parts, draws)

@@ -1,18 +1,22 @@
-"""From part verdicts to the claim's verdict, its stability and its deciding part.
+"""From sub-claim verdicts to the claim's summary verdict, its stability and its deciding sub-claims.
 
-The claim's verdict: ``no data at this scale`` when no decisive part found the cells it needs;
-``contradicted`` when any decisive part is contradicted; ``supported`` when every decisive
-part is supported; ``inconclusive`` otherwise. Informational parts never vote.
+The claim's summary verdict, from its decisive sub-claims (informational ones never vote):
+``no data at this scale`` when none found the cells it needs; ``supported`` when every one is
+supported; ``contradicted`` when every one is contradicted; ``mixed`` when at least one is
+supported and at least one contradicted (the ledger names one of each); ``inconclusive``
+otherwise (some undecided, none against another).
 
-The *deciding part* is the one the ledger shows beside the verdict, never a headline that did
-not decide: for ``contradicted`` the first contradicted part; for ``inconclusive`` the first
-decisive part that is not supported; for ``supported`` the least stable part, the one whose
-verdict a different draw of seeds would most likely change.
+The *deciding sub-claim* is the one the ledger shows beside the verdict, never a headline that
+did not decide: for ``contradicted`` and ``mixed`` the first contradicted one (for ``mixed``
+the first supported one is named beside it, ``counter_part``); for ``inconclusive`` the first
+that is not supported; for ``supported`` the least stable one, whose verdict a different draw
+of seeds would most likely change.
 
-The *stability* is the share of ``STABILITY_DRAWS`` replicate draws whose verdict equals the
-observed one; each part's rule is re-run on its own draws (``parts``) from a fixed RNG seed
-per claim and part, so the ledger is reproducible. A verdict with stability below ``STABLE``
-is reported as ``inconclusive (unstable)``, with the would-be verdict beside it.
+The *stability* is the share of ``STABILITY_DRAWS`` replicate draws whose summary verdict
+equals the observed one; each sub-claim's rule is re-run on its own draws (``parts``), with
+its intervals at the confidence its adjusted verdict uses (``multiplicity``), from a fixed
+RNG seed per claim and sub-claim, so the ledger is reproducible. A verdict with stability
+below ``STABLE`` is reported as ``inconclusive (unstable)``, with the would-be verdict beside it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Optional
 import numpy as np
 
 from gradatlas.analysis.claims.parts import Part
-from gradatlas.analysis.claims.verdicts import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE
+from gradatlas.analysis.claims.verdicts import CONTRADICTED, INCONCLUSIVE, MIXED, NO_DATA, SUPPORTED, UNSTABLE
 
 STABILITY_DRAWS = 1000
 STABILITY_SEED = 0
@@ -38,9 +42,11 @@ def combine_array(verdicts: np.ndarray, decisive: np.ndarray) -> np.ndarray:
     if v.shape[0] == 0:
         return np.full(count, NO_DATA, dtype=object)
     has_data = v != NO_DATA
+    supported, contradicted = v == SUPPORTED, v == CONTRADICTED
     out = np.full(v.shape[1], INCONCLUSIVE, dtype=object)
-    out[(v == SUPPORTED).all(axis=0)] = SUPPORTED
-    out[(v == CONTRADICTED).any(axis=0)] = CONTRADICTED
+    out[supported.all(axis=0)] = SUPPORTED
+    out[contradicted.all(axis=0)] = CONTRADICTED
+    out[supported.any(axis=0) & contradicted.any(axis=0)] = MIXED
     out[~has_data.any(axis=0)] = NO_DATA
     return out
 
@@ -79,11 +85,18 @@ def deciding_part(parts: list[Part], verdict: str) -> Optional[Part]:
     decisive = [p for p in parts if p.decisive]
     if not decisive:
         return None
-    if verdict == CONTRADICTED:
+    if verdict in (CONTRADICTED, MIXED):
         return next(p for p in decisive if p.verdict == CONTRADICTED)
     if verdict == SUPPORTED:
         return min(decisive, key=lambda p: (p.stability if not math.isnan(p.stability) else 1.0))
     return next((p for p in decisive if p.verdict != SUPPORTED), decisive[0])
+
+
+def counter_part(parts: list[Part], verdict: str) -> Optional[Part]:
+    """For a ``mixed`` verdict, the first supported sub-claim (the deciding one is contradicted); else None."""
+    if verdict != MIXED:
+        return None
+    return next(p for p in parts if p.decisive and p.verdict == SUPPORTED)
 
 
 def reported_verdict(verdict: str, stable: float) -> str:

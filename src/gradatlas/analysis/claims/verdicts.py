@@ -12,10 +12,12 @@ import numpy as np
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
+# A claim (never a sub-claim) some of whose decisive sub-claims are supported and some contradicted.
+MIXED = "mixed"
 INCONCLUSIVE = "inconclusive"
 NO_DATA = "no data at this scale"
 UNSTABLE = "inconclusive (unstable)"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_DATA, UNSTABLE)
+VERDICTS = (SUPPORTED, CONTRADICTED, MIXED, INCONCLUSIVE, NO_DATA, UNSTABLE)
 
 # A part's rule: (value, low, high) -> verdict, elementwise on arrays (the stability draws).
 Judge = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from gradatlas.analysis.theory.batchnorm import batchnorm_chi
+from gradatlas.analysis.theory.batchnorm import MIN_BATCH, batchnorm_chi
 from gradatlas.analysis.theory.fits import (
     LAYER_KEYS, LayerArrays, factor_fit, hidden_profile, split_layers, split_timesteps, time_factor_fit)
 from gradatlas.analysis.theory.meanfield import chi1, fixed_point, layerwise_factor
@@ -87,7 +87,7 @@ def theory_table_from_arrays(runs: pd.DataFrame, layers_by_run: dict[str, LayerA
         part = by_run.get(str(run.run))
         if part is None or len(part) == 0 or not np.isfinite(float(run.width)):
             continue
-        sigma_b2 = bias_variance(str(run.init), run.width, getattr(run, "bias", None))
+        sigma_b2 = bias_variance(str(run.init), run.width, getattr(run, "bias", None), getattr(run, "bias_std", None))
         if sigma_b2 is None:
             continue
         slope = None if is_missing(getattr(run, "slope", None)) else float(run.slope)
@@ -136,14 +136,16 @@ def _batchnorm_row(run, part: LayerArrays) -> Optional[dict]:
     # Layer 0's input variance is set by the data, not by batch norm of a previous layer: the
     # fit starts at layer 1 (the steps 1 -> 0 and the head's have other factors).
     slope = None if is_missing(_column(run, "slope")) else float(run.slope)
-    chi = batchnorm_chi(str(run.activation), slope)
+    batch = _column(run, "batch_size")
+    batch = int(batch) if not is_missing(batch) and int(batch) >= MIN_BATCH else None
+    chi = batchnorm_chi(str(run.activation), slope, batch=batch)
     row = _base_row(run, BATCHNORM)
     row.update(sigma_w2=np.nan, sigma_b2=np.nan, q_star=1.0, chi1=chi)
     return _with_fit(row, math.sqrt(chi), factor_fit(part, 0, from_layer=1))
 
 
 def _residual_row(run, part: LayerArrays) -> Optional[dict]:
-    sigma_b2 = bias_variance(str(run.init), run.width, _column(run, "bias"))
+    sigma_b2 = bias_variance(str(run.init), run.width, _column(run, "bias"), _column(run, "bias_std"))
     if sigma_b2 is None:
         return None
     slope = None if is_missing(_column(run, "slope")) else float(run.slope)
@@ -187,7 +189,8 @@ def beyond_meanfield_rows(runs: pd.DataFrame, layers_by_run: dict[str, LayerArra
     """Theory rows for the architectures past the plain MLP, from their step-0 probes:
 
     - ``batchnorm_mlp``: MLPs with ``norm == 'batch'`` (any init: batch norm cancels the weight
-      scale), predicted sqrt(``batchnorm_chi``), measured over hidden layers 1..L-1.
+      scale), predicted sqrt(``batchnorm_chi``) at the run's batch size, measured over hidden
+      layers 1..L-1.
     - ``residual_mlp``: ``resmlp`` without normalization, zero-mean biases and a known init
       std; predicted from ``residual_factors`` (geometric mean over the fitted block steps,
       starting from the first block's measured input variance), measured over the blocks.

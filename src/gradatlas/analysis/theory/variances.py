@@ -21,13 +21,17 @@ def weight_variance(init: str, width: float, gain: float = 1.0, init_std: float 
     return fan * std**2
 
 
-def bias_variance(init: str, width: float, bias: Optional[float]) -> Optional[float]:
+def bias_variance(init: str, width: float, bias: Optional[float],
+                  bias_std: Optional[float] = None) -> Optional[float]:
     """sigma_b^2 of the hidden biases, or None when they are not zero-mean random (a constant
     nonzero ``bias``), which mean-field theory with centred biases does not describe.
 
-    A set ``bias`` of 0 and every non-default init give zero biases; PyTorch's default draws
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), variance 1 / (3 fan_in).
+    A set ``bias_std`` gives bias_std^2 (biases N(0, bias_std^2)); a set ``bias`` of 0 and every
+    non-default init give zero biases; PyTorch's default draws U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    variance 1 / (3 fan_in).
     """
+    if not is_missing(bias_std):
+        return float(bias_std) ** 2
     if not is_missing(bias):
         return 0.0 if float(bias) == 0.0 else None
     return 1.0 / (3.0 * float(width)) if init == "default" else 0.0

@@ -104,4 +104,4 @@ CLAIM = Claim(
               f"{ALTERNATIVE_DEAD_MAX:g}; contradicted if a difference's interval lies below {DIFFERENCE_BOUND:g} "
               f"or an alternative's died_frac interval lies above {ALTERNATIVE_DEAD_MAX:g}. The alternatives' "
               f"dead_frac at step 0 and the PReLU slope change are reported, not voted."),
-    compute, THRESHOLDS)
+    compute, THRESHOLDS, replicas=("digits",))

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis import theory
-from gradatlas.analysis.claims.catalog.weight_scale import LARGE_STD, SMALL_STD
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, diverged_note, mlp_runs
 from gradatlas.analysis.claims.parts import Part, missing, seed_part, share_part
@@ -18,6 +17,10 @@ from gradatlas.analysis.claims.verdicts import above, below
 
 SCALE_STUDY = "init_scale"
 EXPLODING_STUDY = "exploding"
+# The weight stds of init_scale that explode (at least LARGE_STD) and vanish (at most SMALL_STD);
+# the nearest to each bound is used.
+LARGE_STD = 1.0
+SMALL_STD = 0.01
 # Activations whose output is bounded: their forward pass cannot overflow, so an exploding
 # gradient need not end in NaN.
 BOUNDED = frozenset({"tanh", "sigmoid", "hardtanh", "softsign"})
@@ -170,4 +173,4 @@ CLAIM = Claim(
               f"{GROWTH_SUPPORT:g} (contradicted below {GROWTH_CONTRADICT:g}); that of the gradient-norm growth "
               f"(the weight gradients, the same way) above {GRAD_GROWTH_SUPPORT:g} (contradicted below "
               f"{GRAD_GROWTH_CONTRADICT:g}). Oscillation of the loss needs the step tables and is not tested."),
-    compute, THRESHOLDS)
+    compute, THRESHOLDS, replicas=("digits",))
