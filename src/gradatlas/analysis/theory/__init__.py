@@ -28,7 +28,9 @@ from gradatlas.analysis.theory.gaussian import (
     Q_MAX, Q_MIN, ActivationLike, activation_functions, gaussian_expectation, gaussian_expectations,
     squared_expectation)
 from gradatlas.analysis.theory.meanfield import chi1, fixed_point, layerwise_factor, predicted_factor
-from gradatlas.analysis.theory.recurrent import INPUT_DIM, INPUT_POWER, adding_input_power, rnn_time_factors
+from gradatlas.analysis.theory.recurrent import (
+    GAIN_BRACKET, INPUT_DIM, INPUT_POWER, adding_input_power, crossing_gain, rnn_factor_of_gain, rnn_predicted_factor,
+    rnn_time_factors)
 from gradatlas.analysis.theory.residual import residual_factors, second_moment_variance
 from gradatlas.analysis.theory.spectra import (
     SPECTRA_COLUMNS, WEIGHT_S1, mean_sv2, normalized_variance, preactivation_variances, spectra_table,
@@ -39,14 +41,15 @@ from gradatlas.analysis.theory.table import (
 from gradatlas.analysis.theory.variances import bias_variance, is_missing, rnn_variances, weight_variance
 
 __all__ = [
-    "ActivationLike", "BATCHNORM", "INPUT_DIM", "INPUT_POWER", "LAYER_KEYS", "LOG_VARIANCE_PER_BETA",
+    "ActivationLike", "BATCHNORM", "GAIN_BRACKET", "INPUT_DIM", "INPUT_POWER", "LAYER_KEYS", "LOG_VARIANCE_PER_BETA",
     "LayerArrays", "LayersLike", "MEANFIELD", "MIN_BATCH", "NON_HIDDEN", "Q_MAX", "Q_MIN", "RESIDUAL",
     "RNN_TIME", "SPECTRA_COLUMNS", "THEORY_COLUMNS", "WEIGHT_S1", "activation_functions",
     "adding_input_power", "batchnorm_chi", "batchnorm_chi_at", "beta", "beyond_meanfield_rows",
-    "bias_variance", "chi1", "factor_fit", "fixed_point", "gaussian_expectation", "gaussian_expectations",
+    "bias_variance", "chi1", "crossing_gain", "factor_fit", "fixed_point", "gaussian_expectation", "gaussian_expectations",
     "hidden_profile", "is_missing", "layer_log_moments", "layernorm_chi", "layerwise_factor",
     "log_gain_moments", "mean_sv2", "measured_factor", "mlp_widths", "normalized_variance",
-    "preactivation_variances", "predicted_factor", "residual_factors", "rnn_time_factors", "rnn_variances",
-    "second_moment_variance", "spectra_table", "split_layers", "split_timesteps", "squared_expectation",
-    "theory_table", "theory_table_from_arrays", "time_factor_fit", "weight_ensemble", "weight_variance",
+    "preactivation_variances", "predicted_factor", "residual_factors", "rnn_factor_of_gain",
+    "rnn_predicted_factor", "rnn_time_factors", "rnn_variances", "second_moment_variance", "spectra_table",
+    "split_layers", "split_timesteps", "squared_expectation", "theory_table", "theory_table_from_arrays",
+    "time_factor_fit", "weight_ensemble", "weight_variance",
 ]

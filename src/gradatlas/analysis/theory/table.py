@@ -15,7 +15,7 @@ from gradatlas.analysis.theory.fits import (
     time_factor_fit)
 from gradatlas.analysis.theory.length_map import classify, per_example_factor, unstable_fixed_points
 from gradatlas.analysis.theory.meanfield import chi1, fixed_point, layerwise_factor
-from gradatlas.analysis.theory.recurrent import INPUT_DIM, INPUT_POWER, rnn_time_factors
+from gradatlas.analysis.theory.recurrent import INPUT_DIM, INPUT_POWER, rnn_predicted_factor, rnn_time_factors
 from gradatlas.analysis.theory.residual import residual_factors, second_moment_variance
 from gradatlas.analysis.theory.variances import bias_variance, is_missing, rnn_variances, weight_variance
 from gradatlas.run import inits
@@ -223,8 +223,7 @@ def _rnn_row(run, steps: pd.DataFrame) -> Optional[dict]:
     length = int(run.length)
     input_var = entry_w * INPUT_POWER[data](length)
     qs, factors = rnn_time_factors(str(run.activation), sigma_u2, input_var, sigma_b2, length)
-    # The fit over t = 1..T sees the steps from t to t - 1 for t = 2..T.
-    predicted = float(np.exp(np.mean(np.log(factors[1:])))) if length > 1 else float("nan")
+    predicted = rnn_predicted_factor(str(run.activation), sigma_u2, input_var, sigma_b2, length)
     row = _base_row(run, RNN_TIME)
     row.update(sigma_w2=sigma_u2, sigma_b2=sigma_b2, q_star=float(qs[-1]), chi1=float(factors[-1] ** 2))
     return _with_fit(row, predicted, time_factor_fit(steps, 0))
