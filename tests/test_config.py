@@ -305,3 +305,15 @@ def test_opt_in_probe_switches_are_left_out_of_the_container_while_off():
     on = dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, input_norms=True))
     assert to_container(on)["probe"]["input_norms"] is True and fingerprint(on) != fingerprint(cfg)
     assert load_run_config(to_container(on)) == on and load_run_config(to_container(cfg)) == cfg
+
+
+def test_every_opt_in_switch_and_later_key_leaves_config_yaml_and_the_fingerprint_alone():
+    from gradatlas.run.config import LATER_KEYS, OPT_IN_PROBES, fingerprint, to_container
+
+    assert all(LATER_KEYS.get(("probe", name)) is False for name in OPT_IN_PROBES)
+    cfg = compose(["model=mlp", "data=mnist1d"])
+    content = to_container(cfg)
+    for (section, key) in LATER_KEYS:
+        assert key not in content[section]
+    changed = compose(["model=mlp", "data=mnist1d", "probe.input_norms=true"])
+    assert to_container(changed)["probe"]["input_norms"] is True and fingerprint(changed) != fingerprint(cfg)

@@ -324,7 +324,8 @@ def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, l
             format_number(row.value),
             f"{format_number(row.search_low)}--{format_number(row.search_high)}" + (" (log)" if row.log else ""),
             escape_latex(row.verdict),
-            r"\raggedright " + _range_end(row.stable_low, row.open_low, row.verdict_below, True) + " to "
+            # No \raggedright in the last column: it would redefine the row's \\.
+            _range_end(row.stable_low, row.open_low, row.verdict_below, True) + " to "
             + _range_end(row.stable_high, row.open_high, row.verdict_above, False),
         ])
     if not rows:

@@ -308,13 +308,16 @@ def total_steps(cfg: RunConfig, n_train: int) -> int:
 
 
 # Keys added to the config after records were written, with the value every earlier config
-# had: at that value a key is left out of the fingerprint, so that the records of configs
-# that do not use it keep their fingerprint (and are reused, not retrained).
+# had: at that value a key is left out of config.yaml and so of the fingerprint, so that the
+# records of configs that do not use it keep their fingerprint (and are reused, not retrained);
+# loading a config fills the default back in.
 LATER_KEYS: dict[tuple[str, str], Any] = {
     ("model", "width_alt"): None,
     ("model", "bias_std"): None,
     ("probe", "backward_gain"): False,
     ("probe", "jacobian_inputs"): 0,
+    ("probe", "input_norms"): False,
+    ("probe", "input_grad_corr"): False,
 }
 
 
@@ -336,9 +339,6 @@ def fingerprint(cfg: RunConfig) -> str:
     content.pop("overwrite", None)
     content.pop("device", None)
     content["data"].pop("cache_dir", None)
-    for (section, key), earlier in LATER_KEYS.items():
-        if content[section].get(key, earlier) == earlier:
-            content[section].pop(key, None)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -422,7 +422,8 @@ def _first_line(err: Exception) -> str:
     return "; ".join(lines[:3])
 
 
-# The probe switches of opt-in quantities (``ProbeConfig`` fields, False by default).
+# The probe switches of opt-in quantities (``ProbeConfig`` fields, False by default; each a
+# ``LATER_KEYS`` entry, so that a switch that is off leaves config.yaml and the fingerprint alone).
 OPT_IN_PROBES = ("input_norms", "input_grad_corr")
 
 
@@ -430,13 +431,13 @@ def to_container(cfg: RunConfig) -> dict[str, Any]:
     """The resolved config as plain Python containers (for ``config.yaml``).
 
     A validated ``RunConfig`` holds only resolved primitives, so this is ``asdict``, less the
-    ``OPT_IN_PROBES`` switches that are off (configs written before they existed keep their
+    ``LATER_KEYS`` at their earlier value (configs written before they existed keep their
     fingerprint; loading fills the default back in).
     """
     content = dataclasses.asdict(cfg)
-    for name in OPT_IN_PROBES:
-        if not content["probe"][name]:
-            del content["probe"][name]
+    for (section, key), earlier in LATER_KEYS.items():
+        if content[section].get(key, earlier) == earlier:
+            content[section].pop(key, None)
     return content
 
 
