@@ -311,9 +311,9 @@ def test_every_opt_in_switch_and_later_key_leaves_config_yaml_and_the_fingerprin
     from gradatlas.run.config import LATER_KEYS, OPT_IN_PROBES, fingerprint, to_container
 
     assert all(LATER_KEYS.get(("probe", name)) is False for name in OPT_IN_PROBES)
-    cfg = compose(["model=mlp", "data=mnist1d"])
+    cfg = run_config(["model=mlp", "data=mnist1d"])
     content = to_container(cfg)
     for (section, key) in LATER_KEYS:
         assert key not in content[section]
-    changed = compose(["model=mlp", "data=mnist1d", "probe.input_norms=true"])
+    changed = run_config(["model=mlp", "data=mnist1d", "probe.input_norms=true"])
     assert to_container(changed)["probe"]["input_norms"] is True and fingerprint(changed) != fingerprint(cfg)
