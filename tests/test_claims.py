@@ -378,6 +378,18 @@ def test_claim2_tanh_slower_than_sigmoid():
     assert result.verdict == SUPPORTED and result.stability >= claims.STABLE
 
 
+def test_claim2_contradicted_when_tanh_vanishes_faster_and_does_not_vanish():
+    # Both statements false: tanh's factor below sigmoid's is "faster", and above 1 it grows.
+    b = Builder()
+    for seed in range(4):
+        for act, ratio in (("sigmoid", 1.6), ("tanh", 1.2)):
+            b.geometric(b.run("depth_activation_init", seed, activation=act, init="default", depth=10.0),
+                        ratio + 0.01 * seed)
+    result = evaluate(b, 2)
+    assert [p.verdict for p in result.parts if p.decisive] == [CONTRADICTED, CONTRADICTED]
+    assert result.would_be == CONTRADICTED
+
+
 # ------------------------------------------------------------------------------ claim 9
 
 SHORT, LONG = 10, 20
@@ -487,6 +499,14 @@ def test_claim11_equivalence():
         b.run("linear_step", seed, activation="linear", depth=20.0, test_metric=0.30 + 0.01 * seed + 0.002)
     result = evaluate(b, 11)
     assert result.value == pytest.approx(0.002) and result.verdict == SUPPORTED
+
+
+def test_claim11_contradicted_when_depth_changes_the_accuracy():
+    b = Builder()
+    for seed in range(4):
+        b.run("linear_step", seed, activation="linear", depth=1.0, test_metric=0.30 + 0.01 * seed)
+        b.run("linear_step", seed, activation="linear", depth=20.0, test_metric=0.20 + 0.01 * seed + 0.002 * seed)
+    assert evaluate(b, 11).would_be == CONTRADICTED
 
 
 def _step_tables(ste_metric: float, grad: float = 0.0, seeds=range(4)) -> Builder:
