@@ -343,8 +343,9 @@ def fingerprint(cfg: RunConfig) -> str:
 
 
 def factor_values(cfg: RunConfig) -> dict[str, Any]:
-    """The value of every factor in ``FACTORS`` for a run: the grid coordinates of its record."""
-    container = to_container(cfg)
+    """The value of every factor in ``FACTORS`` for a run: the grid coordinates of its record
+    (every key, a later key at its earlier value too: ``to_container`` leaves those out)."""
+    container = dataclasses.asdict(cfg)
 
     def select(key: str) -> Any:
         node: Any = container

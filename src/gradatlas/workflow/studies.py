@@ -400,7 +400,7 @@ def _check_grid_values(path: Path, scale: str, fixed: dict[str, Any], grid: dict
         seen: dict[Any, Any] = {}
         for value in values:
             cfg = _validate(path, f"grid.{key}={value!r} (scale {scale})", {**fixed, **first, key: value})
-            coerced = _select(to_container(cfg), FACTORS.get(key, key))
+            coerced = _select(dataclasses.asdict(cfg), FACTORS.get(key, key))
             if coerced in seen:
                 raise StudyError(f"{path}: grid.{key} (scale {scale}): {seen[coerced]!r} and {value!r} are "
                                  f"the same value ({coerced!r}) once typed; list it once")
