@@ -16,7 +16,8 @@ import pandas as pd
 
 from gradatlas.analysis.figures.spec import FigureSpec
 
-SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory")
+SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory",
+            "criticality")
 
 
 def module_specs(module: ModuleType) -> list[FigureSpec]:
