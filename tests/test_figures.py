@@ -623,7 +623,8 @@ def test_the_registry_keeps_the_order_of_the_caption_macros():
     assert list(FIGURES) == [
         "activation_gallery", "backprop_norm_vs_layer", "accuracy_heatmap", "normalization_effect",
         "residual_vs_plain", "hidden_grad_vs_distance", "clipping", "dead_units_vs_lr", "prelu_slope",
-        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield"]
+        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield", "criticality_phase",
+        "trainable_depth_phase", "weight_crossing"]
 
 
 def test_a_duplicate_figure_name_and_a_bad_width_are_refused():
