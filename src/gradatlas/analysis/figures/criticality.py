@@ -173,20 +173,21 @@ def trainable_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.Da
     if math.isfinite(td.c):
         interval = (f" [{td.c_low:.3g}, {td.c_high:.3g}] ({levels.tex(td.c_interval)} over {td.c_seeds} seeds)"
                     if math.isfinite(td.c_low) and math.isfinite(td.c_high) else f" ({td.c_seeds} seed(s), no interval)")
-        fitted = f"$c\\,\\xi_c$ with the fitted $c = {td.c:.3g}$" + interval
+        fitted = (f" and $c\\,\\xi_c$ with the fitted $c = {td.c:.3g}$" + interval
+                  + " (solid; thin lines at the interval's ends).")
         wrong = cells[~cells["agrees"].astype(bool)]
         missed = ("" if wrong.empty else "; outlined, those that do not: " + ", ".join(
             f"$\\sigma_w^2 = {w:.3g}$ at depth {int(d)}" for w, d in zip(wrong[data.SIGMA_W2], wrong["depth"])))
         agreement = (f" {int(cells['agrees'].sum())} of {len(cells)} cells train as depth $< c\\,\\xi_c$ says "
                      f"(the claim asks for more than {100 * td.agreement:.0f}\\%){missed}.")
     else:
-        fitted = "no fitted $c$ (no $\\sigma_w^2$ whose trainable depth ends inside the depth grid)"
+        fitted = ". No fitted $c$: no $\\sigma_w^2$ whose trainable depth ends inside the depth grid."
         agreement = ""
     return (f"{what} (study \\texttt{{trainable\\_depth}}, width {td.width}, $\\sigma_b^2 = {td.sigma_b2:.3g}$, "
             f"{budget}): mean test skill over {td.seeds} seed{'s' if td.seeds != 1 else ''} in percent (0 = chance, "
             f"100 = perfect) per ($\\sigma_w^2$, depth) cell; a cell trains where it reaches "
             f"{100 * td.train_skill:.0f}. Curves: $\\xi_c$ (dotted), $6\\,\\xi_c$ (dash-dotted, Schoenholz et al.'s "
-            f"constant) and {fitted} (solid; thin lines at the interval's ends).{agreement}")
+            f"constant){fitted}{agreement}")
 
 
 def _budget(runs: pd.DataFrame) -> str:
@@ -245,8 +246,9 @@ def trainable_depth_phase(runs: pd.DataFrame, layers: pd.DataFrame, *,
             if math.isfinite(end) and end > 0:
                 ax.plot(ws, end * xi, color=LINE, linewidth=0.5)
         handles.append(style.line_handle(f"$c\\,\\xi_c$, $c = {td.c:.2g}$", LINE, "-"))
-    handles.append(style.line_handle("wrong side", MISS_COLOR, "none", "s"))
-    handles[-1].set_markerfacecolor("none")
+    if not td.cells["agrees"].astype(bool).all():
+        handles.append(style.line_handle("wrong side of $c\\,\\xi_c$", MISS_COLOR, "none", "s"))
+        handles[-1].set_markerfacecolor("none")
     ax.set_xlim(x_low, x_high)
     ax.set_ylim(y_low, y_high)
     for axis, values in ((ax.xaxis, xs), (ax.yaxis, ys)):
