@@ -83,7 +83,7 @@ def test_phase_caption_names_the_sigma_b2_that_miss_the_prediction():
     _phase(good)
     _phase(bad, shift=1.3)
     caption = FIGURES["criticality_phase"].caption
-    assert "Every measured crossing lies within" in caption(*good.tables())
+    assert "Every measured crossing (geometric mean over seeds) lies within" in caption(*good.tables())
     text = caption(*bad.tables())
     assert "Outside a factor $1 \\pm 0.1$ of the prediction: $\\sigma_b^2 = 0$, $\\sigma_b^2 = 0.05$" in text
     assert "width 256, depth 20" in text and "4 seeds" in text
@@ -175,3 +175,16 @@ def test_weight_crossing_marks_measured_and_predicted_crossings():
     assert np.allclose(dots.get_ydata(), np.sqrt(np.asarray(dots.get_xdata()) / 2.0))
     caption = FIGURES["weight_crossing"].caption(runs, layers, timesteps)
     assert "relu 1.00" in caption and "Outside a factor $1 \\pm 0.1$ of the prediction: tanh" in caption
+
+
+def test_trainable_depth_caption_says_when_c_is_not_decided():
+    from gradatlas.analysis.claims.catalog.criticality import xi_c
+    b = Builder()
+    for seed in range(4):  # seeds 2 and 3 train at every depth: c rests on seeds 0 and 1
+        for w in (0.5, 1.0):
+            for depth in (4, 8, 16, 32):
+                trains = seed >= 2 or depth < 6.0 * xi_c(w, 0.05)
+                b.run("trainable_depth", seed, activation="tanh", init="lecun_normal", gain=math.sqrt(w),
+                      bias_std=math.sqrt(0.05), depth=float(depth), width=64.0, test_metric=0.6 if trains else 0.1)
+    caption = FIGURES["trainable_depth_phase"].caption(*b.tables())
+    assert "$c$ rests on 2 of 4 seeds: shown, not decided" in caption and "the claim asks" not in caption

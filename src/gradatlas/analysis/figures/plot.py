@@ -103,6 +103,7 @@ def cell_heatmap(ax: Axes, xs: Sequence[float], ys: Sequence[float], values: np.
     of the cell's height above its centre (clear of marks drawn at the centre). ``values[i, j]``
     is the cell of ``ys[i]``, ``xs[j]``; NaN cells stay empty. Returns the QuadMesh (for a colour bar)."""
     import matplotlib as mpl
+    from matplotlib import patheffects
 
     x_edges, y_edges = cell_edges(xs, xlog), cell_edges(ys, ylog)
     values = np.ma.masked_invalid(np.asarray(values, float))
@@ -116,8 +117,10 @@ def cell_heatmap(ax: Axes, xs: Sequence[float], ys: Sequence[float], values: np.
         light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
         low, high = (np.log(y_edges[i:i + 2]) if ylog else y_edges[i:i + 2])
         centre = (np.log(ys[i]) if ylog else ys[i]) + text_raise * (high - low)
+        # Outlined in the cell's own colour: a curve drawn over the cell passes behind the number.
         ax.text(xs[j], math.exp(centre) if ylog else centre, text(value), ha="center", va="center", fontsize=fontsize,
-                color="black" if light else "white")
+                color="black" if light else "white", zorder=3,
+                path_effects=[patheffects.withStroke(linewidth=2.0, foreground=(r, g, b))])
     if xlog:
         ax.set_xscale("log")
     if ylog:
