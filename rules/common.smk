@@ -109,6 +109,23 @@ def batch_options(wildcards):
     return stacking
 
 
+def tune_options(wildcards):
+    """Options of ``gradatlas.workflow.extend`` beyond the plan: the stack size of the
+    extension runs it trains (each list item is one shell word)."""
+    return ["--stack-size", str(STACK_SIZE)] + (["--stack-gpu"] if STACK_GPU else [])
+
+
+def tune_runtime(wildcards, attempt):
+    """Slurm runtime (minutes) of a `tune` job: as ``train_runtime``, from the plan's expected
+    seconds of extension runs (gradatlas.workflow.plan_cache.StudyPlan.tune_seconds)."""
+    return (5 + math.ceil(3 * PLANS[wildcards.study].tune_seconds / 60)) * 2 ** (attempt - 1)
+
+
+def extension_manifest(study):
+    """The manifest of the extension runs a tuned study's `tune` job trained."""
+    return str(PATHS.batch_manifest(study, "extend", 0))
+
+
 def tuning_inputs(wildcards):
     """A tuned study's settings chosen per cell, which its training jobs need; none otherwise."""
     return [tuning_file(wildcards)] if PLANS[wildcards.study].tuned and not _is_sweep(wildcards) else []
@@ -198,7 +215,8 @@ PAPER_SOURCES = ["paper/main.tex", "paper/refs.bib", *sorted(str(p) for p in Pat
 STALE_BATCHES = {}
 FORCED_BATCHES = set()
 if not FROM_ARCHIVE and workflow.is_main_process:
-    _ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS)
+    _ALL_MANIFESTS = batch_manifests() + _manifests("sweep", PLANS) + [
+        extension_manifest(name) for name, plan in PLANS.items() if plan.tuned]
     # A dry run leaves even the cache of batches found complete as it was.
     STALE_BATCHES = verified.stale_batches(_ALL_MANIFESTS, remember=not workflow.output_settings.dryrun)
     FORCED_BATCHES = set(STALE_BATCHES) | {m for m in _ALL_MANIFESTS if not Path(m).exists()}
@@ -215,7 +233,16 @@ def force_stale_batch(wildcards):
     DAG's ``forcefiles`` when it creates the DAG. Input functions run while the DAG is
     built, before Snakemake decides what must run (``DAG.update_needrun``). The job's
     dependents (aggregation, then the paper) rerun as after any forced job."""
-    manifest = str(PATHS.batch_manifest(wildcards.study, wildcards.part, wildcards.batch))
+    return _force(str(PATHS.batch_manifest(wildcards.study, wildcards.part, wildcards.batch)))
+
+
+def force_stale_tuning(wildcards):
+    """``force_stale_batch`` for a `tune` job: forced when its extension manifest is stale or
+    missing (it lists sweep runs the job trained)."""
+    return _force(extension_manifest(wildcards.study))
+
+
+def _force(manifest):
     if manifest in FORCED_BATCHES:
         forced = getattr(workflow.dag, "forcefiles", None)
         if not isinstance(forced, set):

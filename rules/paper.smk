@@ -3,12 +3,14 @@
 
 localrules:
     ledger,
+    sensitivity,
     figures,
     verification,
     paper,
 
 
-# The ledger and the figures read the same summary and run side by side.
+# The ledger and the sensitivity read the same summary and run side by side; the figures follow
+# the sensitivity (one of them draws it).
 rule ledger:
     input:
         runs=summary("runs"),
@@ -33,12 +35,33 @@ rule ledger:
         " --studies {params.studies:q} > {log:q} 2>&1"
 
 
+# How far each named threshold can move before its verdict changes: beside the ledger (it
+# re-evaluates every claim over each threshold's range), before the figures that draw it.
+rule sensitivity:
+    input:
+        runs=summary("runs"),
+        layers=summary("layers"),
+        timesteps=summary("timesteps"),
+    output:
+        frame=scale_path("analysis/sensitivity.parquet"),
+        table=scale_path("tables/sensitivity.tex"),
+    log:
+        scale_path("logs/sensitivity.log"),
+    params:
+        root=scale_root,
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m gradatlas.analysis sensitivity --root {params.root:q} > {log:q} 2>&1"
+
+
 rule figures:
     input:
         runs=summary("runs"),
         layers=summary("layers"),
         timesteps=summary("timesteps"),
         steps=summary("steps"),
+        sensitivity=scale_path("analysis/sensitivity.parquet"),
     output:
         # One per registered figure (FIGURE_NAMES, rules/common.smk), captioned from its spec.
         figures=[
@@ -74,6 +97,7 @@ rule paper:
     input:
         PAPER_SOURCES,
         rules.ledger.output,
+        rules.sensitivity.output,
         rules.figures.output,
         rules.verification.output,
     output:

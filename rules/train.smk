@@ -6,8 +6,11 @@
 #
 # A tuned study (``tune:`` in its study file) trains in two parts: `sweep` jobs train every
 # cell at each candidate (learning rate, say) on sweep seeds, `tune` picks each cell's
-# candidate on the validation split, and only then do its `batch` jobs run with it. The
-# choice does not change which runs exist, so the DAG is known at parse time (no checkpoint).
+# candidate on the validation split, and only then do its `batch` jobs run with it. Where a
+# cell's best learning rate is at an end of its list, the `tune` job itself trains that cell's
+# sweep runs one step beyond it (gradatlas.workflow.extend says why not a checkpoint). The
+# choice does not change which of the study's own runs exist, so the DAG is known at parse
+# time and a dry run lists every job that runs.
 
 
 rule train:
@@ -43,23 +46,33 @@ rule train:
         " --manifest {output:q} > {log:q} 2>&1"
 
 
-localrules:
-    tune,
-
-
 rule tune:
     input:
-        sweep_manifests,
+        study=study_file,
+        sweep=sweep_manifests,
+        stale=force_stale_tuning,
     output:
-        str(PATHS.tuning("{study}")),
+        tuning=str(PATHS.tuning("{study}")),
+        manifest=str(PATHS.batch_manifest("{study}", "extend", 0)),
     log:
         str(PATHS.log("tuning/{study}")),
     wildcard_constraints:
         study="[A-Za-z0-9_]+",
+    params:
+        scale=SCALE,
+        device=config["device"],
+        options=tune_options,
     # Seconds of work that unblock a tuned study's batches: before any training job waiting
     # (their priorities are their estimated seconds), not after all of them.
     priority: 2_000_000
     conda:
         "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=tune_runtime,
+        gpu=train_gpus,
     shell:
-        "python -m gradatlas.workflow.tuning --manifests {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m gradatlas.workflow.extend {input.study:q} --scale {params.scale:q} --manifests {input.sweep:q}"
+        " --device {params.device:q} {params.options:q} --out {output.tuning:q} --manifest {output.manifest:q}"
+        " > {log:q} 2>&1"

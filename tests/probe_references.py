@@ -20,7 +20,7 @@ from conftest import fake_dataset
 from gradatlas.run.config import ModelConfig, ProbeConfig
 from gradatlas.run.loop import task_loss
 from gradatlas.run.models import Trace, make_model
-from gradatlas.run.probes import DEAD_SLOPE_SHARE, Prober, probe_set_trace
+from gradatlas.run.probes import DEAD_SLOPE_ABSOLUTE, DEAD_SLOPE_SHARE, Prober, probe_set_trace
 
 B, IN, OUT = 6, 4, 3
 
@@ -56,15 +56,21 @@ REF_DERIV = {
 }
 
 
+# The rectifiers with a linear negative side: dead below an absolute slope (the stated rule).
+ABSOLUTE_DEAD = frozenset({"relu", "leaky_relu", "prelu"})
+
+
 def ref_dead(activation, z):
-    """Per unit (last dim), whether |phi'(z)| < DEAD_SLOPE_SHARE * sup|phi'| for every row of z:
-    phi' by autograd of the hand-written ``REF_ACT``, its supremum by a dense grid."""
+    """Per unit (last dim), whether |phi'(z)| < the dead slope for every row of z: phi' by
+    autograd of the hand-written ``REF_ACT``; the dead slope DEAD_SLOPE_ABSOLUTE for
+    ``ABSOLUTE_DEAD``, else DEAD_SLOPE_SHARE * sup|phi'| with the supremum from a dense grid."""
     act = REF_ACT[activation]
     grid = torch.linspace(-12, 12, 240001, dtype=torch.float64, requires_grad=True)
     sup = torch.autograd.grad(act(grid).sum(), grid)[0].abs().max().item()
     z = torch.as_tensor(np.asarray(z), dtype=torch.float64).reshape(-1, np.shape(z)[-1]).requires_grad_(True)
     slope = torch.autograd.grad(act(z).sum(), z)[0].abs()
-    return (slope < DEAD_SLOPE_SHARE * sup).all(dim=0).numpy()
+    threshold = DEAD_SLOPE_ABSOLUTE if activation in ABSOLUTE_DEAD else DEAD_SLOPE_SHARE * sup
+    return (slope < threshold).all(dim=0).numpy()
 
 
 def probe_step(model, data, x, y, lr=None, cfg=None):

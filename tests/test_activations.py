@@ -156,3 +156,36 @@ def test_unknown_name_lists_known_names():
     assert "softplusish" in message
     for name in ACTIVATIONS:
         assert name in message
+
+
+def test_step_ste_forwards_the_step_and_backpropagates_hardtanh():
+    act = make_activation("step_ste")
+    z = torch.cat([torch.linspace(-3, 3, 601), torch.tensor([-1.0, 1.0, 0.0])]).requires_grad_(True)
+    out = act(z)
+    assert torch.equal(out, (z.detach() > 0).float())  # exactly the step's values
+    (grad,) = torch.autograd.grad(out.sum(), z)
+    # Independent reference: autograd of a hand-written hard-tanh, z inside (-1, 1) and sign(z)
+    # outside and at +-1, whose gradient is 1 inside and 0 elsewhere.
+    reference = z.detach().clone().requires_grad_(True)
+    hardtanh = torch.where(reference.abs() < 1, reference, torch.sign(reference).detach())
+    (expected,) = torch.autograd.grad(hardtanh.sum(), reference)
+    assert torch.equal(grad, expected)
+    assert expected[-3:].tolist() == [0.0, 0.0, 1.0]  # z = -1 and 1 block the gradient, z = 0 passes it
+    assert torch.equal(act.derivative(z.detach()), expected)
+    assert 0 < torch.count_nonzero(grad) < len(z)
+    nan = act(torch.tensor([float("nan")]))
+    assert torch.isnan(nan).all()  # a non-finite pre-activation stays visible, as with the step
+
+
+def test_step_ste_passes_a_training_signal_where_the_step_does_not():
+    torch.manual_seed(0)
+    x = torch.randn(16, 4)
+    grads = {}
+    for name in ("step", "step_ste"):
+        torch.manual_seed(1)
+        first, head = torch.nn.Linear(4, 8), torch.nn.Linear(8, 1)
+        out = head(make_activation(name)(first(x)))
+        out.pow(2).mean().backward()
+        grads[name] = first.weight.grad
+    assert torch.count_nonzero(grads["step"]) == 0
+    assert torch.count_nonzero(grads["step_ste"]) > 0

@@ -153,6 +153,10 @@ BAD = {
     "gain0": (["model.init_gain=0"], ["model.init_gain"]),
     "saturation": (["probe.saturation=1.5"], ["probe.saturation"]),
     "probe_set_every0": (["probe.probe_set_every=0"], ["probe.probe_set_every"]),
+    "jacobian-neg": (["probe.jacobian_inputs=-1"], ["probe.jacobian_inputs", ">= 0"]),
+    "jacobian-resmlp": (["model=resmlp", "probe.jacobian_inputs=2"], ["probe.jacobian_inputs", "mlp", "resmlp"]),
+    "jacobian-norm": (["model.norm=layer", "probe.jacobian_inputs=2"], ["probe.jacobian_inputs", "norm=layer"]),
+    "jacobian>batch": (["train.batch_size=4", "probe.jacobian_inputs=5"], ["probe.jacobian_inputs", "batch_size=4"]),
     "epochs0": (["train.epochs=0"], ["train.epochs"]),
     "max_steps0": (["train.max_steps=0"], ["train.max_steps"]),
     "unknown-appended-key": (["+model.foo=1"], ["foo", "model"]),
@@ -284,3 +288,20 @@ def test_cuda_without_device_is_a_config_error_and_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="device=cuda"):
         runner.run(cfg)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_opt_in_probe_switches_are_left_out_of_the_container_while_off():
+    """Configs that do not turn an opt-in quantity on keep the config.yaml and fingerprint they
+    had before the switch existed; one that does differs, and loads back."""
+    import dataclasses
+
+    from gradatlas.run.config import OPT_IN_PROBES, RunConfig, fingerprint, load_run_config, to_container
+
+    cfg = RunConfig()
+    plain = dataclasses.asdict(cfg)
+    for name in OPT_IN_PROBES:
+        assert plain["probe"].pop(name) is False
+    assert to_container(cfg) == plain
+    on = dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, input_norms=True))
+    assert to_container(on)["probe"]["input_norms"] is True and fingerprint(on) != fingerprint(cfg)
+    assert load_run_config(to_container(on)) == on and load_run_config(to_container(cfg)) == cfg

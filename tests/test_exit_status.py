@@ -15,10 +15,11 @@ from conftest import TINY_MLP
 from gradatlas.analysis import claim_index, commands
 from gradatlas.core.exit_status import EXIT_BAD_INPUT, EXIT_FAILED
 from gradatlas.run import rerun, train
-from gradatlas.workflow import aggregate, archive, batch, plan, tuning, verify
+from gradatlas.workflow import aggregate, archive, batch, extend, plan, verify
 
 pytestmark = pytest.mark.unit
 
+TUNED_STUDY = Path(__file__).resolve().parents[1] / "conf" / "studies" / "silu_relu.yaml"
 STUDY = "fixed: {model: mlp, width: 8, depth: 2, max_steps: 2, data.n_train: 128, data.n_test: 64, batch_size: 32}\n" \
         "grid: {activation: [relu]}\n"
 
@@ -50,7 +51,9 @@ def _bad_inputs(tmp: Path) -> dict[str, callable]:
                                                 for t in ("runs", "layers", "timesteps", "steps"))]),
         "archive": lambda mp: archive.main(["check", "--archive", str(missing)]),
         "plan": lambda mp: plan.main(["--scale", "smoke", "--workflow-config", str(missing / "workflow.yaml")]),
-        "tuning": lambda mp: tuning.main(["--manifests", str(corrupt), "--out", str(tmp / "tuning.json")]),
+        "extend": lambda mp: extend.main([str(TUNED_STUDY), "--scale", "smoke", "--manifests", str(corrupt),
+                                          "--out", str(tmp / "tuning.json"),
+                                          "--manifest", str(tmp / "results/smoke/batches/silu_relu/extend-0.json")]),
         "verify": lambda mp: verify.main(["tex", "--report", str(corrupt), "--out", str(tmp / "verify.tex")]),
         "analysis": lambda mp: commands.main(["ledger", "--root", str(missing / "smoke"), "--studies", "selu"]),
         "claim_index": lambda mp: claim_index.main([str(missing / "README.md"), "--check"]),
@@ -60,9 +63,9 @@ def _bad_inputs(tmp: Path) -> dict[str, callable]:
 # What each message must name.
 NAMED = {"train": "optim.momentum must be in [0, 1)", "train-unknown-key": "model.dropout", "rerun": "missing",
          "batch": "scales.smoke.seeds", "aggregate": "corrupt.json", "archive": "missing", "plan": "workflow.yaml",
-         "tuning": "corrupt.json", "verify": "corrupt.json", "analysis": "missing", "claim_index": "README.md"}
-CASES = ["aggregate", "analysis", "archive", "batch", "claim_index", "plan", "rerun", "train", "train-unknown-key",
-         "tuning", "verify"]
+         "extend": "corrupt.json", "verify": "corrupt.json", "analysis": "missing", "claim_index": "README.md"}
+CASES = ["aggregate", "analysis", "archive", "batch", "claim_index", "extend", "plan", "rerun", "train",
+         "train-unknown-key", "verify"]
 
 
 def test_every_command_line_tool_has_a_bad_input_case(tmp_path):

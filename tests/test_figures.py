@@ -101,7 +101,7 @@ def test_activation_gallery_default_shows_every_activation_once():
     titles = set(axes_titled(fig))
     assert "swish" not in titles and "silu" in titles  # swish is an alias of silu
     assert titles == set(activations.gallery_names())
-    assert len(titles) == 11
+    assert len(titles) == 12  # 13 names, swish an alias
 
 
 # ---------------------------------------------------------------------------------------
@@ -623,8 +623,10 @@ def test_the_registry_keeps_the_order_of_the_caption_macros():
     assert list(FIGURES) == [
         "activation_gallery", "backprop_norm_vs_layer", "accuracy_heatmap", "normalization_effect",
         "residual_vs_plain", "hidden_grad_vs_distance", "clipping", "dead_units_vs_lr", "prelu_slope",
-        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield", "criticality_phase",
-        "trainable_depth_phase", "weight_crossing"]
+        "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield", "recurrent_gain_factor",
+        "fluctuation_vs_beta", "norm_rate_vs_batch", "jacobian_spectra", "gradient_correlation_vs_depth",
+        "threshold_sensitivity", "criticality_phase", "trainable_depth_phase",
+        "weight_crossing"]
 
 
 def test_a_duplicate_figure_name_and_a_bad_width_are_refused():

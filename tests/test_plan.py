@@ -30,6 +30,18 @@ def test_a_tuned_study_waits_for_its_sweep():
     assert simulate_wall([Job("a", False, 4.0), Job("b", False, 1.0), Job("c", False, 3.0)], 2) == pytest.approx(4.0)
 
 
+def test_a_tuned_study_waits_for_its_tune_job_which_waits_for_the_sweep():
+    jobs = [Job("tuned", True, 2.0), Job("tuned", True, 2.0), Job("tuned", False, 3.0, tune=True),
+            Job("tuned", False, 1.0), Job("tuned", False, 1.0), Job("other", False, 6.0)]
+    # Cores A, B: sweeps 0-2; A: tune 2-5, B: other 2-8; A: the tuned jobs 5-6, 6-7; ends at 8.
+    assert simulate_wall(jobs, 2) == pytest.approx(8.0)
+    # One core: 2 + 2 + 3 + 1 + 1 + 6, the tune job before the other study's long job.
+    assert simulate_wall(jobs, 1) == pytest.approx(15.0)
+    # Many cores: sweep 2, tune 3, the tuned jobs 1: 6 (the other study alone takes 6 too).
+    jobs[-1] = Job("other", False, 5.0)
+    assert simulate_wall(jobs, 8) == pytest.approx(6.0)
+
+
 def test_no_jobs_take_no_time():
     assert simulate_wall([], 2) == 0.0
 
@@ -43,8 +55,8 @@ def test_the_command_ends_with_the_total_line():
     assert last, lines[-1]
     studies = {line.split()[0]: line.split() for line in lines[1:-1]}
     assert set(studies) == {p.stem for p in (REPO / "conf" / "studies").glob("*.yaml")}
-    assert int(last.group(1)) == sum(int(row[1]) + int(row[2]) for row in studies.values())
-    assert int(last.group(4)) == sum(int(row[3]) for row in studies.values()) <= int(last.group(1))
+    assert int(last.group(1)) == sum(int(row[1]) + int(row[2]) + int(row[3]) for row in studies.values())
+    assert int(last.group(4)) == sum(int(row[4]) for row in studies.values()) <= int(last.group(1))
     assert int(last.group(3)) >= ANALYSIS_SECONDS / 60
 
 

@@ -37,6 +37,7 @@ from gradatlas.run.config import ModelConfig, ProbeConfig
 from gradatlas.run.loop import task_loss
 from gradatlas.run.models import Trace, make_model
 from gradatlas.run.probes import (
+    DEAD_SLOPE_ABSOLUTE,
     SCHEDULES,
     Prober,
     largest_slope,
@@ -173,20 +174,26 @@ def _negative_regime(activation, slope):
     return make_model(data, cfg), data
 
 
-def test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu():
+def test_rectifier_units_in_the_negative_regime_are_dead_only_when_they_pass_almost_no_gradient():
     leaky, data = _negative_regime("leaky_relu", 0.01)
-    prelu, _ = _negative_regime("prelu", 0.25)
-    prelu.load_state_dict({k: v for k, v in leaky.state_dict().items()}, strict=False)  # same weights
     x, y = data.x_train, data.y_train
     with torch.no_grad():
-        assert all((lin.weight == other.weight).all() for lin, other in zip(leaky.linears, prelu.linears))
         h = leaky.acts[0](leaky.linears[0](x))
     assert (h != 0).all()  # leaky units never output exactly 0: "output == 0" could not fail them
-    dead_leaky, _, _ = probe_step(leaky, data, x, y)
-    dead_prelu, _, _ = probe_step(prelu, data, x, y)
+    relu, _ = _negative_regime("relu", None)
+    dead = {"relu": probe_step(relu, data, x, y)[0], "leaky_relu": probe_step(leaky, data, x, y)[0]}
+    # A PReLU unit wholly negative at learned slope a passes |a| of the gradient: at 0.04 (below
+    # the old relative threshold 0.05) it is alive, below DEAD_SLOPE_ABSOLUTE it is dead.
+    for slope in (0.25, 0.04, 0.5 * DEAD_SLOPE_ABSOLUTE, -0.5 * DEAD_SLOPE_ABSOLUTE):
+        prelu, _ = _negative_regime("prelu", slope)
+        dead[slope] = probe_step(prelu, data, x, y)[0]
     for index in range(3):
-        assert dead_leaky[(index, "dead_frac")] == 1.0
-        assert dead_prelu[(index, "dead_frac")] == 0.0
+        assert dead["relu"][(index, "dead_frac")] == 1.0
+        assert dead["leaky_relu"][(index, "dead_frac")] == 0.0  # passes 1 % of the gradient
+        assert dead[0.25][(index, "dead_frac")] == 0.0
+        assert dead[0.04][(index, "dead_frac")] == 0.0
+        assert dead[0.5 * DEAD_SLOPE_ABSOLUTE][(index, "dead_frac")] == 1.0
+        assert dead[-0.5 * DEAD_SLOPE_ABSOLUTE][(index, "dead_frac")] == 1.0
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -482,12 +489,116 @@ def test_prober_wants_follows_schedule():
     assert [s for s in range(300) if prober.wants(s)] == [0, 1, 2, 4, 8, 16, 32, 64, 100, 200, 299]
 
 
+def test_input_sq_norm_is_each_examples_squared_input_norm_and_opt_in():
+    model, data = _mlp("tanh", n=B)
+    x, y = data.x_train, data.y_train
+    layers, _, names = probe_step(model, data, x, y, cfg=ProbeConfig(input_norms=True))
+    got = [layers[(b, "input_sq_norm")] for b in range(B)]
+    assert got == pytest.approx((x.double().numpy() ** 2).sum(axis=1).tolist(), rel=1e-12)
+    off, _, _ = probe_step(model, data, x, y)
+    assert not any(quantity == "input_sq_norm" for _, quantity in off)
+    assert recorded_steps(ProbeConfig(), 5)[(LAYERS, "input_sq_norm")] == set()
+    assert recorded_steps(ProbeConfig(input_norms=True), 5)[(LAYERS, "input_sq_norm")] == {0}
+
+
+def test_input_sq_norm_of_each_stack_member_is_its_own_first_batch(make_run_config):
+    """Members of a stack draw their own batches (a generator seeded with the run's seed)."""
+    from gradatlas.run import loop, runner
+    from gradatlas.run.data import make_dataset
+
+    overrides = ("device=cpu", "model=mlp", "model.depth=2", "model.width=8", "train.batch_size=16",
+                 "train.max_steps=1", "data.n_train=64", "data.n_test=16", "probe.input_norms=true")
+    cfgs = [make_run_config([*overrides, f"seed={seed}"], f"m{seed}") for seed in (0, 3)]
+    models = []
+    for cfg in cfgs:
+        runner.seed_everything(cfg.seed)
+        data = make_dataset(cfg.data)
+        models.append(make_model(data, cfg.model))
+    results = loop.train_stack(models, data, cfgs, torch.device("cpu"))
+    for cfg, result in zip(cfgs, results):
+        first = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(cfg.seed))[:16]
+        want = (data.x_train[first].double() ** 2).sum(dim=1).numpy()
+        rows = sorted((r[1], r[2], r[4]) for r in result.layer_rows if r[3] == "input_sq_norm")
+        assert [name for _, name, _ in rows] == ["input"] * 16
+        assert [value for *_, value in rows] == pytest.approx(want.tolist(), rel=1e-12)
+
+
+def _reference_arc_correlations(model, points, activation="relu"):
+    """Per separation s, the mean cosine of d(logit 0)/dx between points s apart: each point's
+    gradient by plain autograd through the float64 hand-written forward, one point at a time."""
+    grads = []
+    for point in points:
+        x = point.double().reshape(1, -1).requires_grad_(True)
+        h = x
+        for linear in model.linears:
+            h = REF_ACT[activation](h @ linear.weight.detach().double().T + linear.bias.detach().double())
+        out = h @ model.head.weight.detach().double().T + model.head.bias.detach().double()
+        grads.append(torch.autograd.grad(out[0, 0], x)[0].reshape(-1).numpy())
+    g = np.array(grads)
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    return {s: float(np.mean([g[i] @ g[i + s] for i in range(len(g) - s)])) for s in range(1, len(g))}
+
+
+def test_input_grad_corr_matches_plain_autograd_on_an_arc():
+    from gradatlas.run.probes.arc import ARC_POINTS, ARC_STEP, arc_inputs, input_gradients
+
+    model, data = _mlp("relu", depth=3, width=7)
+    x, y = data.x_train, data.y_train
+    points = arc_inputs(x[0], seed=5)
+    norms = points.norm(dim=1).numpy()
+    assert norms == pytest.approx(np.full(ARC_POINTS, x[0].double().norm().item()), rel=1e-12)
+    cos = (points @ points.T).numpy() / np.outer(norms, norms)
+    assert np.arccos(np.clip(cos[0], -1, 1)) == pytest.approx(ARC_STEP * np.arange(ARC_POINTS), abs=1e-6)
+    trace = Trace()
+    task_loss(data, model(x, trace), y).backward()
+    prober = Prober(ProbeConfig(input_grad_corr=True), total_steps=1)
+    assert prober.wants_input_grads(0)
+    grads = input_gradients(model, points.float())
+    prober.after_backward(trace, probe_set_trace(model, x), 0, grads)
+    prober.commit(0)
+    got = {index: value for _, index, name, q, value in prober.layer_rows if q == "input_grad_corr"}
+    want = _reference_arc_correlations(model, points.float())
+    assert set(got) == set(want) == set(range(1, ARC_POINTS))
+    for s, value in want.items():
+        assert got[s] == pytest.approx(value, rel=1e-5, abs=1e-6), s
+    assert not Prober(ProbeConfig(), total_steps=1).wants_input_grads(0)
+
+
+def test_input_grad_corr_of_each_stack_member_is_its_own(make_run_config):
+    from gradatlas.run import loop, runner
+    from gradatlas.run.data import make_dataset
+    from gradatlas.run.probes.arc import arc_inputs
+
+    overrides = ("device=cpu", "model=mlp", "model.depth=3", "model.width=8", "model.activation=relu",
+                 "model.init=he_normal", "train.batch_size=16", "train.max_steps=1", "data.n_train=64",
+                 "data.n_test=16", "probe.input_grad_corr=true")
+    cfgs = [make_run_config([*overrides, f"seed={seed}"], f"m{seed}") for seed in (0, 3)]
+    models, wants = [], []
+    for cfg in cfgs:
+        runner.seed_everything(cfg.seed)
+        data = make_dataset(cfg.data)
+        model = make_model(data, cfg.model)
+        models.append(model)
+        points = arc_inputs(loop.probe_set(data.x_train, cfg.seed)[0], cfg.seed).float()
+        wants.append(_reference_arc_correlations(copy.deepcopy(model), points))
+    results = loop.train_stack(models, data, cfgs, torch.device("cpu"))
+    for want, result in zip(wants, results):
+        got = {r[1]: r[4] for r in result.layer_rows if r[3] == "input_grad_corr" and r[0] == 0}
+        assert set(got) == set(want)
+        for s, value in want.items():
+            assert got[s] == pytest.approx(value, rel=1e-4, abs=1e-5), s
+
+
 # --------------------------------------------------------------------------- the registry
 
 # Every recorded quantity and the tests that check it against an independent reference
 # ("module::test" for a test in another module, else one of this module).
 REFERENCE_TESTS = {
     (LAYERS, "weight_grad_norm"): ["test_weight_grad_norm_matches_plain_backward"],
+    (LAYERS, "input_grad_corr"): ["test_input_grad_corr_matches_plain_autograd_on_an_arc",
+                                  "test_input_grad_corr_of_each_stack_member_is_its_own"],
+    (LAYERS, "input_sq_norm"): ["test_input_sq_norm_is_each_examples_squared_input_norm_and_opt_in",
+                                "test_input_sq_norm_of_each_stack_member_is_its_own_first_batch"],
     (LAYERS, "backprop_norm"): ["test_mlp_backprop_norm_per_layer", "test_resmlp_backprop_norm",
                                 "test_layer_norm_backprop_norm_is_exact"],
     (LAYERS, "act_mean"): ["test_activation_statistics_match_numpy"],
@@ -497,10 +608,15 @@ REFERENCE_TESTS = {
     (LAYERS, "prelu_slope"): ["test_prelu_slope_is_recorded_per_layer"],
     (LAYERS, "underflow"): ["test_underflow_is_flagged_for_a_deep_sigmoid_net"],
     (LAYERS, "dead_frac"): ["test_dead_frac_counts_units_dead_for_every_example",
-                            "test_dead_units_catch_leaky_relu_in_negative_regime_but_not_prelu"],
+                            "test_rectifier_units_in_the_negative_regime_are_dead_only_when_they_pass_almost_no_gradient"],
     (LAYERS, "died_frac"): ["test_died_frac_counts_only_units_that_die_after_step_zero"],
+    (LAYERS, "jacobian_sv2"): ["test_probes_jacobian::test_jacobian_spectrum_matches_finite_differences_and_numpy_svd",
+                               "test_probes_jacobian::test_orthogonal_linear_net_is_an_isometry"],
     (LAYERS, "update_ratio"): ["test_update_ratio_of_a_tiny_update_is_exact_in_float64",
                                "test_weight_norm_and_update_ratio_around_sgd_step"],
+    (LAYERS, "log_gain_mean"): ["test_backward_gain::test_backward_gain_matches_plain_autograd"],
+    (LAYERS, "log_gain_var"): ["test_backward_gain::test_backward_gain_matches_plain_autograd"],
+    (LAYERS, "gain_mean"): ["test_backward_gain::test_backward_gain_matches_plain_autograd"],
     (TIMESTEPS, "hidden_grad_norm"): ["test_probes_recurrent::test_hidden_grad_norm_every_t",
                                       "test_probes_recurrent::test_regression_hidden_grad_norm"],
     (TIMESTEPS, "underflow"): ["test_probes_recurrent::test_hidden_underflow_flags_subnormal_gradients"],

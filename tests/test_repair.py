@@ -104,3 +104,28 @@ def test_a_copied_scale_repairs_its_own_records_and_leaves_the_original(smoke: P
     assert record.relative_to(scale).as_posix() in retrained
     pd.testing.assert_frame_equal(_runs(scale), _runs(original))
     assert _tree(original) == untouched, "the copy's rerun changed the original"
+
+
+def test_a_damaged_extension_run_makes_the_tune_job_train_it_again(smoke: Path, tmp_path: Path):
+    # The tune job trains the sweep runs beyond a list's end (gradatlas.workflow.extend) and lists
+    # them in batches/<study>/extend-0.json, which the workflow checks like any batch manifest.
+    workdir = _copy(smoke, tmp_path / "work")
+    scale = workdir / "results/smoke"
+    extended = [m for m in sorted((scale / "batches").glob("*/extend-0.json")) if json.loads(m.read_text())["runs"]]
+    assert extended, "no smoke cell extended its candidate list"
+    manifest = extended[0]
+    study = manifest.parent.name
+    record = _damage(manifest)
+    assert "/sweep/" in record.as_posix()
+    tuning = (scale / "tuning" / f"{study}.json").read_text()
+
+    dry = snakemake(workdir, *ARGS, "-n")
+    output = dry.stdout + dry.stderr
+    assert f"{manifest.relative_to(workdir)}: its batch trains again" in output and "tune" in output
+
+    snakemake(workdir, *ARGS)
+    _same_record(record, smoke / "results/smoke" / record.relative_to(scale))
+    trained = {e["path"]: e["trained"] for e in json.loads(manifest.read_text())["runs"]}
+    assert trained[record.relative_to(scale).as_posix()] is True
+    assert (scale / "tuning" / f"{study}.json").read_text() == tuning
+    pd.testing.assert_frame_equal(_runs(scale), _runs(smoke / "results/smoke"))

@@ -21,17 +21,22 @@ def verdicts_frame() -> pd.DataFrame:
     rows = [
         {"claim": 1, "title": "Sigmoid gradients_vanish", "statement": "s", "study": "depth_activation_init",
          "metric": "m", "parts": part_lines, "deciding": "per-layer factor (50% of layers)", "value": 0.14249,
-         "ci_low": 0.1203, "ci_high": 0.16, "interval": "log-t", "n": 5, "verdict": "supported",
-         "would_be": "supported", "stability": 0.97, "rule": "CI < 1 & more", "detail": ""},
+         "ci_low": 0.1203, "ci_high": 0.16, "adj_low": 0.11, "adj_high": 0.17, "interval": "log-t", "n": 5,
+         "verdict": "supported", "would_be": "supported", "stability": 0.97, "rule": "CI < 1 & more", "detail": "",
+         "sub_supported": 2, "sub_contradicted": 0, "sub_inconclusive": 0, "sub_no_data": 0, "reported": 1,
+         "counter": ""},
         {"claim": 2, "title": "tanh vs sigmoid", "statement": "s", "study": "depth_activation_init",
          "metric": "factor tanh / sigmoid", "parts": "ratio: nan, n=0 -> no data at this scale", "deciding": "ratio",
          "value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "interval": "", "n": 0,
          "verdict": "no data at this scale", "would_be": "no data at this scale", "stability": 1.0, "rule": "r",
-         "detail": ""},
-        {"claim": 3, "title": "two seeds", "statement": "s", "study": "x", "metric": "m",
-         "parts": "a: 2.5 (2--3), n=2 -> supported\nb: 2 (2--3), n=2 -> supported", "deciding": "b", "value": 2.0,
-         "ci_low": 1.0, "ci_high": 3.0, "interval": "range", "n": 2, "verdict": "inconclusive (unstable)",
-         "would_be": "supported", "stability": 0.62, "rule": "r", "detail": ""},
+         "detail": "", "sub_supported": 0, "sub_contradicted": 0, "sub_inconclusive": 0, "sub_no_data": 1,
+         "reported": 0, "counter": ""},
+        {"claim": 3, "title": "two statements", "statement": "s", "study": "x", "metric": "m",
+         "parts": "a: 2.5 [2, 3], n=5 -> supported\nb: -1 [-2, -0.5], n=5 -> contradicted", "deciding": "b",
+         "value": -1.0, "ci_low": -2.0, "ci_high": -0.5, "adj_low": -2.5, "adj_high": -0.2, "interval": "t", "n": 5,
+         "verdict": "inconclusive (unstable)", "would_be": "mixed", "stability": 0.62, "rule": "r", "detail": "",
+         "sub_supported": 1, "sub_contradicted": 1, "sub_inconclusive": 0, "sub_no_data": 0, "reported": 0,
+         "counter": "a", "counter_value": 2.5, "counter_adj_low": 1.5, "counter_adj_high": 3.5},
     ]
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
@@ -75,17 +80,21 @@ def test_claims_table_content():
     assert tex.startswith(r"\begin{table*}") and r"\label{tab:claims}" in tex
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     header = tex[tex.index(r"\toprule"):tex.index(r"\midrule")]
-    for column in ("Parts", "Deciding part", "Value [interval]", "$n$", "Verdict", "Stab."):
+    for column in ("Sub-claims", "Deciding sub-claim: value [adjusted interval]", "$n$", "Verdict", "Stab."):
         assert column in header
     body = tex[tex.index(r"\midrule"):tex.index(r"\bottomrule")]
     lines = [line for line in body.splitlines() if line.endswith(r"\\")]
     assert len(lines) == 3
-    assert lines[0].startswith("1 & \\raggedright Sigmoid gradients\\_vanish & S S + 1 & "
-                               "\\raggedright per-layer factor (50\\% of layers)")
-    assert r"\num{0.142} [\num{0.12}, \num{0.16}] & 5 & \raggedright supported & 0.97" in lines[0]
-    assert r"\raggedright -- & -- &" in lines[1] and "no data at this scale" in lines[1] and "& N &" in lines[1]
-    # Two seeds show their range; an unstable verdict shows the would-be verdict beside it.
-    assert r"2 (1--3) & 2 &" in lines[2] and "inconclusive (unstable) (supported) & 0.62" in lines[2]
+    # The sub-claims' verdicts are counted from the ledger's columns, the interval is the adjusted one.
+    assert lines[0].startswith("1 & \\raggedright Sigmoid gradients\\_vanish & \\raggedright 2 S (+ 1 reported) & "
+                               "\\raggedright per-layer factor (50\\% of layers): \\num{0.142} [\\num{0.11}, \\num{0.17}]")
+    assert r"& 5 & \raggedright supported & 0.97" in lines[0]
+    assert "1 N" in lines[1] and "no data at this scale" in lines[1]
+    # A mixed claim names its contradicted and its supported sub-claim; an unstable verdict shows
+    # the would-be verdict beside it.
+    assert "1 S, 1 C" in lines[2] and r"\emph{supported:} a" in lines[2]
+    assert "inconclusive (unstable) (mixed) & 0.62" in lines[2]
+
 
 
 def test_study_table_content():
@@ -101,6 +110,27 @@ def test_study_table_content():
     # default: one diverged of three, left out of the mean (no accuracy).
     assert r"\num{0.6} (\num{0.5}--\num{0.7})" in he and he.endswith(r"0/3 & 0/3 \\")
     assert r"\num{0.55} (\num{0.5}--\num{0.6})" in default and default.endswith(r"1/3 & 0/3 \\")
+
+
+def test_a_tuned_study_table_shows_each_cells_choice_margin_and_bracket():
+    # As aggregate tabulates a tuned study: the chosen lr per cell, its margin and bracket.
+    from gradatlas.workflow.aggregate import tuning_columns
+
+    notes = {"he_normal": {"tuning": {"margin": 0.125, "bracket": "interior"}},
+             "default": {"tuning": {"margin": None, "bracket": "edge"}}}
+    runs = runs_frame()
+    runs["lr"] = runs["init"].map({"he_normal": 0.03, "default": 0.333})
+    extra = pd.DataFrame([tuning_columns(notes[init]) for init in runs["init"]], index=runs.index)
+    tex = tables.study_table(pd.concat([runs, extra], axis=1), "init_study")
+    lines = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    assert lines[0].startswith("init & lr & seeds") and lines[0].endswith(r"failed & margin & choice \\")
+    he = next(r for r in lines[1:] if r.startswith(r"he\_normal"))
+    default = next(r for r in lines[1:] if r.startswith("default"))
+    assert r"& \num{0.03} &" in he and he.endswith(r"0/3 & \num{0.125} & interior \\")
+    assert r"& \num{0.333} &" in default and default.endswith(r"0/3 & -- & edge \\")
+    assert "margin: the chosen trial's mean validation metric" in tex
+    assert "margin" not in tables.study_table(runs_frame(), "init_study")
+    assert tuning_columns({})["tune_bracket"] is None and math.isnan(tuning_columns({})["tune_margin"])
 
 
 def test_study_table_splits_long_grids_and_handles_missing_studies():
@@ -161,6 +191,13 @@ def test_tables_compile_with_pdflatex(tmp_path):
     if not (_kpsewhich("booktabs.sty") and _kpsewhich("siunitx.sty")):
         pytest.skip("booktabs or siunitx is not installed")
     verdicts = verdicts_frame()
+    # Claim 1 with a replica on digits (8x8 images: the caption's \texttimes must compile too).
+    replica = {"verdict_digits": "contradicted", "would_be_digits": "contradicted", "deciding_digits": "x_y 5%",
+               "value_digits": 0.5, "ci_low_digits": 0.4, "ci_high_digits": 0.6, "interval_digits": "t",
+               "n_digits": 4, "stability_digits": 0.95}
+    for column, value in replica.items():
+        verdicts[column] = verdicts[column].astype(object)
+        verdicts.loc[0, column] = value
     macros = tables.numbers_macros({"GANumRuns": 45, "claim1_value": 0.5, "GACommit": "a_b%c",
                                     "GAVerdict": "no data at this scale"})
     from test_claims import Builder  # the synthetic-summary builder of the claims tests
@@ -171,7 +208,7 @@ def test_tables_compile_with_pdflatex(tmp_path):
     for seed in range(4):
         b.geometric(b.run("depth_activation_init", seed, activation="sigmoid", init="default"), 0.2 + 0.01 * seed)
     parts = claims.parts_frame(claims.evaluate(*b.tables(), draws=100))
-    body = "\n".join([tables.claims_table(verdicts), tables.claim_parts_table(parts),
+    body = "\n".join([tables.claims_table(verdicts), tables.replica_table(verdicts), tables.claim_parts_table(parts),
                       tables.study_table(runs_frame(), "init_study"), tables.study_table(runs_frame(), "absent"),
                       tables.grid_table(pd.DataFrame({"study": ["a_b"], "runs": [3]}))])
     doc = "\n".join([

@@ -1,9 +1,10 @@
-"""Turn the summary tables into what the paper uses: ``python -m gradatlas.analysis ledger|figures``.
+"""Turn the summary tables into what the paper uses: ``python -m gradatlas.analysis ledger|sensitivity|figures``.
 
 load (``records``) -> compute (``claims``, ``theory``) -> write. ``ledger``: the claims
 ledger, the theory table, one LaTeX table per study, the grid table of the appendix and
-``numbers.tex`` (every number the text quotes). ``figures``: one figure per
-``figures.FIGURES`` entry (``gradatlas.analysis.figures.registry``).
+``numbers.tex`` (every number the text quotes). ``sensitivity``: the stable range of every
+named threshold (``claims.sensitivity``), beside the ledger. ``figures``: one figure per
+``figures.FIGURES`` entry (``gradatlas.analysis.figures.registry``), after the sensitivity.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 import pandas as pd
 
 from gradatlas.analysis import claims, figures, tables, theory
+from gradatlas.analysis.claims import seeds, sensitivity
 from gradatlas.analysis.figures import output
 from gradatlas.core import layout
 from gradatlas.core.exit_status import EXIT_BAD_INPUT
-from gradatlas.core.files import RecordError, write_table, write_text
+from gradatlas.core.files import RecordError, read_table, write_table, write_text
 
 VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted", "mixed": "GANumMixed",
                   "inconclusive": "GANumInconclusive", "no data at this scale": "GANumNoData",
@@ -88,13 +90,14 @@ def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFr
                  timesteps: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
     """Claims, theory, the LaTeX tables and ``numbers.tex`` (numbers, and the figure captions,
     which say what the data holds); returns the verdicts."""
-    results = claims.evaluate(runs, layers, timesteps)
-    verdicts = claims.verdict_frame(results)
+    results, replicas = claims.evaluate_all(runs, layers, timesteps)
+    verdicts = claims.verdict_frame(results, replicas)
     write_table(verdicts, paths.analysis("claims"))
     write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
-    # The claims table and, after it, every part of every claim (one file: the paper's input).
-    write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n"
-                       + tables.claim_parts_table(claims.parts_frame(results)))
+    # The claims table, the replicas' and, after them, every part of every claim and replica (one
+    # file: the paper's input).
+    write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n" + tables.replica_table(verdicts) + "\n"
+                       + tables.claim_parts_table(claims.parts_frame(results, replicas)))
     for study in studies:
         write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
     write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))
@@ -105,14 +108,70 @@ def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFr
     return verdicts
 
 
+def write_sensitivity(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
+                      timesteps: pd.DataFrame) -> pd.DataFrame:
+    """The stable range of every claim's every threshold (``claims.sensitivity``): the table
+    ``analysis/sensitivity.parquet`` and its LaTeX table."""
+    frame = sensitivity.ranges_frame(sensitivity.ledger_ranges(claims.CLAIMS.values(),
+                                                               claims.Tables(runs, layers, timesteps)))
+    write_table(frame, paths.analysis("sensitivity"))
+    write_text(paths.table("sensitivity"), tables.sensitivity_table(frame))
+    return frame
+
+
+def cell_factors(runs: pd.DataFrame, study: str, cell: str) -> dict[str, Any]:
+    """The factor values of one cell (``study``, ``cell``: ``name-value/name-value``), typed as
+    the runs table holds them."""
+    row = runs[(runs["study"].astype(str) == study) & (runs["cell"].astype(str) == cell)].iloc[0]
+    names = [part.split("-", 1)[0] for part in cell.split("/") if part]
+    values = {name: (row[name].item() if hasattr(row[name], "item") else row[name]) for name in names if name in row}
+    # The runs table widens integer factors to float where a study's column holds NaN for
+    # another study: a depth of 30.0 is the grid's 30.
+    return {name: int(v) if isinstance(v, float) and v.is_integer() else v for name, v in values.items()}
+
+
+def write_seed_rule(pilot: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
+                    target: str, out: Path) -> list[seeds.SeedNeed]:
+    """The seed rule (``claims.seeds``) on the pilot's ledger, written to ``out`` (YAML) for
+    ``target``'s studies: per cell the seeds it needs and the sub-claims that need them."""
+    import yaml
+
+    needs = seeds.seed_needs(claims.evaluate(runs, layers, timesteps))
+    cells = seeds.cell_seeds(needs)
+    commits = provenance(runs)["GACommit"]
+    doc = {
+        "pilot": {"scale": pilot.scale, "runs_commit": commits, "runs": len(runs)},
+        "target_scale": target,
+        "rule": (f"per decisive sub-claim over seeds: the pilot's mean and spread taken as the truth, "
+                 f"{seeds.SIMULATED_STUDIES} simulated studies per candidate n in {list(seeds.CANDIDATE_SEEDS)}, judged "
+                 f"by the sub-claim's rule at its Holm-adjusted confidence; the smallest n giving the verdict of "
+                 f"the pilot's effect in at least {seeds.TARGET_STABILITY:.0%} of them; a cell gets the largest n "
+                 f"of the sub-claims reading it (gradatlas.analysis.claims.seeds)"),
+        "cells": [{"study": study, "cell": cell_factors(runs, study, cell), "seeds": n,
+                   "why": [f"claim {w.claim}: {w.part}: pilot {w.pilot_seeds} seeds, effect {w.value:.4g} "
+                           f"({w.target}), {w.seeds} seeds give stability {w.stability:.2f}" for w in why]}
+                  for (study, cell), (n, why) in sorted(cells.items())],
+        "unreachable": [{"claim": w.claim, "part": w.part, "target": w.target,
+                         "stability_at_most_seeds": None if w.stability != w.stability else round(w.stability, 3)}
+                        for w in needs if w.seeds is None],
+    }
+    header = (f"# Written by `python -m gradatlas.analysis seeds --root {pilot.root} --target {target}`: the seeds\n"
+              f"# the {target} scale gives each listed cell (at least), fixed from the pilot before it runs.\n")
+    write_text(out, header + yaml.safe_dump(doc, sort_keys=False, width=110))
+    return needs
+
+
 def write_figures(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
                   timesteps: pd.DataFrame, steps: pd.DataFrame) -> None:
     """Every figure of ``figures.FIGURES``."""
     # Recomputed rather than read from the ledger's theory.parquet (under a second): the two
-    # parts then depend on the summary alone and run side by side.
+    # parts then depend on the summary alone and run side by side. The sensitivity table is
+    # read (it takes a minute): its part runs beside the ledger, before the figures.
     theory_frame = theory.theory_table(runs, layers, timesteps)
+    found = paths.analysis("sensitivity")
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
-            "theory": theory_frame, "theory_table": theory_frame}
+            "theory": theory_frame, "theory_table": theory_frame,
+            "sensitivity": read_table(found) if Path(found).exists() else None}
     for name in figures.FIGURES:
         output.save_figure(output.draw(name, **data), paths.figure(name))
 
@@ -123,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     Two parts, so that the workflow runs them side by side on two cores.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ledger", "figures"), help="what to write")
+    parser.add_argument("part", choices=("ledger", "sensitivity", "figures", "seeds"), help="what to write")
+    parser.add_argument("--target", default="full", help="seeds: the scale the pilot plans for")
+    parser.add_argument("--out", type=Path, help="seeds: where to write (default conf/pilot/<target>.yaml)")
     parser.add_argument("--root", required=True, help="<results>/<scale>: reads summary/, writes the rest")
     parser.add_argument("--studies", nargs="+", default=[], help="every study the paper shows (ledger)")
     args = parser.parse_args(argv)
@@ -140,6 +201,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("ledger needs --studies")
         verdicts = write_ledger(paths, runs, layers, timesteps, args.studies)
         print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
+    elif args.part == "seeds":
+        out = args.out or layout.CONF_DIR / "pilot" / f"{args.target}.yaml"
+        needs = write_seed_rule(paths, runs, layers, timesteps, args.target, out)
+        print(f"analysis: seed rule on {len(needs)} sub-claims, {sum(n.seeds is None for n in needs)} unreachable; "
+              f"wrote {out}")
+    elif args.part == "sensitivity":
+        frame = write_sensitivity(paths, runs, layers, timesteps)
+        print(f"analysis: {len(frame)} thresholds, {int((frame['open_low'] & frame['open_high']).sum())} "
+              f"whose verdict holds over their whole search range")
     else:
         write_figures(paths, runs, layers, timesteps, steps)
         print(f"analysis: {len(figures.FIGURES)} figures from {len(runs)} runs")

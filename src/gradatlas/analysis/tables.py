@@ -13,7 +13,7 @@ job. Conventions shared by every table:
   it is undefined (one seed).
 
 The generated source needs ``booktabs`` and ``siunitx`` (as ``paper/main.tex`` loads them).
-Labels: ``tab:claims``, ``tab:study-<study>``, ``tab:grid``.
+Labels: ``tab:claims``, ``tab:claims-replicas``, ``tab:claim-parts``, ``tab:study-<study>``, ``tab:grid``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis import intervals
-from gradatlas.analysis.claims import MIN_SEEDS, STABILITY_DRAWS, STABLE, failed_to_train
+from gradatlas.analysis.claims import MIN_SEEDS, REPLICA_DATA, STABILITY_DRAWS, STABLE, failed_to_train
 from gradatlas.core.names import FACTORS
 
 _SPECIALS = {
@@ -129,7 +129,9 @@ CLAIMS_CAPTION = (
     "seeds (a normal model of each cell's seeds with the uncertainty of its mean and spread; beta-binomial "
     f"for shares of runs) that give the same summary verdict; below {STABLE} it reads ``inconclusive "
     "(unstable)'' with the would-be verdict in parentheses. Every sub-claim with its unadjusted interval: "
-    "Table~\\ref{tab:claim-parts}. Rules in \\texttt{gradatlas.analysis.claims}; -- : not measured at this scale."
+    "Table~\\ref{tab:claim-parts}. Rules in \\texttt{gradatlas.analysis.claims}; -- : not measured at this scale. "
+    "Digits: the summary verdict (M mixed, U inconclusive and unstable) and stability of the claim's replica on "
+    "scikit-learn's digits (Table~\\ref{tab:claims-replicas}); -- : no replica."
 )
 
 
@@ -181,11 +183,65 @@ def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: s
             MISSING if _is_missing(n) or n == 0 else str(int(n)),
             r"\raggedright " + _verdict_cell(row.verdict, row.would_be),
             MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
+            *(_replica_cell(row, data) for data in REPLICA_DATA),
         ])
-    columns = r"@{}r p{2.6cm} p{1.8cm} p{7.0cm} r p{1.7cm} r@{}"
+    columns = r"@{}r p{2.6cm} p{1.8cm} p{6.2cm} r p{1.7cm} r" + " l" * len(REPLICA_DATA) + "@{}"
     body = [r"\setlength{\tabcolsep}{3pt}"]
     body += _tabular(columns, ["\\#", "Claim", "Sub-claims", "Deciding sub-claim: value [adjusted interval]", "$n$",
-                               "Verdict", "Stab."], rows)
+                               "Verdict", "Stab.", *(escape_latex(data.capitalize()) for data in REPLICA_DATA)], rows)
+    return _float(body, caption, label, wide=True, size=r"\footnotesize")
+
+
+_VERDICT_LETTERS = {"supported": "S", "contradicted": "C", "mixed": "M", "inconclusive": "I",
+                    "no data at this scale": "N", "inconclusive (unstable)": "U"}
+
+
+def _replica_cell(row: Any, data: str) -> str:
+    """'C 1.00': a replica's summary verdict letter and stability; -- without a replica."""
+    verdict = getattr(row, f"verdict_{data}", "")
+    if _is_missing(verdict) or not verdict:
+        return MISSING
+    stability = getattr(row, f"stability_{data}", math.nan)
+    return _VERDICT_LETTERS.get(verdict, "?") + ("" if _is_missing(stability) else f" {float(stability):.2f}")
+
+
+REPLICAS_CAPTION = (
+    "Claims replicated on scikit-learn's digits (1,797 8\\texttimes{}8 images): the claim's own computation on "
+    "the replica studies \\texttt{STUDY\\_digits}, smaller copies of its studies with \\texttt{data: digits}, "
+    "their decisive sub-claims Holm-adjusted as a family of their own. Own: the summary verdict on the claim's own "
+    "studies (Table~\\ref{tab:claims}); then the replica's deciding sub-claim with its value and adjusted "
+    "interval, $n$, summary verdict and stability, as in Table~\\ref{tab:claims}."
+)
+
+
+def replica_table(verdicts: pd.DataFrame, data: str = "digits", caption: str = REPLICAS_CAPTION,
+                  label: str = "tab:claims-replicas") -> str:
+    """A ``table*`` of the claims replicated on ``data``: the own summary verdict beside the
+    replica's deciding sub-claim, value [adjusted interval], n, verdict and stability
+    (``verdict_frame``'s ``<field>_<data>`` columns); one row of -- when no claim has a replica."""
+    rows = []
+    for row in verdicts.itertuples(index=False):
+        verdict = getattr(row, f"verdict_{data}", "")
+        if _is_missing(verdict) or not verdict:
+            continue
+        field = lambda name: getattr(row, f"{name}_{data}")  # noqa: E731
+        deciding = (escape_latex(field("deciding")) + ": "
+                    + value_with_ci(field("value"), field("adj_low"), field("adj_high"), method=field("interval"))
+                    if field("deciding") else MISSING)
+        n = field("n")
+        rows.append([
+            str(int(row.claim)), r"\raggedright " + escape_latex(row.title),
+            r"\raggedright " + _verdict_cell(row.verdict, row.would_be), r"\raggedright " + deciding,
+            MISSING if _is_missing(n) or n == 0 else str(int(n)),
+            r"\raggedright " + _verdict_cell(verdict, field("would_be")),
+            MISSING if _is_missing(field("stability")) else f"{float(field('stability')):.2f}",
+        ])
+    if not rows:
+        rows = [[MISSING] * 7]
+    columns = r"@{}r p{2.6cm} p{1.8cm} p{7.0cm} r p{1.7cm} r@{}"
+    body = [r"\setlength{\tabcolsep}{3pt}"]
+    body += _tabular(columns, ["\\#", "Claim", "Own", "Deciding sub-claim on digits: value [adjusted interval]",
+                               "$n$", "Verdict", "Stab."], rows)
     return _float(body, caption, label, wide=True, size=r"\footnotesize")
 
 
@@ -215,8 +271,9 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
         verdict = escape_latex(row.verdict)
         if isinstance(row.unadjusted, str) and row.unadjusted and row.unadjusted != row.verdict:
             verdict += f" ({escape_latex(row.unadjusted)})"
+        replica = getattr(row, "replica", "")
         rows.append([
-            str(int(row.claim)),
+            str(int(row.claim)) + (f" ({escape_latex(replica)})" if isinstance(replica, str) and replica else ""),
             r"\raggedright " + escape_latex(row.part) + (rf" \newline {{\scriptsize {escape_latex(row.note)}}}"
                                                            if isinstance(row.note, str) and row.note else ""),
             r"\raggedright " + value_with_ci(row.value, row.adj_low, row.adj_high, method=row.interval),
@@ -230,6 +287,50 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
         rows = [[MISSING] * 9]
     header = ["\\#", "Sub-claim", "Adjusted", f"{_CONFIDENCE_TEX}", "$n$", "$p_{adj}$", "Verdict", "Role", "Stab."]
     columns = r"@{}r p{5.6cm} p{2.5cm} p{2.5cm} r r p{1.9cm} l r@{}"
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
+        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
+    return "\n".join(out)
+
+
+SENSITIVITY_CAPTION = (
+    "Threshold sensitivity: for each named threshold of each claim, the largest range of values around it "
+    "(on a grid over its stated search range, the other thresholds fixed) over which the claim's summary "
+    "verdict, Holm-adjusted with the rest of the ledger fixed, stays what it is; ``open'' where the range "
+    "reaches the end of the search range, else the verdict just beyond it. From the same runs, no retraining "
+    "(\\texttt{gradatlas.analysis.claims.sensitivity})."
+)
+
+
+def _range_end(value: float, is_open: bool, beyond: str, low: bool) -> str:
+    text = format_number(value)
+    if is_open:
+        return text + (" (open)" if low else " (open)")
+    return f"{text} (then {escape_latex(beyond)})"
+
+
+def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, label: str = "tab:sensitivity",
+                      max_rows: int = 30) -> str:
+    """The stable range of every threshold (``claims.sensitivity.ranges_frame``) as ``table*``
+    floats of at most ``max_rows`` rows."""
+    rows = []
+    for row in frame.itertuples(index=False):
+        rows.append([
+            str(int(row.claim)), r"\texttt{" + escape_latex(row.threshold) + "}",
+            r"\raggedright " + escape_latex(row.meaning),
+            format_number(row.value),
+            f"{format_number(row.search_low)}--{format_number(row.search_high)}" + (" (log)" if row.log else ""),
+            escape_latex(row.verdict),
+            r"\raggedright " + _range_end(row.stable_low, row.open_low, row.verdict_below, True) + " to "
+            + _range_end(row.stable_high, row.open_high, row.verdict_above, False),
+        ])
+    if not rows:
+        rows = [[MISSING] * 7]
+    header = ["\\#", "Threshold", "Separates", "Value", "Searched", "Verdict", "Verdict unchanged from ... to"]
+    columns = r"@{}r l p{4.6cm} r l l p{4.2cm}@{}"
     chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
     out = []
     for i, chunk in enumerate(chunks):
@@ -269,7 +370,8 @@ def _cell_label(value: Any) -> str:
 # not results (the meanfield study trains one step) and its table shows none.
 INIT_ONLY_STEPS = 1
 SUMMARY_COLUMNS = ("metric", "seeds", "test_metric", "test_low", "test_high", "test_interval", "loss",
-                   "loss_low", "loss_high", "loss_interval", "diverged", "failed_to_train", "runs", "steps")
+                   "loss_low", "loss_high", "loss_interval", "diverged", "failed_to_train", "runs", "steps",
+                   "tune_margin", "tune_bracket")
 
 
 def _trained_steps(cell: pd.DataFrame) -> float:
@@ -279,10 +381,21 @@ def _trained_steps(cell: pd.DataFrame) -> float:
     return math.nan
 
 
+def _tuning_of(cell: pd.DataFrame) -> tuple[float, Optional[str]]:
+    """A tuned cell's validation margin over the runner-up and its bracket (the summary's
+    ``tune_margin`` and ``tune_bracket``, from ``gradatlas.workflow.tuning``); NaN and None
+    for an untuned study, or a summary written before they were recorded."""
+    if "tune_bracket" not in cell or not cell["tune_bracket"].notna().any():
+        return math.nan, None
+    margins = cell["tune_margin"].astype(float).dropna() if "tune_margin" in cell else pd.Series(dtype=float)
+    return (float(margins.iloc[0]) if len(margins) else math.nan), str(cell["tune_bracket"].dropna().iloc[0])
+
+
 def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Per cell of ``study``: seeds, test metric and final train loss with their intervals
     (``intervals.seed_interval``; MSE and losses on the log scale), diverged runs, runs that
-    did not diverge but failed to train (``claims.failed_to_train``), and the steps trained.
+    did not diverge but failed to train (``claims.failed_to_train``), the steps trained, and
+    for a tuned study the choice's margin and bracket (``_tuning_of``).
 
     Failed runs are left out; diverged runs have no metric or loss (NaN, never a number) and
     are counted apart. Cells trained at most ``INIT_ONLY_STEPS`` steps get no metric or loss.
@@ -316,8 +429,18 @@ def study_summary(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str
                      "test_interval": test.method,
                      "loss": loss.value, "loss_low": loss.low, "loss_high": loss.high, "loss_interval": loss.method,
                      "diverged": int(diverged.sum()), "failed_to_train": int(failed_all.loc[cell.index].sum()),
-                     "runs": len(cell), "steps": steps})
+                     "runs": len(cell), "steps": steps,
+                     **dict(zip(("tune_margin", "tune_bracket"), _tuning_of(cell)))})
     return pd.DataFrame(rows)
+
+
+# Appended to a tuned study's caption: what its last two columns say.
+TUNED_CAPTION = (" Each cell trains with the settings its sweep chose on the validation split (the tuned "
+                 "factors among the columns); margin: the chosen trial's mean validation metric over the "
+                 "sweep seeds minus the runner-up's (-- where the runner-up failed on a seed); choice: "
+                 "interior (inside the candidate list), extended (inside once the list was extended beyond "
+                 "an end), edge (still at an end after the extension limit), or tied (at an end only by the "
+                 "tie rule).")
 
 
 def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None,
@@ -359,11 +482,15 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                               "(the loss and MSE geometric means, intervals on the log scale); diverged runs "
                               "(no metric or loss) and runs that did not diverge but failed to train (final "
                               "loss above the initial loss, or test skill at chance), out of all runs.")
+        tuned = bool(summary["tune_bracket"].notna().any())
+        if tuned:
+            caption += TUNED_CAPTION
         metrics = sorted({m for ms in summary["metric"] for m in str(ms).split(", ") if m})
         mixed = len(metrics) != 1
         metric_header = "test metric" if mixed else METRIC_NAMES.get(metrics[0], f"test {metrics[0]}")
         header = [escape_latex(k) for k in keys] + (["metric"] if mixed else []) + \
-            ["seeds", escape_latex(metric_header), "final train loss", "diverged", "failed"]
+            ["seeds", escape_latex(metric_header), "final train loss", "diverged", "failed"] + \
+            (["margin", "choice"] if tuned else [])
         rows = []
         for row in summary.to_dict("records"):
             cells = [_cell_label(row[k]) for k in keys]
@@ -373,8 +500,10 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                       value_with_ci(row["test_metric"], row["test_low"], row["test_high"], method=row["test_interval"]),
                       value_with_ci(row["loss"], row["loss_low"], row["loss_high"], method=row["loss_interval"]),
                       f"{int(row['diverged'])}/{int(row['runs'])}", f"{int(row['failed_to_train'])}/{int(row['runs'])}"]
+            if tuned:
+                cells += [format_number(row["tune_margin"]), escape_latex(row["tune_bracket"] or MISSING)]
             rows.append(cells)
-        columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r@{}"
+        columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r" + (" r l" if tuned else "") + "@{}"
     chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
     out = []
     for i, chunk in enumerate(chunks):

@@ -11,12 +11,12 @@ MODEL_NAMES = ("mlp", "resmlp", "rnn", "gru", "lstm")
 # Models whose record has a ``timesteps.parquet``.
 RECURRENT_MODELS = frozenset({"rnn", "gru", "lstm"})
 RNN_ACTIVATIONS = ("tanh", "relu")
-ACTIVATION_NAMES = ("step", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu",
+ACTIVATION_NAMES = ("step", "step_ste", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu",
                     "silu", "swish", "gelu")
 INIT_NAMES = ("default", "normal", "lecun_normal", "xavier_normal", "xavier_uniform", "he_normal",
               "he_uniform", "orthogonal")
 NORMS = ("none", "batch", "layer")
-DATA_NAMES = ("mnist1d", "mnist1d_seq", "adding", "copy")
+DATA_NAMES = ("mnist1d", "mnist1d_seq", "digits", "adding", "copy")
 SEQUENCE_DATA = frozenset({"mnist1d_seq", "adding", "copy"})
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("none", "norm", "value")
@@ -28,6 +28,7 @@ FACTORS: dict[str, str] = {
     "model": "model.name",
     "depth": "model.depth",
     "width": "model.width",
+    "width_alt": "model.width_alt",
     "activation": "model.activation",
     "slope": "model.slope",
     "init": "model.init",

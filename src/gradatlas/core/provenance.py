@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 # The packages a run's result depends on (each run record states their versions).
-RUN_PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf", "mnist1d")
+RUN_PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf", "mnist1d", "scikit-learn")
 _SOURCE = Path(__file__).resolve().parent
 
 

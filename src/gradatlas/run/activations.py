@@ -48,6 +48,30 @@ class Step(Activation):
         return torch.zeros_like(z)
 
 
+# The straight-through estimator's window: its backward passes the gradient unchanged where
+# |z| < STE_WINDOW and blocks it elsewhere (the hard-tanh surrogate of Bengio et al. 2013,
+# Hubara et al. 2016), so a unit far from its threshold gets no update.
+STE_WINDOW = 1.0
+
+
+class StepSTE(Activation):
+    """The binary step trained with a straight-through estimator: the forward pass is exactly
+    ``Step``'s, the backward pass uses the surrogate derivative 1[|z| < STE_WINDOW] (that of
+    hard-tanh) in place of the true zero. ``derivative`` is the surrogate, what backpropagation
+    multiplies by; the contrast with ``Step`` is what the true zero gradient costs."""
+
+    max_slope = 1.0
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # surrogate - surrogate.detach() is exactly 0 (NaN where z is, as for Step) and carries
+        # hard-tanh's gradient, which is 1 for -1 < z < 1 and 0 elsewhere.
+        surrogate = nn.functional.hardtanh(z, -STE_WINDOW, STE_WINDOW)
+        return (z > 0).to(z.dtype) + (surrogate - surrogate.detach())
+
+    def derivative(self, z: torch.Tensor) -> torch.Tensor:
+        return (z.abs() < STE_WINDOW).to(z.dtype)
+
+
 class Linear(Activation):
     """Identity: a deep linear network."""
 
@@ -185,6 +209,7 @@ class GELU(Activation):
 
 ACTIVATIONS: dict[str, Callable[..., Activation]] = {
     "step": Step,
+    "step_ste": StepSTE,
     "linear": Linear,
     "sigmoid": Sigmoid,
     "tanh": Tanh,

@@ -39,6 +39,8 @@ class ConfigError(ValueError):
 
 # Seeds go to numpy.random.seed, which takes 0 <= seed < 2**32.
 SEED_LIMIT = 2**32
+# scikit-learn's load_digits holds this many examples: data=digits splits them, never more.
+DIGITS_EXAMPLES = 1797
 
 
 def _key(section: str, key: str) -> str:
@@ -85,6 +87,9 @@ class ModelConfig:
     name: str = "mlp"
     depth: int = 10
     width: int = 128
+    # mlp only: the width of every second hidden layer (1, 3, 5, ...; layer 0 has ``width``),
+    # for nets of unequal widths; None: every hidden layer has ``width`` (``hidden_widths``).
+    width_alt: Optional[int] = None
     activation: str = "relu"          # a vanilla rnn's: tanh or relu (gru and lstm use their gates)
     slope: Optional[float] = None     # negative slope of leaky_relu (0.01) / initial slope of prelu (0.25)
     # default: PyTorch's (for a recurrent model U(-1/sqrt(width), 1/sqrt(width)) for every weight)
@@ -102,6 +107,10 @@ class ModelConfig:
         _choice("model", "name", self.name, MODEL_NAMES)
         _at_least("model", "depth", self.depth, 1)
         _at_least("model", "width", self.width, 1)
+        if self.width_alt is not None:
+            _at_least("model", "width_alt", self.width_alt, 1)
+            if self.name != "mlp":
+                raise ConfigError(f"model.width_alt is only supported for model=mlp, got model={self.name}")
         _choice("model", "activation", self.activation, ACTIVATION_NAMES)
         _choice("model", "init", self.init, INIT_NAMES)
         _choice("model", "norm", self.norm, NORMS)
@@ -122,8 +131,10 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """A locally generated data set. ``length`` is the sequence length of ``adding`` and the
-    delay of ``copy``; ``mnist1d`` and ``mnist1d_seq`` always have 40 features/steps."""
+    """A locally generated (or, for ``digits``, shipped) data set. ``length`` is the sequence
+    length of ``adding`` and the delay of ``copy``; ``mnist1d`` and ``mnist1d_seq`` always have
+    40 features/steps, ``digits`` 64 features, and its ``n_train + n_test`` examples are drawn
+    from its ``DIGITS_EXAMPLES``."""
 
     name: str = "mnist1d"
     length: int = 40
@@ -148,6 +159,9 @@ class DataConfig:
         _at_least("data", "n_val", self.n_val, 0)
         if self.n_val >= self.n_train:
             raise ConfigError(f"data.n_val={self.n_val} must be below data.n_train={self.n_train}")
+        if self.name == "digits" and self.n_train + self.n_test > DIGITS_EXAMPLES:
+            raise ConfigError(f"data.n_train={self.n_train} + data.n_test={self.n_test} exceeds the "
+                              f"{DIGITS_EXAMPLES} examples of data=digits")
         _at_least("data", "copy_symbols", self.copy_symbols, 1)
         _at_least("data", "copy_alphabet", self.copy_alphabet, 2)
         _seed("data", "seed", self.seed)
@@ -202,7 +216,9 @@ class ProbeConfig:
 
     The quantities measured on the probe set (a forward pass of ``PROBE_SET_SIZE`` examples:
     dead_frac, died_frac) are measured on fewer of those steps: step 0, the last step, and
-    the probe steps that are multiples of ``probe_set_every``."""
+    the probe steps that are multiples of ``probe_set_every``. The Jacobian spectrum
+    (jacobian_sv2) is measured at step 0 only, on the first ``jacobian_inputs`` examples of
+    the traced batch, and only where that is above 0 (the default: off)."""
 
     enabled: bool = True
     dense_until: int = 1
@@ -212,9 +228,21 @@ class ProbeConfig:
     # multiples of this (the probe set's forward pass is most of a probe's cost).
     probe_set_every: int = 500
     saturation: float = 0.1           # |phi'(z)| < saturation * sup|phi'| counts as saturated
+    # Opt-in quantities (``OPT_IN_PROBES``): off unless a study turns them on. At their default
+    # they are left out of config.yaml, the fingerprint and the rerun command, so the records
+    # of configs that do not set them stay what they were.
+    input_norms: bool = False         # input_sq_norm: each traced example's ||x||^2, at step 0
+    input_grad_corr: bool = False     # input_grad_corr: correlation of input gradients along an arc, at step 0
+    # Inputs of the traced batch whose hidden-to-hidden Jacobian spectrum is recorded at step 0
+    # (quantity jacobian_sv2, an MLP without normalization only); 0 records none.
+    jacobian_inputs: int = 0
+    # Per-example backward gain statistics at step 0 (log_gain_mean, log_gain_var, gain_mean):
+    # for studies of initialization; off, no run records them.
+    backward_gain: bool = False
 
     def __post_init__(self) -> None:
         _finite("probe", self)
+        _at_least("probe", "jacobian_inputs", self.jacobian_inputs, 0)
         _at_least("probe", "dense_until", self.dense_until, 0)
         _at_least("probe", "log_until", self.log_until, 0)
         _at_least("probe", "every", self.every, 1)
@@ -252,6 +280,8 @@ class RunConfig:
             )
         if not recurrent and self.data.name == "copy":
             raise ConfigError(f"data=copy needs a recurrent model ({', '.join(sorted(RECURRENT_MODELS))})")
+        if self.probe.jacobian_inputs:
+            _jacobian_applies(self)
         trained_on = self.data.n_train - self.data.n_val
         if self.train.batch_size > trained_on:
             raise ConfigError(
@@ -260,14 +290,44 @@ class RunConfig:
             )
 
 
+def _jacobian_applies(cfg: RunConfig) -> None:
+    # jacobian_sv2 multiplies diag(phi'(z_l)) W_l layer by layer: the Jacobian of a plain MLP's
+    # hidden layers, not that of a residual or normalized one.
+    if cfg.model.name != "mlp" or cfg.model.norm != "none":
+        raise ConfigError(f"probe.jacobian_inputs={cfg.probe.jacobian_inputs} needs model=mlp with norm=none, "
+                          f"got model={cfg.model.name}, norm={cfg.model.norm}")
+    if cfg.probe.jacobian_inputs > cfg.train.batch_size:
+        raise ConfigError(f"probe.jacobian_inputs={cfg.probe.jacobian_inputs} exceeds the traced batch "
+                          f"(train.batch_size={cfg.train.batch_size})")
+
+
 def total_steps(cfg: RunConfig, n_train: int) -> int:
     """Number of optimizer steps: full batches per epoch times epochs, capped by max_steps."""
     steps = cfg.train.epochs * (n_train // cfg.train.batch_size)
     return min(steps, cfg.train.max_steps) if cfg.train.max_steps is not None else steps
 
 
+# Keys added to the config after records were written, with the value every earlier config
+# had: at that value a key is left out of the fingerprint, so that the records of configs
+# that do not use it keep their fingerprint (and are reused, not retrained).
+LATER_KEYS: dict[tuple[str, str], Any] = {
+    ("model", "width_alt"): None,
+    ("model", "bias_std"): None,
+    ("probe", "backward_gain"): False,
+    ("probe", "jacobian_inputs"): 0,
+}
+
+
+def hidden_widths(cfg: ModelConfig) -> list[int]:
+    """The widths of an MLP's hidden layers, input side first (``width``, alternating with
+    ``width_alt`` where that is set)."""
+    alt = cfg.width if cfg.width_alt is None else cfg.width_alt
+    return [alt if layer % 2 else cfg.width for layer in range(cfg.depth)]
+
+
 def fingerprint(cfg: RunConfig) -> str:
-    """A hash of everything that determines a run's outcome (not ``out``, ``overwrite`` nor ``device``)."""
+    """A hash of everything that determines a run's outcome (not ``out``, ``overwrite`` nor
+    ``device``; nor a key of ``LATER_KEYS`` at its earlier value)."""
     import hashlib
     import json
 
@@ -276,6 +336,9 @@ def fingerprint(cfg: RunConfig) -> str:
     content.pop("overwrite", None)
     content.pop("device", None)
     content["data"].pop("cache_dir", None)
+    for (section, key), earlier in LATER_KEYS.items():
+        if content[section].get(key, earlier) == earlier:
+            content[section].pop(key, None)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -359,12 +422,22 @@ def _first_line(err: Exception) -> str:
     return "; ".join(lines[:3])
 
 
+# The probe switches of opt-in quantities (``ProbeConfig`` fields, False by default).
+OPT_IN_PROBES = ("input_norms", "input_grad_corr")
+
+
 def to_container(cfg: RunConfig) -> dict[str, Any]:
     """The resolved config as plain Python containers (for ``config.yaml``).
 
-    A validated ``RunConfig`` holds only resolved primitives, so this is ``asdict``.
+    A validated ``RunConfig`` holds only resolved primitives, so this is ``asdict``, less the
+    ``OPT_IN_PROBES`` switches that are off (configs written before they existed keep their
+    fingerprint; loading fills the default back in).
     """
-    return dataclasses.asdict(cfg)
+    content = dataclasses.asdict(cfg)
+    for name in OPT_IN_PROBES:
+        if not content["probe"][name]:
+            del content["probe"][name]
+    return content
 
 
 # Settings the members of a stack (``loop.train_stack``) may differ in: everything else shapes

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from gradatlas.run.activations import make_activation
-from gradatlas.run.config import ModelConfig
+from gradatlas.run.config import ModelConfig, hidden_widths
 from gradatlas.run.data import Dataset
 from gradatlas.run.inits import initialize
 from gradatlas.run.stacking import BatchNorm, LayerNorm, Linear
@@ -62,20 +62,23 @@ def input_dim(data: Dataset) -> int:
 
 
 class MLP(nn.Module):
-    """Deep fully connected network: Linear -> norm -> activation, ``depth`` times, then a head."""
+    """Deep fully connected network: Linear -> norm -> activation, ``depth`` times, then a head
+    (hidden widths: ``config.hidden_widths``)."""
 
     def __init__(self, data: Dataset, cfg: ModelConfig) -> None:
         super().__init__()
-        dims = [input_dim(data)] + [cfg.width] * cfg.depth
+        dims = [input_dim(data)] + hidden_widths(cfg)
         self.linears = nn.ModuleList(Linear(dims[i], dims[i + 1]) for i in range(cfg.depth))
-        self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.width) for _ in range(cfg.depth))
+        self.norms = nn.ModuleList(make_norm(cfg.norm, dims[i + 1]) for i in range(cfg.depth))
         self.acts = nn.ModuleList(make_activation(cfg.activation, cfg.slope) for _ in range(cfg.depth))
-        self.head = Linear(cfg.width, data.output_dim)
+        self.head = Linear(dims[-1], data.output_dim)
         for layer in [*self.linears, self.head]:
             init_linear(layer, cfg)
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
         h = x.flatten(len(self.head.member_shape) + 1)
+        if trace is not None:
+            trace.inputs = h
         for i, (linear, norm, act) in enumerate(zip(self.linears, self.norms, self.acts)):
             z = linear(h)
             u = norm(z)
@@ -103,8 +106,10 @@ class ResMLP(nn.Module):
             init_linear(layer, cfg)
 
     def forward(self, x: torch.Tensor, trace: Optional[Trace] = None) -> torch.Tensor:
-        h = self.stem(x.flatten(len(self.head.member_shape) + 1))
+        flat = x.flatten(len(self.head.member_shape) + 1)
+        h = self.stem(flat)
         if trace is not None:
+            trace.inputs = flat
             trace.add(LayerTrace("stem", [self.stem.weight], [h]))
         for i, linear in enumerate(self.linears):
             u = self.norms[i](h)

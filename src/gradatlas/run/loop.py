@@ -28,6 +28,7 @@ from gradatlas.run.config import MEMBER_SETTINGS, RunConfig, stack_key, total_st
 from gradatlas.run.data import Dataset
 from gradatlas.run.optim import stack_optimizer
 from gradatlas.run.probes import PROBE_SET_SIZE, Prober, probe_set_trace
+from gradatlas.run.probes.arc import arc_inputs, input_gradients
 from gradatlas.run.stacking import member_count, member_groups, member_trace, stack_models
 from gradatlas.run.trace import Trace
 
@@ -97,6 +98,16 @@ def evaluate(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor, 
 # The probe set's generator is seeded with seed + this offset: a generator of its own leaves
 # the batch order as it was, and the offset keeps it from repeating the first epoch's order.
 PROBE_SET_SEED_OFFSET = 1_000_003
+
+
+def _arc_gradients(model: nn.Module, x_probe: Optional[torch.Tensor], cfgs: list[RunConfig], active: list[int],
+                   probers: list[Prober], step: int) -> Optional[torch.Tensor]:
+    """Every member's input gradients along its arc (``probes.arc``, through the first example
+    of its probe set), (E, P, d), where a member's quantities ask for them at ``step``."""
+    if x_probe is None or not any(probers[k].wants_input_grads(step) for k in active):
+        return None
+    points = torch.stack([arc_inputs(x_probe[k][0], c.seed) for k, c in enumerate(cfgs)])
+    return input_gradients(model, points.to(device=x_probe.device, dtype=x_probe.dtype))
 
 
 def probe_set(x_train: torch.Tensor, seed: int) -> torch.Tensor:
@@ -276,10 +287,12 @@ def train_stack(models: list[nn.Module], data: Dataset, cfgs: list[RunConfig],
                 dead_on = trace
                 if x_probe is not None:
                     dead_on = probe_set_trace(model, x_probe) if schedule.wants_probe_set(step) else None
+                arc = _arc_gradients(model, x_probe, cfgs, active, probers, step)
                 for k in active:
                     views[k] = {}
                     probers[k].after_backward(member_trace(trace, k, views[k]),
-                                              None if dead_on is None else member_trace(dead_on, k, {}), step)
+                                              None if dead_on is None else member_trace(dead_on, k, {}), step,
+                                              None if arc is None else arc[k])
             clipped = clip_members(params, modes, limits, norms)
             for k in active:
                 results[k].step_rows[-1]["clipped"] = clipped[k]

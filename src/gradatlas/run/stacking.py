@@ -201,6 +201,7 @@ def member_trace(trace: Trace, k: int, weights: dict[int, torch.Tensor]) -> Trac
             None if layer.act_output is None else layer.act_output.detach()[k],
             None if layer.activation is None else member_activation(layer.activation, k),
         ))
+    out.inputs = None if trace.inputs is None else trace.inputs.detach()[k]
     out.hidden = [_member_tensor(h, k) for h in trace.hidden]
     out.gates = {name: [g.detach()[k] for g in values] for name, values in trace.gates.items()}
     return out

@@ -37,9 +37,11 @@ class LayerTrace:
 
 @dataclass
 class Trace:
-    """Collects ``LayerTrace``s and, for recurrent models, per-step hidden states and gates."""
+    """Collects ``LayerTrace``s and, for recurrent models, per-step hidden states and gates;
+    ``inputs`` is the batch a feed-forward model read, flattened to one vector per example."""
 
     layers: list[LayerTrace] = field(default_factory=list)
+    inputs: Optional[torch.Tensor] = None
     hidden: list[torch.Tensor] = field(default_factory=list)
     gates: dict[str, list[torch.Tensor]] = field(default_factory=dict)
 

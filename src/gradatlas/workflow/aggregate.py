@@ -32,8 +32,17 @@ OUTCOMES = ("status", "diverged_step", "steps", "steps_done", "final_train_loss"
 # of the other studies stay in their records (all of them would be most of the summary's size).
 STEP_STUDIES = ("clipping_mlp", "clipping_rnn")
 # Factors a run record may leave unset (None): kept as float columns with NaN.
-NUMERIC_FACTORS = ("depth", "width", "slope", "gain", "init_std", "bias", "bias_std", "forget_bias", "length",
+NUMERIC_FACTORS = ("depth", "width", "width_alt", "slope", "gain", "init_std", "bias", "bias_std", "forget_bias", "length",
                    "lr", "momentum", "epochs", "max_steps", "batch_size", "clip_value")
+
+
+def tuning_columns(entry: dict[str, Any]) -> dict[str, Any]:
+    """A tuned run's cell's choice (its batch-manifest entry's ``tuning``): the validation
+    margin of the chosen trial over the runner-up, and where the choice lies in its candidate
+    list (``tuning.BRACKETS``); NaN and None for a run of an untuned study."""
+    note = entry.get("tuning") or {}
+    margin = note.get("margin")
+    return {"tune_margin": np.nan if margin is None else float(margin), "tune_bracket": note.get("bracket")}
 
 
 def run_identity(entry: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +92,7 @@ def tabulate_runs(loaded: Iterable[tuple[dict[str, Any], records.RunRecord]]) ->
         row.update({key: record.info.get(key) for key in OUTCOMES})
         row.update(step_summary(record.steps))
         row.update(provenance(record.info))
+        row.update(tuning_columns(entry))
         rows.append(row)
     frame = _factor_frame(rows)
     for column in ("test_loss", "test_metric", "final_train_loss", "final_train_metric", "diverged_step",

@@ -11,6 +11,12 @@ retrains a sample of them and compares with the archive instead.
 With an archive present, the workflow (``rules/archive.smk``) restores the summary tables from
 it (``restore`` checks each file's hash first), rebuilds the ledger, tables, figures and paper
 from them, and ``compare`` checks that the rebuilt tables equal the archived ones.
+
+``repack`` is for a change of the analysis, not of the runs: it replaces the archive's derived
+products (``DERIVED``) by those rebuilt from its own summary tables, keeping the summary, the
+tuning choices, the runs' provenance and the verification as they are (their hashes checked),
+and records the commit that re-packed. One command: ``snakemake --cores 2 --config scale=full
+repack``.
 """
 
 from __future__ import annotations
@@ -44,11 +50,14 @@ RESTORED = tuple(f"summary/{name}.parquet" for name in layout.SUMMARY_TABLES)
 # the paper embeds LaTeX's build date.
 MUST_EQUAL = ("tables/*.tex", "numbers.tex", "analysis/*.parquet")
 REPORTED = ("figures/*.pdf", "figures/*.png")
+# What an analysis change may replace (``repack``); the rest (``KEPT``) is what training made.
+DERIVED = ("analysis/*.parquet", "tables/*.tex", "numbers.tex", "figures/*.pdf", "figures/*.png", "paper.pdf")
+KEPT = ("summary/*.parquet", "tuning/*.json")
 MAX_BYTES = 40 * 2**20      # what the repository can carry for one scale
 # Written by gradatlas.workflow.verify into the archive; replaced along with it by the next pack.
 VERIFICATION = ("verify.json", "verify.md")
 PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "scipy", "matplotlib", "seaborn", "hydra-core",
-            "omegaconf", "snakemake", "mnist1d")
+            "omegaconf", "snakemake", "mnist1d", "scikit-learn")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MKL_CBWR")
 
 
@@ -188,6 +197,60 @@ def pack(root: Path, archive: Path, plan: str | None = None, wall_seconds: float
     return manifest
 
 
+def repack(root: Path, archive: Path) -> dict[str, Any]:
+    """Replace the derived products of ``archive`` by those of ``root``, rebuilt from the
+    archive's own summary (``rules/archive.smk``: ``repack``); returns the new manifest.
+
+    Raises:
+        ArchiveError: the archive is damaged, ``root``'s summary tables are not the archived
+            ones (a rebuild from another scale), a derived product is missing, or the result
+            would exceed ``MAX_BYTES``.
+    """
+    problems = check(archive)
+    if problems:
+        raise ArchiveError(f"{archive}: damaged ({problems[0]}); re-pack only a whole archive")
+    _check_replaceable(archive)
+    manifest = read_manifest(archive)
+    listed = manifest["files"]
+    for name in RESTORED:
+        if not (root / name).exists() or sha256(root / name) != listed.get(name, {}).get("sha256"):
+            raise ArchiveError(f"{root / name}: not the archived summary table; rebuild this scale from its "
+                               "archive before re-packing")
+    kept = [name for name in products(archive, KEPT) if name in listed]
+    derived = products(root, DERIVED)
+    if "paper.pdf" not in derived or "numbers.tex" not in derived:
+        raise ArchiveError(f"{root}: not a finished rebuild (no paper.pdf or numbers.tex)")
+    size = sum((archive / n).stat().st_size for n in kept) + sum((root / n).stat().st_size for n in derived)
+    if size > MAX_BYTES:
+        raise ArchiveError(f"re-packed archive would be {size / 2**20:.1f} MiB, more than {MAX_BYTES / 2**20:.0f} MiB")
+    staging = archive.parent / f".{archive.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        sources = {**{name: archive / name for name in kept}, **{name: root / name for name in derived}}
+        for name, source in sources.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staging / name)
+        for name in VERIFICATION:
+            if (archive / name).exists():
+                shutil.copyfile(archive / name, staging / name)
+        repacks = list(manifest.get("repacked", []))
+        repacks.append({"commit": git("rev-parse", "HEAD"),
+                        "uncommitted_changes": git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
+                        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                        "replaced": "derived products only: " + ", ".join(DERIVED)})
+        new = {**manifest, "bytes": size, "repacked": repacks,
+               "files": {name: {"sha256": sha256(staging / name), "bytes": (staging / name).stat().st_size}
+                         for name in sources}}
+        (staging / MANIFEST).write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+        old = archive.parent / f".{archive.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.replace(archive, old)
+        os.replace(staging, archive)
+        shutil.rmtree(old)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return new
+
+
 def _check_replaceable(archive: Path) -> None:
     if archive.is_dir() and not any(archive.iterdir()):
         return  # an empty directory (made by hand, or by a workflow) holds nothing to lose
@@ -244,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wall-from", default="measured around the whole workflow command",
                    help="how --wall-seconds was measured")
     p.add_argument("--receipt", type=Path, help="also write a copy of the new manifest here")
+    p = sub.add_parser("repack", help="replace an archive's derived products by those rebuilt from its summary")
+    p.add_argument("--root", type=Path, required=True, help="<results>/<scale>, rebuilt from the archive")
+    p.add_argument("--archive", type=Path, required=True)
+    p.add_argument("--receipt", type=Path, help="also write a copy of the new manifest here")
     p = sub.add_parser("check", help="check every archived file against the manifest")
     p.add_argument("--archive", type=Path, required=True)
     p = sub.add_parser("restore", help="copy archived files out, hashes checked")
@@ -261,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.receipt:
                 write_text(args.receipt, (args.archive / MANIFEST).read_text())
             print(f"archived {len(manifest['files'])} files, {manifest['bytes'] / 2**20:.1f} MiB, in {args.archive}")
+        elif args.command == "repack":
+            manifest = repack(args.root, args.archive)
+            if args.receipt:
+                write_text(args.receipt, (args.archive / MANIFEST).read_text())
+            print(f"re-packed {args.archive}: {len(manifest['files'])} files, {manifest['bytes'] / 2**20:.1f} MiB")
         elif args.command == "check":
             problems = check(args.archive)
             for problem in problems:

@@ -34,6 +34,7 @@ from gradatlas.run.runner import run_stack
 from gradatlas.workflow.costs import estimated_seconds, limit_stack_size, size_factor, stack_seconds
 from gradatlas.workflow.gpus import claim_gpu, use_gpu
 from gradatlas.workflow.studies import StudyError, compose_run, load_study
+from gradatlas.workflow.tuning import brackets_text
 
 
 def _indices(text: str) -> list[int]:
@@ -94,7 +95,25 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
                          f"0..{len(planned_runs) - 1}; got {indices}")
     chosen = _chosen_trials(study, tuning_file) if study.tune and not sweep else {}
     planned_runs = [planned_runs[i] for i in indices]
-    trials = [dict(planned.trial) if sweep else chosen.get(planned.cell, {}) for planned in planned_runs]
+    trials = [dict(planned.trial) if sweep else chosen.get(planned.cell, {}).get("chosen", {}) for planned in planned_runs]
+    notes = [{} if sweep else _tuning_note(chosen.get(planned.cell)) for planned in planned_runs]
+    entries = train_runs(study.name, planned_runs, trials, results, scale, device, stack_size, gpu, notes)
+    return {"study": study.name, "scale": scale, "indices": list(indices), "runs": entries}
+
+
+def _tuning_note(choice: dict | None) -> dict:
+    """What a tuned run's manifest entry says of its cell's choice: the margin over the
+    runner-up and the bracket (``tuning.select_trials``), which the summary tabulates."""
+    if not choice:
+        return {}
+    return {"tuning": {"margin": choice.get("margin"), "bracket": brackets_text(choice)}}
+
+
+def train_runs(study_name: str, planned_runs: list, trials: list[dict], results: str, scale: str,
+               device: str = "auto", stack_size: int = 1, gpu: bool = False,
+               notes: list[dict] | None = None) -> list[dict]:
+    """Train (or reuse) ``planned_runs`` (``studies.PlannedRun``), each with its ``trials``
+    settings on top, in stacks; return their manifest entries (``notes``: extra keys per entry)."""
     # The workflow owns <results>/<scale>/runs: a record of an older config of the cell, or a
     # damaged one, is replaced (overwrite); anything else there is still refused.
     cfgs = [compose_run({**planned.overrides(), **trial}, out=str(layout.run_dir(results, scale, planned.relpath)),
@@ -102,16 +121,16 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
             for planned, trial in zip(planned_runs, trials)]
     estimates = [estimated_seconds(cfg) for cfg in cfgs]
     trained_estimate = trained_seconds = 0.0
-    print(f"[{study.name}] {len(cfgs)} runs, estimated {_duration(sum(estimates))} on one reference core "
+    print(f"[{study_name}] {len(cfgs)} runs, estimated {_duration(sum(estimates))} on one reference core "
           f"(runs alone)", flush=True)
     labels = [planned.relpath for planned in planned_runs]
     scale_paths = layout.ScalePaths(results, scale)
     # Relative to <results>/<scale> (manifests.record_path): a copied or moved results
     # directory then names its own records, not the original's.
     entries: list[dict] = [
-        {"path": scale_paths.relative(cfg.out), "study": study.name, "cell": planned.cell, "seed": planned.seed,
-         "fingerprint": fingerprint(cfg), **({"trial": trial} if trial else {})}
-        for planned, trial, cfg in zip(planned_runs, trials, cfgs)]
+        {"path": scale_paths.relative(cfg.out), "study": study_name, "cell": planned.cell, "seed": planned.seed,
+         "fingerprint": fingerprint(cfg), **({"trial": trial} if trial else {}), **note}
+        for planned, trial, cfg, note in zip(planned_runs, trials, cfgs, notes or [{}] * len(cfgs))]
     stacks = group_stacks(cfgs, stack_size, gpu)
     done = 0
     for number, members in enumerate(stacks, start=1):
@@ -136,7 +155,7 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
                 if not train:
                     entries[i] = {**entries[i], "status": existing["status"], "trained": False,
                                   "wall_time_s": existing.get("wall_time_s")}
-                    print(f"[{study.name}] {labels[i]}: {existing['status']} (reused)", flush=True)
+                    print(f"[{study_name}] {labels[i]}: {existing['status']} (reused)", flush=True)
             if train:
                 try:
                     infos = run_stack([cfgs[i] for i in train])
@@ -156,12 +175,12 @@ def run_batch(study_file: str, scale: str, indices: list[int], results: str, dev
         counts = Counter(entries[i]["status"] for i in train)
         for i in train:
             if entries[i]["status"] != "ok":
-                print(f"[{study.name}]   {labels[i]}: {entries[i]['status']}", flush=True)
+                print(f"[{study_name}]   {labels[i]}: {entries[i]['status']}", flush=True)
         statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "reused"
-        print(f"[{study.name}] stack {number}/{len(stacks)}: {len(members)} runs ({statuses}) in "
+        print(f"[{study_name}] stack {number}/{len(stacks)}: {len(members)} runs ({statuses}) in "
               f"{_duration(time.perf_counter() - started)}, {done}/{len(cfgs)} runs done; "
               + (f"about {_duration(left)} left" if number < len(stacks) else "batch done"), flush=True)
-    return {"study": study.name, "scale": scale, "indices": list(indices), "runs": entries}
+    return entries
 
 
 def time_left(remaining_estimates: list[float], trained_estimate: float, trained_seconds: float) -> float:
@@ -183,13 +202,14 @@ def _duration(seconds: float) -> str:
 
 
 def _chosen_trials(study, tuning_file: str | None) -> dict[str, dict]:
+    """Cell -> its choice (``tuning.select_trials``) from the study's tuning file."""
     if tuning_file is None:
         raise ValueError(f"study {study.name} chooses settings per cell (tune): pass --tuning")
     cells = read_json(tuning_file)["cells"]
     missing = sorted({run.cell for run in study.runs} - set(cells))
     if missing:
         raise ValueError(f"{tuning_file}: nothing chosen for cells {missing}")
-    return {cell: choice["chosen"] for cell, choice in cells.items()}
+    return cells
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,10 @@ time steps x layers of a recurrent net), scaled up by the matrix size once it ex
 size where per-operation overhead, not arithmetic, dominates on a CPU. The coefficients were
 fitted (``bench/cost_model.py``) to the in-loop times of the quick scale on the reference
 machine (2-core x86_64 VM, one torch thread per run), START measured apart
-(``bench/run_overhead.py``); see ``bench/README.md``.
+(``bench/run_overhead.py``); see ``bench/README.md``. A data set
+enters only through the steps and the evaluated examples it implies: the same MLP on ``digits``
+and on ``mnist1d`` is measured within 2-8 % of the same measured / estimated ratio
+(``bench/data_cost.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ PER_UNIT = {                # seconds per unit per step, by architecture
 # about the same whatever its size; above it, cost grows with the arithmetic.
 OVERHEAD_BOUND_MACS = 64 * 64 * 128
 EVAL_FRACTION = 1 / 3       # a forward pass on one example, relative to a training step's share
+# The input gradients along the arc (probe.input_grad_corr, once at step 0), in training-step
+# equivalents: 0.065 s more per run of a depth-32, width-256 MLP whose 1 step and evaluation
+# (2.33 step equivalents) took 0.58 s (median of 16 paired runs with and without, 1 thread;
+# bench/README.md, "input_grad_corr").
+INPUT_GRAD_PASSES = 0.26
 
 
 def size_factor(cfg: RunConfig) -> float:
@@ -56,20 +64,52 @@ def units(cfg: RunConfig) -> float:
     return pieces * size_factor(cfg)
 
 
+def trained_examples(cfg: RunConfig) -> int:
+    """The examples a run trains on: ``data.n_train`` less the held-out validation split."""
+    return cfg.data.n_train - cfg.data.n_val
+
+
 def eval_passes(cfg: RunConfig) -> float:
     """Evaluation work in training-step equivalents: the test split every ``eval_every``
-    epochs and both splits at the end, forward only."""
-    n = total_steps(cfg, cfg.data.n_train)
-    per_epoch = max(cfg.data.n_train // cfg.train.batch_size, 1)
+    epochs and every split at the end (training, validation and test), forward only."""
+    n = total_steps(cfg, trained_examples(cfg))
+    per_epoch = max(trained_examples(cfg) // cfg.train.batch_size, 1)
     evaluations = math.ceil(n / per_epoch) / cfg.train.eval_every
     examples = evaluations * cfg.data.n_test + cfg.data.n_train + cfg.data.n_test
     return EVAL_FRACTION * examples / cfg.train.batch_size
 
 
+# The Jacobian spectrum at step 0 (probe.jacobian_inputs): seconds per input and D W factor of
+# the product (float64 matmuls, and the SVDs at the probed depths), at width up to
+# JACOBIAN_WIDTH, past it growing with the arithmetic (width^3). Measured as the difference
+# of whole runs with and without the probe, tanh/orthogonal, 4 inputs: 0.076 s at width 128,
+# depth 33 and 0.05 s at width 64, depth 17 (medians of 3, one thread, busy 2-core machine).
+JACOBIAN_PER_FACTOR = 0.7e-3
+JACOBIAN_WIDTH = 128
+
+
+def jacobian_seconds(cfg: RunConfig) -> float:
+    """Estimated seconds of the Jacobian spectrum probe (0 where it is off)."""
+    inputs = cfg.probe.jacobian_inputs if cfg.probe.enabled else 0
+    scale = max(1.0, (cfg.model.width / JACOBIAN_WIDTH) ** 3)
+    return inputs * max(cfg.model.depth - 1, 0) * JACOBIAN_PER_FACTOR * scale
+
+
 def estimated_seconds(cfg: RunConfig) -> float:
     """Estimated wall seconds of ``run(cfg)`` on one core of the reference CPU."""
     per_step = PER_STEP + PER_UNIT[cfg.model.name] * units(cfg)
-    return START + (total_steps(cfg, cfg.data.n_train) + eval_passes(cfg)) * per_step
+    probes = INPUT_GRAD_PASSES if cfg.probe.input_grad_corr else 0.0
+    return START + (total_steps(cfg, trained_examples(cfg)) + eval_passes(cfg) + probes) * per_step + jacobian_seconds(cfg)
+
+
+# Extension steps a tuned cell is expected to take (gradatlas.workflow.tuning: an end of a
+# numeric candidate list chosen outright): p (1 + q), by bench/extension_share.py on the
+# archived full-scale sweeps re-scored on the 3-value lists the archive holds: p = 100/177,
+# the share of cells whose best candidate is strictly at an end (depth_activation_init 97 of
+# 168, linear_step 3 of 9); q = 2/23, the share of depth_activation_init's cells at the lower
+# end whose next step (0.00333, archived as 0.003) wins again. bench/README.md, "Expected
+# extension runs".
+EXPECTED_EXTENSION_STEPS = 100 / 177 * (1 + 2 / 23)
 
 
 # A stack of E runs (loop.train_stack) costs run x (SHARED + (1 - SHARED) x E): SHARED is the

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]  # the whole gradatlas package
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
 class StudyPlan:
     """One study's training jobs at one scale: run indices and estimated seconds per batch,
-    and for a tuned study (``tune:``) the same for the jobs of its sweep."""
+    and for a tuned study (``tune:``) the same for the jobs of its sweep, and the expected
+    extension runs and seconds of its ``tune`` job (``studies.expected_extension``)."""
 
     batches: tuple[tuple[int, ...], ...]
     seconds: tuple[float, ...]
@@ -34,6 +35,8 @@ class StudyPlan:
     sweep_runs: int = 0
     stacks: int = 0
     sweep_stacks: int = 0
+    tune_runs: float = 0.0
+    tune_seconds: float = 0.0
 
     @property
     def tuned(self) -> bool:
@@ -48,14 +51,16 @@ class StudyPlan:
         """The plan as JSON-ready containers (``from_json`` reads it back)."""
         return {"batches": self.batches, "seconds": self.seconds, "runs": self.runs,
                 "sweep_batches": self.sweep_batches, "sweep_seconds": self.sweep_seconds,
-                "sweep_runs": self.sweep_runs, "stacks": self.stacks, "sweep_stacks": self.sweep_stacks}
+                "sweep_runs": self.sweep_runs, "stacks": self.stacks, "sweep_stacks": self.sweep_stacks,
+                "tune_runs": self.tune_runs, "tune_seconds": self.tune_seconds}
 
     @classmethod
     def from_json(cls, stored: dict) -> "StudyPlan":
         """A plan written by ``to_json``."""
         return cls(tuple(map(tuple, stored["batches"])), tuple(stored["seconds"]), int(stored["runs"]),
                    tuple(map(tuple, stored["sweep_batches"])), tuple(stored["sweep_seconds"]),
-                   int(stored["sweep_runs"]), int(stored["stacks"]), int(stored["sweep_stacks"]))
+                   int(stored["sweep_runs"]), int(stored["stacks"]), int(stored["sweep_stacks"]),
+                   float(stored["tune_runs"]), float(stored["tune_seconds"]))
 
 
 def default_cache_dir() -> Path:
@@ -86,7 +91,8 @@ def plan_key(study_file: Path, scale: str, batch_seconds: float, code_version: s
 
 
 def _plan(study_file: Path, scale: str, batch_seconds: float, stack_size: int = 1, gpu: bool = False) -> StudyPlan:
-    from gradatlas.workflow.studies import batch_cost, load_study, plan_batches, plan_stacks  # imports Hydra
+    from gradatlas.workflow.studies import (batch_cost, expected_extension, load_study, plan_batches,  # imports Hydra
+                                            plan_stacks)
 
     study = load_study(study_file, scale)
     stacking = {"stack_size": stack_size, "gpu": gpu}
@@ -95,7 +101,8 @@ def _plan(study_file: Path, scale: str, batch_seconds: float, stack_size: int = 
     return StudyPlan(tuple(batches), tuple(batch_cost(study, batch, **stacking) for batch in batches), len(study.runs),
                      tuple(sweep), tuple(batch_cost(study, batch, sweep=True, **stacking) for batch in sweep),
                      len(study.sweep), len(plan_stacks(study, stack_size, gpu=gpu)),
-                     len(plan_stacks(study, stack_size, sweep=True, gpu=gpu)) if study.sweep else 0)
+                     len(plan_stacks(study, stack_size, sweep=True, gpu=gpu)) if study.sweep else 0,
+                     *expected_extension(study, stack_size, gpu))
 
 
 def study_plans(study_files: list[Path], scale: str, batch_seconds: float, conf_dir: Path,

@@ -15,7 +15,11 @@ keys) with their values, settings fixed for every run, and per-scale changes::
 
 ``cell_seeds`` gives the cells matching every listed factor value their own number of seeds
 (a cell that decides a claim and needs more seeds than the rest of the grid, say), so that
-one cell's sample size does not multiply the whole grid.
+one cell's sample size does not multiply the whole grid. Seeds added after a result was
+seen are optional stopping; the seeds a scale needs are instead fixed by the *seed rule* from
+the pilot (the quick scale) before that scale runs: ``python -m gradatlas.analysis seeds``
+writes ``conf/pilot/<scale>.yaml``, and every cell it lists gets at least its seeds there
+(``pilot_seeds``).
 
 The file's shape (keys, types, seed counts, lists of values) is checked against
 ``conf/studies.schema.yaml`` (``check_shape``); what a schema cannot say (a scale's grid and
@@ -30,6 +34,8 @@ message naming the file and the key.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -51,7 +57,8 @@ from gradatlas.run.config import (
     stack_key,
     to_container,
 )
-from gradatlas.workflow.costs import estimated_seconds, limit_stack_size, size_factor, stack_seconds
+from gradatlas.workflow.costs import (EXPECTED_EXTENSION_STEPS, estimated_seconds, limit_stack_size, size_factor,
+                                      stack_seconds)
 
 SCALES = ("smoke", "quick", "full", "cluster")
 # The shape of a study file: keys, types, seed counts, grid keys (which become record paths).
@@ -59,6 +66,12 @@ STUDY_SCHEMA = layout.CONF_DIR / "studies.schema.yaml"
 # Sweep runs use seeds of their own, so that the seeds a verdict is computed on played no
 # part in choosing their learning rate.
 SWEEP_SEED_OFFSET = 1000
+# Sweep seeds per candidate at least (and by default) at each scale: the choice is made on
+# the mean over them, so that one seed's luck does not choose; the smoke scale only runs.
+MIN_SWEEP_SEEDS = {"smoke": 1, "quick": 2, "full": 3, "cluster": 3}
+# Steps a numeric candidate list may extend beyond each of its ends (gradatlas.workflow.tuning),
+# unless a study's ``tune.extend`` says otherwise.
+DEFAULT_EXTENSIONS = 2
 
 
 class StudyError(ValueError):
@@ -128,10 +141,16 @@ class PlannedRun:
 class Tune:
     """Per-cell selection of a study's training settings (the learning rate, say): every grid
     cell trains ``seeds`` unprobed sweep runs at each combination of ``choices``, and its own
-    runs with the combination of the best validation metric (``gradatlas.workflow.tuning``)."""
+    runs with the combination of the best mean validation metric (``gradatlas.workflow.tuning``);
+    a numeric list whose end a cell chooses extends by up to ``extend`` steps per side."""
 
     choices: tuple[tuple[str, tuple[Any, ...]], ...]
     seeds: int
+    extend: int = DEFAULT_EXTENSIONS
+
+    def sweep_seeds(self) -> range:
+        """The seeds of every sweep run (each candidate, each cell, each extension)."""
+        return range(SWEEP_SEED_OFFSET, SWEEP_SEED_OFFSET + self.seeds)
 
     def trials(self) -> list[tuple[tuple[str, Any], ...]]:
         """Every combination of the candidate values, in a fixed order."""
@@ -299,7 +318,8 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
         cell = _cell_name(factors)
         cell_cfg = _validate(path, f"grid cell {cell}", {**fixed, **dict(factors)}) if validate else None
         cost = estimated_seconds(cell_cfg) if cell_cfg is not None else None
-        for seed in range(_seeds_of(path, factors, seeds, cell_seeds)):
+        count = max(_seeds_of(path, factors, seeds, cell_seeds), pilot_seeds(name, scale, factors))
+        for seed in range(count):
             runs.append(PlannedRun(name, cell, seed, factors, tuple(fixed.items())))
             costs.append(cost)
             if cell_cfg is not None:
@@ -309,7 +329,7 @@ def load_study(path: str | Path, scale: str, validate: bool = True) -> Study:
             settings = tuple({**fixed, "probe": "off"}.items())
             where = f"tune {_cell_name(trial)} in cell {cell}"
             cfg = _validate(path, where, {**dict(settings), **dict(factors), **dict(trial)}) if validate else None
-            for seed in range(SWEEP_SEED_OFFSET, SWEEP_SEED_OFFSET + tune.seeds):
+            for seed in tune.sweep_seeds():
                 sweep.append(PlannedRun(name, cell, seed, factors, settings, trial=trial))
                 sweep_costs.append(estimated_seconds(cfg) if validate else None)
                 if cfg is not None:
@@ -328,11 +348,16 @@ def _cell_name(factors: tuple[tuple[str, Any], ...]) -> str:
 def _tune(path: Path, raw: dict, at_scale: dict, scale: str, grid: dict, fixed: dict) -> Tune | None:
     """The study's per-cell selection at ``scale`` (a scale's ``tune`` keys replace the
     study's), or None when it has none. ``tune`` maps factors to candidate values, plus
-    ``seeds`` (sweep runs per candidate, default 1); the schema checked each list's shape."""
+    ``seeds`` (sweep seeds per candidate, at least and by default ``MIN_SWEEP_SEEDS[scale]``)
+    and ``extend`` (``DEFAULT_EXTENSIONS``); the schema checked each list's shape."""
     spec = {**(raw.get("tune") or {}), **(at_scale.get("tune") or {})}
     if not spec:
         return None
-    seeds = spec.pop("seeds", 1)
+    seeds = spec.pop("seeds", MIN_SWEEP_SEEDS[scale])
+    extend = spec.pop("extend", DEFAULT_EXTENSIONS)
+    if seeds < MIN_SWEEP_SEEDS[scale]:
+        raise StudyError(f"{path}: tune.seeds (scale {scale}): {seeds} sweep seeds; the choice needs at least "
+                         f"{MIN_SWEEP_SEEDS[scale]} at this scale")
     if not spec:
         raise StudyError(f"{path}: tune: name at least one factor with candidate values (e.g. lr: [0.01, 0.1])")
     for key in spec:
@@ -340,7 +365,22 @@ def _tune(path: Path, raw: dict, at_scale: dict, scale: str, grid: dict, fixed: 
             raise StudyError(f"{path}: tune.{key}: the study also sets {key} (grid or fixed); a tuned factor is chosen per cell")
     if not fixed.get("data.n_val"):
         raise StudyError(f"{path}: tune: candidates are compared on a validation split; set data.n_val > 0 in fixed")
-    return Tune(tuple((key, tuple(values)) for key, values in spec.items()), seeds)
+    for key, values in spec.items():
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric and not (values[0] > 0 and all(a < b for a, b in zip(values, values[1:]))):
+            raise StudyError(f"{path}: tune.{key}: {values}: list numeric candidates positive and ascending "
+                             "(an end extends by the ratio of its two neighbours)")
+    return Tune(tuple((key, tuple(values)) for key, values in spec.items()), seeds, extend)
+
+
+def sweep_run(study: Study, cell: str, trial: dict[str, Any], seed: int) -> PlannedRun:
+    """A sweep run of ``cell`` at any trial (an extension's value, say) on sweep seed
+    ``seed``: the cell's sweep settings, under ``<study>/sweep/`` like the planned ones."""
+    for run in study.sweep:
+        if run.cell == cell:
+            names = [name for name, _ in study.tune.choices]
+            return dataclasses.replace(run, seed=seed, trial=tuple((name, trial[name]) for name in names))
+    raise ValueError(f"study {study.name} has no sweep runs of cell {cell!r}")
 
 
 def _select(container: dict[str, Any], key: str) -> Any:
@@ -440,6 +480,29 @@ def _seeds_of(path: Path, factors: tuple[tuple[str, Any], ...], seeds: int, cell
     return matched[0][1] if matched else seeds
 
 
+@functools.lru_cache(maxsize=None)
+def _pilot_rules(scale: str) -> tuple[tuple[str, tuple[tuple[str, str], ...], int], ...]:
+    """The seed rule's output for ``scale`` (``conf/pilot/<scale>.yaml``, written by ``python -m
+    gradatlas.analysis seeds`` from the pilot and committed before the scale runs): (study,
+    cell factors as text, seeds) per listed cell; none without the file."""
+    path = layout.CONF_DIR / "pilot" / f"{scale}.yaml"
+    if not path.exists():
+        return ()
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+        return tuple((str(c["study"]), tuple((k, _format_value(v)) for k, v in c["cell"].items()), int(c["seeds"]))
+                     for c in doc.get("cells") or [])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+        raise StudyError(f"{path}: cannot read the seed rule's output ({err})") from err
+
+
+def pilot_seeds(study: str, scale: str, factors: tuple[tuple[str, Any], ...]) -> int:
+    """The seeds the pilot's seed rule gives a cell at ``scale`` (0 where it lists none)."""
+    values = {key: _format_value(value) for key, value in factors}
+    return max((n for name, cell, n in _pilot_rules(scale)
+                if name == study and all(values.get(k) == v for k, v in cell)), default=0)
+
+
 def _validate(path: Path, where: str, settings: dict[str, Any]) -> RunConfig:
     try:
         return compose_run(settings)
@@ -517,3 +580,30 @@ def batch_cost(study: Study, indices: tuple[int, ...], sweep: bool = False, stac
     if stack_size == 1:
         return sum((study.sweep_costs if sweep else study.costs)[i] for i in indices)
     return sum(_stack_cost(study, stack, sweep) for stack in plan_stacks(study, stack_size, sweep, indices, gpu))
+
+
+def expected_extension(study: Study, stack_size: int = 1, gpu: bool = False) -> tuple[float, float]:
+    """Expected extension runs of a tuned study and their estimated seconds (its ``tune``
+    job's work): per cell, ``costs.EXPECTED_EXTENSION_STEPS`` steps, each one trial on every
+    sweep seed; the runs of one shape (``config.stack_key``; cells differing by a member
+    setting, the initializer, say) stacked as the job stacks them, costed as their cell's
+    sweep runs."""
+    if study.tune is None or not study.sweep_costs:
+        return 0.0, 0.0
+    if not any(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+               for _, values in study.tune.choices):
+        return 0.0, 0.0
+    first: dict[str, int] = {}
+    for index, run in enumerate(study.sweep):
+        first.setdefault(run.cell, index)
+    by_shape: dict[str, list[int]] = {}
+    for index in first.values():
+        by_shape.setdefault(study.sweep_shapes[index][0], []).append(index)
+    runs = EXPECTED_EXTENSION_STEPS * study.tune.seeds
+    seconds = 0.0
+    for members in by_shape.values():
+        _, model, factor = study.sweep_shapes[members[0]]
+        size = limit_stack_size(model, stack_size, gpu, factor)
+        per_run = stack_seconds(1.0, size, model, factor) / size  # a full stack's share per run
+        seconds += runs * per_run * sum(study.sweep_costs[i] for i in members)
+    return runs * len(first), seconds

@@ -32,16 +32,24 @@ log backprop_norm over the hidden layers, comparable to sqrt(chi_1); layers flag
 count is stated. Skill, diverged and failed runs: ``measures``. Failed runs (crashes) are left
 out.
 
-Layout: ``verdicts`` (verdicts and rules), ``parts`` (a part and its constructors),
-``decision`` (combine, stability, deciding part), ``claim`` (``Claim``, ``ClaimResult``),
+Sub-claims and the family. The parts are the claim's sub-claims; the summary verdict is
+supported / contradicted (every decisive sub-claim), mixed (some of each) or inconclusive
+(``decision``). Every decisive sub-claim of the ledger is a one-sided test, Holm-adjusted over
+all of them (``multiplicity``); thresholds are named (``thresholds``), their sensitivity
+computed from the data (``sensitivity``), the seeds a scale needs fixed from the pilot
+(``seeds``).
+
+Layout: ``verdicts`` (verdicts and rules), ``thresholds``, ``parts`` (a part and its constructors),
+``multiplicity`` (p-values, Holm), ``decision`` (combine, stability, deciding part), ``claim`` (``Claim``, ``ClaimResult``),
 ``summary`` (the ``Tables`` view), ``measures`` (shared measures), ``catalog`` (one module
-per claim), ``registry`` (``CLAIMS``, found from ``catalog``), ``ledger`` (every claim
+per claim), ``registry`` (``CLAIMS``, found from ``catalog``), ``replicas`` (a claim decided
+again on another data set's copies of its studies), ``ledger`` (every claim and its replicas
 evaluated, as frames). This module re-exports what other code uses.
 """
 
 from __future__ import annotations
 
-from gradatlas.analysis.claims.verdicts import (CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS,
+from gradatlas.analysis.claims.verdicts import (CONTRADICTED, INCONCLUSIVE, MIXED, NO_DATA, SUPPORTED, UNSTABLE, VERDICTS,
                                                 Judge, above, below, between, reported, verdict_above,
                                                 verdict_below, verdict_within, within)
 from gradatlas.analysis.claims.parts import (MIN_SEEDS, Part, exact_zero_part, fixed, median_part, missing,
@@ -54,13 +62,17 @@ from gradatlas.analysis.claims.measures import (CAP_DECADES, FAIL_SKILL, TRAIN_S
                                                 diverged_note, failed_to_train, log10_ratio, outcome, paired,
                                                 seed_mean, skill)
 from gradatlas.analysis.claims.registry import CLAIMS
-from gradatlas.analysis.claims.ledger import PART_COLUMNS, RESULT_COLUMNS, evaluate, parts_frame, verdict_frame
+from gradatlas.analysis.claims.replicas import REPLICA_DATA, evaluate_replicas, replica_study, replica_tables
+from gradatlas.analysis.claims.ledger import (PART_COLUMNS, REPLICA_COLUMNS, RESULT_COLUMNS, evaluate, evaluate_all,
+                                              parts_frame, verdict_frame)
 
 __all__ = [
     "CAP_DECADES", "CI_NOTE", "CLAIMS", "CONTRADICTED", "Claim", "ClaimResult", "FAIL_SKILL", "INCONCLUSIVE",
-    "Judge", "MIN_SEEDS", "NO_DATA", "PART_COLUMNS", "Part", "RESULT_COLUMNS", "STABILITY_DRAWS",
+    "Judge", "MIN_SEEDS", "MIXED", "NO_DATA", "PART_COLUMNS", "REPLICA_COLUMNS", "REPLICA_DATA", "Part",
+    "RESULT_COLUMNS", "STABILITY_DRAWS",
     "STABILITY_SEED", "STABLE", "SUPPORTED", "TRAIN_SKILL", "Tables", "UNSTABLE", "VERDICTS", "above", "below",
     "between", "by_seed", "combine", "combine_array", "deciding_part", "deepest", "diverged_note", "evaluate",
+    "evaluate_all", "evaluate_replicas", "replica_study", "replica_tables",
     "exact_zero_part", "failed_to_train", "fixed", "log10_ratio", "median_part", "missing", "outcome", "paired",
     "parts_frame", "reported", "reported_verdict", "seed_mean", "seed_part", "share_difference_part",
     "share_part", "skill", "stability", "verdict_above", "verdict_below", "verdict_frame", "verdict_within",

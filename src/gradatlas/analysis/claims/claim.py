@@ -74,6 +74,9 @@ class Claim:
     compute: Optional[Callable[["Tables", ThresholdValues], list[Part]]] = field(default=None, repr=False,
                                                                                  compare=False)
     thresholds: tuple[Threshold, ...] = ()
+    # The data sets the claim is replicated on (``replicas.REPLICA_DATA``): the same computation
+    # on the studies ``<study>_<data>`` (``replicas``).
+    replicas: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.thresholds]

@@ -1,5 +1,6 @@
 """Every registered claim evaluated on one summary, as the ledger's two frames: one row per
-claim (``verdict_frame``) and one per sub-claim (``parts_frame``).
+claim (``verdict_frame``) and one per sub-claim (``parts_frame``), each with the claim's
+replicas (``replicas``) beside it.
 
 The sub-claims of every claim form one family: each decisive one is Holm-adjusted over all of
 them (``multiplicity``) before the claims' summary verdicts and stabilities are drawn."""
@@ -7,6 +8,7 @@ them (``multiplicity``) before the claims' summary verdicts and stabilities are 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import pandas as pd
 
@@ -15,15 +17,22 @@ from gradatlas.analysis.claims.claim import ClaimResult
 from gradatlas.analysis.claims.decision import STABILITY_DRAWS
 from gradatlas.analysis.claims.parts import Part
 from gradatlas.analysis.claims.registry import CLAIMS
+from gradatlas.analysis.claims.replicas import REPLICA_DATA, Replicas, evaluate_replicas
 from gradatlas.analysis.claims.summary import Tables
 from gradatlas.analysis.claims.verdicts import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED
 
+# Per data set of REPLICA_DATA, the replica's summary verdict and deciding sub-claim: columns
+# "<field>_<data>" (verdict_digits, ...); empty ("", NaN, 0) for a claim not replicated on it.
+REPLICA_FIELDS = ("verdict", "would_be", "deciding", "value", "ci_low", "ci_high", "adj_low", "adj_high", "interval",
+                  "n", "stability")
+REPLICA_COLUMNS = tuple(f"{field}_{data}" for data in REPLICA_DATA for field in REPLICA_FIELDS)
 RESULT_COLUMNS = ("claim", "title", "statement", "study", "metric", "parts", "deciding", "value", "ci_low",
                   "ci_high", "adj_low", "adj_high", "confidence", "p_adjusted", "interval", "n", "verdict",
                   "would_be", "stability", "counter", "counter_value", "counter_adj_low", "counter_adj_high",
                   "sub_supported", "sub_contradicted", "sub_inconclusive", "sub_no_data", "reported", "rule",
-                  "detail")
-PART_COLUMNS = ("claim", "part", "value", "ci_low", "ci_high", "adj_low", "adj_high", "confidence", "interval",
+                  "detail", *REPLICA_COLUMNS)
+# ``replica``: "" for the claim's own studies, the data set for a replica's sub-claims.
+PART_COLUMNS = ("claim", "replica", "part", "value", "ci_low", "ci_high", "adj_low", "adj_high", "confidence", "interval",
                 "n", "unadjusted", "p_value", "p_adjusted", "verdict", "stability", "decisive", "deciding",
                 "note")
 
@@ -47,9 +56,31 @@ def evaluate_tables(tables: Tables, draws: int = STABILITY_DRAWS) -> dict[int, C
     return {claim.id: claim.result(parts[claim.id], draws) for claim in CLAIMS.values()}
 
 
-def verdict_frame(results: dict[int, ClaimResult]) -> pd.DataFrame:
+def evaluate_all(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
+                 draws: int = STABILITY_DRAWS) -> tuple[dict[int, ClaimResult], Replicas]:
+    """Every claim on its own studies (``evaluate``) and on its replicas (``replicas``), from one
+    ``Tables`` whose caches both share."""
+    tables = Tables(runs, layers, timesteps)
+    return evaluate_tables(tables, draws), evaluate_replicas(CLAIMS, tables, draws)
+
+
+def _replica_fields(result: Optional[ClaimResult]) -> dict:
+    """A replica's summary verdict and deciding sub-claim as REPLICA_FIELDS (empty without one)."""
+    part = result.deciding if result is not None else None
+    if result is None:
+        return {"verdict": "", "would_be": "", "deciding": "", "value": math.nan, "ci_low": math.nan,
+                "ci_high": math.nan, "adj_low": math.nan, "adj_high": math.nan, "interval": "", "n": 0,
+                "stability": math.nan}
+    return {"verdict": result.verdict, "would_be": result.would_be, "deciding": part.name if part else "",
+            "value": result.value, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "adj_low": part.adj_low if part else math.nan, "adj_high": part.adj_high if part else math.nan,
+            "interval": part.interval if part else "", "n": int(result.n), "stability": result.stability}
+
+
+def verdict_frame(results: dict[int, ClaimResult], replicas: Optional[Replicas] = None) -> pd.DataFrame:
     """One row per claim, columns ``RESULT_COLUMNS``: the deciding part's value, interval and n,
-    the reported and would-be verdicts, the stability and every part."""
+    the reported and would-be verdicts, the stability and every part; then each replica's
+    (``REPLICA_COLUMNS``, empty where the claim has none or ``replicas`` is not given)."""
     rows = []
     for claim_id, result in results.items():
         claim, part, counter = CLAIMS[claim_id], result.deciding, result.counter
@@ -70,21 +101,25 @@ def verdict_frame(results: dict[int, ClaimResult]) -> pd.DataFrame:
                      "sub_supported": decisive.count(SUPPORTED), "sub_contradicted": decisive.count(CONTRADICTED),
                      "sub_inconclusive": decisive.count(INCONCLUSIVE), "sub_no_data": decisive.count(NO_DATA),
                      "reported": sum(not p.decisive for p in result.parts),
-                     "rule": claim.rule, "detail": result.detail})
+                     "rule": claim.rule, "detail": result.detail,
+                     **{f"{field}_{data}": value for data in REPLICA_DATA
+                        for field, value in _replica_fields((replicas or {}).get(data, {}).get(claim_id)).items()}})
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
-def parts_frame(results: dict[int, ClaimResult]) -> pd.DataFrame:
-    """One row per part of every claim, columns ``PART_COLUMNS``."""
+def parts_frame(results: dict[int, ClaimResult], replicas: Optional[Replicas] = None) -> pd.DataFrame:
+    """One row per part of every claim, columns ``PART_COLUMNS``; each claim's replicas' parts
+    follow its own, marked by ``replica``."""
     rows = []
     for claim_id, result in results.items():
-        for part in result.parts:
-            rows.append({"claim": claim_id, "part": part.name, "value": part.value, "ci_low": part.ci_low,
-                         "ci_high": part.ci_high, "adj_low": part.adj_low, "adj_high": part.adj_high,
-                         "confidence": part.confidence, "interval": part.interval, "n": part.n,
-                         "unadjusted": part.unadjusted or part.verdict, "p_value": part.p_value,
-                         "p_adjusted": part.p_adjusted, "verdict": part.verdict, "stability": part.stability,
-                         "decisive": part.decisive, "deciding": part is result.deciding or part is result.counter,
-                         "note": part.note})
+        sources = [("", result)] + [(data, (replicas or {}).get(data, {}).get(claim_id)) for data in REPLICA_DATA]
+        for replica, source in sources:
+            for part in source.parts if source is not None else ():
+                rows.append({"claim": claim_id, "replica": replica, "part": part.name, "value": part.value,
+                             "ci_low": part.ci_low, "ci_high": part.ci_high, "adj_low": part.adj_low,
+                             "adj_high": part.adj_high, "confidence": part.confidence, "interval": part.interval,
+                             "n": part.n, "unadjusted": part.unadjusted or part.verdict, "p_value": part.p_value,
+                             "p_adjusted": part.p_adjusted, "verdict": part.verdict, "stability": part.stability,
+                             "decisive": part.decisive,
+                             "deciding": part is source.deciding or part is source.counter, "note": part.note})
     return pd.DataFrame(rows, columns=list(PART_COLUMNS))
-

@@ -93,22 +93,40 @@ def diverged_note(runs: pd.DataFrame) -> str:
     return f"{k} diverged run{'s' if k != 1 else ''} left out (no accuracy)" if k else ""
 
 
+# Per-seed series carry the cells they were measured in (``CELLS_ATTR`` of ``Series.attrs``:
+# (study, cell) pairs), through ``paired``, ``ratio`` and ``seed_mean``, so that a sub-claim
+# knows its cells and the seed rule (``claims.seeds``) can say which cells need more seeds.
+CELLS_ATTR = "cells"
+
+
+def _with_cells(series: pd.Series, *sources: pd.Series) -> pd.Series:
+    cells = set()
+    for source in sources:
+        cells |= set(getattr(source, "attrs", {}).get(CELLS_ATTR, ()))
+    series.attrs[CELLS_ATTR] = tuple(sorted(cells))
+    return series
+
+
 def by_seed(frame: pd.DataFrame, values: pd.Series | Iterable[float]) -> pd.Series:
-    """``values`` (aligned with ``frame``) indexed by the runs' seeds, averaged per seed."""
+    """``values`` (aligned with ``frame``) indexed by the runs' seeds, averaged per seed; its
+    ``attrs["cells"]`` names the (study, cell) pairs of ``frame``."""
     series = pd.Series(list(values), index=frame["seed"].to_numpy(), dtype=float)
-    return series.groupby(level=0).mean()
+    out = series.groupby(level=0).mean()
+    pairs = frame[["study", "cell"]].drop_duplicates() if {"study", "cell"} <= set(frame.columns) else None
+    out.attrs[CELLS_ATTR] = tuple(sorted(map(tuple, pairs.astype(str).to_numpy()))) if pairs is not None else ()
+    return out
 
 
 def paired(a: pd.Series, b: pd.Series) -> pd.Series:
     """a - b over the seeds (index) both have, indexed by seed."""
     common = a.index.intersection(b.index)
-    return (a[common] - b[common]).astype(float)
+    return _with_cells((a[common] - b[common]).astype(float), a, b)
 
 
 def ratio(a: pd.Series, b: pd.Series) -> pd.Series:
     """a / b over the seeds (index) both have, indexed by seed (for positive quantities)."""
     common = a.index.intersection(b.index)
-    return (a[common] / b[common]).astype(float)
+    return _with_cells((a[common] / b[common]).astype(float), a, b)
 
 
 def seed_mean(pieces: Iterable[pd.Series]) -> pd.Series:
@@ -116,7 +134,7 @@ def seed_mean(pieces: Iterable[pd.Series]) -> pd.Series:
     pieces = [p for p in pieces if len(p)]
     if not pieces:
         return pd.Series(dtype=float)
-    return pd.concat(pieces).groupby(level=0).mean()
+    return _with_cells(pd.concat(pieces).groupby(level=0).mean(), *pieces)
 
 
 def deepest(frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,9 @@ MIN_SEEDS = 4
 
 # A part's draws: (rng, number of draws, confidence of the intervals) -> the part verdict of each draw.
 Draws = Callable[[np.random.Generator, int, float], np.ndarray]
+# A part's verdicts in simulated studies of n seeds at its own estimates taken as the truth:
+# (rng, n seeds, number of studies, confidence) -> verdicts (the seed rule, ``claims.seeds``).
+Simulate = Callable[[np.random.Generator, int, int, float], np.ndarray]
 # A part's interval at another confidence (a float, or an array: elementwise): confidence ->
 # (value, low, high); the family adjustment
 # (``claims.multiplicity``) inverts it into a p-value and shows the adjusted interval.
@@ -62,6 +65,8 @@ class Part:
     confidence: float = intervals.CONFIDENCE
     adj_low: float = math.nan
     adj_high: float = math.nan
+    cells: tuple[tuple[str, str], ...] = ()
+    simulate: Optional[Simulate] = field(default=None, repr=False, compare=False)
 
     def resample(self, rng: np.random.Generator, count: int, confidence: Optional[float] = None) -> np.ndarray:
         """The part verdict of ``count`` replicate draws, their intervals at ``confidence``
@@ -125,6 +130,7 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
     With ``log`` (a positive quantity) exact zeros are counted in the note and left out of the
     log-scale interval and its draws; all zeros give the exact value 0.
     """
+    cells = tuple(getattr(values, "attrs", {}).get("cells", ()))
     raw = intervals.finite(values)
     zeros = int((raw <= 0).sum()) if log else 0
     x = raw[raw > 0] if log else raw
@@ -142,7 +148,8 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
         # chance with 2 or 3 seeds, and resampling them cannot tell (it only repeats them).
         note = join_notes(note, f"{n} seed{'s' if n != 1 else ''}: shown, not decided (needs {MIN_SEEDS})")
         return Part(name, iv.value, iv.low, iv.high, n, INCONCLUSIVE, note, decisive, iv.method,
-                    lambda rng, count, confidence: np.full(count, INCONCLUSIVE, dtype=object))
+                    lambda rng, count, confidence: np.full(count, INCONCLUSIVE, dtype=object), cells=cells,
+                    simulate=_simulator(x, log, judge) if n >= 2 else None, judge=judge)
 
     def draws(rng: np.random.Generator, count: int, confidence: float) -> np.ndarray:
         drawn = intervals.normal_replicates(np.log(x) if log else x, count, rng)
@@ -152,7 +159,20 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
         return intervals.seed_summary(x, log, confidence)
 
     return Part(name, iv.value, iv.low, iv.high, n, str(judge(iv.value, iv.low, iv.high)), note, decisive,
-                iv.method, draws, at=at, judge=judge)
+                iv.method, draws, at=at, judge=judge, cells=cells, simulate=_simulator(x, log, judge))
+
+
+def _simulator(x: np.ndarray, log: bool, judge: Judge) -> Simulate:
+    """Studies of n seeds drawn from a normal model at the sample's mean and spread (on the log
+    scale for a positive quantity), judged by ``judge`` at a given confidence."""
+    y = np.log(x) if log else x
+    mean, spread = float(y.mean()), float(y.std(ddof=1))
+
+    def simulate(rng: np.random.Generator, n: int, count: int, confidence: float) -> np.ndarray:
+        drawn = mean + spread * rng.standard_normal((count, n))
+        return judge(*intervals.seed_summary(np.exp(drawn) if log else drawn, log, confidence))
+
+    return simulate
 
 
 def share_part(name: str, k: int, n: int, judge: Judge, *, note: str = "", decisive: bool = True) -> Part:

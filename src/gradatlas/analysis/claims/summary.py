@@ -3,8 +3,9 @@ timesteps, and the measured per-layer factor (cached)."""
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,17 @@ class Tables:
         self._layers_by_run: Optional[dict[str, theory.LayerArrays]] = None
         self._timesteps_by_run: Optional[dict[str, pd.DataFrame]] = None
         self._factor: dict[str, tuple[float, int]] = {}
+
+    def renamed(self, studies: Mapping[str, str]) -> "Tables":
+        """A view of the runs of ``studies`` (keys) under the names they map to, every other run
+        left out: a claim reads a replica study as if it were its original. The layers and
+        timesteps are shared, and so are the per-run caches (they are keyed by run)."""
+        if self._layers_by_run is None and len(self.layers):
+            self.layers_of("")  # split once, here, so that the view shares it
+        view = copy.copy(self)
+        runs = self.runs[self.runs["study"].isin(list(studies))] if "study" in self.runs else self.runs.iloc[0:0]
+        view.runs = runs.assign(study=runs["study"].map(dict(studies))) if len(runs) else runs
+        return view
 
     def has_study(self, study: str) -> bool:
         """Whether any (non-failed) run of ``study`` is in the tables."""
@@ -77,7 +89,8 @@ class Tables:
         if not flagged.any():
             return part, 0
         key = part.step * (int(part.layer.max()) + 1) + part.layer  # one integer per (step, layer)
-        keep = ~np.isin(key, key[flagged]) | (part.quantity == "underflow")
+        # Rows of other kinds (per-example rows: layer is the example) keep their index.
+        keep = ~np.isin(key, key[flagged]) | (part.quantity == "underflow") | ~part.hidden
         count = int((flagged & (part.step == step)).sum())
         return theory.LayerArrays(part.step[keep], part.layer[keep], part.hidden[keep], part.quantity[keep],
                                   part.value[keep]), count

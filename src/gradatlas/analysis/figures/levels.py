@@ -21,7 +21,7 @@ ORDERS: dict[str, list[Any]] = {
     "clip": list(CLIPS),
     "init": ["default", "normal", "lecun_normal", "xavier_normal", "xavier_uniform", "he_normal",
              "he_uniform", "orthogonal"],
-    "data": ["mnist1d", "mnist1d_seq", "adding", "copy"],
+    "data": ["mnist1d", "mnist1d_seq", "digits", "adding", "copy"],
 }
 
 QUANTITY_LABELS = {

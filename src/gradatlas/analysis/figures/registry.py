@@ -17,6 +17,7 @@ import pandas as pd
 from gradatlas.analysis.figures.spec import FigureSpec
 
 SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory",
+            "initialization", "spectra", "shattered", "protocol",
             "criticality")
 
 

@@ -1,5 +1,6 @@
-"""Theory against measurement: the mean-field gradient factor (study meanfield) and the
-theories past the plain MLP (batch norm, residual blocks, the vanilla RNN over time)."""
+"""Theory against measurement: the mean-field gradient factor (study meanfield), the
+theories past the plain MLP (batch norm, residual blocks, the vanilla RNN over time) and the
+RNN's per-step factor against its recurrent gain (study clipping_rnn)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis.figures import levels, select
-from gradatlas.analysis.figures.spec import SINGLE_COLUMN, NoData, figure
+from gradatlas.analysis.figures.spec import DOUBLE_COLUMN, SINGLE_COLUMN, NoData, figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -154,4 +155,75 @@ def theory_beyond_meanfield(theory: pd.DataFrame, *, width: Optional[float] = SI
     shapes = [Line2D([], [], color="0.3", marker=markers[a], markerfacecolor="none", linestyle="none", label=str(a))
               for a in acts]
     ax.legend(handles=[*shapes, style.line_handle("identity", "0.5", "--")], loc="lower right", fontsize=7)
+    return fig
+
+
+GAIN_STUDY = "clipping_rnn"
+
+
+def _gain_rows(theory: pd.DataFrame, study: str) -> pd.DataFrame:
+    """The vanilla-RNN rows of ``study`` in the theory table with a finite gain and factors."""
+    if theory is None or len(theory) == 0 or "theory" not in theory:
+        return pd.DataFrame(columns=["gain", "predicted_factor", "measured_factor"])
+    part = theory[(theory["theory"].astype(str) == "rnn_time") & (theory["study"].astype(str) == study)]
+    finite = np.ones(len(part), dtype=bool)
+    for column in ("gain", "predicted_factor", "measured_factor"):
+        finite &= np.isfinite(part[column].astype(float).to_numpy())
+    return part[finite]
+
+
+def gain_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> str:
+    """The paper's caption of ``recurrent_gain_factor``: the gains and the sequence length drawn."""
+    rows = levels.study_rows(runs, GAIN_STUDY)
+    if rows.empty:
+        return "Per-step gradient factor against the recurrent gain: no runs of clipping\\_rnn at this scale."
+    gains = sorted(rows["gain"].dropna().unique())
+    lengths = sorted(rows["length"].dropna().unique()) if "length" in rows else []
+    return (r"Per-step factor of $\|\partial\ell/\partial h_t\|$ at initialization against the gain $g$ of "
+            r"the orthogonal recurrent weights (vanilla tanh RNN, study \texttt{clipping\_rnn}, "
+            + f"{len(gains)} gain{'s' if len(gains) != 1 else ''} from {levels.fmt(gains[0])} to "
+            + f"{levels.fmt(gains[-1])}" + (f", T = {levels.listing(lengths)}" if lengths else "")
+            + "): markers the measured factor (mean over seeds, band min..max), line the mean field over time "
+              "with the input drive, dotted the factor 1 and the gain 1.")
+
+
+@figure(width=DOUBLE_COLUMN, studies=(GAIN_STUDY,), caption=gain_caption,
+        report="Per-step factor of the hidden-state gradient norm at initialization against the recurrent gain "
+               "of a vanilla tanh RNN (study clipping_rnn): measured (mean over seeds) and the mean field over time "
+               "with the input drive; dotted lines at factor 1 and gain 1.")
+def recurrent_gain_factor(theory: pd.DataFrame, *, study: str = GAIN_STUDY, width: Optional[float] = None) -> Figure:
+    """Measured and predicted per-step gradient factor against the recurrent gain g.
+
+    ``theory`` is the theory table (``theory.theory_table``); its ``rnn_time`` rows of ``study``
+    are drawn: the measured factor (markers, mean over seeds, band min..max) and the predicted
+    one (line, mean per gain), with the factor-1 and gain-1 lines; where the predicted line
+    crosses 1 a vertical mark gives the predicted crossing.
+    """
+    from gradatlas.analysis.figures import plot, style
+
+    part = _gain_rows(theory, study)
+    if part.empty:
+        raise NoData(f"recurrent_gain_factor: no rnn_time rows of study {study!r} in the theory table")
+    fig, axes = style.figure(1, 1, width, row_height=2.2)
+    ax = axes[0, 0]
+    plot.mean_line(ax, part, "gain", "predicted_factor", label="mean field", color="0.2", marker=None, band=False)
+    plot.mean_line(ax, part, "gain", "measured_factor", label="measured", color=style.color("model", "rnn", ["rnn"]),
+                   linestyle="none", marker="o")
+    predicted = part.groupby("gain")["predicted_factor"].mean().sort_index()
+    logs = np.log(predicted.to_numpy(dtype=float))
+    change = np.nonzero((logs[:-1] < 0) & (logs[1:] >= 0))[0]
+    if len(change):
+        i = int(change[0])
+        gains = predicted.index.to_numpy(dtype=float)
+        crossing = gains[i] + (gains[i + 1] - gains[i]) * -logs[i] / (logs[i + 1] - logs[i])
+        ax.axvline(crossing, color="0.2", linestyle="--", linewidth=0.8)
+        ax.annotate(f"predicted crossing {crossing:.3f}", (crossing, 1.0), xytext=(4, -12),
+                    textcoords="offset points", fontsize="small")
+    ax.axhline(1.0, color="0.6", linestyle=":", linewidth=0.8)
+    ax.axvline(1.0, color="0.6", linestyle=":", linewidth=0.8)
+    ax.set_xlabel(r"recurrent gain $g$ (largest singular value of $W_{rec}$)")
+    ax.set_ylabel(r"per-step factor of $\|\partial\ell/\partial h_t\|$")
+    style.fig_legend(fig, [style.line_handle("mean field over time", "0.2", "-"),
+                           style.line_handle("measured (mean over seeds)", style.color("model", "rnn", ["rnn"]),
+                                             "none", "o")])
     return fig

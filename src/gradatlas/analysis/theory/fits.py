@@ -14,8 +14,8 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-# Layers whose rows are not hidden layers of the fully connected stack.
-NON_HIDDEN = ("head", "stem")
+# Rows that are not hidden layers of the fully connected stack ("input", "arc": rows of the per-example and arc quantities).
+NON_HIDDEN = ("head", "stem", "input", "arc")
 # The columns of the layers table that the measurements read.
 LAYER_KEYS = ("run", "step", "layer", "name", "quantity", "value")
 
@@ -115,7 +115,7 @@ def hidden_profile(layers_of_one_run: LayersLike, quantity: str = "backprop_norm
     return _arrays(layers_of_one_run).profile(quantity, step)
 
 
-def _log_linear_fit(x: np.ndarray, values: np.ndarray) -> dict[str, float]:
+def log_linear_fit(x: np.ndarray, values: np.ndarray) -> dict[str, float]:
     """Least-squares fit of log(values) against x; zero and non-finite values are ignored.
 
     Returns ``factor = exp(-slope)``, ``slope``, ``r2`` and ``n`` (points used); NaNs when fewer
@@ -134,6 +134,15 @@ def _log_linear_fit(x: np.ndarray, values: np.ndarray) -> dict[str, float]:
     return {"factor": float(math.exp(-slope)), "slope": float(slope), "r2": r2, "n": n}
 
 
+def _fit_points(layers_of_one_run: LayersLike, step: Optional[int], from_layer: int) -> tuple[np.ndarray, np.ndarray, int]:
+    profile = hidden_profile(layers_of_one_run, "backprop_norm", step)
+    profile = profile[profile.index >= from_layer]
+    underflow = hidden_profile(layers_of_one_run, "underflow", step).reindex(profile.index)
+    lost = (underflow.to_numpy() > 0) & np.isfinite(underflow.to_numpy())
+    values = np.where(lost, np.nan, profile.to_numpy())
+    return profile.index.to_numpy(dtype=np.int64), values, int(lost.sum())
+
+
 def factor_fit(layers_of_one_run: LayersLike, step: Optional[int] = 0, from_layer: int = 0) -> dict[str, float]:
     """Least-squares fit of log(backprop_norm) against the hidden-layer index.
 
@@ -147,14 +156,26 @@ def factor_fit(layers_of_one_run: LayersLike, step: Optional[int] = 0, from_laye
         ``slope``, ``r2`` (coefficient of determination of the fit), ``n`` (layers used) and
         ``excluded`` (underflowed layers left out); NaNs when fewer than two layers are usable.
     """
-    profile = hidden_profile(layers_of_one_run, "backprop_norm", step)
-    profile = profile[profile.index >= from_layer]
-    underflow = hidden_profile(layers_of_one_run, "underflow", step).reindex(profile.index)
-    lost = (underflow.to_numpy() > 0) & np.isfinite(underflow.to_numpy())
-    values = np.where(lost, np.nan, profile.to_numpy())
-    fit = _log_linear_fit(profile.index.to_numpy(dtype=np.float64), values)
-    fit["excluded"] = int(lost.sum())
+    index, values, excluded = _fit_points(layers_of_one_run, step, from_layer)
+    fit = log_linear_fit(index.astype(np.float64), values)
+    fit["excluded"] = excluded
     return fit
+
+
+def fitted_layers(layers_of_one_run: LayersLike, step: Optional[int] = 0, from_layer: int = 0) -> np.ndarray:
+    """The hidden-layer indices ``factor_fit`` fits (finite, positive, not underflowed), so that
+    a prediction of the profile can be fitted over the same layers."""
+    index, values, _ = _fit_points(layers_of_one_run, step, from_layer)
+    return index[np.isfinite(values) & (values > 0)]
+
+
+def example_values(layers_of_one_run: LayersLike, quantity: str, step: int = 0) -> np.ndarray:
+    """The per-example rows of an opt-in quantity (name ``input``, e.g. ``input_sq_norm``) at
+    ``step``, in batch order; empty where the run did not record it."""
+    arrays = _arrays(layers_of_one_run)
+    mask = ~arrays.hidden & (arrays.quantity == quantity) & (arrays.step == step)
+    order = np.argsort(arrays.layer[mask], kind="stable")
+    return arrays.value[mask][order]
 
 
 def measured_factor(layers_of_one_run: LayersLike, step: Optional[int] = 0) -> float:
@@ -173,7 +194,7 @@ def time_factor_fit(timesteps_of_one_run: pd.DataFrame, step: int = 0) -> dict[s
     flags = pd.Series(part["value"].to_numpy(np.float64)[quantity == "underflow"],
                       index=part["t"].to_numpy(np.int64)[quantity == "underflow"]).reindex(norms.index)
     lost = (flags.to_numpy() > 0) & np.isfinite(flags.to_numpy())
-    fit = _log_linear_fit(norms.index.to_numpy(np.float64), np.where(lost, np.nan, norms.to_numpy()))
+    fit = log_linear_fit(norms.index.to_numpy(np.float64), np.where(lost, np.nan, norms.to_numpy()))
     fit["excluded"] = int(lost.sum())
     return fit
 

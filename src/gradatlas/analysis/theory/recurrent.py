@@ -6,9 +6,14 @@ import math
 from typing import Callable, Optional
 
 import numpy as np
+from scipy import optimize
 
 from gradatlas.analysis.theory.gaussian import (
     Q_MAX, Q_MIN, ActivationLike, activation_functions, gaussian_expectation)
+from gradatlas.analysis.theory.variances import rnn_variances
+
+# Gains between which ``crossing_gain`` looks for the factor's crossing of 1.
+GAIN_BRACKET = (0.5, 3.0)
 
 
 def rnn_time_factors(activation: ActivationLike, sigma_u2: float, input_var: float, sigma_b2: float,
@@ -37,6 +42,34 @@ def rnn_time_factors(activation: ActivationLike, sigma_u2: float, input_var: flo
     return qs, factors
 
 
+def rnn_predicted_factor(activation: ActivationLike, sigma_u2: float, input_var: float, sigma_b2: float,
+                         length: int, slope: Optional[float] = None) -> float:
+    """The per-step factor a log-linear fit of ||dLoss/dh_t|| over t = 1..T sees: the geometric
+    mean of ``rnn_time_factors``' factors over t = 2..T (the steps from t back to t - 1), NaN
+    for a sequence of one step."""
+    if length < 2:
+        return math.nan
+    _, factors = rnn_time_factors(activation, sigma_u2, input_var, sigma_b2, length, slope)
+    return float(np.exp(np.mean(np.log(factors[1:]))))
+
+
+def crossing_gain(factor_of_gain: Callable[[float], float], low: float = GAIN_BRACKET[0],
+                  high: float = GAIN_BRACKET[1]) -> float:
+    """The gain at which ``factor_of_gain`` crosses 1 (``scipy.optimize.brentq`` on its log),
+    NaN when it does not change sign on [low, high].
+
+    With orthogonal ``W_rec`` scaled by g (largest singular value g) the predicted factor is
+    below g (the drive lowers phi'), so the crossing lies above g = 1.
+    """
+    def log_factor(gain: float) -> float:
+        return math.log(factor_of_gain(gain))
+
+    a, b = log_factor(low), log_factor(high)
+    if not (math.isfinite(a) and math.isfinite(b)) or a * b > 0:
+        return math.nan
+    return float(optimize.brentq(log_factor, low, high, xtol=1e-6))
+
+
 def adding_input_power(length: int) -> float:
     """E ||x_t||^2 of the adding problem (``data.adding_problem``), averaged over t: values
     uniform on [0, 1) (E v^2 = 1/3) and two markers of 1 per sequence (2 / length)."""
@@ -47,3 +80,18 @@ def adding_input_power(length: int) -> float:
 INPUT_POWER: dict[str, Callable[[int], float]] = {"adding": adding_input_power}
 # Input width of those data sets (channels per step).
 INPUT_DIM: dict[str, int] = {"adding": 2}
+
+
+def rnn_factor_of_gain(activation: str, init: str, width: float, data: str, length: int,
+                       init_std: float = 0.01, bias: Optional[float] = None) -> Callable[[float], float]:
+    """The predicted per-step factor (``rnn_predicted_factor``) of a one-layer vanilla RNN on
+    ``data`` (one of ``INPUT_POWER``) as a function of the init's gain: the gain scales both
+    the recurrent and the input weights (``run.recurrent.Cell``), so the drive grows with it."""
+    def factor(gain: float) -> float:
+        variances = rnn_variances(init, width, INPUT_DIM[data], gain, init_std, bias)
+        if variances is None:
+            return math.nan
+        sigma_u2, entry_w, sigma_b2 = variances
+        return rnn_predicted_factor(activation, sigma_u2, entry_w * INPUT_POWER[data](length), sigma_b2, length)
+
+    return factor

@@ -16,8 +16,8 @@ from gradatlas.run.probes.probe_set import PROBE_SET_SIZE, probe_set_trace
 from gradatlas.run.probes.prober import Prober, recorded_steps
 from gradatlas.run.probes.quantity import registered
 from gradatlas.run.probes.schedule import SCHEDULES, probe_schedule, probe_set_schedule
-from gradatlas.run.probes.slopes import DEAD_SLOPE_SHARE, dead_units, largest_slope
+from gradatlas.run.probes.slopes import DEAD_SLOPE_ABSOLUTE, DEAD_SLOPE_SHARE, dead_slope, dead_units, largest_slope
 from gradatlas.run.probes.tensors import FLOAT32_TINY
 
-__all__ = ["DEAD_SLOPE_SHARE", "FLOAT32_TINY", "PROBE_SET_SIZE", "SCHEDULES", "Prober", "dead_units",
+__all__ = ["DEAD_SLOPE_ABSOLUTE", "DEAD_SLOPE_SHARE", "FLOAT32_TINY", "PROBE_SET_SIZE", "SCHEDULES", "Prober", "dead_slope", "dead_units",
            "largest_slope", "probe_schedule", "probe_set_schedule", "probe_set_trace", "recorded_steps", "registered"]

@@ -30,7 +30,8 @@ def recorded_steps(cfg: ProbeConfig, total_steps: int) -> dict[tuple[str, str], 
     """Per quantity (table, name; a gate quantity by its name without the gate), the steps a
     run of ``total_steps`` steps probed as ``cfg`` says measures it at, where it applies."""
     steps = probe_schedule(cfg, total_steps)
-    return {(cls.table, cls.name): SCHEDULES[cls.steps](cfg, total_steps) & steps for cls in registered()}
+    return {(cls.table, cls.name): SCHEDULES[cls.steps](cfg, total_steps) & steps if cls.is_on(cfg) else set()
+            for cls in registered()}
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Prober:
 
     def __post_init__(self) -> None:
         self.steps = probe_schedule(self.cfg, self.total_steps)
-        self.quantities: list[Quantity] = [cls.from_config(self.cfg) for cls in registered()]
+        self.quantities: list[Quantity] = [cls.from_config(self.cfg) for cls in registered() if cls.is_on(self.cfg)]
         schedules = {name: SCHEDULES[name](self.cfg, self.total_steps) & self.steps
                      for name in {quantity.steps for quantity in self.quantities}}
         self.schedule_of = {id(quantity): schedules[quantity.steps] for quantity in self.quantities}
@@ -66,6 +67,10 @@ class Prober:
         """Whether a quantity measured on the probe set is measured at ``step``."""
         return any(isinstance(q, ProbeSetQuantity) and step in self.schedule_of[id(q)] for q in self.quantities)
 
+    def wants_input_grads(self, step: int) -> bool:
+        """Whether a quantity that reads the arc's input gradients is measured at ``step``."""
+        return any(q.reads_input_grads and step in self.schedule_of[id(q)] for q in self.quantities)
+
     def _due(self, step: int, stage: Stage) -> list[Quantity]:
         return [q for q in self.quantities if q.stage is stage and step in self.schedule_of[id(q)]]
 
@@ -75,7 +80,8 @@ class Prober:
         return (sum(1 for *_, q, v in self.layer_rows if q == UNDERFLOW and v == 1.0)
                 + sum(1 for _, _, q, v in self.timestep_rows if q == UNDERFLOW and v == 1.0))
 
-    def after_backward(self, trace: Trace, probe_set: Optional[Trace] = None, step: int = 0) -> None:
+    def after_backward(self, trace: Trace, probe_set: Optional[Trace] = None, step: int = 0,
+                       input_grads: Optional[torch.Tensor] = None) -> None:
         """Measure gradients and activations of the traced step, before clipping.
 
         Args:
@@ -84,8 +90,10 @@ class Prober:
                 (``probe_set_trace``); without it no probe-set quantity is measured.
             step: the step being probed (the first step measured with a probe set is the
                 reference of ``died_frac``).
+            input_grads: the input gradients along the arc (``probes.arc``), where
+                ``wants_input_grads(step)``.
         """
-        self._step = ProbeStep(step, trace, probe_set)
+        self._step = ProbeStep(step, trace, probe_set, input_grads=input_grads)
         self._measured = []
         with torch.no_grad():
             for quantity in self._due(step, Stage.BACKWARD):

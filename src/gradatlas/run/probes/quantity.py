@@ -11,7 +11,9 @@ its ``@register`` classes are the quantities recorded. A class declares
   ``TimestepQuantity`` (the top recurrent layer, one row per time step) and
   ``GateQuantity`` (one row per gate and time step);
 - ``steps``: the schedule it is measured at (a name in ``schedule.SCHEDULES``);
-- ``order``: its place among the rows of one layer (or gate) of its group.
+- ``order``: its place among the rows of one layer (or gate) of its group;
+- ``switch``: for an opt-in quantity, the ``ProbeConfig`` switch (of ``config.OPT_IN_PROBES``)
+  that turns it on; None (the default) for a quantity every probed run records.
 
 Rows are written group by group (``LayerGroup``, ``TimestepGroup``), within a group layer by layer (gate by gate),
 within a layer by ``order``.
@@ -26,7 +28,7 @@ from typing import ClassVar, NamedTuple, Optional
 
 import torch
 
-from gradatlas.run.config import ProbeConfig
+from gradatlas.run.config import OPT_IN_PROBES, ProbeConfig
 from gradatlas.run.models import LayerTrace, Trace
 from gradatlas.run.probes.schedule import EVERY_PROBE
 from gradatlas.run.probes.step import ProbeStep
@@ -40,6 +42,7 @@ class LayerGroup(enum.IntEnum):
     BATCH = 0  # measured on the traced batch after backward
     PROBE_SET = 1  # measured on the probe set's trace
     UPDATE = 2  # measured around the optimizer step
+    EXAMPLES = 3  # one row per example of the traced batch (opt-in quantities)
 
 
 class TimestepGroup(enum.IntEnum):
@@ -79,6 +82,13 @@ class Quantity:
     stage: ClassVar[Stage] = Stage.BACKWARD
     steps: ClassVar[str] = EVERY_PROBE
     order: ClassVar[int] = 0
+    switch: ClassVar[Optional[str]] = None
+    reads_input_grads: ClassVar[bool] = False  # reads ProbeStep.input_grads (the arc's, probes.arc)
+
+    @classmethod
+    def is_on(cls, cfg: ProbeConfig) -> bool:
+        """Whether runs of ``cfg`` record the quantity (an opt-in one only where its switch is on)."""
+        return cls.switch is None or bool(getattr(cfg, cls.switch))
 
     @classmethod
     def from_config(cls, cfg: ProbeConfig) -> "Quantity":
@@ -203,6 +213,8 @@ def register(cls: type[Quantity]) -> type[Quantity]:
     key = (cls.table, cls.name)
     if not cls.name:
         raise TypeError(f"{cls.__name__} has no name")
+    if cls.switch is not None and cls.switch not in OPT_IN_PROBES:
+        raise TypeError(f"{cls.__name__}: switch {cls.switch!r} is not one of config.OPT_IN_PROBES")
     if key in _REGISTRY and _REGISTRY[key] is not cls:
         raise TypeError(f"two quantities named {cls.name!r} in the {cls.table} table: "
                         f"{_REGISTRY[key].__name__} and {cls.__name__}")

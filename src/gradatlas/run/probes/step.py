@@ -28,12 +28,15 @@ class ProbeStep:
             set, or the batch itself for recurrent models), or None.
         updates: per weight, the float64 update the optimizer applied (``after_update``); None
             before the update, or where the caller gives none.
+        input_grads: the input gradients along the arc (``probes.arc``), (P, d), where a
+            quantity asked for them at this step; else None.
     """
 
     step: int
     batch: Trace
     probe_set: Optional[Trace] = None
     updates: Optional[dict[torch.Tensor, torch.Tensor]] = None
+    input_grads: Optional[torch.Tensor] = None
     _shared: dict[Hashable, Any] = field(default_factory=dict, repr=False)
     _squares: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 

@@ -16,10 +16,10 @@ from gradatlas.analysis.claims.verdicts import above, below, reported
 
 STUDY = "normalization"
 ACTIVATIONS = ("sigmoid", "tanh")
-# Batch norm's gain in log10(first / last backprop norm) over none lies above GAIN_BOUND in every
-# cell; the deepest sigmoid net with batch norm still decays: below DEEP_SUPPORT decades
+# Batch norm brings |log10(first / last backprop norm)| closer to 0 (a preserved gradient) than
+# none by more than GAIN_BOUND decades in every cell; the deepest sigmoid net with batch norm still decays: below DEEP_SUPPORT decades
 # (contradicted above DEEP_CONTRADICT).
-GAIN_BOUND = Threshold("GAIN_BOUND", 0.0, "gain in decades, batch norm - none, that separates lessened from worsened vanishing", -1.0, 1.0)
+GAIN_BOUND = Threshold("GAIN_BOUND", 0.0, "decades by which batch norm must bring |log10 first/last| closer to 0 than none", -1.0, 1.0)
 DEEP_SUPPORT = Threshold("DEEP_SUPPORT", -1.0, "decades of first/last decay below which the deep sigmoid + batch norm net still vanishes", -5.0, 0.0)
 DEEP_CONTRADICT = Threshold("DEEP_CONTRADICT", -0.5, "decades above which the deep sigmoid + batch norm net no longer vanishes", -5.0, 0.5)
 THRESHOLDS = (GAIN_BOUND, DEEP_SUPPORT, DEEP_CONTRADICT,)
@@ -39,7 +39,7 @@ def _capped_note(values: Iterable[float]) -> str:
 
 
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:
-    """Per cell (activation, depth): batch - none gain; the deepest sigmoid + batch norm decay."""
+    """Per cell (activation, depth): |log10 first/last|, none - batch; the deepest sigmoid + batch norm decay."""
     runs = mlp_runs(t, STUDY, activation=list(ACTIVATIONS))
     parts: list[Part] = []
     layer_parts: list[Part] = []
@@ -48,15 +48,17 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     underflow = join_notes(f"{flagged} underflowing layer(s) left out of the study" if flagged else "",
                            _capped_note(v for v, _ in decay.values()))
     for (act, depth), cell in runs.groupby(["activation", "depth"]):
-        ratios = {norm: by_seed(sub, [decay[r][0] for r in sub["run"]]) for norm, sub in cell.groupby("norm")}
-        if "none" in ratios and "batch" in ratios:
-            parts.append(seed_part(f"{act}, depth {depth:g}: gain in log10 first/last backprop norm, batch - none",
-                                   paired(ratios["batch"], ratios["none"]), above(th.GAIN_BOUND), note=underflow))
-        if "none" in ratios and "layer" in ratios:
-            layer_parts.append(seed_part(f"{act}, depth {depth:g}: gain with layer norm - none",
-                                         paired(ratios["layer"], ratios["none"]), reported, decisive=False))
+        # |log10 first/last|: 0 is a preserved gradient; growth toward the input counts as much
+        # against preservation as decay (batch norm's own explosion is claim 20's).
+        spans = {norm: by_seed(sub, [abs(decay[r][0]) for r in sub["run"]]) for norm, sub in cell.groupby("norm")}
+        if "none" in spans and "batch" in spans:
+            parts.append(seed_part(f"{act}, depth {depth:g}: |log10 first/last backprop norm|, none - batch",
+                                   paired(spans["none"], spans["batch"]), above(th.GAIN_BOUND), note=underflow))
+        if "none" in spans and "layer" in spans:
+            layer_parts.append(seed_part(f"{act}, depth {depth:g}: |log10 first/last|, none - layer norm",
+                                         paired(spans["none"], spans["layer"]), reported, decisive=False))
     if not parts:
-        parts.append(missing("gain in log10 first/last backprop norm, batch - none", "needs norm none and batch"))
+        parts.append(missing("|log10 first/last backprop norm|, none - batch", "needs norm none and batch"))
     deep = deepest(runs[(runs["activation"] == "sigmoid") & (runs["norm"] == "batch")])
     ratio_deep = by_seed(deep, [decay[r][0] for r in deep["run"]]) if not deep.empty else []
     depth = f" (depth {int(deep['depth'].iloc[0])})" if not deep.empty else ""
@@ -70,11 +72,14 @@ CLAIM = Claim(
     "Batch normalization lessens vanishing in sigmoid/tanh networks but does not remove it in very "
     "deep sigmoid networks.",
     (STUDY,),
-    "per cell (activation, depth): change of log10(first / last hidden backprop norm) at "
-    "initialization, batch norm minus none; deepest sigmoid + batch norm ratio",
+    "per cell (activation, depth): |log10(first / last hidden backprop norm)| at initialization, none minus "
+    "batch norm (how much closer to a preserved gradient); deepest sigmoid + batch norm ratio",
     rule_text(f"Each cell (activation in {{{', '.join(ACTIVATIONS)}}}, depth) is its own part, never pooled: "
-              f"supported if the interval of the change (paired by seed) lies above {GAIN_BOUND:g} in every cell "
+              f"the span |log10(first / last hidden backprop norm)| at step 0 is 0 for a preserved gradient and "
+              f"counts growth toward the input (batch norm's explosion, claim 20) as much as decay. Supported if "
+              f"the interval of the span without minus with batch norm (paired by seed) lies above {GAIN_BOUND:g} in "
+              f"every cell "
               f"and, for the deepest sigmoid net with batch norm, the interval of log10(first / last backprop "
-              f"norm) lies below {DEEP_SUPPORT:g}; contradicted if a cell's change lies below {GAIN_BOUND:g} or "
+              f"norm) lies below {DEEP_SUPPORT:g}; contradicted if a cell's difference lies below {GAIN_BOUND:g} or "
               f"the deep sigmoid ratio's interval lies above {DEEP_CONTRADICT:g}."),
     compute, THRESHOLDS)

@@ -1,56 +1,96 @@
-"""Claim 8: gradient clipping prevents divergence where gradients explode."""
+"""Claim 8: gradient clipping prevents divergence where gradients explode, and the clipped runs train."""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from gradatlas.analysis import intervals
-from gradatlas.analysis.claims.claim import Claim
-from gradatlas.analysis.claims.measures import diverged, failed_to_train
-from gradatlas.analysis.claims.parts import Part, missing, share_difference_part
+from gradatlas.analysis import intervals, theory
+from gradatlas.analysis.claims.catalog import recurrent_gain
+from gradatlas.analysis.claims.claim import Claim, rule_text
+from gradatlas.analysis.claims.measures import TRAIN_SKILL_THRESHOLD, by_seed, diverged, failed_to_train, skill
+from gradatlas.analysis.claims.parts import Part, missing, seed_part, share_difference_part
 from gradatlas.analysis.claims.summary import Tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
-from gradatlas.analysis.claims.verdicts import above
+from gradatlas.analysis.claims.verdicts import above, reported
 
-STUDIES = ("clipping_mlp", "clipping_rnn")
-# The share of bad outcomes without clipping minus with it lies above this in every study.
-DIFFERENCE_BOUND = Threshold("DIFFERENCE_BOUND", 0.0, "share of bad outcomes, unclipped - clipped, that clipping must exceed", -0.5, 0.5)
-THRESHOLDS = (DIFFERENCE_BOUND,)
+MLP_STUDY, RNN_STUDY = "clipping_mlp", "clipping_rnn"
+STUDIES = (MLP_STUDY, RNN_STUDY)
+# The MLP study's learning rates above this one explode (its He-initialized forward pass is
+# preserved, so only the step size makes the gradient blow up); at and below it the cells are
+# reported. The RNN study's cells explode above the mean field's crossing gain (claim 19).
+STABLE_LR = 1.0
+DIFFERENCE_BOUND = Threshold("DIFFERENCE_BOUND", 0.0, "share of diverged runs, unclipped - clipped, that clipping "
+                             "must exceed", -0.5, 0.5)
+DIVERGING_SHARE = Threshold("DIVERGING_SHARE", 0.5, "share of unclipped runs that diverge above which a cell's "
+                            "clipped runs must train", 0.1, 0.9)
+TRAIN_SKILL = TRAIN_SKILL_THRESHOLD
+THRESHOLDS = (DIFFERENCE_BOUND, DIVERGING_SHARE, TRAIN_SKILL)
 
 
-def _bad_outcome_part(name: str, runs: pd.DataFrame, th: ThresholdValues, decisive: bool = True) -> Part:
-    """Share of runs that diverged or failed to train, unclipped - clipped (Newcombe)."""
-    none, clipped = runs[runs["clip"] == "none"], runs[runs["clip"] != "none"]
-    if none.empty or clipped.empty:
-        return missing(name, "needs runs with and without clipping", decisive)
+def _exploding_cells(t: Tables) -> list[tuple[str, str, pd.DataFrame, bool]]:
+    """(study, cell label, runs, whether the gradient explodes there) per learning rate or gain."""
+    cells = []
+    mlp = t.select(MLP_STUDY)
+    for lr, runs in mlp.groupby("lr"):
+        cells.append((MLP_STUDY, f"lr {lr:g}", runs, lr > STABLE_LR))
+    rnn = t.select(RNN_STUDY)
+    crossing = math.nan
+    if not rnn.empty and str(rnn["data"].iloc[0]) in theory.INPUT_POWER:
+        crossing = theory.crossing_gain(recurrent_gain.predicted_factor_of_gain(rnn))
+    for gain, runs in rnn.groupby("gain"):
+        cells.append((RNN_STUDY, f"gain {gain:g}", runs, bool(gain > crossing)))
+    return cells
 
-    def counts(frame: pd.DataFrame) -> tuple[int, int]:
-        return int(diverged(frame).sum()), int(failed_to_train(frame).sum())
 
-    (d1, f1), (d2, f2) = counts(none), counts(clipped)
-    note = (f"unclipped: {d1} diverged, {f1} failed to train of {len(none)}; "
-            f"clipped: {d2} diverged, {f2} failed to train of {len(clipped)}")
-    if d1 + f1 == 0:
-        note += "; every unclipped run trained, nothing to prevent"
-    return share_difference_part(name, d1 + f1, len(none), d2 + f2, len(clipped), above(th.DIFFERENCE_BOUND),
-                                 note=note, decisive=decisive)
+def _counts(frame: pd.DataFrame) -> tuple[int, int]:
+    return int(diverged(frame).sum()), int(failed_to_train(frame).sum())
 
 
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:
-    """Per clipping study: the share that diverged or failed to train, unclipped - clipped."""
-    parts = [_bad_outcome_part(f"{study}: share diverged or failed to train, unclipped - clipped", t.select(study), th)
-             for study in STUDIES if t.has_study(study)]
-    return parts or [missing("share diverged or failed to train, unclipped - clipped", "no clipping studies")]
+    """Per cell where the gradient explodes: diverged share, unclipped - clipped; the clipped runs' skill."""
+    parts: list[Part] = []
+    for study, label, runs, explodes in _exploding_cells(t):
+        none, clipped = runs[runs["clip"] == "none"], runs[runs["clip"] != "none"]
+        where = f"{study} {label}" + ("" if explodes else ", gradient not exploding: reported")
+        if none.empty or clipped.empty:
+            parts.append(missing(f"{where}: share diverged, unclipped - clipped", "needs runs with and without "
+                                 "clipping", explodes))
+            continue
+        (d1, f1), (d2, f2) = _counts(none), _counts(clipped)
+        note = (f"unclipped: {d1} diverged, {f1} failed to train of {len(none)}; "
+                f"clipped: {d2} diverged, {f2} failed to train of {len(clipped)}")
+        parts.append(share_difference_part(f"{where}: share diverged, unclipped - clipped", d1, len(none), d2,
+                                           len(clipped), above(th.DIFFERENCE_BOUND), note=note, decisive=explodes))
+        parts.append(share_difference_part(f"{where}: share failed to train (not diverged), unclipped - clipped",
+                                           f1, len(none), f2, len(clipped), reported, decisive=False))
+        if d1 > th.DIVERGING_SHARE * len(none):
+            # A clipped run that diverged did not train: skill 0 (chance), said in the note.
+            values = skill(clipped).where(~diverged(clipped), 0.0)
+            lost = f"{d2} diverged clipped run(s) counted at skill 0" if d2 else ""
+            parts.append(seed_part(f"{where}: skill of the clipped runs where unclipped ones diverge",
+                                   by_seed(clipped, values), above(th.TRAIN_SKILL), note=lost, decisive=explodes))
+    if not any(p.decisive for p in parts):
+        parts.append(missing("share diverged, unclipped - clipped, where the gradient explodes",
+                             "no cell of the clipping studies where the gradient explodes"))
+    return parts
 
 
 CLAIM = Claim(
     8, "Clipping prevents divergence",
     "Gradient clipping prevents divergence where gradients explode (RNNs, large inits).",
     STUDIES,
-    "per study: share of runs that diverged or failed to train, without minus with clipping",
-    f"A run that did not diverge but failed to train (final training loss above its initial loss, or "
-    f"test skill at chance) counts as failed; both counts are stated apart. Per study ({', '.join(STUDIES)}; "
-    f"never pooled): supported if Newcombe's {intervals.CONFIDENCE:.0%} interval of the difference of the shares "
-    f"lies above {DIFFERENCE_BOUND:g} in every study; contradicted if it lies below {DIFFERENCE_BOUND:g} in one; "
-    f"inconclusive otherwise, in particular when every unclipped run trained.",
+    "per cell where the gradient explodes: share of diverged runs, without minus with clipping; the clipped "
+    "runs' skill where the unclipped ones diverge",
+    rule_text(f"Cells are learning rates of {MLP_STUDY} (He-initialized ReLU MLP: the forward pass is preserved) "
+              f"and gains of {RNN_STUDY} (tanh RNN, orthogonal weights); a cell's gradient explodes above "
+              f"lr {STABLE_LR:g} resp. above the mean field's crossing gain (claim {recurrent_gain.CLAIM.id}); the "
+              f"other cells are reported. Per exploding cell, never pooled: clipping prevents divergence if "
+              f"Newcombe's {intervals.CONFIDENCE:.0%} interval of the share of diverged runs, unclipped minus "
+              f"clipped, lies above {DIFFERENCE_BOUND:g} (contradicted below it); runs that failed to train "
+              f"without diverging (final training loss above the first, or skill at chance) are counted apart and "
+              f"reported. Where more than {DIVERGING_SHARE:g} of the unclipped runs diverge, the clipped runs train "
+              f"if the interval of their skill (diverged ones at 0) lies above {TRAIN_SKILL:g} (contradicted below "
+              f"it)."),
     compute, THRESHOLDS)

@@ -45,4 +45,4 @@ CLAIM = Claim(
     f"test accuracy of the deepest linear net minus the depth-{SHALLOW_DEPTH} linear net (paired by seed)",
     rule_text(f"Equivalence: supported if the CI lies inside (-{LINEAR_TOLERANCE}, {LINEAR_TOLERANCE}); "
               f"contradicted if it lies entirely outside; inconclusive otherwise."),
-    compute, THRESHOLDS)
+    compute, THRESHOLDS, replicas=("digits",))

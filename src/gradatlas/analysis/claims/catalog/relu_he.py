@@ -70,4 +70,4 @@ CLAIM = Claim(
               f"skill < {FAIL_SKILL}), relu/he's skill CI lies above {TRAIN_SKILL}; contradicted if log10(max/min) "
               f"CI lies above {SPREAD_DECADES:g} or relu/he's skill CI lies below {FAIL_SKILL}. Inconclusive if "
               f"sigmoid is above chance at every depth."),
-    compute, THRESHOLDS)
+    compute, THRESHOLDS, replicas=("digits",))

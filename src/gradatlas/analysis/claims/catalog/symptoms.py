@@ -7,55 +7,86 @@ import math
 import numpy as np
 import pandas as pd
 
+from gradatlas.analysis import theory
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, diverged_note, mlp_runs
-from gradatlas.analysis.claims.parts import Part, join_notes, missing, seed_part, share_part
+from gradatlas.analysis.claims.parts import Part, missing, seed_part, share_part
 from gradatlas.analysis.claims.summary import Tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below
 
 SCALE_STUDY = "init_scale"
+EXPLODING_STUDY = "exploding"
 # The weight stds of init_scale that explode (at least LARGE_STD) and vanish (at most SMALL_STD);
 # the nearest to each bound is used.
 LARGE_STD = 1.0
 SMALL_STD = 0.01
-CLIPPING_STUDY = "clipping_mlp"
+# Activations whose output is bounded: their forward pass cannot overflow, so an exploding
+# gradient need not end in NaN.
+BOUNDED = frozenset({"tanh", "sigmoid", "hardtanh", "softsign"})
 # Vanishing: a first-layer update ratio below UPDATE_VANISHED is "near-zero change" (contradicted
 # above UPDATE_MOVES); a relative loss decrease below LOSS_FLAT is flat (contradicted above LOSS_MOVES).
 UPDATE_VANISHED = Threshold("UPDATE_VANISHED", 1e-4, "first-layer update ratio below which the change is near zero", 1e-06, 0.01, log=True)
 UPDATE_MOVES = Threshold("UPDATE_MOVES", 1e-2, "first-layer update ratio above which the first layer moves", 0.0001, 1.0, log=True)
 LOSS_FLAT = Threshold("LOSS_FLAT", 0.05, "relative loss decrease below which the loss is flat", 0.005, 0.5, log=True)
 LOSS_MOVES = Threshold("LOSS_MOVES", 0.25, "relative loss decrease above which the loss moves", 0.05, 0.9, log=True)
-# Exploding: the weight norm grows by more than GROWTH_SUPPORT (contradicted below GROWTH_CONTRADICT),
-# and more than DIVERGED_SHARE of the runs diverge.
+# Exploding, decided only in cells where mean-field theory predicts the gradient norm to grow by
+# more than REGIME_GROWTH across the hidden layers (others are reported): the weight norm grows by
+# more than GROWTH_SUPPORT (contradicted below GROWTH_CONTRADICT), the gradient norm by more than
+# GRAD_GROWTH_SUPPORT (contradicted below GRAD_GROWTH_CONTRADICT), and more than DIVERGED_SHARE of
+# the runs diverge (unbounded activations) or fewer do (bounded ones).
+REGIME_GROWTH = Threshold("REGIME_GROWTH", 10.0, "predicted gradient growth across the hidden layers above which a "
+                          "cell is in the exploding regime", 2.0, 100.0, log=True)
 GROWTH_SUPPORT = Threshold("GROWTH_SUPPORT", 1.5, "weight-norm growth above which weights grow fast", 1.05, 10.0, log=True)
 GROWTH_CONTRADICT = Threshold("GROWTH_CONTRADICT", 1.0, "weight-norm growth below which weights do not grow", 0.5, 1.5, log=True)
+GRAD_GROWTH_SUPPORT = Threshold("GRAD_GROWTH_SUPPORT", 2.0, "gradient-norm growth above which the gradient grows",
+                                1.2, 100.0, log=True)
+GRAD_GROWTH_CONTRADICT = Threshold("GRAD_GROWTH_CONTRADICT", 1.2, "gradient-norm growth below which the gradient "
+                                   "does not grow", 1.0, 2.0, log=True)
 DIVERGED_SHARE = Threshold("DIVERGED_SHARE", 0.5, "share of diverged runs above which runs diverge", 0.05, 0.95)
-THRESHOLDS = (UPDATE_VANISHED, UPDATE_MOVES, LOSS_FLAT, LOSS_MOVES, GROWTH_SUPPORT, GROWTH_CONTRADICT, DIVERGED_SHARE,)
+THRESHOLDS = (UPDATE_VANISHED, UPDATE_MOVES, LOSS_FLAT, LOSS_MOVES, REGIME_GROWTH, GROWTH_SUPPORT, GROWTH_CONTRADICT,
+              GRAD_GROWTH_SUPPORT, GRAD_GROWTH_CONTRADICT, DIVERGED_SHARE)
 
 
-def _weight_growth(t: Tables, runs: pd.DataFrame) -> tuple[list[float], str]:
-    """Per run: weight norm at the last probe over step 0; a note on the runs it cannot measure."""
-    growth, early, overflow = [], 0, 0
+def _finite_probes(t: Tables, run: str) -> list[int]:
+    """The probed steps of a run, in order, up to its last one with finite weights and gradients."""
+    part = t.layers_of(run)
+    keep = part.hidden & np.isin(part.quantity, ["weight_norm", "weight_grad_norm"])
+    steps = []
+    for step in np.unique(part.step[keep]):
+        values = part.value[keep & (part.step == step)]
+        if not np.all(np.isfinite(values)):
+            break
+        steps.append(int(step))
+    return steps
+
+
+def _growth(t: Tables, runs: pd.DataFrame, quantity: str) -> tuple[list[float], str]:
+    """Per run: the largest ``quantity`` (summed over hidden layers in quadrature) over the
+    probes up to the last finite one, over its value at step 0; a note on the runs without a
+    finite probe after step 0 (diverged before it: not measurable)."""
+    growth, early = [], 0
     for r in runs["run"]:
-        step = t.last_step(r)
-        before = t.profile(r, "weight_norm", 0)
-        if not step:  # the run never reached a second probe (diverged at once): no growth to measure
+        steps = _finite_probes(t, r)
+        if len(steps) < 2 or steps[0] != 0:
             early += 1
             growth.append(math.nan)
             continue
-        after = float(t.profile(r, "weight_norm", step).sum())
-        if not np.isfinite(after):
-            overflow += 1
-            growth.append(math.nan)
-            continue
-        growth.append(after / float(before.sum()) if len(before) else math.nan)
-    notes = []
-    if early:
-        notes.append(f"{early} run(s) without a probe after step 0 (diverged before it): growth not measurable")
-    if overflow:
-        notes.append(f"{overflow} run(s) with overflowed (non-finite) weights at the last probe")
-    return growth, join_notes(*notes)
+        totals = [float(np.sqrt(np.sum(t.profile(r, quantity, step).to_numpy(float) ** 2))) for step in steps]
+        growth.append(max(totals[1:]) / totals[0] if totals[0] > 0 else math.nan)
+    note = f"{early} run(s) without a finite probe after step 0 (diverged before it): not measurable" if early else ""
+    return growth, note
+
+
+def _regime(run: pd.Series) -> float:
+    """The mean-field growth of the backpropagated gradient norm across the hidden layers,
+    chi_1 ** ((depth - 1) / 2), at the cell's sigma_w^2 (NaN where the theory has no answer)."""
+    sigma_b2 = theory.bias_variance(str(run["init"]), run["width"], run.get("bias"))
+    if sigma_b2 is None:
+        return math.nan
+    sigma_w2 = theory.weight_variance(str(run["init"]), run["width"], run["gain"], run.get("init_std"))
+    chi = theory.chi1(str(run["activation"]), sigma_w2, sigma_b2)
+    return float(chi ** ((float(run["depth"]) - 1) / 2)) if math.isfinite(chi) else math.nan
 
 
 def _first_layer_updates(t: Tables, cell: pd.DataFrame) -> tuple[list[float], str]:
@@ -76,7 +107,7 @@ def _first_layer_updates(t: Tables, cell: pd.DataFrame) -> tuple[list[float], st
 
 
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:
-    """Per activation: vanishing at the small std; exploding at the large std and without clipping."""
+    """Per activation: vanishing at the small std; per cell in the exploding regime, its symptoms."""
     scale = mlp_runs(t, SCALE_STUDY, init="normal", norm="none")
     small = scale[scale["init_std"] <= SMALL_STD]
     small = small[small["init_std"] == small["init_std"].max()] if not small.empty else small
@@ -93,20 +124,30 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
                                below(th.LOSS_FLAT, th.LOSS_MOVES), note=diverged_note(cell)))
     big = scale[scale["init_std"] >= LARGE_STD]
     big = big[big["init_std"] == big["init_std"].min()] if not big.empty else big
-    exploding = {f"{SCALE_STUDY} std {LARGE_STD}": big,
-                 f"{CLIPPING_STUDY} unclipped": mlp_runs(t, CLIPPING_STUDY, clip="none")}
-    if all(frame.empty for frame in exploding.values()):
-        parts.append(missing("exploding: weight growth and divergence",
-                             f"no {SCALE_STUDY} std {LARGE_STD} or unclipped {CLIPPING_STUDY} runs"))
-    for label, frame in exploding.items():
-        for act, cell in frame.groupby("activation"):
-            growth, note = _weight_growth(t, cell)
-            parts.append(seed_part(f"exploding ({act}, {label}): weight-norm growth, last probe / init",
-                                   by_seed(cell, growth), above(th.GROWTH_SUPPORT, th.GROWTH_CONTRADICT), log=True,
-                                   note=note, absent="no run with a probe after step 0"))
-            k = int((cell["status"] == "diverged").sum())
-            parts.append(share_part(f"exploding ({act}, {label}): share of runs that diverge", k, len(cell),
-                                    above(th.DIVERGED_SHARE)))
+    exploding = pd.concat([big, mlp_runs(t, EXPLODING_STUDY, norm="none")])
+    if exploding.empty:
+        parts.append(missing("exploding: divergence, weight growth and gradient growth",
+                             f"no {SCALE_STUDY} std {LARGE_STD} or {EXPLODING_STUDY} runs"))
+    for (study, act, std), cell in exploding.groupby(["study", "activation", "init_std"], sort=True):
+        growth = _regime(cell.iloc[0])
+        inside = growth > th.REGIME_GROWTH
+        where = (f"{act}, {study} std {std:g}, predicted growth {growth:.3g}x"
+                 + ("" if inside else f"; outside the exploding regime, at most {th.REGIME_GROWTH:g}x: reported"))
+        k = int((cell["status"] == "diverged").sum())
+        if act in BOUNDED:
+            parts.append(share_part(f"exploding ({where}): bounded activation, share of runs that diverge", k,
+                                    len(cell), below(th.DIVERGED_SHARE), decisive=inside))
+        else:
+            parts.append(share_part(f"exploding ({where}): share of runs that diverge", k, len(cell),
+                                    above(th.DIVERGED_SHARE), decisive=inside))
+        weights, note = _growth(t, cell, "weight_norm")
+        parts.append(seed_part(f"exploding ({where}): weight-norm growth, largest finite probe / init",
+                               by_seed(cell, weights), above(th.GROWTH_SUPPORT, th.GROWTH_CONTRADICT), log=True,
+                               note=note, decisive=inside, absent="no run with a finite probe after step 0"))
+        grads, note = _growth(t, cell, "weight_grad_norm")
+        parts.append(seed_part(f"exploding ({where}): gradient-norm growth, largest finite probe / init",
+                               by_seed(cell, grads), above(th.GRAD_GROWTH_SUPPORT, th.GRAD_GROWTH_CONTRADICT),
+                               log=True, note=note, decisive=inside, absent="no run with a finite probe after step 0"))
     return parts
 
 
@@ -114,17 +155,22 @@ CLAIM = Claim(
     6, "Symptoms of vanishing and exploding",
     "Symptoms: vanishing shows as near-zero change of the early layers and a flat loss; exploding "
     "shows as fast-growing weights, oscillating loss, then NaN.",
-    (SCALE_STUDY, CLIPPING_STUDY),
-    f"per activation: first-layer update ratio and relative loss decrease at std {SMALL_STD}; weight-norm "
-    f"growth and share of diverged runs at std {LARGE_STD} and in unclipped {CLIPPING_STUDY}",
-    rule_text(f"Every part is per activation (and per study for exploding): cells are never pooled. "
+    (SCALE_STUDY, EXPLODING_STUDY),
+    f"per activation: first-layer update ratio and relative loss decrease at std {SMALL_STD}; per cell in the "
+    f"exploding regime: share of diverged runs, weight-norm and gradient-norm growth",
+    rule_text(f"Every part is per cell: cells are never pooled. "
               f"Vanishing ({SCALE_STUDY}, std {SMALL_STD}): the interval of the first-layer update ratio (float64, "
               f"mean over probed steps; exact zeros counted apart) lies below {UPDATE_VANISHED:g} and that of the "
               f"relative loss decrease (first - final) / first below {LOSS_FLAT:g} (contradicted above "
-              f"{UPDATE_MOVES:g} resp. {LOSS_MOVES:g}). Exploding ({SCALE_STUDY} std {LARGE_STD}; {CLIPPING_STUDY} "
-              f"unclipped): the interval of the weight-norm growth (last probed step / step 0; runs never probed "
-              f"after step 0 are counted, not measured) lies above {GROWTH_SUPPORT:g} (contradicted below "
-              f"{GROWTH_CONTRADICT:g}) and the Wilson interval of the share of diverged runs lies above "
-              f"{DIVERGED_SHARE:g} (contradicted below {DIVERGED_SHARE:g}). Oscillation of the loss needs the step "
-              f"tables and is not tested."),
-    compute, THRESHOLDS)
+              f"{UPDATE_MOVES:g} resp. {LOSS_MOVES:g}). Exploding ({SCALE_STUDY} std {LARGE_STD} and every cell of "
+              f"{EXPLODING_STUDY}, probed at every one of the first 32 steps): a cell votes only where mean-field "
+              f"theory puts it in the exploding regime, chi_1^((L-1)/2) > {REGIME_GROWTH:g} at its sigma_w^2 and "
+              f"activation; the others are reported. Per voting cell: the Wilson interval of the share of diverged "
+              f"runs lies above {DIVERGED_SHARE:g} for unbounded activations and below it for bounded ones "
+              f"({', '.join(sorted(BOUNDED))}: the forward pass cannot overflow; contradicted on the other side); "
+              f"the interval of the weight-norm growth (largest over the probes up to the last finite one / step 0; "
+              f"runs without a finite probe after step 0 are counted, not measured) lies above "
+              f"{GROWTH_SUPPORT:g} (contradicted below {GROWTH_CONTRADICT:g}); that of the gradient-norm growth "
+              f"(the weight gradients, the same way) above {GRAD_GROWTH_SUPPORT:g} (contradicted below "
+              f"{GRAD_GROWTH_CONTRADICT:g}). Oscillation of the loss needs the step tables and is not tested."),
+    compute, THRESHOLDS, replicas=("digits",))

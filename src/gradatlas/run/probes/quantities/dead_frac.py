@@ -19,7 +19,7 @@ def probe_set_dead_units(step: ProbeStep) -> list:
 
 @register
 class DeadFrac(ProbeSetQuantity):
-    """Share of the layer's units dead (``slopes.dead_units``: |phi'(z)| < 0.05 sup|phi'| for
+    """Share of the layer's units dead (``slopes.dead_units``: |phi'(z)| below its activation's dead slope for
     every example) on the probe set at the step. The loop passes the fixed probe set's trace
     (``probe_set_trace``) for feed-forward models and the probed batch's own for recurrent ones."""
 
