@@ -148,12 +148,30 @@ def _training(builder: Builder, constant: float, seeds: int = 4) -> None:
                             test_metric=0.6 if trains else 0.1)
 
 
-def test_claim16_depth_constant_supported_at_six_and_contradicted_at_one_and_a_half():
-    for constant, verdict in ((6.0, SUPPORTED), (1.5, CONTRADICTED)):
+def test_claim16_depth_constant_supported_at_six_and_contradicted_at_one():
+    # Depths 4..64 in factors of 2 leave each boundary open by sqrt 2: c = 1.5 (fitted 1.59) is
+    # within that of the lower bound 2, so the grid cannot tell; c = 1 (fitted 0.81) is not.
+    for constant, verdict in ((6.0, SUPPORTED), (1.0, CONTRADICTED), (1.5, "inconclusive"), (30.0, CONTRADICTED)):
         b = Builder()
         _training(b, constant)
         parts = _parts(claims.CLAIMS[16].evaluate(*b.tables()))
         assert parts["trainable depth / xi_c: the constant c, fitted per seed"].verdict == verdict, constant
+
+
+def test_claim16_depth_constant_on_a_coarse_depth_grid_is_not_contradicted_by_its_grid():
+    # Depths 4 and 16 only (the quick scale): every seed's boundary is at 8, the seeds agree
+    # exactly and the interval is a point; c = 8 / xi_c(5, 0.05) = 1.33 is within a factor 2 of
+    # the lower bound, which this grid cannot resolve.
+    from gradatlas.analysis.claims.catalog.criticality import depth_resolution, xi_c
+    assert depth_resolution([4, 16, 4]) == pytest.approx(2.0) and depth_resolution([4, 8, 16, 32]) == pytest.approx(
+        math.sqrt(2))
+    b = Builder()
+    for seed in range(4):
+        for depth in (4, 16):
+            b.run("trainable_depth", seed, activation="tanh", init="lecun_normal", gain=math.sqrt(5.0),
+                  bias_std=math.sqrt(0.05), depth=float(depth), width=64.0, test_metric=0.6 if depth == 4 else 0.1)
+    part = _parts(claims.CLAIMS[16].evaluate(*b.tables()))["trainable depth / xi_c: the constant c, fitted per seed"]
+    assert part.value == pytest.approx(8 / xi_c(5.0, 0.05)) and part.verdict == "inconclusive"
 
 
 def test_chaotic_fixed_point_just_above_the_critical_line_is_the_transcritical_one():

@@ -14,7 +14,7 @@ from gradatlas.analysis.claims.measures import TRAIN_SKILL_THRESHOLD, mlp_runs, 
 from gradatlas.analysis.claims.parts import MIN_SEEDS, Part, join_notes, missing, seed_part, share_part
 from gradatlas.analysis.claims.summary import Tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
-from gradatlas.analysis.claims.verdicts import above, between, reported, within
+from gradatlas.analysis.claims.verdicts import above, censored_between, reported, within
 from gradatlas.analysis.theory import depth_scales, iterated
 
 FACTOR_STUDY = "criticality"
@@ -102,6 +102,13 @@ def depth_constants(cells: pd.DataFrame) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
+def depth_resolution(depths) -> float:
+    """How far the depth grid leaves a boundary open: sqrt of the largest ratio of neighbouring
+    depths (a boundary between depths d and 2d, put at d sqrt 2, may lie anywhere in [d, 2d])."""
+    grid = np.unique(np.asarray(depths, dtype=float))
+    return float(math.sqrt(np.max(grid[1:] / grid[:-1]))) if len(grid) > 1 else math.inf
+
+
 def fitted_constant(constants: pd.Series) -> float:
     """The depth constant c over the seeds: the geometric mean of their finite constants (NaN: none)."""
     return float(np.exp(np.nanmean(np.log(constants)))) if constants.notna().any() else math.nan
@@ -114,7 +121,10 @@ def training_parts(t: Tables, th: ThresholdValues) -> list[Part]:
     if cells.empty:
         return [missing(name, f"no {TRAIN_STUDY} runs")]
     constants = depth_constants(cells)
-    parts = [seed_part(name, constants.to_numpy(), between(th.DEPTH_CONSTANT_LOW, th.DEPTH_CONSTANT_HIGH), log=True,
+    resolution = depth_resolution(cells["depth"])
+    parts = [seed_part(name, constants.to_numpy(),
+                       censored_between(th.DEPTH_CONSTANT_LOW, th.DEPTH_CONSTANT_HIGH, resolution), log=True,
+                       note=f"depth grid resolves c to a factor {resolution:.3g}",
                        absent="no sigma_w^2 column with a boundary inside the depth grid")]
     c = fitted_constant(constants)
     if not math.isfinite(c):
@@ -152,8 +162,10 @@ CLAIM = Claim(
               f"outside. {TRAIN_STUDY}: a cell trains if its skill reaches {TRAIN_SKILL:g}; per seed the boundary "
               f"depth of each sigma_w^2 (geometric mean of the last depth that trains and the first that does not; "
               f"columns with xi_c above the deepest depth or the boundary outside the grid left out) over xi_c gives c "
-              f"(geometric mean): supported if its interval lies within [{DEPTH_CONSTANT_LOW:g}, "
-              f"{DEPTH_CONSTANT_HIGH:g}], contradicted if its mean lies outside; and the share of cells whose mean "
+              f"(geometric mean): the depth grid leaves each boundary open by r = sqrt(largest ratio of neighbouring "
+              f"depths), so c is supported if its interval lies within [{DEPTH_CONSTANT_LOW:g} r, "
+              f"{DEPTH_CONSTANT_HIGH:g} / r], contradicted if its mean lies outside [{DEPTH_CONSTANT_LOW:g} / r, "
+              f"{DEPTH_CONSTANT_HIGH:g} r]; and the share of cells whose mean "
               f"skill agrees with depth < c xi_c must lie above {BOUNDARY_AGREEMENT:g} (contradicted below; shown, not "
               f"decided, where c rests on fewer than {MIN_SEEDS} seeds)."),
     compute, THRESHOLDS)
