@@ -148,9 +148,82 @@ def _training(builder: Builder, constant: float, seeds: int = 4) -> None:
                             test_metric=0.6 if trains else 0.1)
 
 
-def test_claim16_depth_constant_supported_at_six_and_contradicted_at_one_and_a_half():
-    for constant, verdict in ((6.0, SUPPORTED), (1.5, CONTRADICTED)):
+def test_claim16_depth_constant_supported_at_six_and_contradicted_at_one():
+    # Depths 4..64 in factors of 2 leave each boundary open by sqrt 2: c = 1.5 (fitted 1.59) is
+    # within that of the lower bound 2, so the grid cannot tell; c = 1 (fitted 0.81) is not.
+    for constant, verdict in ((6.0, SUPPORTED), (1.0, CONTRADICTED), (1.5, "inconclusive"), (30.0, CONTRADICTED)):
         b = Builder()
         _training(b, constant)
         parts = _parts(claims.CLAIMS[16].evaluate(*b.tables()))
         assert parts["trainable depth / xi_c: the constant c, fitted per seed"].verdict == verdict, constant
+
+
+def test_claim16_depth_constant_on_a_coarse_depth_grid_is_not_contradicted_by_its_grid():
+    # Depths 4 and 16 only (the quick scale): every seed's boundary is at 8, the seeds agree
+    # exactly and the interval is a point; c = 8 / xi_c(5, 0.05) = 1.33 is within a factor 2 of
+    # the lower bound, which this grid cannot resolve.
+    from gradatlas.analysis.claims.catalog.criticality import depth_resolution, xi_c
+    assert depth_resolution([4, 16, 4]) == pytest.approx(2.0) and depth_resolution([4, 8, 16, 32]) == pytest.approx(
+        math.sqrt(2))
+    b = Builder()
+    for seed in range(4):
+        for depth in (4, 16):
+            b.run("trainable_depth", seed, activation="tanh", init="lecun_normal", gain=math.sqrt(5.0),
+                  bias_std=math.sqrt(0.05), depth=float(depth), width=64.0, test_metric=0.6 if depth == 4 else 0.1)
+    part = _parts(claims.CLAIMS[16].evaluate(*b.tables()))["trainable depth / xi_c: the constant c, fitted per seed"]
+    assert part.value == pytest.approx(8 / xi_c(5.0, 0.05)) and part.verdict == "inconclusive"
+
+
+def test_chaotic_fixed_point_just_above_the_critical_line_is_the_transcritical_one():
+    # Past the critical line the correlation map's stable fixed point leaves c = 1 in a
+    # transcritical bifurcation: to first order its slope there is 2 - chi_1 (for a map with
+    # f(1) = 1, f'(1) = chi_1, f'' = 2a: c* - 1 = (1 - chi_1) / a, f'(c*) = chi_1 + 2a(c* - 1)).
+    # So close to the line c* sits within 1e-6 of 1, below what a fixed gap below 1 resolves.
+    critical = depth_scales.critical_sigma_w2("tanh", 0.05)
+    previous = math.inf
+    for excess in (1e-6, 1e-5, 1e-4, 1e-3):
+        row = depth_scales.depth_scales("tanh", critical * (1 + excess), 0.05)
+        assert row["chi1"] > 1 and row["c_star"] < 1
+        # At 1e-6 chi_1 - 1 ~ 4e-7: the quadrature resolves the slope to a few per cent of that.
+        assert (1 - row["chi_c"]) / (row["chi1"] - 1) == pytest.approx(1.0, abs=0.1 if excess < 1e-5 else 0.02)
+        assert math.isfinite(row["xi_c"]) and row["xi_c"] < previous
+        previous = row["xi_c"]
+    # The ordered side mirrors it: xi_c = -1 / ln chi_1 there, about the same at the same distance.
+    below = depth_scales.depth_scales("tanh", critical * (1 - 1e-3), 0.05)
+    above = depth_scales.depth_scales("tanh", critical * (1 + 1e-3), 0.05)
+    assert below["xi_c"] == pytest.approx(-1 / math.log(below["chi1"]))
+    assert above["xi_c"] == pytest.approx(below["xi_c"], rel=0.05)
+
+
+def _boundary_training(builder: Builder, trains_at, seeds: int = 4) -> None:
+    """trainable_depth runs whose training follows ``trains_at(seed, sigma_w2, depth)``."""
+    for seed in range(seeds):
+        for w in (0.5, 0.75, 1.0, 4.0):
+            for depth in (4, 8, 16, 32, 64):
+                builder.run("trainable_depth", seed, activation="tanh", init="lecun_normal", gain=math.sqrt(w),
+                            bias_std=math.sqrt(0.05), depth=float(depth), width=64.0,
+                            test_metric=0.6 if trains_at(seed, w, depth) else 0.1)
+
+
+AGREEMENT = "cells whose training agrees with depth < c xi_c"
+
+
+def test_claim16_agreement_contradicted_when_training_does_not_stop_at_one_depth():
+    # Training fails at depth 8 but comes back deeper: every seed's boundary is at 4-8, and the
+    # cells deeper than c xi_c that train are on the wrong side.
+    b = Builder()
+    _boundary_training(b, lambda seed, w, depth: depth != 8)
+    parts = claims.CLAIMS[16].evaluate(*b.tables()).parts
+    agreement = next(p for p in parts if p.name.startswith(AGREEMENT))
+    assert agreement.decisive and agreement.verdict == CONTRADICTED and agreement.value <= 0.4
+
+
+def test_claim16_agreement_not_decided_when_c_rests_on_fewer_than_four_seeds():
+    from gradatlas.analysis.claims.catalog.criticality import xi_c
+    # Seeds 2 and 3 train at every depth: no boundary inside the grid, no constant; c rests on
+    # seeds 0 and 1, and the share against it is shown, not decided.
+    b = Builder()
+    _boundary_training(b, lambda seed, w, depth: seed >= 2 or depth < 6.0 * xi_c(w, 0.05))
+    parts = claims.CLAIMS[16].evaluate(*b.tables()).parts
+    agreement = next(p for p in parts if p.name.startswith(AGREEMENT))
+    assert not agreement.decisive and agreement.verdict == "inconclusive" and "2 seed(s)" in agreement.note

@@ -11,7 +11,8 @@ little; being off by 10x costs a core, so the model is deliberately simple:
 time steps x layers of a recurrent net), scaled up by the matrix size once it exceeds the
 size where per-operation overhead, not arithmetic, dominates on a CPU. The coefficients were
 fitted (``bench/cost_model.py``) to the in-loop times of the quick scale on the reference
-machine (2-core x86_64 VM, one torch thread per run); see ``bench/README.md``. A data set
+machine (2-core x86_64 VM, one torch thread per run), START measured apart
+(``bench/run_overhead.py``); see ``bench/README.md``. A data set
 enters only through the steps and the evaluated examples it implies: the same MLP on ``digits``
 and on ``mnist1d`` is measured within 2-8 % of the same measured / estimated ratio
 (``bench/data_cost.py``).
@@ -25,8 +26,10 @@ from gradatlas.core.names import RECURRENT_MODELS
 from gradatlas.run.config import RunConfig, total_steps
 
 # Fitted by bench/cost_model.py to the quick scale's runs on the reference machine
-# (bench/README.md, "cost_model.py").
-START = 0.0                 # seconds per run outside the step loop
+# (bench/README.md, "cost_model.py"), except START, which that fit (to in-loop times) cannot see:
+# composing the config, data, model, probes at step 0 outside the loop and the record, measured
+# by bench/run_overhead.py (bench/README.md, "run_overhead.py"); most of a one-step run's cost.
+START = 0.022               # seconds per run outside the step loop
 PER_STEP = 0.826e-3         # seconds per optimizer step, whatever the model (loss, optimizer, logging)
 PER_UNIT = {                # seconds per unit per step, by architecture
     "mlp": 0.123e-3,

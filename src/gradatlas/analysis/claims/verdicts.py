@@ -82,6 +82,19 @@ def between(small: float, big: float) -> Judge:
     return judge
 
 
+def censored_between(small: float, big: float, resolution: float) -> Judge:
+    """``between`` for a positive quantity known only to within a factor ``resolution`` (a
+    boundary read off a grid): supported if the interval lies inside [small x resolution,
+    big / resolution], contradicted if the value lies outside [small / resolution, big x
+    resolution], inconclusive otherwise."""
+    def judge(value, low, high):
+        value, low, high = (np.asarray(v, dtype=np.float64) for v in (value, low, high))
+        inside = (low > small * resolution) & (high < big / resolution)
+        outside = (value <= small / resolution) | (value >= big * resolution)
+        return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
+    return judge
+
+
 def exactly_zero(peak):
     """Supported if the largest |value| is exactly 0, contradicted otherwise (elementwise)."""
     return _verdicts(np.where(np.asarray(peak) == 0.0, SUPPORTED, CONTRADICTED))

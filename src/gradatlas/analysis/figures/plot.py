@@ -9,6 +9,7 @@ values are drawn as x marks (which do not stretch the axes), and non-finite valu
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -78,3 +79,52 @@ def log_ticks_at(ax: Axes, values: Sequence[float]) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: fmt(value)))
 
+
+
+def cell_edges(centres: Sequence[float], log: bool = False) -> np.ndarray:
+    """Edges of cells around sorted ``centres``: midpoints between neighbours (geometric ones with
+    ``log``), the outer edges half a step beyond the outer centres (one centre: +-1/2, or x/y 2^1/2)."""
+    c = np.log(np.asarray(centres, float)) if log else np.asarray(centres, float)
+    if len(c) == 1:
+        half = 0.5 * math.log(2.0) if log else 0.5
+        edges = np.array([c[0] - half, c[0] + half])
+    else:
+        mid = 0.5 * (c[1:] + c[:-1])
+        edges = np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+    return np.exp(edges) if log else edges
+
+
+def cell_heatmap(ax: Axes, xs: Sequence[float], ys: Sequence[float], values: np.ndarray, *, norm: Any, cmap: str,
+                 text: Any, xlog: bool = False, ylog: bool = False, fontsize: float = 5.5,
+                 text_raise: float = 0.0) -> Any:
+    """A heatmap in data coordinates (cells centred on the grid's values, so that curves in the same
+    coordinates can be drawn over it) with each finite cell's value written in it by ``text``
+    (a function of the value), black on light cells, white on dark ones, raised by ``text_raise``
+    of the cell's height above its centre (clear of marks drawn at the centre). ``values[i, j]``
+    is the cell of ``ys[i]``, ``xs[j]``; NaN cells stay empty. Returns the QuadMesh (for a colour bar)."""
+    import matplotlib as mpl
+    from matplotlib import patheffects
+
+    x_edges, y_edges = cell_edges(xs, xlog), cell_edges(ys, ylog)
+    values = np.ma.masked_invalid(np.asarray(values, float))
+    mesh = ax.pcolormesh(x_edges, y_edges, values, norm=norm, cmap=cmap, shading="flat", edgecolors="white",
+                         linewidth=0.3)
+    colormap = mpl.colormaps[cmap]
+    for (i, j), value in np.ndenumerate(values.filled(np.nan)):
+        if not np.isfinite(value):
+            continue
+        r, g, b, _ = colormap(norm(value))
+        light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
+        low, high = (np.log(y_edges[i:i + 2]) if ylog else y_edges[i:i + 2])
+        centre = (np.log(ys[i]) if ylog else ys[i]) + text_raise * (high - low)
+        # Outlined in the cell's own colour: a curve drawn over the cell passes behind the number.
+        ax.text(xs[j], math.exp(centre) if ylog else centre, text(value), ha="center", va="center", fontsize=fontsize,
+                color="black" if light else "white", zorder=3,
+                path_effects=[patheffects.withStroke(linewidth=2.0, foreground=(r, g, b))])
+    if xlog:
+        ax.set_xscale("log")
+    if ylog:
+        ax.set_yscale("log")
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    return mesh

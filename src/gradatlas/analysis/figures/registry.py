@@ -17,7 +17,8 @@ import pandas as pd
 from gradatlas.analysis.figures.spec import FigureSpec
 
 SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory",
-            "initialization", "spectra", "shattered", "protocol")
+            "initialization", "spectra", "shattered", "protocol",
+            "criticality")
 
 
 def module_specs(module: ModuleType) -> list[FigureSpec]:

@@ -22,7 +22,7 @@ from cycler import cycler  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
 
 from gradatlas.analysis.figures.levels import ORDERS  # noqa: E402
 from gradatlas.analysis.figures.spec import DOUBLE_COLUMN, SINGLE_COLUMN  # noqa: E402
@@ -31,6 +31,9 @@ ROW_HEIGHT = 1.55  # inches per row of panels
 PALETTE = "colorblind"
 SEQUENTIAL = "viridis"  # ordered levels (layers), perceptually uniform and colour-blind safe
 HEATMAP_CMAP = "viridis"
+# A heatmap with black curves drawn over it: pale at 0, dark green at 1 (colour-blind safe).
+LIGHT_CMAP = "YlGn"
+DIVERGING_CMAP = "RdBu_r"  # a factor centred on 1: blue shrinks, red grows (on a log norm symmetric about 1)
 MAX_MARKERS = 16  # lines with more points than this are drawn without markers
 PDF_FONTS = {"pdf.fonttype": 42, "ps.fonttype": 42}  # TrueType, never Type 3
 PNG_DPI = 150  # sharp on screen, about 100 KB a figure in the archive
@@ -141,8 +144,9 @@ def tick_label(value: float, _pos: Any = None) -> str:
 
 def tidy_log_axis(axis: Any, scale: str, limits: tuple[float, float]) -> None:
     """Tick labels of a log axis: under a decade, plain numbers on minor ticks (0.6, 0.8, not
-    6x10^-1); over two decades, the powers of ten only."""
-    if scale != "log":
+    6x10^-1); over two decades, the powers of ten only. An axis ticked at fixed values (a
+    ``FixedLocator``: the figure chose its ticks) keeps the labels its figure gave them."""
+    if scale != "log" or isinstance(axis.get_major_locator(), FixedLocator):
         return
     low, high = sorted(limits)
     decades = math.log10(high / low) if low > 0 else math.inf

@@ -39,10 +39,10 @@ from gradatlas.analysis.theory.meanfield import chi1, fixed_point
 # Radius past which the 2-d standard normal's mass, exp(-R^2 / 2) ~ 3e-18, is below float64 resolution.
 _R_MAX = 9.0
 _POINTS = 10
-# The correlation map's stable fixed point is sought in [C_LOW, 1 - C_GAP] (below 1: c = 1 is a
-# fixed point too, unstable in the chaotic phase).
+# The correlation map's stable fixed point is sought in [C_LOW, 1 - C_GAPS[k]] (below 1: c = 1 is
+# a fixed point too, unstable in the chaotic phase).
 C_LOW = -1.0
-C_GAP = 1e-9
+C_GAPS = (1e-9, 1e-7, 1e-5, 1e-3)
 DEPTH_SCALE_COLUMNS = ("sigma_w2", "sigma_b2", "q_star", "chi1", "c_star", "chi_c", "xi_c", "xi_grad")
 
 
@@ -107,20 +107,28 @@ def correlation_fixed_point(activation: ActivationLike, sigma_w2: float, sigma_b
     """The stable fixed point c* of the correlation map at variance ``q`` (= q*).
 
     1 in the ordered phase (chi_1 <= 1, where c = 1 attracts); otherwise the root of map(c) - c
-    below 1 (Brent's method on [C_LOW, 1 - C_GAP]: map(c) - c < 0 just below 1 where chi_1 > 1).
+    below 1 (Brent's method on [C_LOW, hi]: map(c) - c < 0 between c* and 1 where chi_1 > 1).
+    The map's own error at c = 1 (q* is a root to finite precision: map(1) - 1 ~ 1e-12) is taken
+    off the gap, and ``hi`` is the first of ``C_GAPS`` below 1 where the gap is negative: just
+    above the critical line c* is so close to 1 that the gap at 1 - C_GAPS[0] is below the
+    quadrature's resolution. Where no gap is negative, c* is 1 to within ``C_GAPS[-1]``.
     NaN without a finite positive q.
     """
     if not (math.isfinite(q) and q > 0):
         return math.nan
     if chi1(activation, sigma_w2, sigma_b2, slope, q) <= 1.0:
         return 1.0
+    offset = correlation_map(activation, sigma_w2, sigma_b2, 1.0, q, slope) - 1.0
 
     def gap(c: float) -> float:
-        return correlation_map(activation, sigma_w2, sigma_b2, c, q, slope) - c
+        return correlation_map(activation, sigma_w2, sigma_b2, c, q, slope) - c - offset
 
-    lo, hi = C_LOW, 1.0 - C_GAP
+    lo = C_LOW
     if gap(lo) <= 0:
         return lo
+    hi = next((1.0 - g for g in C_GAPS if gap(1.0 - g) < 0), None)
+    if hi is None:
+        return 1.0
     return float(brentq(gap, lo, hi, xtol=1e-12))
 
 
@@ -147,7 +155,8 @@ def depth_scales(activation: ActivationLike, sigma_w2: float, sigma_b2: float,
     if math.isfinite(q_star) and q_star > Q_MIN:
         c_star = correlation_fixed_point(activation, sigma_w2, sigma_b2, q_star, slope)
         slope_c = chi if c_star == 1.0 else chi_c(activation, sigma_w2, c_star, q_star, slope)
-        row.update(c_star=c_star, chi_c=slope_c, xi_c=_scale(slope_c) if slope_c <= 1.0 else math.nan)
+        # c* = 1 with chi_1 > 1: just above the critical line, c* unresolved from 1 (xi_c ~ 1 / |ln chi_1|).
+        row.update(c_star=c_star, chi_c=slope_c, xi_c=_scale(slope_c) if slope_c <= 1.0 or c_star == 1.0 else math.nan)
     return row
 
 

@@ -11,10 +11,10 @@ import pandas as pd
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.crossing import SIGMA_W2, boundary_depth, seed_crossings, with_sigma_w2
 from gradatlas.analysis.claims.measures import TRAIN_SKILL_THRESHOLD, mlp_runs, skill
-from gradatlas.analysis.claims.parts import Part, missing, seed_part, share_part
+from gradatlas.analysis.claims.parts import MIN_SEEDS, Part, join_notes, missing, seed_part, share_part
 from gradatlas.analysis.claims.summary import Tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
-from gradatlas.analysis.claims.verdicts import above, between, reported, within
+from gradatlas.analysis.claims.verdicts import above, censored_between, reported, within
 from gradatlas.analysis.theory import depth_scales, iterated
 
 FACTOR_STUDY = "criticality"
@@ -102,6 +102,18 @@ def depth_constants(cells: pd.DataFrame) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
+def depth_resolution(depths) -> float:
+    """How far the depth grid leaves a boundary open: sqrt of the largest ratio of neighbouring
+    depths (a boundary between depths d and 2d, put at d sqrt 2, may lie anywhere in [d, 2d])."""
+    grid = np.unique(np.asarray(depths, dtype=float))
+    return float(math.sqrt(np.max(grid[1:] / grid[:-1]))) if len(grid) > 1 else math.inf
+
+
+def fitted_constant(constants: pd.Series) -> float:
+    """The depth constant c over the seeds: the geometric mean of their finite constants (NaN: none)."""
+    return float(np.exp(np.nanmean(np.log(constants)))) if constants.notna().any() else math.nan
+
+
 def training_parts(t: Tables, th: ThresholdValues) -> list[Part]:
     """The fitted depth constant c (trainable depth = c xi_c) and the share of cells it classifies right."""
     cells = trainability(t, th)
@@ -109,16 +121,26 @@ def training_parts(t: Tables, th: ThresholdValues) -> list[Part]:
     if cells.empty:
         return [missing(name, f"no {TRAIN_STUDY} runs")]
     constants = depth_constants(cells)
-    parts = [seed_part(name, constants.to_numpy(), between(th.DEPTH_CONSTANT_LOW, th.DEPTH_CONSTANT_HIGH), log=True,
+    resolution = depth_resolution(cells["depth"])
+    parts = [seed_part(name, constants.to_numpy(),
+                       censored_between(th.DEPTH_CONSTANT_LOW, th.DEPTH_CONSTANT_HIGH, resolution), log=True,
+                       note=f"depth grid resolves c to a factor {resolution:.3g}",
                        absent="no sigma_w^2 column with a boundary inside the depth grid")]
-    c = float(np.exp(np.nanmean(np.log(constants)))) if constants.notna().any() else math.nan
+    c = fitted_constant(constants)
     if not math.isfinite(c):
         parts.append(missing("cells whose training agrees with depth < c xi_c", "no fitted c"))
         return parts
     mean = cells.groupby([SIGMA_W2, "depth"]).agg(skill=("skill", "mean"), xi_c=("xi_c", "first")).reset_index()
     agrees = (mean["skill"] >= th.TRAIN_SKILL) == (mean["depth"] < c * mean["xi_c"].fillna(math.inf))
-    parts.append(share_part(f"cells whose training agrees with depth < c xi_c (c = {c:.3g})", int(agrees.sum()),
-                            len(agrees), above(th.BOUNDARY_AGREEMENT)))
+    # The boundary depth < c xi_c is only as good as c: from fewer seeds than a part decides on,
+    # the share is shown, not decided.
+    fitted_seeds = int(constants.notna().sum())
+    decided = fitted_seeds >= MIN_SEEDS
+    part = share_part(f"cells whose training agrees with depth < c xi_c (c = {c:.3g})", int(agrees.sum()),
+                      len(agrees), above(th.BOUNDARY_AGREEMENT) if decided else reported, decisive=decided)
+    if not decided:
+        part.note = join_notes(part.note, f"c fitted from {fitted_seeds} seed(s) (needs {MIN_SEEDS}): not decided")
+    parts.append(part)
     return parts
 
 
@@ -140,7 +162,10 @@ CLAIM = Claim(
               f"outside. {TRAIN_STUDY}: a cell trains if its skill reaches {TRAIN_SKILL:g}; per seed the boundary "
               f"depth of each sigma_w^2 (geometric mean of the last depth that trains and the first that does not; "
               f"columns with xi_c above the deepest depth or the boundary outside the grid left out) over xi_c gives c "
-              f"(geometric mean): supported if its interval lies within [{DEPTH_CONSTANT_LOW:g}, "
-              f"{DEPTH_CONSTANT_HIGH:g}], contradicted if its mean lies outside; and the share of cells whose mean "
-              f"skill agrees with depth < c xi_c must lie above {BOUNDARY_AGREEMENT:g} (contradicted below)."),
+              f"(geometric mean): the depth grid leaves each boundary open by r = sqrt(largest ratio of neighbouring "
+              f"depths), so c is supported if its interval lies within [{DEPTH_CONSTANT_LOW:g} r, "
+              f"{DEPTH_CONSTANT_HIGH:g} / r], contradicted if its mean lies outside [{DEPTH_CONSTANT_LOW:g} / r, "
+              f"{DEPTH_CONSTANT_HIGH:g} r]; and the share of cells whose mean "
+              f"skill agrees with depth < c xi_c must lie above {BOUNDARY_AGREEMENT:g} (contradicted below; shown, not "
+              f"decided, where c rests on fewer than {MIN_SEEDS} seeds)."),
     compute, THRESHOLDS)
