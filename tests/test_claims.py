@@ -431,7 +431,7 @@ def test_claim9_gated_rnns_keep_gradients_at_initialization_and_at_matched_succe
 
 def test_claim9_is_contradicted_when_the_gated_net_keeps_less_at_initialization():
     result = evaluate(_memory_tables(init={"rnn": 0.9, "gru": 0.5, "lstm": 0.9}), 9)
-    assert result.would_be == CONTRADICTED
+    assert result.would_be == MIXED and result.deciding.verdict == CONTRADICTED
     assert result.deciding.name.startswith("at initialization") and result.deciding.name.endswith("gru - RNN")
 
 
@@ -439,14 +439,14 @@ def test_claim9_is_contradicted_at_matched_success_whatever_the_unmatched_gap():
     # At the long length the RNN fails and keeps nothing: the unmatched gap is large, but where
     # both nets solve the task the gated ones keep less. The unmatched gap does not vote.
     result = evaluate(_memory_tables(matched={"rnn": 0.9, "gru": 0.5, "lstm": 0.5}), 9)
-    assert result.would_be == CONTRADICTED and "matched task success" in result.deciding.name
+    assert result.would_be == MIXED and "matched task success" in result.deciding.name
     unmatched = result.parts[-1]
     assert not unmatched.decisive and unmatched.value == pytest.approx(_gap(LONG, 0.9, 0.5))
 
 
 def test_claim9_is_contradicted_when_the_gated_nets_fail_where_the_rnn_does():
     result = evaluate(_memory_tables(long_gated_mse=1 / 6), 9)
-    assert result.would_be == CONTRADICTED and result.deciding.name.startswith("skill of GRU/LSTM")
+    assert result.would_be == MIXED and result.deciding.name.startswith("skill of GRU/LSTM")
 
 
 def test_claim9_caps_decay_and_counts_the_capped_values():
@@ -539,7 +539,10 @@ def test_claim12_step_ste_at_chance_contradicts():
     for row in b.runs:  # both nets at chance: no gain, and the STE does not train
         row["test_metric"] = 0.1 if row["activation"] in ("step", "step_ste") else row["test_metric"]
     result = evaluate(b, 12)
-    assert result.would_be == CONTRADICTED
+    # "The STE trains" is contradicted; a gain of exactly 0 sits between the gain's two lines
+    # (contradicted only below 0), so the summary is inconclusive, not contradicted.
+    ste = next(p for p in result.parts if p.name.startswith("skill of step_ste"))
+    assert ste.verdict == CONTRADICTED and result.would_be == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("grad,verdict", [(0.0, SUPPORTED), (1e-9, CONTRADICTED)])
@@ -699,13 +702,13 @@ def test_claim5_separates_dying_in_training_from_dead_at_init():
 
 def test_claim5_relu_dying_less_at_the_larger_lr_contradicts():
     result = evaluate(_dying_tables(relu_high=0.0), 5)
-    assert result.would_be == CONTRADICTED and result.deciding.name.startswith("relu units died during training")
+    assert result.would_be == MIXED and result.deciding.name.startswith("relu units died during training")
 
 
 def test_claim5_alternatives_can_fail():
     # PReLU and ELU units dying during training as much as ReLU's: the claim is contradicted.
     result = evaluate(_dying_tables(alt_died=0.3), 5)
-    assert result.verdict == CONTRADICTED
+    assert result.would_be == MIXED and result.deciding.verdict == CONTRADICTED
     assert result.deciding.name.startswith("prelu") and result.deciding.ci_low > dying_relu.ALTERNATIVE_DEAD_MAX.value
 
 
@@ -868,7 +871,7 @@ def test_claim3_relu_trains_where_sigmoid_is_at_chance(relu_metric, verdict):
         assert result.deciding is result.parts[1] and result.parts[1].verdict == CONTRADICTED
 
 
-@pytest.mark.parametrize("swap, verdict", [(False, SUPPORTED), (True, CONTRADICTED)])
+@pytest.mark.parametrize("swap, verdict", [(False, SUPPORTED), (True, MIXED)])
 def test_claim4_weight_scale_sets_the_factor(swap, verdict):
     b = Builder()
     for seed in range(4):
@@ -922,13 +925,6 @@ def test_claim10_is_inconclusive_where_the_plain_mlp_never_fails():
     # Where it learns nowhere, the first sub-claim is read at the shallowest depth.
     nowhere = _claim10({2.0: 0.1, 20.0: 0.1}, {2.0: 0.75, 20.0: 0.75})
     assert "depth 2 (the plain MLP learns at no depth)" in nowhere.parts[0].name and nowhere.verdict == SUPPORTED
-    for seed in range(4):
-        for depth, plain in ((2.0, 0.7), (20.0, 0.1)):
-            b.run("residual", seed, model="mlp", activation="relu", depth=depth, test_metric=plain + 0.001 * seed)
-            b.run("residual", seed, model="resmlp", activation="relu", depth=depth, test_metric=0.75 + 0.01 * seed)
-    result = evaluate(b, 10)
-    assert result.parts[0].value == pytest.approx(0.65 + 0.009 * 1.5) and result.verdict == SUPPORTED
-    assert "at chance at depth 20" in result.parts[0].note
 
 
 def test_claim12_deep_step_ste_nets_are_reported_not_voted():

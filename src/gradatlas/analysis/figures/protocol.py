@@ -33,7 +33,7 @@ def _position(value: float, low: float, high: float, log: bool) -> float:
                 "search range). Computed from the same runs (Table~\\ref{tab:sensitivity}).",
         report="Threshold sensitivity: per named threshold, the range over which its claim's verdict is unchanged "
                "(bar, coloured by verdict) within its search range, its value marked.")
-def threshold_sensitivity(sensitivity: Optional[pd.DataFrame], *, width: Optional[float] = DOUBLE_COLUMN) -> Figure:
+def threshold_sensitivity(sensitivity: Optional[pd.DataFrame] = None, *, width: Optional[float] = DOUBLE_COLUMN) -> Figure:
     """One row per threshold of ``claims.sensitivity.ranges_frame``: its stable range as a bar on
     its search range scaled to [0, 1], its value as a tick."""
     from matplotlib.lines import Line2D
