@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import pandas as pd
 import pytest
 from figure_helpers import add_toy_figure, draws_toy, plotted_points, registry_view, scratch_copy, workflow_figures
 
@@ -25,8 +26,11 @@ def smoke_tables(smoke):
     paths = layout.ScalePaths(smoke / "results", "smoke")
     runs, layers, timesteps = layout.read_summary(paths)
     steps = layout.read_steps(paths)
+    # The threshold-sensitivity figure draws the sensitivity part's table, as the workflow's
+    # figures step reads it (``analysis.write_figures``).
     return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
-            "theory": theory.theory_table(runs, layers, timesteps)}
+            "theory": theory.theory_table(runs, layers, timesteps),
+            "sensitivity": pd.read_parquet(paths.analysis("sensitivity"))}
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
