@@ -114,6 +114,19 @@ def _float(body: list[str], caption: str, label: Optional[str], wide: bool, size
 # Claims
 # --------------------------------------------------------------------------------------------
 
+def _chunked_floats(columns: str, header: Sequence[str], rows: list, caption: str, label: Optional[str],
+                    max_rows: int) -> str:
+    """``rows`` as ``table*`` floats of at most ``max_rows`` rows (a float cannot break across
+    pages), the first labelled ``label``, the others captioned as its continuation."""
+    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    out = []
+    for i, chunk in enumerate(chunks):
+        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
+        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
+        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
+    return "\n".join(out)
+
+
 _CONFIDENCE_TEX = f"{intervals.CONFIDENCE:.0%}".replace("%", r"\%")
 CLAIMS_CAPTION = (
     "The claims, checked. Each claim's statements are sub-claims with their own rule and verdict; the "
@@ -287,13 +300,7 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
         rows = [[MISSING] * 9]
     header = ["\\#", "Sub-claim", "Adjusted", f"{_CONFIDENCE_TEX}", "$n$", "$p_{adj}$", "Verdict", "Role", "Stab."]
     columns = r"@{}r p{5.6cm} p{2.5cm} p{2.5cm} r r p{1.9cm} l r@{}"
-    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
-    out = []
-    for i, chunk in enumerate(chunks):
-        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
-        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
-        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
-    return "\n".join(out)
+    return _chunked_floats(columns, header, rows, caption, label, max_rows)
 
 
 SENSITIVITY_CAPTION = (
@@ -305,11 +312,11 @@ SENSITIVITY_CAPTION = (
 )
 
 
-def _range_end(value: float, is_open: bool, beyond: str, low: bool) -> str:
+def _range_end(value: float, is_open: bool, beyond: str) -> str:
+    """One end of a stable range: its value, "(open)" at the end of the search range, else the
+    verdict just beyond it."""
     text = format_number(value)
-    if is_open:
-        return text + (" (open)" if low else " (open)")
-    return f"{text} (then {escape_latex(beyond)})"
+    return f"{text} (open)" if is_open else f"{text} (then {escape_latex(beyond)})"
 
 
 def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, label: str = "tab:sensitivity",
@@ -325,20 +332,14 @@ def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, l
             f"{format_number(row.search_low)}--{format_number(row.search_high)}" + (" (log)" if row.log else ""),
             escape_latex(row.verdict),
             # No \raggedright in the last column: it would redefine the row's \\.
-            _range_end(row.stable_low, row.open_low, row.verdict_below, True) + " to "
-            + _range_end(row.stable_high, row.open_high, row.verdict_above, False),
+            _range_end(row.stable_low, row.open_low, row.verdict_below) + " to "
+            + _range_end(row.stable_high, row.open_high, row.verdict_above),
         ])
     if not rows:
         rows = [[MISSING] * 7]
     header = ["\\#", "Threshold", "Separates", "Value", "Searched", "Verdict", "Verdict unchanged from ... to"]
     columns = r"@{}r l p{4.6cm} r l l p{4.2cm}@{}"
-    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
-    out = []
-    for i, chunk in enumerate(chunks):
-        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
-        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
-        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
-    return "\n".join(out)
+    return _chunked_floats(columns, header, rows, caption, label, max_rows)
 
 
 # --------------------------------------------------------------------------------------------
