@@ -43,9 +43,11 @@ def test_profile_requests_one_gpu_per_training_job(cluster, tmp_path):
     workdir = make_workdir(tmp_path)
     proc = snakemake(workdir, "--workflow-profile", "profiles/slurm", "-n", "--config", "scale=smoke", timeout=300)
     out = proc.stdout + proc.stderr
-    train_jobs = re.findall(r"rule train:.*?(?=\n\n|\Z)", out, re.S)
-    assert train_jobs, out[-2000:]
-    assert all(re.search(r"\bgpu=1\b", job) for job in train_jobs)
+    # the compute rules: training batches, and the tune jobs that train the extension runs
+    for rule in ("train", "tune"):
+        jobs = re.findall(rf"rule {rule}:.*?(?=\n\n|\Z)", out, re.S)
+        assert jobs, (rule, out[-2000:])
+        assert all(re.search(r"\bgpu=1\b", job) for job in jobs), rule
     # aggregation and the paper ask for no GPU (they run on the submitting host: see below)
     for rule in ("aggregate", "ledger", "figures", "paper"):
         blocks = re.findall(rf"rule {rule}:.*?(?=\n\n|\Z)", out, re.S)
@@ -57,15 +59,18 @@ def test_smoke_through_slurm_equals_local_run(cluster, smoke, tmp_path):
     start = subprocess.run(["date", "+%Y-%m-%dT%H:%M:%S"], capture_output=True, text=True).stdout.strip()
     # The CI node has no GPU: drop the profile's request (this replaces its set-resources).
     snakemake(workdir, "--workflow-profile", "profiles/slurm", "--config", "scale=smoke",
-              "--set-resources", "train:gpu=0", *FAST_POLL, timeout=1200)
+              "--set-resources", "train:gpu=0", "tune:gpu=0", *FAST_POLL, timeout=1200)
     accounted = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Comment,State", "-S", start],
                                capture_output=True, text=True, timeout=30).stdout.split()
     jobs = [line.split("|") for line in accounted if "|" in line]
-    # every training job: a study's batches and a tuned study's sweep
+    # every job that trains: a study's batches and a tuned study's sweep (rule train), and a
+    # tuned study's tune job, which writes the manifest of the extension runs it trained
     manifests = list((workdir / "results/smoke/batches").glob("*/*-*.json"))
-    # every training job (and nothing else) went through sbatch, and finished
-    assert sorted(comment for comment, _ in jobs) == sorted(
-        f"rule_train_wildcards_{m.parent.name}_{m.stem.replace('-', '_')}" for m in manifests)
+    expected = [f"rule_tune_wildcards_{m.parent.name}" if m.stem.startswith("extend-")
+                else f"rule_train_wildcards_{m.parent.name}_{m.stem.replace('-', '_')}" for m in manifests]
+    assert any(m.stem.startswith("extend-") for m in manifests)
+    # every job that trains (and nothing else) went through sbatch, and finished
+    assert sorted(comment for comment, _ in jobs) == sorted(expected)
     assert {state for _, state in jobs} == {"COMPLETED"}
 
     slurm = pd.read_parquet(workdir / "results/smoke/summary/runs.parquet").set_index("run").sort_index()
