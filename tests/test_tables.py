@@ -279,3 +279,20 @@ def test_claim_parts_table_lists_every_part_with_its_role():
     assert tex.count(r"\begin{table*}") == 2 and tex.count(r"\label{tab:claim-parts}") == 1
     assert r"factor\_a \newline {\scriptsize 2 underflowing}" in tex and "& deciding & 0.97" in tex
     assert "& reported & 1.00" in tex
+
+
+def _sensitivity_rows(verdicts):
+    return pd.DataFrame([{"claim": i + 1, "threshold": f"T_{i}", "meaning": "separates a from b", "value": 0.2,
+                          "search_low": 0.1, "search_high": 0.4, "log": True, "verdict": verdict,
+                          "stable_low": 0.1, "stable_high": 0.3, "open_low": True, "open_high": False,
+                          "verdict_below": verdict, "verdict_above": "mixed"} for i, verdict in enumerate(verdicts)])
+
+
+def test_sensitivity_table_leaves_out_claims_without_data_and_balances_its_floats():
+    frame = _sensitivity_rows(["supported"] * 5 + ["no data at this scale"] * 3)
+    tex = tables.sensitivity_table(frame, max_rows=4)
+    assert r"T\_5" not in tex and r"T\_4" in tex
+    # five rows at most four a float: two floats of three and two, not four and one
+    floats = tex.split(r"\begin{table*}")[1:]
+    assert [part.count(r"\texttt{T\_") for part in floats] == [3, 2]
+    assert r"\num{0.1} (open) to \num{0.3} (then mixed)" in tex

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from gradatlas.analysis import intervals
-from gradatlas.analysis.claims import MIN_SEEDS, REPLICA_DATA, STABILITY_DRAWS, STABLE, failed_to_train
+from gradatlas.analysis.claims import MIN_SEEDS, NO_DATA, REPLICA_DATA, STABILITY_DRAWS, STABLE, failed_to_train
 from gradatlas.core.names import FACTORS
 
 _SPECIALS = {
@@ -118,7 +118,10 @@ def _chunked_floats(columns: str, header: Sequence[str], rows: list, caption: st
                     max_rows: int) -> str:
     """``rows`` as ``table*`` floats of at most ``max_rows`` rows (a float cannot break across
     pages), the first labelled ``label``, the others captioned as its continuation."""
-    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    # As few floats as max_rows allows, of equal length: a last float of one row would stand alone.
+    count = max(1, math.ceil(len(rows) / max(1, max_rows)))
+    size = math.ceil(len(rows) / count)
+    chunks = [rows[i:i + size] for i in range(0, len(rows), max(1, size))] or [rows]
     out = []
     for i, chunk in enumerate(chunks):
         text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
@@ -307,7 +310,8 @@ SENSITIVITY_CAPTION = (
     "Threshold sensitivity: for each named threshold of each claim, the largest range of values around it "
     "(on a grid over its stated search range, the other thresholds fixed) over which the claim's summary "
     "verdict, Holm-adjusted with the rest of the ledger fixed, stays what it is; ``open'' where the range "
-    "reaches the end of the search range, else the verdict just beyond it. From the same runs, no retraining "
+    "reaches the end of the search range, else the verdict just beyond it. Claims without data at this scale "
+    "are left out (no threshold can move their verdict). From the same runs, no retraining "
     "(\\texttt{gradatlas.analysis.claims.sensitivity})."
 )
 
@@ -320,16 +324,20 @@ def _range_end(value: float, is_open: bool, beyond: str) -> str:
 
 
 def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, label: str = "tab:sensitivity",
-                      max_rows: int = 30) -> str:
-    """The stable range of every threshold (``claims.sensitivity.ranges_frame``) as ``table*``
-    floats of at most ``max_rows`` rows."""
+                      max_rows: int = 24) -> str:
+    """The stable range of every threshold (``claims.sensitivity.ranges_frame``) of every claim
+    with data as ``table*`` floats of at most ``max_rows`` rows (each row takes two lines: 24
+    leave the page's foot free)."""
     rows = []
     for row in frame.itertuples(index=False):
+        if row.verdict == NO_DATA:
+            continue
         rows.append([
             str(int(row.claim)), r"\texttt{" + escape_latex(row.threshold) + "}",
             r"\raggedright " + escape_latex(row.meaning),
             format_number(row.value),
-            f"{format_number(row.search_low)}--{format_number(row.search_high)}" + (" (log)" if row.log else ""),
+            r"\raggedright " + f"{format_number(row.search_low)}--{format_number(row.search_high)}"
+            + (" (log)" if row.log else ""),
             escape_latex(row.verdict),
             # No \raggedright in the last column: it would redefine the row's \\.
             _range_end(row.stable_low, row.open_low, row.verdict_below) + " to "
@@ -338,7 +346,8 @@ def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, l
     if not rows:
         rows = [[MISSING] * 7]
     header = ["\\#", "Threshold", "Separates", "Value", "Searched", "Verdict", "Verdict unchanged from ... to"]
-    columns = r"@{}r l p{4.6cm} r l l p{4.2cm}@{}"
+    # 17.4 cm with the column gaps: the text width of main.tex (7 in) is 17.8 cm.
+    columns = r"@{}r p{3.5cm} p{3.7cm} r p{2.0cm} p{1.7cm} p{3.8cm}@{}"
     return _chunked_floats(columns, header, rows, caption, label, max_rows)
 
 
@@ -506,7 +515,10 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                 cells += [format_number(row["tune_margin"]), escape_latex(row["tune_bracket"] or MISSING)]
             rows.append(cells)
         columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r" + (" r l" if tuned else "") + "@{}"
-    chunks = [rows[i:i + max_rows] for i in range(0, len(rows), max(1, max_rows))]
+    # As few floats as max_rows allows, of equal length: a last float of one row would stand alone.
+    count = max(1, math.ceil(len(rows) / max(1, max_rows)))
+    size = math.ceil(len(rows) / count)
+    chunks = [rows[i:i + size] for i in range(0, len(rows), max(1, size))] or [rows]
     out = []
     for i, chunk in enumerate(chunks):
         text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
