@@ -119,9 +119,9 @@ def _chunked_floats(columns: str, header: Sequence[str], rows: list, caption: st
     """``rows`` as ``table*`` floats of at most ``max_rows`` rows (a float cannot break across
     pages), the first labelled ``label``, the others captioned as its continuation."""
     # As few floats as max_rows allows, of equal length: a last float of one row would stand alone.
-    count = max(1, math.ceil(len(rows) / max(1, max_rows)))
-    size = math.ceil(len(rows) / count)
-    chunks = [rows[i:i + size] for i in range(0, len(rows), max(1, size))] or [rows]
+    # Every caller passes at least one row (a placeholder row where there is no data).
+    size = math.ceil(len(rows) / math.ceil(len(rows) / max(1, max_rows)))
+    chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
     out = []
     for i, chunk in enumerate(chunks):
         text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
@@ -516,9 +516,9 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
             rows.append(cells)
         columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r" + (" r l" if tuned else "") + "@{}"
     # As few floats as max_rows allows, of equal length: a last float of one row would stand alone.
-    count = max(1, math.ceil(len(rows) / max(1, max_rows)))
-    size = math.ceil(len(rows) / count)
-    chunks = [rows[i:i + size] for i in range(0, len(rows), max(1, size))] or [rows]
+    # Every caller passes at least one row (a placeholder row where there is no data).
+    size = math.ceil(len(rows) / math.ceil(len(rows) / max(1, max_rows)))
+    chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
     out = []
     for i, chunk in enumerate(chunks):
         text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
