@@ -16,6 +16,7 @@ rule ledger:
         runs=summary("runs"),
         layers=summary("layers"),
         timesteps=summary("timesteps"),
+        steps=summary("steps"),
     output:
         claims=scale_path("analysis/claims.parquet"),
         theory=scale_path("analysis/theory.parquet"),
@@ -42,6 +43,7 @@ rule sensitivity:
         runs=summary("runs"),
         layers=summary("layers"),
         timesteps=summary("timesteps"),
+        steps=summary("steps"),
     output:
         frame=scale_path("analysis/sensitivity.parquet"),
         table=scale_path("tables/sensitivity.tex"),

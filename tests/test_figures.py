@@ -626,7 +626,7 @@ def test_the_registry_keeps_the_order_of_the_caption_macros():
         "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield", "recurrent_gain_factor",
         "fluctuation_vs_beta", "norm_rate_vs_batch", "jacobian_spectra", "gradient_correlation_vs_depth",
         "threshold_sensitivity", "criticality_phase", "trainable_depth_phase",
-        "weight_crossing"]
+        "weight_crossing", "saturation_during_training"]
 
 
 def test_a_duplicate_figure_name_and_a_bad_width_are_refused():

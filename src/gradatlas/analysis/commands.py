@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
@@ -87,10 +87,10 @@ def provenance(runs: pd.DataFrame) -> dict[str, str]:
 
 
 def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
-                 timesteps: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
+                 timesteps: pd.DataFrame, studies: list[str], steps: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Claims, theory, the LaTeX tables and ``numbers.tex`` (numbers, and the figure captions,
     which say what the data holds); returns the verdicts."""
-    results, replicas = claims.evaluate_all(runs, layers, timesteps)
+    results, replicas = claims.evaluate_all(runs, layers, timesteps, steps=steps)
     verdicts = claims.verdict_frame(results, replicas)
     write_table(verdicts, paths.analysis("claims"))
     write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
@@ -109,11 +109,11 @@ def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFr
 
 
 def write_sensitivity(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
-                      timesteps: pd.DataFrame) -> pd.DataFrame:
+                      timesteps: pd.DataFrame, steps: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """The stable range of every claim's every threshold (``claims.sensitivity``): the table
     ``analysis/sensitivity.parquet`` and its LaTeX table."""
     frame = sensitivity.ranges_frame(sensitivity.ledger_ranges(claims.CLAIMS.values(),
-                                                               claims.Tables(runs, layers, timesteps)))
+                                                               claims.Tables(runs, layers, timesteps, steps)))
     write_table(frame, paths.analysis("sensitivity"))
     write_text(paths.table("sensitivity"), tables.sensitivity_table(frame))
     return frame
@@ -131,12 +131,12 @@ def cell_factors(runs: pd.DataFrame, study: str, cell: str) -> dict[str, Any]:
 
 
 def write_seed_rule(pilot: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
-                    target: str, out: Path) -> list[seeds.SeedNeed]:
+                    target: str, out: Path, steps: Optional[pd.DataFrame] = None) -> list[seeds.SeedNeed]:
     """The seed rule (``claims.seeds``) on the pilot's ledger, written to ``out`` (YAML) for
     ``target``'s studies: per cell the seeds it needs and the sub-claims that need them."""
     import yaml
 
-    needs = seeds.seed_needs(claims.evaluate(runs, layers, timesteps))
+    needs = seeds.seed_needs(claims.evaluate(runs, layers, timesteps, steps=steps))
     cells = seeds.cell_seeds(needs)
     commits = provenance(runs)["GACommit"]
     doc = {
@@ -198,22 +198,24 @@ def main(argv: list[str] | None = None) -> int:
     paths = layout.ScalePaths(root.parent, root.name)
     try:
         runs, layers, timesteps = layout.read_summary(paths)
-        steps = layout.read_steps(paths) if args.part == "figures" else None
+        # The step tables: the figures need them; the claims read them where the summary has
+        # them (a summary aggregated before claim 17 timed training has none).
+        steps = layout.read_steps(paths) if args.part == "figures" or paths.summary("steps").is_file() else None
     except RecordError as err:
         print(f"gradatlas.analysis: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.part == "ledger":
         if not args.studies:
             parser.error("ledger needs --studies")
-        verdicts = write_ledger(paths, runs, layers, timesteps, args.studies)
+        verdicts = write_ledger(paths, runs, layers, timesteps, args.studies, steps)
         print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
     elif args.part == "seeds":
         out = args.out or layout.CONF_DIR / "pilot" / f"{args.target}.yaml"
-        needs = write_seed_rule(paths, runs, layers, timesteps, args.target, out)
+        needs = write_seed_rule(paths, runs, layers, timesteps, args.target, out, steps)
         print(f"analysis: seed rule on {len(needs)} sub-claims, {sum(n.seeds is None for n in needs)} unreachable; "
               f"wrote {out}")
     elif args.part == "sensitivity":
-        frame = write_sensitivity(paths, runs, layers, timesteps)
+        frame = write_sensitivity(paths, runs, layers, timesteps, steps)
         print(f"analysis: {len(frame)} thresholds, {int((frame['open_low'] & frame['open_high']).sum())} "
               f"whose verdict holds over their whole search range")
     else:

@@ -43,10 +43,10 @@ def _parts_summary(parts: tuple[Part, ...]) -> str:
 
 
 def evaluate(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
-             draws: int = STABILITY_DRAWS) -> dict[int, ClaimResult]:
+             draws: int = STABILITY_DRAWS, steps: Optional[pd.DataFrame] = None) -> dict[int, ClaimResult]:
     """Every claim of ``CLAIMS`` evaluated once, its sub-claims Holm-adjusted over the whole
     ledger's family (``multiplicity``): claim id -> ``ClaimResult``."""
-    return evaluate_tables(Tables(runs, layers, timesteps), draws)
+    return evaluate_tables(Tables(runs, layers, timesteps, steps), draws)
 
 
 def evaluate_tables(tables: Tables, draws: int = STABILITY_DRAWS) -> dict[int, ClaimResult]:
@@ -57,10 +57,11 @@ def evaluate_tables(tables: Tables, draws: int = STABILITY_DRAWS) -> dict[int, C
 
 
 def evaluate_all(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
-                 draws: int = STABILITY_DRAWS) -> tuple[dict[int, ClaimResult], Replicas]:
+                 draws: int = STABILITY_DRAWS, steps: Optional[pd.DataFrame] = None
+                 ) -> tuple[dict[int, ClaimResult], Replicas]:
     """Every claim on its own studies (``evaluate``) and on its replicas (``replicas``), from one
     ``Tables`` whose caches both share."""
-    tables = Tables(runs, layers, timesteps)
+    tables = Tables(runs, layers, timesteps, steps)
     return evaluate_tables(tables, draws), evaluate_replicas(CLAIMS, tables, draws)
 
 

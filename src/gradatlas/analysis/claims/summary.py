@@ -1,5 +1,5 @@
-"""The summary tables as the claims read them: runs by study and factor, per-run layers and
-timesteps, and the measured per-layer factor (cached)."""
+"""The summary tables as the claims read them: runs by study and factor, per-run layers,
+timesteps and step tables, and the measured per-layer factor (cached)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from gradatlas.analysis import theory
 
 
 class Tables:
-    """The three summary tables with per-run lookups (layers split by run once, lazily)."""
+    """The summary tables with per-run lookups (layers split by run once, lazily). ``steps`` is
+    the summary's step tables (``aggregate.STEP_STUDIES``: the training loss at every step),
+    empty where a caller has none."""
 
-    def __init__(self, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> None:
+    def __init__(self, runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame,
+                 steps: Optional[pd.DataFrame] = None) -> None:
         self.runs = runs.copy()
         for column in ("run", "study", "cell", "model", "activation", "init", "norm", "data", "clip", "status", "metric"):
             if column in self.runs:
@@ -27,6 +30,8 @@ class Tables:
             self.runs["status"] = "ok"
         self.layers = layers
         self.timesteps = timesteps
+        self.steps = steps if steps is not None else _EMPTY_STEPS
+        self._steps_by_run: Optional[dict[str, pd.DataFrame]] = None
         self._layers_by_run: Optional[dict[str, theory.LayerArrays]] = None
         self._timesteps_by_run: Optional[dict[str, pd.DataFrame]] = None
         self._factor: dict[str, tuple[float, int]] = {}
@@ -80,6 +85,12 @@ class Tables:
             self._timesteps_by_run = self._split(self.timesteps, ("run", "step", "t", "quantity", "value"))
         return self._timesteps_by_run.get(str(run), _EMPTY_TIMESTEPS)
 
+    def steps_of(self, run: str) -> pd.DataFrame:
+        """The step table of one run (``step``, ``loss``, ...), empty if the summary has none."""
+        if self._steps_by_run is None:
+            self._steps_by_run = self._split(self.steps, tuple(self.steps.columns))
+        return self._steps_by_run.get(str(run), _EMPTY_STEPS)
+
     def fit_layers(self, run: str, step: int = 0) -> tuple[theory.LayerArrays, int]:
         """The layers rows of a run without the (step, layer)s that the ``underflow`` probe flags
         (float32 gradient 0 or subnormal: not a measurement to fit), and how many hidden layers
@@ -124,3 +135,4 @@ class Tables:
 
 _EMPTY_LAYERS = theory.LayerArrays.from_frame(pd.DataFrame(columns=["step", "layer", "name", "quantity", "value"]))
 _EMPTY_TIMESTEPS = pd.DataFrame(columns=["run", "step", "t", "quantity", "value"])
+_EMPTY_STEPS = pd.DataFrame(columns=["run", "step", "loss"])

@@ -18,7 +18,7 @@ from gradatlas.analysis.figures.spec import FigureSpec
 
 SECTIONS = ("activations", "depth", "normalization", "residual", "recurrent", "exploding", "units", "theory",
             "initialization", "spectra", "shattered", "protocol",
-            "criticality")
+            "criticality", "saturation")
 
 
 def module_specs(module: ModuleType) -> list[FigureSpec]:
