@@ -22,6 +22,8 @@ rule ledger:
         theory=scale_path("analysis/theory.parquet"),
         numbers=scale_path("numbers.tex"),
         claims_table=report(scale_path("tables/claims.tex"), caption="../report/claims.rst", category="Claims"),
+        claim_replicas=scale_path("tables/claim-replicas.tex"),
+        claim_parts=scale_path("tables/claim-parts.tex"),
         tables=expand(scale_path("tables/study-{study}.tex"), study=ALL_STUDIES),
         grid=scale_path("tables/grid.tex"),
     log:
@@ -64,6 +66,7 @@ rule figures:
         timesteps=summary("timesteps"),
         steps=summary("steps"),
         sensitivity=scale_path("analysis/sensitivity.parquet"),
+        claims=scale_path("analysis/claims.parquet"),
     output:
         # One per registered figure (FIGURE_NAMES, rules/common.smk), captioned from its spec.
         figures=[

@@ -262,3 +262,28 @@ def test_the_full_scale_rebuilds_from_its_archive_with_equal_tables(tmp_path: Pa
     report = json.loads((workdir / "results/full/regenerated.json").read_text())
     assert report["ok"], report
     assert len(report["equal"]) >= 15
+    # The full-scale paper's typesetting: no overfull box, and the claims at a glance (the claims
+    # table and the forest plot) within its first three pages.
+    latex = workdir / "results/full/latex"
+    assert overfull_boxes((latex / "main.log").read_text(errors="replace")) == []
+    pages = label_pages((latex / "main.aux").read_text())
+    assert pages["tab:claims"] <= 3 and pages["fig:forest"] <= 3, pages
+
+
+def overfull_boxes(log: str) -> list[str]:
+    """The LaTeX log's overfull-box warnings (each with the line it names)."""
+    return [line for line in log.splitlines() if line.startswith(("Overfull \\hbox", "Overfull \\vbox"))]
+
+
+def label_pages(aux: str) -> dict[str, int]:
+    """Label -> the page it landed on, from the .aux file's \\newlabel{name}{{number}{page}...}."""
+    import re
+
+    return {name: int(page) for name, page in re.findall(r"\\newlabel\{([^}]*)\}\{\{[^}]*\}\{(\d+)\}", aux)}
+
+
+def test_the_typesetting_checks_read_a_latex_log_and_aux_file():
+    log = "Overfull \\hbox (12.3pt too wide) in paragraph at lines 3--4\nUnderfull \\hbox (badness 10000)\n"
+    assert overfull_boxes(log) == ["Overfull \\hbox (12.3pt too wide) in paragraph at lines 3--4"]
+    aux = "\\newlabel{tab:claims}{{1}{2}{}{table.1}{}}\n\\newlabel{fig:forest}{{2}{3}{}{figure.2}{}}\n"
+    assert label_pages(aux) == {"tab:claims": 2, "fig:forest": 3}

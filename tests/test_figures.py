@@ -625,7 +625,7 @@ def test_the_registry_keeps_the_order_of_the_caption_macros():
         "residual_vs_plain", "hidden_grad_vs_distance", "clipping", "dead_units_vs_lr", "prelu_slope",
         "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield", "recurrent_gain_factor",
         "fluctuation_vs_beta", "norm_rate_vs_batch", "jacobian_spectra", "gradient_correlation_vs_depth",
-        "threshold_sensitivity", "criticality_phase", "trainable_depth_phase",
+        "threshold_sensitivity", "claims_forest", "criticality_phase", "trainable_depth_phase",
         "weight_crossing", "saturation_during_training"]
 
 

@@ -97,11 +97,18 @@ def test_claims_table_content():
 
 
 
+def header_and_rows(tex: str) -> tuple[str, list[str]]:
+    """A long table's header line and its body rows (the rows after ``\\endlastfoot``)."""
+    lines = tex.splitlines()
+    header = lines[lines.index(r"\toprule") + 1]
+    start, end = lines.index(r"\endlastfoot") + 1, lines.index(r"\end{longtable}")
+    return header, lines[start:end]
+
+
 def test_study_table_content():
     tex = tables.study_table(runs_frame(), "init_study")
     assert r"\label{tab:study-init_study}" in tex and r"\texttt{init\_study}" in tex
-    lines = [line for line in tex.splitlines() if line.endswith(r"\\")]
-    header, rows = lines[0], lines[1:]
+    header, rows = header_and_rows(tex)
     assert header.startswith("init & seeds & test accuracy") and header.endswith(r"diverged & failed \\")
     assert len(rows) == 2
     default = next(r for r in rows if r.startswith("default"))
@@ -122,10 +129,10 @@ def test_a_tuned_study_table_shows_each_cells_choice_margin_and_bracket():
     runs["lr"] = runs["init"].map({"he_normal": 0.03, "default": 0.333})
     extra = pd.DataFrame([tuning_columns(notes[init]) for init in runs["init"]], index=runs.index)
     tex = tables.study_table(pd.concat([runs, extra], axis=1), "init_study")
-    lines = [line for line in tex.splitlines() if line.endswith(r"\\")]
-    assert lines[0].startswith("init & lr & seeds") and lines[0].endswith(r"failed & margin & choice \\")
-    he = next(r for r in lines[1:] if r.startswith(r"he\_normal"))
-    default = next(r for r in lines[1:] if r.startswith("default"))
+    header, rows = header_and_rows(tex)
+    assert header.startswith("init & lr & seeds") and header.endswith(r"failed & margin & choice \\")
+    he = next(r for r in rows if r.startswith(r"he\_normal"))
+    default = next(r for r in rows if r.startswith("default"))
     assert r"& \num{0.03} &" in he and he.endswith(r"0/3 & \num{0.125} & interior \\")
     assert r"& \num{0.333} &" in default and default.endswith(r"0/3 & -- & edge \\")
     assert "margin: the chosen trial's mean validation metric" in tex
@@ -133,10 +140,11 @@ def test_a_tuned_study_table_shows_each_cells_choice_margin_and_bracket():
     assert tuning_columns({})["tune_bracket"] is None and math.isnan(tuning_columns({})["tune_margin"])
 
 
-def test_study_table_splits_long_grids_and_handles_missing_studies():
+def test_a_long_study_table_is_one_longtable_with_every_row_and_handles_missing_studies():
     runs = pd.concat([runs_frame().assign(depth=float(d), cell=lambda f, d=d: f["cell"] + f"-{d}") for d in range(5)])
-    tex = tables.study_table(runs, "init_study", factors=["init", "depth"], max_rows=4)
-    assert tex.count(r"\begin{table*}") == 3 and tex.count(r"\label{") == 1 and "continued" in tex
+    tex = tables.study_table(runs, "init_study", factors=["init", "depth"])
+    assert tex.count(r"\begin{longtable}") == 1 and tex.count(r"\label{") == 1 and r"\endhead" in tex
+    assert len(header_and_rows(tex)[1]) == 10
     empty = tables.study_table(runs, "not_run")
     assert r"\label{tab:study-not_run}" in empty and "No runs" in empty
 
@@ -213,8 +221,9 @@ def test_tables_compile_with_pdflatex(tmp_path):
                       tables.grid_table(pd.DataFrame({"study": ["a_b"], "runs": [3]}))])
     doc = "\n".join([
         r"\documentclass[10pt,twocolumn]{article}", r"\usepackage{booktabs}", r"\usepackage{siunitx}",
+        r"\usepackage{longtable}",
         r"\sisetup{round-mode=figures,round-precision=3}", macros, r"\begin{document}",
-        r"Runs: \GANumRuns, \ClaimOneValue, \GACommit, \GAVerdict.", body,
+        r"Runs: \GANumRuns, \ClaimOneValue, \GACommit, \GAVerdict.", r"\onecolumn", body,
         r"\end{document}", ""])
     (tmp_path / "doc.tex").write_text(doc)
     done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
@@ -275,8 +284,9 @@ def test_claim_parts_table_lists_every_part_with_its_role():
         {"claim": 1, "part": "r2", "value": 0.99, "ci_low": np.nan, "ci_high": np.nan, "interval": "one seed",
          "n": 1, "verdict": "inconclusive", "stability": 1.0, "decisive": False, "deciding": False, "note": ""},
     ], columns=list(claims.PART_COLUMNS))
-    tex = tables.claim_parts_table(parts, max_rows=1)
-    assert tex.count(r"\begin{table*}") == 2 and tex.count(r"\label{tab:claim-parts}") == 1
+    tex = tables.claim_parts_table(parts)
+    assert tex.count(r"\begin{longtable}") == 1 and tex.count(r"\label{tab:claim-parts}") == 1
+    assert len(header_and_rows(tex)[1]) == 2
     assert r"factor\_a \newline {\scriptsize 2 underflowing}" in tex and "& deciding & 0.97" in tex
     assert "& reported & 1.00" in tex
 
@@ -288,11 +298,9 @@ def _sensitivity_rows(verdicts):
                           "verdict_below": verdict, "verdict_above": "mixed"} for i, verdict in enumerate(verdicts)])
 
 
-def test_sensitivity_table_leaves_out_claims_without_data_and_balances_its_floats():
+def test_sensitivity_table_leaves_out_claims_without_data_in_one_long_table():
     frame = _sensitivity_rows(["supported"] * 5 + ["no data at this scale"] * 3)
-    tex = tables.sensitivity_table(frame, max_rows=4)
+    tex = tables.sensitivity_table(frame)
     assert r"T\_5" not in tex and r"T\_4" in tex
-    # five rows at most four a float: two floats of three and two, not four and one
-    floats = tex.split(r"\begin{table*}")[1:]
-    assert [part.count(r"\texttt{T\_") for part in floats] == [3, 2]
+    assert tex.count(r"\begin{longtable}") == 1 and len(header_and_rows(tex)[1]) == 5
     assert r"\num{0.1} (open) to \num{0.3} (then mixed)" in tex

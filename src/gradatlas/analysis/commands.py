@@ -66,8 +66,68 @@ def numbers(runs: pd.DataFrame, verdicts: pd.DataFrame, provenance: dict[str, st
     tally = verdicts["verdict"].value_counts()
     for verdict, macro in VERDICT_COUNTS.items():
         values[macro] = int(tally.get(verdict, 0))
+    # The tally in words, for prose: "3 supported, 1 mixed, 2 inconclusive (unstable)".
+    values["GAVerdictTally"] = ", ".join(f"{int(tally.get(v, 0))} {v}" for v in VERDICT_COUNTS if tally.get(v, 0))
     values.update(provenance)
+    values.update(setup_numbers(runs))
+    values.update(protocol_numbers())
     return values
+
+
+def _listing(values) -> str:
+    """Distinct values, ascending, comma-separated (integers without a decimal point)."""
+    distinct = sorted(set(values))
+    return ", ".join(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in distinct)
+
+
+def setup_numbers(runs: pd.DataFrame) -> dict[str, Any]:
+    """The training details the setup quotes, from the runs as they trained: widths, depths,
+    epochs, batch sizes, optimizers, the learning rates' range, and the compute (each stack's
+    wall time once: its runs trained as one network and share it)."""
+    def column(name: str) -> pd.Series:
+        return runs[name].dropna() if name in runs else pd.Series(dtype=float)
+
+    if {"stack_id", "wall_time_s"} <= set(runs.columns):
+        stacks = runs.groupby("stack_id")["wall_time_s"].max()
+        core_hours, n_stacks = float(stacks.sum()) / 3600.0, int(len(stacks))
+    else:
+        core_hours, n_stacks = float(column("wall_time_s").sum()) / 3600.0, len(runs)
+    lrs = column("lr")
+    tuned = runs.loc[runs["tune_margin"].notna(), "study"].nunique() if "tune_margin" in runs else 0
+    return {
+        "GAWidths": _listing(column("width")), "GADepthMin": int(column("depth").min()) if len(column("depth")) else 0,
+        "GADepthMax": int(column("depth").max()) if len(column("depth")) else 0,
+        "GAEpochs": _listing(column("epochs")), "GABatchSizes": _listing(column("batch_size")),
+        "GAOptimizers": ", ".join(sorted({str(o).upper() if o == "sgd" else str(o).capitalize()
+                                          for o in column("optimizer")})),
+        "GALrMin": float(lrs.min()) if len(lrs) else float("nan"),
+        "GALrMax": float(lrs.max()) if len(lrs) else float("nan"),
+        "GACoreHours": round(core_hours, 2), "GANumStacks": n_stacks, "GANumTunedStudies": int(tuned),
+    }
+
+
+def protocol_numbers() -> dict[str, Any]:
+    """The constants the setup and the protocol quote, read from where they are defined: the
+    data, the probe schedule and thresholds, and the verdict protocol's confidence, family-wise
+    rate, stability draws and threshold, seeds that decide and the sensitivity grid."""
+    from gradatlas.analysis import intervals
+    from gradatlas.analysis.claims import decision, measures, multiplicity, parts
+    from gradatlas.analysis.claims import sensitivity as sensitivity_module
+    from gradatlas.run import data
+    from gradatlas.run.config import DataConfig, ProbeConfig
+    from gradatlas.run.probes import DEAD_SLOPE_ABSOLUTE, PROBE_SET_SIZE
+
+    return {
+        "GAMnistFeatures": data.MNIST1D_LENGTH, "GAMnistClasses": data.MNIST1D_CLASSES,
+        "GATrainExamples": DataConfig.n_train, "GATestExamples": DataConfig.n_test,
+        "GADigitsFeatures": data.DIGITS_FEATURES,
+        "GAProbeEvery": ProbeConfig.every, "GAProbeLogUntil": ProbeConfig.log_until,
+        "GASaturation": ProbeConfig.saturation, "GADeadSlope": DEAD_SLOPE_ABSOLUTE, "GAProbeSet": PROBE_SET_SIZE,
+        "GAConfidence": f"{intervals.CONFIDENCE:.0%}", "GAFamilyRate": f"{multiplicity.FAMILY_ALPHA:.0%}",
+        "GAStabilityDraws": decision.STABILITY_DRAWS, "GAStable": decision.STABLE, "GAMinSeeds": parts.MIN_SEEDS,
+        "GASensitivityPoints": sensitivity_module.GRID_POINTS, "GAFailSkill": measures.FAIL_SKILL,
+        "GATrainSkill": measures.TRAIN_SKILL, "GACapDecades": int(measures.CAP_DECADES),
+    }
 
 
 def provenance(runs: pd.DataFrame) -> dict[str, str]:
@@ -94,17 +154,19 @@ def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFr
     verdicts = claims.verdict_frame(results, replicas)
     write_table(verdicts, paths.analysis("claims"))
     write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
-    # The claims table, the replicas' and, after them, every part of every claim and replica (one
-    # file: the paper's input).
-    write_text(paths.table("claims"), tables.claims_table(verdicts) + "\n" + tables.replica_table(verdicts) + "\n"
-                       + tables.claim_parts_table(claims.parts_frame(results, replicas)))
+    # The claims table (the paper's first pages), the replicas' and every part of every claim and
+    # replica (its appendix).
+    write_text(paths.table("claims"), tables.claims_table(verdicts))
+    write_text(paths.table("claim-replicas"), tables.replica_table(verdicts))
+    write_text(paths.table("claim-parts"), tables.claim_parts_table(claims.parts_frame(results, replicas)))
     for study in studies:
         write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
     write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))
     macros = numbers(runs, verdicts, provenance(runs))
     macros["GAScale"] = paths.scale
     captions = figures.captions(runs, layers, timesteps)
-    write_text(paths.numbers, tables.numbers_macros(macros) + tables.caption_macros(captions))
+    write_text(paths.numbers, tables.numbers_macros(macros) + tables.claim_macros(verdicts)
+               + tables.caption_macros(captions))
     return verdicts
 
 
@@ -168,10 +230,11 @@ def write_figures(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataF
     # parts then depend on the summary alone and run side by side. The sensitivity table is
     # read (it takes a minute): its part runs beside the ledger, before the figures.
     theory_frame = theory.theory_table(runs, layers, timesteps)
-    found = paths.analysis("sensitivity")
+    found, ledger = paths.analysis("sensitivity"), paths.analysis("claims")
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory_frame, "theory_table": theory_frame,
-            "sensitivity": read_table(found) if Path(found).exists() else None}
+            "sensitivity": read_table(found) if Path(found).exists() else None,
+            "claims": read_table(ledger) if Path(ledger).exists() else None}
     for name in figures.FIGURES:
         output.save_figure(output.draw(name, **data), paths.figure(name))
 

@@ -103,7 +103,8 @@ def _tabular(columns: str, header: Sequence[str], rows: Iterable[Sequence[str]])
 
 def _float(body: list[str], caption: str, label: Optional[str], wide: bool, size: str = r"\small") -> str:
     env = "table*" if wide else "table"
-    lines = [rf"\begin{{{env}}}[t]", r"\centering", size, rf"\caption{{{caption}}}"]
+    # A float page too ("p"): a table taller than the top area would otherwise wait for the end.
+    lines = [rf"\begin{{{env}}}[{'tp' if wide else 'tbp'}]", r"\centering", size, rf"\caption{{{caption}}}"]
     if label:
         lines.append(rf"\label{{{label}}}")
     lines += body + [rf"\end{{{env}}}", ""]
@@ -114,40 +115,34 @@ def _float(body: list[str], caption: str, label: Optional[str], wide: bool, size
 # Claims
 # --------------------------------------------------------------------------------------------
 
-def _chunked_floats(columns: str, header: Sequence[str], rows: list, caption: str, label: Optional[str],
-                    max_rows: int) -> str:
-    """``rows`` as ``table*`` floats of at most ``max_rows`` rows (a float cannot break across
-    pages), the first labelled ``label``, the others captioned as its continuation."""
-    # As few floats as max_rows allows, of equal length: a last float of one row would stand alone.
-    # Every caller passes at least one row (a placeholder row where there is no data).
-    size = math.ceil(len(rows) / math.ceil(len(rows) / max(1, max_rows)))
-    chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-    out = []
-    for i, chunk in enumerate(chunks):
-        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
-        body = [r"\setlength{\tabcolsep}{3pt}"] + _tabular(columns, header, chunk)
-        out.append(_float(body, text, label if i == 0 else None, wide=True, size=r"\footnotesize"))
-    return "\n".join(out)
+def _long_table(columns: str, header: Sequence[str], rows: list, caption: str, label: Optional[str],
+                size: str = r"\footnotesize") -> str:
+    """``rows`` as one ``longtable``: it breaks across pages without losing a row, its header
+    repeated on every page (the appendix is set in one column, where longtable works)."""
+    head = " & ".join(header) + r" \\"
+    n = len(header)
+    lines = ["{" + size, r"\setlength{\tabcolsep}{3pt}", rf"\begin{{longtable}}{{{columns}}}",
+             rf"\caption{{{caption}}}" + (rf"\label{{{label}}}" if label else "") + r" \\",
+             r"\toprule", head, r"\midrule", r"\endfirsthead",
+             rf"\multicolumn{{{n}}}{{@{{}}l}}{{\emph{{(continued)}}}} \\", r"\toprule", head, r"\midrule", r"\endhead",
+             r"\midrule", rf"\multicolumn{{{n}}}{{r@{{}}}}{{\emph{{continued on the next page}}}} \\", r"\endfoot",
+             r"\bottomrule", r"\endlastfoot"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += [r"\end{longtable}", "}", ""]
+    return "\n".join(lines)
 
 
 _CONFIDENCE_TEX = f"{intervals.CONFIDENCE:.0%}".replace("%", r"\%")
 CLAIMS_CAPTION = (
-    "The claims, checked. Each claim's statements are sub-claims with their own rule and verdict; the "
-    "summary verdict is \\emph{supported} when every decisive sub-claim is, \\emph{contradicted} when every "
-    "one is, \\emph{mixed} when some are supported and some contradicted (one of each named), "
-    "\\emph{inconclusive} otherwise. Sub-claims: how many decisive ones are supported (S), contradicted (C), "
+    "The claims at a glance. Sub-claims: how many decisive ones are supported (S), contradicted (C), "
     "inconclusive (I) or without data (N), and how many are only reported. Deciding: the sub-claim that "
-    "decided (the first contradicted or not supported one; for a supported claim the least stable one), "
-    "its value and its Holm-adjusted interval: every decisive sub-claim of the ledger is a one-sided test, "
-    f"Holm-adjusted over the whole family at a family-wise error rate of {_CONFIDENCE_TEX.replace('95', '5')} "
-    "(two-sided), its interval shown at the confidence of its Holm step; ( -- ) the "
-    f"range of 2--{MIN_SEEDS - 1} seeds, never decisive. Stability: the share of {STABILITY_DRAWS} draws of new "
-    "seeds (a normal model of each cell's seeds with the uncertainty of its mean and spread; beta-binomial "
-    f"for shares of runs) that give the same summary verdict; below {STABLE} it reads ``inconclusive "
-    "(unstable)'' with the would-be verdict in parentheses. Every sub-claim with its unadjusted interval: "
-    "Table~\\ref{tab:claim-parts}. Rules in \\texttt{gradatlas.analysis.claims}; -- : not measured at this scale. "
-    "Digits: the summary verdict (M mixed, U inconclusive and unstable) and stability of the claim's replica on "
-    "scikit-learn's digits (Table~\\ref{tab:claims-replicas}); -- : no replica."
+    "decided (the first contradicted or not supported one; for a supported claim the least stable one) with "
+    "its value and Holm-adjusted interval, and for a mixed claim a supported one beside it; ( -- ) the range "
+    f"of 2--{MIN_SEEDS - 1} seeds, never decisive. Stability: the share of {STABILITY_DRAWS} draws of new seeds "
+    f"that give the same summary verdict (below {STABLE}: inconclusive, unstable, the would-be verdict in "
+    "parentheses). Digits: the replica's verdict on scikit-learn's digits (M mixed, U unstable; "
+    "Table~\\ref{tab:claims-replicas}). Protocol: Section~\\ref{sec:protocol}; every sub-claim: "
+    "Table~\\ref{tab:claim-parts}; -- : not measured at this scale."
 )
 
 
@@ -201,11 +196,11 @@ def claims_table(verdicts: pd.DataFrame, caption: str = CLAIMS_CAPTION, label: s
             MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
             *(_replica_cell(row, data) for data in REPLICA_DATA),
         ])
-    columns = r"@{}r p{2.6cm} p{1.8cm} p{6.2cm} r p{1.7cm} r" + " l" * len(REPLICA_DATA) + "@{}"
+    columns = r"@{}r p{2.4cm} p{1.6cm} p{7.4cm} r p{1.7cm} r" + " l" * len(REPLICA_DATA) + "@{}"
     body = [r"\setlength{\tabcolsep}{3pt}"]
     body += _tabular(columns, ["\\#", "Claim", "Sub-claims", "Deciding sub-claim: value [adjusted interval]", "$n$",
                                "Verdict", "Stab.", *(escape_latex(data.capitalize()) for data in REPLICA_DATA)], rows)
-    return _float(body, caption, label, wide=True, size=r"\footnotesize")
+    return _float(body, caption, label, wide=True, size=r"\scriptsize")
 
 
 _VERDICT_LETTERS = {"supported": "S", "contradicted": "C", "mixed": "M", "inconclusive": "I",
@@ -277,10 +272,8 @@ def _p_cell(p: Any) -> str:
     return "$<10^{-6}$" if float(p) < 1e-6 else format_number(float(p), 2)
 
 
-def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: str = "tab:claim-parts",
-                      max_rows: int = 28) -> str:
-    """Every sub-claim of every claim (``claims.parts_frame``) as ``table*`` floats of at most
-    ``max_rows`` rows (a float cannot break across pages), the first labelled ``label``."""
+def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: str = "tab:claim-parts") -> str:
+    """Every sub-claim of every claim (``claims.parts_frame``) as one long table."""
     rows = []
     for row in parts.itertuples(index=False):
         role = "deciding" if row.deciding else ("decisive" if row.decisive else "reported")
@@ -302,8 +295,8 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
     if not rows:
         rows = [[MISSING] * 9]
     header = ["\\#", "Sub-claim", "Adjusted", f"{_CONFIDENCE_TEX}", "$n$", "$p_{adj}$", "Verdict", "Role", "Stab."]
-    columns = r"@{}r p{5.6cm} p{2.5cm} p{2.5cm} r r p{1.9cm} l r@{}"
-    return _chunked_floats(columns, header, rows, caption, label, max_rows)
+    columns = r"@{}r p{5.0cm} p{2.5cm} p{2.5cm} r r p{1.9cm} l r@{}"
+    return _long_table(columns, header, rows, caption, label)
 
 
 SENSITIVITY_CAPTION = (
@@ -323,11 +316,9 @@ def _range_end(value: float, is_open: bool, beyond: str) -> str:
     return f"{text} (open)" if is_open else f"{text} (then {escape_latex(beyond)})"
 
 
-def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, label: str = "tab:sensitivity",
-                      max_rows: int = 24) -> str:
+def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, label: str = "tab:sensitivity") -> str:
     """The stable range of every threshold (``claims.sensitivity.ranges_frame``) of every claim
-    with data as ``table*`` floats of at most ``max_rows`` rows (each row takes two lines: 24
-    leave the page's foot free)."""
+    with data as one long table."""
     rows = []
     for row in frame.itertuples(index=False):
         if row.verdict == NO_DATA:
@@ -348,7 +339,7 @@ def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, l
     header = ["\\#", "Threshold", "Separates", "Value", "Searched", "Verdict", "Verdict unchanged from ... to"]
     # 17.4 cm with the column gaps: the text width of main.tex (7 in) is 17.8 cm.
     columns = r"@{}r p{3.5cm} p{3.7cm} r p{2.0cm} p{1.7cm} p{3.8cm}@{}"
-    return _chunked_floats(columns, header, rows, caption, label, max_rows)
+    return _long_table(columns, header, rows, caption, label)
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,10 +446,9 @@ TUNED_CAPTION = (" Each cell trains with the settings its sweep chose on the val
 
 
 def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]] = None,
-                caption: Optional[str] = None, max_rows: int = 40) -> str:
+                caption: Optional[str] = None) -> str:
     """Per cell of ``study``: the test metric and the final training loss with their intervals
-    over seeds, diverged runs and runs that failed to train, as one ``table*`` (several, marked
-    continued, beyond ``max_rows`` rows, since a float cannot break across pages). A study
+    over seeds, diverged runs and runs that failed to train, as one long table. A study
     that trains at most ``INIT_ONLY_STEPS`` steps measures initialization: its table lists the
     cells and runs, without accuracies.
 
@@ -467,7 +457,6 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
         study: the study name; a study without runs gives a table that says so.
         factors: the factors that identify a cell (default: those that vary within the study).
         caption: caption source (default: generated from the study name and what it holds).
-        max_rows: rows per float.
     """
     summary = study_summary(runs, study, factors)
     label = f"tab:study-{study}"
@@ -515,15 +504,7 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
                 cells += [format_number(row["tune_margin"]), escape_latex(row["tune_bracket"] or MISSING)]
             rows.append(cells)
         columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r" + (" r l" if tuned else "") + "@{}"
-    # As few floats as max_rows allows, of equal length: a last float of one row would stand alone.
-    # Every caller passes at least one row (a placeholder row where there is no data).
-    size = math.ceil(len(rows) / math.ceil(len(rows) / max(1, max_rows)))
-    chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-    out = []
-    for i, chunk in enumerate(chunks):
-        text = caption if i == 0 else f"{caption} (continued, part {i + 1} of {len(chunks)})"
-        out.append(_float(_tabular(columns, header, chunk), text, label if i == 0 else None, wide=True))
-    return "\n".join(out)
+    return _long_table(columns, header, rows, caption, label)
 
 
 def frame_table(frame: pd.DataFrame, caption: str, label: Optional[str] = None, wide: bool = False) -> str:
@@ -640,3 +621,58 @@ def caption_macros(captions: Mapping[str, str], prefix: str = "GACaption") -> st
         lines.append(rf"\newcommand{{\{macro_name(name.title().replace('_', ''), prefix)}}}{{{caption}}}")
     return "\n".join(lines) + "\n"
 
+
+
+def _deciding_text(name: Any, value: Any, low: Any, high: Any, method: Any = "") -> str:
+    return f"{escape_latex(name)} {value_with_ci(value, low, high, method=method or '')}"
+
+
+def _verdict_words(verdict: str, would_be: Any) -> str:
+    """'inconclusive (unstable; would be mixed)' for an unstable verdict, else the verdict."""
+    if verdict == "inconclusive (unstable)" and not _is_missing(would_be):
+        return f"inconclusive (unstable; would be {escape_latex(would_be)})"
+    return escape_latex(verdict)
+
+
+def claim_sentence(row: Any) -> str:
+    """One claim's verdict as the paper prints it (LaTeX): its number, title, summary verdict
+    (the would-be one beside an unstable verdict) and stability, the decisive sub-claims'
+    tally, and the deciding sub-claim with its value and adjusted interval (for ``mixed``, one
+    supported and one contradicted sub-claim)."""
+    verdict = _verdict_words(row.verdict, row.would_be)
+    text = rf"\textbf{{Claim {int(row.claim)}, {escape_latex(row.title)}: {verdict}}}"
+    if not _is_missing(row.stability) and row.verdict != "no data at this scale":
+        text += f" (stability {float(row.stability):.2f})"
+    counts = [(row.sub_supported, "supported"), (row.sub_contradicted, "contradicted"),
+              (row.sub_inconclusive, "inconclusive"), (row.sub_no_data, "without data")]
+    tally = ", ".join(f"{int(k)} {word}" for k, word in counts if not _is_missing(k) and k)
+    if tally:
+        text += f". Decisive sub-claims: {tally}"
+    if isinstance(row.deciding, str) and row.deciding and not _is_missing(row.value):
+        label = "contradicted" if row.would_be == "mixed" else "deciding"
+        text += (f". {label.capitalize()}: "
+                 + _deciding_text(row.deciding, row.value, row.adj_low, row.adj_high, row.interval))
+    if isinstance(row.counter, str) and row.counter:
+        text += "; supported: " + _deciding_text(row.counter, row.counter_value, row.counter_adj_low,
+                                                 row.counter_adj_high)
+    return text + "."
+
+
+def claim_macros(verdicts: pd.DataFrame, prefix: str = "GA") -> str:
+    """Per claim N, the macros the prose prints instead of typing a number or a verdict word:
+    ``\\GAClaim<N>Verdict``, ``...Stability``, ``...Value`` (the deciding value with its
+    adjusted interval), ``...Deciding`` (its sub-claim) and ``...Sentence`` (``claim_sentence``),
+    N spelt out (``\\GAClaimTwentyTwoVerdict``)."""
+    lines = ["% Per-claim verdicts, generated from the ledger: the prose prints these, never types them."]
+    for row in verdicts.itertuples(index=False):
+        claim = int(row.claim)
+        values = {
+            "verdict": _verdict_words(row.verdict, row.would_be),
+            "stability": MISSING if _is_missing(row.stability) else f"{float(row.stability):.2f}",
+            "value": value_with_ci(row.value, row.adj_low, row.adj_high, method=row.interval or ""),
+            "deciding": escape_latex(row.deciding) if isinstance(row.deciding, str) and row.deciding else MISSING,
+            "sentence": claim_sentence(row),
+        }
+        for field, body in values.items():
+            lines.append(rf"\newcommand{{\{macro_name(f'claim{claim}_{field}', prefix)}}}{{{body}}}")
+    return "\n".join(lines) + "\n"

@@ -310,7 +310,7 @@ def tex_macros(report: dict[str, Any] | None) -> str:
     from gradatlas.analysis.tables import numbers_macros
 
     if report is None:
-        return numbers_macros({"GAVerified": "no"})
+        return numbers_macros({"GAVerified": "no"}) + verification_text(None)
     return numbers_macros({
         "GAVerified": "yes", "GAVerifySample": report["sample"], "GAVerifyRuns": report["retrained_runs"],
         "GAVerifyStacks": report["stacks"], "GAVerifyIdentical": report["identical"],
@@ -318,7 +318,24 @@ def tex_macros(report: dict[str, Any] | None) -> str:
         "GAVerifyStepZero": "yes" if report["step0_ok"] else "no",
         "GAVerifyStepZeroMax": f"{report['step0_max_rel']:.2g}", "GAVerifyLaterMax": f"{report['later_max_rel']:.2g}",
         "GAVerifyMachine": f"{report['machine']['cpu_model']} ({report['machine']['cpu_capability']})",
-    })
+    }) + verification_text(report)
+
+
+def verification_text(report: dict[str, Any] | None) -> str:
+    """``\GAVerificationText``: the reproducibility section's paragraph on the last verification
+    (LaTeX), so that the prose prints what is on record and never types a count."""
+    if report is None:
+        body = (r"No verification of these runs is on record: \texttt{snakemake verify -{}-cores 2 -{}-config "
+                r"scale=\GAScale} retrains a seeded sample of an archived scale and compares.")
+    else:
+        body = (r"The last verification retrained a seeded sample of \GAVerifySample{} archived runs, with the "
+                r"stacks they were trained in (\GAVerifyRuns{} runs in \GAVerifyStacks{} stacks), on "
+                r"\GAVerifyMachine{}: \GAVerifyIdentical{} were identical to the archive in every recorded "
+                rf"quantity, \GAVerifyTolerance{{}} agreed within $\num{{{STEP0_RTOL:g}}}$ relative and "
+                r"\GAVerifyDiffers{} differed (largest relative difference after the first step: "
+                rf"\GAVerifyLaterMax). Every quantity at initialization agreed within $\num{{{STEP0_RTOL:g}}}$ "
+                r"relative: \GAVerifyStepZero{} (largest difference \GAVerifyStepZeroMax).")
+    return "\\newcommand{\\GAVerificationText}{" + body + "}\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,15 +19,17 @@ from gradatlas.analysis.claims.parts import Part
 from gradatlas.analysis.claims.registry import CLAIMS
 from gradatlas.analysis.claims.replicas import REPLICA_DATA, Replicas, evaluate_replicas
 from gradatlas.analysis.claims.summary import Tables
-from gradatlas.analysis.claims.verdicts import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED
+from gradatlas.analysis.claims.verdicts import CONTRADICTED, INCONCLUSIVE, NO_DATA, SUPPORTED, bounds_of
 
 # Per data set of REPLICA_DATA, the replica's summary verdict and deciding sub-claim: columns
 # "<field>_<data>" (verdict_digits, ...); empty ("", NaN, 0) for a claim not replicated on it.
 REPLICA_FIELDS = ("verdict", "would_be", "deciding", "value", "ci_low", "ci_high", "adj_low", "adj_high", "interval",
                   "n", "stability")
 REPLICA_COLUMNS = tuple(f"{field}_{data}" for data in REPLICA_DATA for field in REPLICA_FIELDS)
+# bound_low, bound_high: the thresholds the deciding sub-claim's rule compares with (equal for a
+# one-sided rule; NaN where its rule states none).
 RESULT_COLUMNS = ("claim", "title", "statement", "study", "metric", "parts", "deciding", "value", "ci_low",
-                  "ci_high", "adj_low", "adj_high", "confidence", "p_adjusted", "interval", "n", "verdict",
+                  "ci_high", "adj_low", "adj_high", "bound_low", "bound_high", "confidence", "p_adjusted", "interval", "n", "verdict",
                   "would_be", "stability", "counter", "counter_value", "counter_adj_low", "counter_adj_high",
                   "sub_supported", "sub_contradicted", "sub_inconclusive", "sub_no_data", "reported", "rule",
                   "detail", *REPLICA_COLUMNS)
@@ -78,6 +80,12 @@ def _replica_fields(result: Optional[ClaimResult]) -> dict:
             "interval": part.interval if part else "", "n": int(result.n), "stability": result.stability}
 
 
+def _bounds(part: Optional[Part]) -> dict[str, float]:
+    """The deciding sub-claim's thresholds as ``bound_low``, ``bound_high``."""
+    bounds = bounds_of(part.judge) if part is not None else ()
+    return {"bound_low": bounds[0] if bounds else math.nan, "bound_high": bounds[-1] if bounds else math.nan}
+
+
 def verdict_frame(results: dict[int, ClaimResult], replicas: Optional[Replicas] = None) -> pd.DataFrame:
     """One row per claim, columns ``RESULT_COLUMNS``: the deciding part's value, interval and n,
     the reported and would-be verdicts, the stability and every part; then each replica's
@@ -91,6 +99,7 @@ def verdict_frame(results: dict[int, ClaimResult], replicas: Optional[Replicas] 
                      "parts": _parts_summary(result.parts), "deciding": part.name if part else "",
                      "value": result.value, "ci_low": result.ci_low, "ci_high": result.ci_high,
                      "adj_low": part.adj_low if part else math.nan, "adj_high": part.adj_high if part else math.nan,
+                     **_bounds(part),
                      "confidence": part.confidence if part else math.nan,
                      "p_adjusted": part.p_adjusted if part else math.nan,
                      "interval": part.interval if part else "", "n": int(result.n),

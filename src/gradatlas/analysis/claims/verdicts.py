@@ -51,19 +51,33 @@ def verdict_within(low, high, tolerance: float):
     return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
 
 
+def with_bounds(judge: Judge, *bounds: float) -> Judge:
+    """``judge`` carrying the thresholds it compares with as ``judge.bounds`` (ascending), so
+    that a table or the forest plot can draw them beside the interval."""
+    judge.bounds = tuple(sorted(float(b) for b in set(bounds)))  # type: ignore[attr-defined]
+    return judge
+
+
+def bounds_of(judge: Optional[Judge]) -> tuple[float, ...]:
+    """The thresholds a rule compares with (empty where it states none)."""
+    return tuple(getattr(judge, "bounds", ()))
+
+
 def above(support: float, contradict: Optional[float] = None) -> Judge:
     """The rule 'supported if the interval lies above ``support``' (see ``verdict_above``)."""
-    return lambda value, low, high: verdict_above(low, high, support, contradict)
+    return with_bounds(lambda value, low, high: verdict_above(low, high, support, contradict),
+                       support, support if contradict is None else contradict)
 
 
 def below(support: float, contradict: Optional[float] = None) -> Judge:
     """The rule 'supported if the interval lies below ``support``' (see ``verdict_below``)."""
-    return lambda value, low, high: verdict_below(low, high, support, contradict)
+    return with_bounds(lambda value, low, high: verdict_below(low, high, support, contradict),
+                       support, support if contradict is None else contradict)
 
 
 def within(tolerance: float) -> Judge:
     """The equivalence rule of ``verdict_within``."""
-    return lambda value, low, high: verdict_within(low, high, tolerance)
+    return with_bounds(lambda value, low, high: verdict_within(low, high, tolerance), -tolerance, tolerance)
 
 
 def reported(value, low, high):
@@ -79,7 +93,7 @@ def between(small: float, big: float) -> Judge:
         inside = (low > small) & (high < big)
         outside = (value <= small) | (value >= big)
         return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
-    return judge
+    return with_bounds(judge, small, big)
 
 
 def censored_between(small: float, big: float, resolution: float) -> Judge:
@@ -92,7 +106,7 @@ def censored_between(small: float, big: float, resolution: float) -> Judge:
         inside = (low > small * resolution) & (high < big / resolution)
         outside = (value <= small / resolution) | (value >= big * resolution)
         return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
-    return judge
+    return with_bounds(judge, small, big)
 
 
 def exactly_zero(peak):
