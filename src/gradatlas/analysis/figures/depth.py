@@ -21,11 +21,14 @@ def backprop_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.Dat
     """The paper's caption of ``backprop_norm_vs_layer``: the depth drawn and the diverged runs."""
     depth_runs = levels.study_rows(runs, STUDY)
     depth = levels.fmt(depth_runs["depth"].max()) if not depth_runs.empty else "--"
+    drawn = depth_runs[depth_runs["depth"] == depth_runs["depth"].max()] if not depth_runs.empty else depth_runs
     return (
         r"Backpropagated gradient norm $\lVert\partial\ell/\partial z_l\rVert$ against layer $l$ (0 = input "
         f"side) at initialization and at the last probed step, per activation and initializer (study "
-        f"\\texttt{{depth\\_activation\\_init}}, depth {depth}; mean over seeds, band min--max). Log scale."
-        + (levels.diverged_text(depth_runs) if not depth_runs.empty else ""))
+        f"\\texttt{{depth\\_activation\\_init}}, depth {depth}; mean over seeds, band min--max). Log scale; "
+        "the initializers are coloured by the weight variance they give a square layer (LeCun, Xavier and "
+        "orthogonal: $\\sigma_w^2 = 1$; He: $\\sigma_w^2 = 2$; PyTorch's default: $1/3$), told apart by line style."
+        + (levels.diverged_text(drawn, marked=False) if not drawn.empty else ""))
 
 
 @figure(width=DOUBLE_COLUMN, studies=(STUDY,), caption=backprop_caption,
@@ -67,7 +70,8 @@ def backprop_norm_vs_layer(layers: pd.DataFrame, *, study: str = STUDY,
             panel = rows[rows["activation"] == act]
             for init in inits:
                 plot.mean_line(ax, panel[panel["init"] == init], "layer", "value", label=str(init),
-                               color=style.color("init", init, inits))
+                               color=style.color("init", init, inits), linestyle=style.linestyle("init", init),
+                               marks=False)
             if panel.empty:
                 style.note(ax, "no rows")
             ax.set_title(f"{act}, {when}", fontsize=7)
@@ -75,8 +79,9 @@ def backprop_norm_vs_layer(layers: pd.DataFrame, *, study: str = STUDY,
             ax.set_ylabel(f"{levels.quantity_label(quantity)}\n({when})" if col == 0 else "")
             ax.set_yscale("log")
     style.share(axes, x=True, y=True)
-    style.fig_legend(fig, [style.line_handle(str(i), style.color("init", i, inits), marker="o") for i in inits],
-                     title=f"initializer (depth {levels.fmt(depth)})")
+    style.fig_legend(fig, [style.line_handle(str(i), style.color("init", i, inits), style.linestyle("init", i),
+                                             marker="o") for i in inits],
+                     title=f"initializer (depth {levels.fmt(depth)}; colour: the weight variance it gives)")
     return fig
 
 
@@ -99,8 +104,9 @@ def accuracy_heatmap(runs: pd.DataFrame, *, study: str = STUDY, value: str = "te
 
     Each cell is the mean of ``value`` over the seeds of that cell with a finite value
     (diverged runs without a test metric are left out); an empty cell means no such run.
-    Accuracy uses a 0..1 colour scale, other metrics the data's range; the panel title
-    gives the chance level from the runs' ``chance`` column.
+    The colour scale runs from chance (accuracy; the data's lowest cell for other metrics) to
+    the best cell, every cell printed; the panel title gives the chance level from the runs'
+    ``chance`` column.
     """
     import seaborn as sns
 
@@ -116,19 +122,22 @@ def accuracy_heatmap(runs: pd.DataFrame, *, study: str = STUDY, value: str = "te
     depths = sorted(part["depth"].unique())
     table = part.pivot_table(index=["depth", "activation"], columns="init", values=value, aggfunc="mean")
     accuracy = levels.is_accuracy(part)
-    vmin, vmax = (0.0, 1.0) if accuracy else (float(part[value].min()), float(part[value].max()))
+    chance = part["chance"].mean() if "chance" in part else np.nan
+    # The colour scale spans what the cells hold, from chance (accuracy) to the best cell: a 0-1
+    # scale would spend most of its colours on accuracies no cell reaches.
+    low = chance if accuracy and np.isfinite(chance) else float(np.nanmin(table.to_numpy()))
+    vmin, vmax = min(low, float(np.nanmin(table.to_numpy()))), float(np.nanmax(table.to_numpy()))
     if annotate is None:
-        annotate = len(acts) * len(inits) <= 30
+        annotate = True  # every cell's number: the colour alone cannot be read to two digits
     ncols = min(ncols, len(depths))
     nrows = math.ceil(len(depths) / ncols)
     fig, axes = style.figure(nrows, ncols, width, row_height=0.2 * len(acts) + 0.9, sharex=False, sharey=False)
     label = levels.metric_label(part)
-    chance = part["chance"].mean() if "chance" in part else np.nan
     for index, depth in enumerate(depths):
         ax = axes.flat[index]
         grid = table.loc[depth].reindex(index=acts, columns=inits)
         sns.heatmap(grid, ax=ax, vmin=vmin, vmax=vmax, cmap=style.HEATMAP_CMAP, annot=annotate, fmt=".2f",
-                    annot_kws={"fontsize": 6}, cbar=False, linewidths=0.5, linecolor="white", square=False)
+                    annot_kws={"fontsize": 5}, cbar=False, linewidths=0.5, linecolor="white", square=False)
         title = f"depth {levels.fmt(depth)}"
         if np.isfinite(chance):
             title += f" (chance {chance:.2g})"

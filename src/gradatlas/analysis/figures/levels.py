@@ -120,9 +120,11 @@ def listing(values: Iterable[Any]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def diverged_text(runs: pd.DataFrame) -> str:
-    """A caption's sentence on the diverged runs among ``runs``."""
+def diverged_text(runs: pd.DataFrame, marked: bool = True) -> str:
+    """A caption's sentence on the diverged runs among ``runs`` (``marked``: the figure draws
+    them as x; otherwise they are only counted)."""
     k = int((runs["status"].astype(str) == "diverged").sum()) if "status" in runs else 0
     if not k:
         return " No run diverged."
-    return f" {k} run{'s' if k != 1 else ''} diverged: left out of the means, drawn as x."
+    return (f" {k} run{'s' if k != 1 else ''} diverged: left out of the means"
+            + (", drawn as x." if marked else " and not drawn."))

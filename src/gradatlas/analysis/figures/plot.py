@@ -23,18 +23,19 @@ from gradatlas.analysis.figures.levels import fmt
 
 
 def mean_line(ax: Axes, part: pd.DataFrame, x: str, y: str, *, label: str, color: Any,
-              linestyle: str = "-", marker: Optional[str] = "o", band: bool = True) -> None:
+              linestyle: str = "-", marker: Optional[str] = "o", band: bool = True, marks: bool = True) -> None:
     """One line: the mean of ``y`` per ``x`` over ``part``'s rows (seeds), shaded min..max.
 
     Aggregated here with one vectorized groupby rather than by seaborn's lineplot, which
     is two orders of magnitude slower on full-scale tables and would take the mean in log
     space on a log axis.
     """
+    show_marks = marks
     if "status" in part:
         diverged = part["status"].astype(str) == "diverged"
         marks = part.loc[diverged, [x, y]].astype(float)
         marks = marks[np.isfinite(marks[y])]
-        if not marks.empty:
+        if show_marks and not marks.empty:
             # A diverged run is a mark, never part of a mean; added as a plain artist so that its
             # values (slopes of 5e4) do not stretch the data limits over the lines that matter.
             ax.add_artist(Line2D(marks[x].to_numpy(), marks[y].to_numpy(), linestyle="none", marker="x",

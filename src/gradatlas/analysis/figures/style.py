@@ -22,7 +22,7 @@ from cycler import cycler  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from gradatlas.analysis.figures.levels import ORDERS  # noqa: E402
 from gradatlas.analysis.figures.spec import DOUBLE_COLUMN, SINGLE_COLUMN  # noqa: E402
@@ -68,17 +68,42 @@ _ACTIVATION_COLORS = {"sigmoid": 0, "tanh": 1, "relu": 2, "leaky_relu": 3, "prel
                       "silu": 7, "swish": 7, "gelu": 9, "linear": 8, "step": 8}
 
 
+# Every other factor's levels, each one colour in every figure. The baseline level of a factor
+# (no normalization, no clipping, the plain MLP, PyTorch's default init) is always grey; the
+# initializers are coloured by the weight variance they give a square layer (sigma_w^2 = 1:
+# LeCun, Xavier, orthogonal; 2: He), told apart within a group by line style (``linestyle``).
+BASELINE = "0.45"
+_SIGMA1, _SIGMA2 = "#1f78b4", "#e31a1c"
+FACTOR_COLORS: dict[str, dict[Any, Any]] = {
+    "init": {"default": BASELINE, "normal": "#a6761d", "lecun_normal": _SIGMA1, "xavier_normal": _SIGMA1,
+             "xavier_uniform": _SIGMA1, "orthogonal": _SIGMA1, "he_normal": _SIGMA2, "he_uniform": _SIGMA2},
+    "norm": {"none": BASELINE, "batch": "#6a3d9a", "layer": "#1b9e77"},
+    "clip": {"none": BASELINE, "norm": "#1f78b4", "value": "#e31a1c"},
+    "model": {"mlp": BASELINE, "resmlp": "#1b9e77", "rnn": "#b15928", "gru": "#6a3d9a", "lstm": "#ff7f00"},
+}
+FACTOR_LINESTYLES: dict[str, dict[Any, str]] = {
+    "init": {"lecun_normal": "-", "xavier_normal": "--", "xavier_uniform": "-.", "orthogonal": ":",
+             "he_normal": "-", "he_uniform": "--"},
+}
+
+
 def color(column: str, level: Any, levels: Sequence[Any]) -> Any:
-    """The colour of ``level``: fixed for known levels, by position among ``levels`` otherwise."""
+    """The colour of ``level``: fixed for every known level of a factor (``_ACTIVATION_COLORS``,
+    ``FACTOR_COLORS``), by position among ``levels`` for an ordered factor without fixed colours
+    (depth, width)."""
     palette = sns.color_palette(PALETTE)
-    known = ORDERS.get(column, [])
     if column == "activation" and level in _ACTIVATION_COLORS:
-        index = _ACTIVATION_COLORS[level]
-    elif level in known:
-        index = known.index(level)
-    else:
-        index = list(levels).index(level)
+        return palette[_ACTIVATION_COLORS[level]]
+    if level in FACTOR_COLORS.get(column, {}):
+        return FACTOR_COLORS[column][level]
+    known = ORDERS.get(column, [])
+    index = known.index(level) if level in known else list(levels).index(level)
     return palette[index % len(palette)]
+
+
+def linestyle(column: str, level: Any) -> str:
+    """The line style of ``level`` (levels sharing a colour differ by it); solid otherwise."""
+    return FACTOR_LINESTYLES.get(column, {}).get(level, "-")
 
 
 def sequential(levels: Sequence[Any]) -> dict[Any, Any]:
@@ -159,6 +184,9 @@ def tidy_log_axis(axis: Any, scale: str, limits: tuple[float, float]) -> None:
             lambda value, _pos: tick_label(value)
             if shown is None or round(value / 10 ** math.floor(math.log10(value)), 6) in shown else ""))
     else:
+        # At least a tick every few decades: the default leaves three ticks over thirty decades.
+        if decades > 6 and math.isfinite(decades):
+            axis.set_major_locator(LogLocator(base=10.0, numticks=8))
         axis.set_minor_formatter(NullFormatter())
 
 
