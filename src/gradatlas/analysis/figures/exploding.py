@@ -30,8 +30,9 @@ def clipping_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.Dat
     """The paper's caption of ``clipping``: how many of the runs diverged."""
     clip_runs = pd.concat([levels.study_rows(runs, study) for study in STUDIES])
     return (
-        "Training loss with and without gradient clipping (top; x: a diverged run's last finite loss) and the "
-        "share of diverged runs (bottom)" + (f"; {int((clip_runs['status'] == 'diverged').sum())} of "
+        "Training loss with and without gradient clipping (top; x: a diverged run's last finite loss; dotted: the "
+        "loss at chance), the share of runs that diverged (middle) and the share of the runs that did not diverge "
+        "but failed to train (bottom: final training loss above the initial one, or test skill at chance)" + (f"; {int((clip_runs['status'] == 'diverged').sum())} of "
                                              f"{len(clip_runs)} runs diverged." if not clip_runs.empty else "."))
 
 
@@ -62,7 +63,9 @@ def clipping(runs: pd.DataFrame, steps: Optional[pd.DataFrame] = None, *,
     present = [s for s in studies if s in set(part["study"])]
     clips = levels.order("clip", part["clip"])
     palette = {c: style.color("clip", c, clips) for c in clips}
-    fig, axes = style.figure(2, len(present), width, row_height=1.6)
+    from gradatlas.analysis.claims.measures import failed_to_train
+
+    fig, axes = style.figure(3, len(present), width, row_height=1.45)
     curves = pd.DataFrame()
     if steps is not None and len(steps):
         select.require_columns(steps, ("run", "step", "loss"), "clipping (steps)")
@@ -91,30 +94,53 @@ def clipping(runs: pd.DataFrame, steps: Optional[pd.DataFrame] = None, *,
             drawn = True
         if drawn:
             top.set_yscale("log")
+            chance = _chance_loss(hardest)
+            if chance is not None:
+                top.axhline(chance, color="black", linestyle=":", linewidth=0.8)
         else:
             style.note(top, "no step tables")
         top.set_title(title)
         top.set_xlabel("step")
         top.set_ylabel("training loss" if col == 0 else "")
-        # Divergence share per swept value and clipping mode.
-        bottom = axes[1, col]
+        # The share of runs that diverged, and of those that did not diverge but failed to train
+        # (the quantity that decides claim 8 beside divergence), per swept value and clipping mode.
         counted = rows[rows["status"].isin(["ok", "diverged"])].copy()
         counted["diverged"] = (counted["status"] == "diverged").astype(float)
+        # Older summaries without the training losses cannot say which runs failed to train.
+        known = {"final_train_loss", "first_loss", "test_metric", "chance", "metric"} <= set(counted.columns)
+        counted["failed"] = failed_to_train(counted).astype(float) if known else np.nan
         x = factor if factor is not None else "study"
         order = sorted(counted[x].unique()) if factor is not None else [study]
         counted["level"] = counted[x].map(levels.fmt)
-        if counted.empty:
-            style.note(bottom, "no finished runs")
-        else:
-            sns.barplot(data=counted, x="level", y="diverged", hue="clip", order=[levels.fmt(v) for v in order],
-                        hue_order=clips, palette=palette, estimator="mean", errorbar=None, ax=bottom, legend=False)
-            for container, clip in zip(bottom.containers, clips):
-                container.set_label(str(clip))
-                # A share of 0 is a bar of no height: print the values so it reads as 0, not missing.
-                bottom.bar_label(container, fmt="%.2g", fontsize=6, padding=1)
-        bottom.set_ylim(0, 1.05)
-        bottom.set_xlabel(factor if factor is not None else "")
-        bottom.set_ylabel("diverged (share of runs)" if col == 0 else "")
+        for row, (quantity, label, subset) in enumerate(
+                (("diverged", "diverged\n(share of runs)", counted),
+                 ("failed", "failed to train (share\nof runs not diverged)", counted[counted["diverged"] == 0])),
+                start=1):
+            ax = axes[row, col]
+            if subset.empty or subset[quantity].isna().all():
+                style.note(ax, "no finished runs" if subset.empty else "no training losses in the summary")
+            else:
+                sns.barplot(data=subset, x="level", y=quantity, hue="clip", order=[levels.fmt(v) for v in order],
+                            hue_order=clips, palette=palette, estimator="mean", errorbar=None, ax=ax, legend=False)
+                for container, clip in zip(ax.containers, clips):
+                    container.set_label(str(clip))
+                    # A share of 0 is a bar of no height: print the values so it reads as 0, not missing.
+                    ax.bar_label(container, fmt="%.2g", fontsize=6, padding=1)
+            ax.set_ylim(0, 1.15)
+            ax.set_xlabel(factor if factor is not None and row == 2 else "")
+            ax.set_ylabel(label if col == 0 else "")
     style.fig_legend(fig, [Patch(color=palette[c], label=str(c)) for c in clips] + [
-        style.line_handle("diverged", "0.3", "none", "x")], title="clipping")
+        style.line_handle("diverged", "0.3", "none", "x"), style.line_handle("chance loss", "black", ":")],
+        title="clipping")
     return fig
+
+
+def _chance_loss(runs: pd.DataFrame) -> Optional[float]:
+    """The training loss of a model at chance: ln(1 / chance accuracy) for cross-entropy, the
+    chance-level MSE for a regression task; None where the runs do not say."""
+    if "chance" not in runs or "metric" not in runs or runs.empty:
+        return None
+    chance, metric = float(runs["chance"].astype(float).mean()), str(runs["metric"].iloc[0])
+    if not np.isfinite(chance) or chance <= 0:
+        return None
+    return chance if metric == "mse" else float(np.log(1.0 / chance))

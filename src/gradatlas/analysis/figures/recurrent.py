@@ -43,6 +43,8 @@ def hidden_grad_vs_distance(timesteps: pd.DataFrame, *, study: str = "memory", q
     T is the last time step of the run. Rows are data sets, columns sequence lengths; solid
     lines at initialization (step 0), dashed at each run's last probed step; mean over seeds.
     """
+    from matplotlib.ticker import MaxNLocator
+
     from gradatlas.analysis.figures import plot, style
 
     part = select.rows(timesteps, "hidden_grad_vs_distance", study=study, quantity=quantity,
@@ -71,6 +73,7 @@ def hidden_grad_vs_distance(timesteps: pd.DataFrame, *, study: str = "memory", q
             if empty:
                 style.note(ax, "no rows")
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # distances are whole steps
             ax.set_title(f"{data}, T = {levels.fmt(length)}")
             ax.set_xlabel("distance T − t" if r == len(datas) - 1 else "")
             ax.set_ylabel(levels.quantity_label(quantity) if c == 0 else "")

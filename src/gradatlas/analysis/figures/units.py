@@ -14,8 +14,8 @@ from gradatlas.analysis.figures.spec import SINGLE_COLUMN, NoData, figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DEAD_VIEWS = (("dead_frac", "first", "dead at initialization (step 0)"),
-              ("died_frac", "last", "died during training (last probe)"))
+DEAD_VIEWS = (("dead_frac", "first", "dead at initialization"),
+              ("died_frac", "last", "died in training (last probe)"))
 
 
 def dying_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -35,6 +35,12 @@ def dead_units_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.D
         + ("; top: dead at initialization, bottom: died during training." if has_died else
            "; dead units at the last probe (this summary has no died\\_frac probe).")
         + (levels.diverged_text(dying) if not dying.empty else ""))
+
+
+# Per activation of a panel: its marker, and the factor by which its points are moved apart along
+# the log learning-rate axis.
+MARKERS = ("o", "s", "^", "D", "v")
+DODGE = 1.12
 
 
 @figure(width=SINGLE_COLUMN, studies=("dying_relu",), caption=dead_units_caption,
@@ -81,15 +87,20 @@ def dead_units_vs_lr(layers: pd.DataFrame, *, study: str = "dying_relu", max_col
             ax = grid[len(per_view) * block + v, col]
             ax.set_axis_on()
             panel = per_run[per_run["bias"].isna()] if levels.missing(bias) else per_run[per_run["bias"] == bias]
-            for act in acts:
-                plot.mean_line(ax, panel[panel["activation"] == act], "lr", "value", label=str(act),
-                               color=style.color("activation", act, acts))
+            for k, act in enumerate(acts):
+                # Dodged along the log axis and marked apart: two activations with equal shares
+                # (ReLU and leaky ReLU at zero) would otherwise draw one line over the other.
+                mine = panel[panel["activation"] == act]
+                mine = mine.assign(lr=mine["lr"].astype(float) * DODGE ** (k - (len(acts) - 1) / 2))
+                plot.mean_line(ax, mine, "lr", "value", label=str(act), color=style.color("activation", act, acts),
+                               marker=MARKERS[k % len(MARKERS)])
             plot.log_ticks_at(ax, every["lr"].unique())
             ax.set_ylim(-0.02, 1.02)
-            ax.set_title(f"bias init {levels.fmt(bias)}: {title}", fontsize=7)
+            ax.set_title(f"bias init {levels.fmt(bias)}:\n{title}", fontsize=7)
             ax.set_xlabel("learning rate")
             ax.set_ylabel("share of units\n(mean over layers)" if col == 0 else "")
-    style.fig_legend(fig, [style.line_handle(str(a), style.color("activation", a, acts), marker="o") for a in acts]
+    style.fig_legend(fig, [style.line_handle(str(a), style.color("activation", a, acts), marker=MARKERS[k % len(MARKERS)])
+                           for k, a in enumerate(acts)]
                      + [style.line_handle("diverged run", "0.3", "none", "x")], title="activation")
     return fig
 
