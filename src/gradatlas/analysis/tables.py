@@ -277,8 +277,10 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
     rows = []
     for row in parts.itertuples(index=False):
         role = "deciding" if row.deciding else ("decisive" if row.decisive else "reported")
-        verdict = escape_latex(row.verdict)
-        if isinstance(row.unadjusted, str) and row.unadjusted and row.unadjusted != row.verdict:
+        # A reported part never votes: it has no verdict to print (an "inconclusive" beside an
+        # R^2 of 1.00 would read as a judgement of it).
+        verdict = escape_latex(row.verdict) if row.decisive else MISSING
+        if row.decisive and isinstance(row.unadjusted, str) and row.unadjusted and row.unadjusted != row.verdict:
             verdict += f" ({escape_latex(row.unadjusted)})"
         replica = getattr(row, "replica", "")
         rows.append([

@@ -14,15 +14,27 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+# float32's smallest normal number: a gradient at or below it has underflowed (numpy's finfo, not
+# torch's, so that the figures import no torch).
+FLOAT32_SMALLEST_NORMAL = float(np.finfo(np.float32).tiny)
+
+
 def normalization_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> str:
     """The paper's caption of ``normalization_effect``: the activations and depths drawn."""
     norm_runs = levels.study_rows(runs, "normalization")
+    underflows = 0
+    if layers is not None and len(layers) and not norm_runs.empty:
+        first = layers[(layers["quantity"].astype(str) == "backprop_norm") & (layers["layer"] == 0)
+                       & (layers["step"] == 0) & layers["run"].astype(str).isin(norm_runs["run"].astype(str))]
+        underflows = int((first["value"].astype(float) <= FLOAT32_SMALLEST_NORMAL).sum())
     return (
         "First-layer backpropagated norm at initialization (top, log scale) and test accuracy (bottom) per "
         "normalization" + (f", for {levels.listing(levels.order('activation', norm_runs['activation'].unique()))} "
                            f"at depth {levels.listing(sorted(norm_runs['depth'].unique()))}"
                            if not norm_runs.empty else "")
-        + " (study \\texttt{normalization}; mean over seeds, whiskers min--max)."
+        + " (study \\texttt{normalization}; mean over seeds, whiskers min--max; a gradient at or below float32's "
+           "smallest normal number is an underflow, left out of the means and marked by a triangle at the axis' foot"
+        + (f": {underflows} runs" if underflows else ": none") + ")."
         + (levels.diverged_text(norm_runs) if not norm_runs.empty else ""))
 
 
@@ -72,7 +84,7 @@ def normalization_effect(runs: pd.DataFrame, layers: pd.DataFrame, *, study: str
                 style.note(ax, "no rows")
                 continue
             if row == 0:
-                plot.dodged_points(ax, panel, "activation", y, "norm", acts, norms, palette)
+                plot.dodged_points(ax, panel, "activation", y, "norm", acts, norms, palette, floor=FLOAT32_SMALLEST_NORMAL)
             else:
                 sns.barplot(data=panel, x="activation", y=y, hue="norm", order=acts, hue_order=norms,
                             palette=palette, estimator="mean", errorbar=("pi", 100), err_kws={"linewidth": 0.8},

@@ -57,20 +57,32 @@ def mean_line(ax: Axes, part: pd.DataFrame, x: str, y: str, *, label: str, color
 
 
 def dodged_points(ax: Axes, frame: pd.DataFrame, x: str, y: str, hue: str, order: Sequence[Any],
-                  hue_order: Sequence[Any], palette: dict[Any, Any]) -> None:
+                  hue_order: Sequence[Any], palette: dict[Any, Any], floor: Optional[float] = None) -> int:
     """Per category of ``x`` (at 0, 1, ... as seaborn places them) and ``hue`` level, a point at
-    the mean of ``y`` with a whisker min..max; hue levels side by side like seaborn's bars."""
-    stats = frame.groupby([hue, x])[y].agg(["mean", "min", "max"])
+    the mean of ``y`` with a whisker min..max; hue levels side by side like seaborn's bars.
+
+    With ``floor`` (e.g. float32's smallest normal number), values at or below it are an
+    underflow, not a measurement: they are left out of the means and marked by a triangle at
+    the bottom of the axis. Returns how many values were.
+    """
+    under = frame[y].astype(float) <= floor if floor is not None else pd.Series(False, index=frame.index)
+    stats = frame[~under].groupby([hue, x])[y].agg(["mean", "min", "max"])
     width = 0.8 / max(len(hue_order), 1)
+    floored = frame[under].groupby([hue, x]).size()
     for k, level in enumerate(hue_order):
+        xs = np.arange(len(order)) - 0.4 + width * (k + 0.5)
+        if level in floored.index.get_level_values(0):
+            hits = floored.loc[level].reindex(order).fillna(0).to_numpy() > 0
+            ax.plot(xs[hits], np.full(int(hits.sum()), 0.03), marker="v", linestyle="none", color=palette[level],
+                    transform=ax.get_xaxis_transform(), label=f"_{level} underflow")
         if level not in stats.index.get_level_values(0):
             continue
         part = stats.loc[level].reindex(order)
-        xs = np.arange(len(order)) - 0.4 + width * (k + 0.5)
         ax.vlines(xs, part["min"], part["max"], color=palette[level], linewidth=0.8, label=f"_{level} range")
         ax.plot(xs, part["mean"].to_numpy(), marker="o", linestyle="none", color=palette[level], label=str(level))
     ax.set_xticks(np.arange(len(order)), [str(v) for v in order])
     ax.set_xlim(-0.5, len(order) - 0.5)
+    return int(under.sum())
 
 
 def log_ticks_at(ax: Axes, values: Sequence[float]) -> None:
