@@ -624,7 +624,7 @@ def test_the_registry_keeps_the_order_of_the_caption_macros():
     # numbers.tex holds one caption macro per figure in registry order; the archived full scale
     # rebuilds it byte for byte, so the order is part of the contract.
     assert list(FIGURES) == [
-        "activation_gallery", "backprop_norm_vs_layer", "accuracy_heatmap", "normalization_effect",
+        "activation_gallery", "backprop_norm_vs_layer", "accuracy_heatmap", "backprop_over_training", "normalization_effect",
         "residual_vs_plain", "hidden_grad_vs_distance", "clipping", "dead_units_vs_lr", "prelu_slope",
         "selu_statistics", "theory_vs_measurement", "theory_beyond_meanfield", "recurrent_gain_factor",
         "fluctuation_vs_beta", "norm_rate_vs_batch", "jacobian_spectra", "gradient_correlation_vs_depth",

@@ -154,3 +154,84 @@ def accuracy_heatmap(runs: pd.DataFrame, *, study: str = STUDY, value: str = "te
     fig.colorbar(axes.flat[0].collections[0], ax=list(axes.flat[:len(depths)]), label=label, shrink=0.9,
                  aspect=30)
     return fig
+
+
+# The initializers of the layer x step heatmaps: the textbook's pair, PyTorch's default and He.
+HEATMAP_INITS = ("default", "he_normal")
+
+
+def backprop_over_training_caption(runs: pd.DataFrame, layers: pd.DataFrame, timesteps: pd.DataFrame) -> str:
+    """The paper's caption of ``backprop_over_training``: the depth and seeds drawn."""
+    part = levels.study_rows(runs, STUDY)
+    depth = levels.fmt(part["depth"].max()) if not part.empty else "--"
+    seeds = f"{part['seed'].nunique()} seeds" if not part.empty else "seeds"
+    return ("The backpropagated norm over layers and training, study \\texttt{depth\\_activation\\_init} at depth "
+            f"{depth}: per activation (columns) and initializer (rows: PyTorch's default, He normal), "
+            r"$\log_{10}\lVert\partial\ell/\partial z_l\rVert$ of each hidden layer (y, input side at the bottom) at "
+            f"every probed step (x, logarithmic: step + 1), the mean over {seeds} that did not diverge; one colour "
+            "scale for all panels.")
+
+
+@figure(width=DOUBLE_COLUMN, studies=(STUDY,), caption=backprop_over_training_caption,
+        report="Layer x training-step heatmaps of the backpropagated norm (log10) per activation, PyTorch's default "
+               "and He initialization, deepest net of study depth_activation_init.")
+def backprop_over_training(runs: pd.DataFrame, layers: pd.DataFrame, *, study: str = STUDY,
+                           width: Optional[float] = DOUBLE_COLUMN) -> Figure:
+    """Per activation and initializer of ``HEATMAP_INITS``: log10 backprop norm over (step, layer)."""
+    import matplotlib as mpl
+
+    from gradatlas.analysis.figures import style
+
+    chosen = levels.study_rows(runs, study)
+    if chosen.empty or layers is None or len(layers) == 0:
+        raise NoData(f"backprop_over_training: no runs of study {study!r}")
+    chosen = chosen[(chosen["depth"] == chosen["depth"].max()) & chosen["init"].isin(HEATMAP_INITS)]
+    chosen = chosen[chosen["status"].astype(str) != "diverged"] if "status" in chosen else chosen
+    wanted = layers[(layers["quantity"].astype(str) == "backprop_norm")
+                    & ~layers["name"].astype(str).isin(["head", "input", "stem"])
+                    & layers["run"].astype(str).isin(chosen["run"].astype(str))]
+    if wanted.empty:
+        raise NoData(f"backprop_over_training: no backprop norms in study {study!r}")
+    by_run = chosen.assign(run=chosen["run"].astype(str)).set_index("run")
+    runs_of = wanted["run"].astype(str)
+    values = wanted["value"].astype(float)
+    frame = wanted.assign(activation=runs_of.map(by_run["activation"]).to_numpy(),
+                          init=runs_of.map(by_run["init"]).to_numpy(),
+                          log_norm=np.log10(values.where(values > 0)))
+    acts = levels.order("activation", frame["activation"])
+    inits = [i for i in HEATMAP_INITS if (frame["init"] == i).any()]
+    grid = frame.groupby(["init", "activation", "layer", "step"])["log_norm"].mean()
+    finite = grid[np.isfinite(grid)]
+    norm = mpl.colors.Normalize(vmin=float(finite.min()), vmax=float(finite.max()))
+    fig, axes = style.figure(len(inits), len(acts), width, row_height=1.25, extra_height=0.5)
+    mesh = None
+    for r, init in enumerate(inits):
+        for c, act in enumerate(acts):
+            ax = axes[r, c]
+            if (init, act) not in grid.index.droplevel([2, 3]):
+                style.note(ax, "no runs")
+                continue
+            panel = grid.loc[(init, act)].unstack("step")
+            steps = panel.columns.to_numpy(dtype=float) + 1.0
+            mesh = ax.pcolormesh(_edges(steps), np.arange(len(panel.index) + 1) - 0.5, panel.to_numpy(),
+                                 norm=norm, cmap=style.HEATMAP_CMAP, shading="flat")
+            ax.set_xscale("log")
+            ax.set_title(f"{act}" if r == 0 else "", fontsize=7)
+            ax.set_ylabel(f"{init}\nlayer" if c == 0 else "")
+            ax.set_xlabel("step + 1" if r == len(inits) - 1 else "")
+            ax.tick_params(labelsize=5.5)
+            if c:
+                ax.tick_params(labelleft=False)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=list(axes.flat), label=r"$\log_{10}\|\partial\ell/\partial z_l\|$",
+                     shrink=0.9, aspect=30)
+    return fig
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges around positive centres on a log axis (geometric midpoints, the ends mirrored)."""
+    logs = np.log(centres)
+    mids = (logs[1:] + logs[:-1]) / 2 if len(logs) > 1 else np.array([])
+    first = logs[0] - (mids[0] - logs[0] if len(mids) else 0.5)
+    last = logs[-1] + (logs[-1] - mids[-1] if len(mids) else 0.5)
+    return np.exp(np.concatenate([[first], mids, [last]]))
