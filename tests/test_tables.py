@@ -304,3 +304,42 @@ def test_sensitivity_table_leaves_out_claims_without_data_in_one_long_table():
     assert r"T\_5" not in tex and r"T\_4" in tex
     assert tex.count(r"\begin{longtable}") == 1 and len(header_and_rows(tex)[1]) == 5
     assert r"\num{0.1} (open) to \num{0.3} (then mixed)" in tex
+
+
+def test_claim_macros_print_each_claims_verdict_value_and_sentence():
+    tex = tables.claim_macros(verdicts_frame())
+    assert r"\newcommand{\GAClaimOneVerdict}{supported}" in tex
+    assert r"\newcommand{\GAClaimOneValue}{\num{0.142} [\num{0.11}, \num{0.17}]}" in tex
+    assert r"\newcommand{\GAClaimThreeStability}{0.62}" in tex
+    sentences = {line.split("}{", 1)[0]: line for line in tex.splitlines() if "Sentence}" in line}
+    one = sentences[r"\newcommand{\GAClaimOneSentence"]
+    assert r"\textbf{Claim 1, Sigmoid gradients\_vanish: supported} (stability 0.97)" in one
+    assert "Decisive sub-claims: 2 supported" in one and r"Deciding: per-layer factor (50\% of layers)" in one
+    # An unstable verdict says what it would be; a would-be mixed claim names both sides.
+    three = sentences[r"\newcommand{\GAClaimThreeSentence"]
+    assert "inconclusive (unstable; would be mixed)" in three
+    assert r"Contradicted: b $-1$ [\num{-2.5}, \num{-0.2}]; supported: a \num{2.5} [\num{1.5}, \num{3.5}]" in three
+    # A claim without data prints no deciding value.
+    two = sentences[r"\newcommand{\GAClaimTwoSentence"]
+    assert "no data at this scale" in two and "Deciding" not in two
+
+
+def test_setup_numbers_count_each_stacks_wall_time_once():
+    from gradatlas.analysis.commands import setup_numbers
+
+    runs = pd.DataFrame({"stack_id": ["a", "a", "a", "b"], "wall_time_s": [3600.0, 3600.0, 3600.0, 1800.0],
+                         "width": [64.0, 64.0, 128.0, 64.0], "depth": [2.0, 4.0, 4.0, 30.0],
+                         "epochs": [20.0] * 4, "batch_size": [128.0] * 4, "optimizer": ["sgd", "sgd", "adam", "sgd"],
+                         "lr": [0.01, 0.1, 0.001, 0.5], "study": ["s"] * 4})
+    numbers = setup_numbers(runs)
+    assert numbers["GACoreHours"] == 1.5 and numbers["GANumStacks"] == 2
+    assert numbers["GAWidths"] == "64, 128" and (numbers["GADepthMin"], numbers["GADepthMax"]) == (2, 30)
+    assert numbers["GAOptimizers"] == "Adam, SGD" and (numbers["GALrMin"], numbers["GALrMax"]) == (0.001, 0.5)
+
+
+def test_the_verification_paragraph_quotes_the_report_or_says_none_is_on_record():
+    from gradatlas.workflow.verify import verification_text
+
+    assert "No verification of these runs is on record" in verification_text(None)
+    text = verification_text({"sample": 10})
+    assert r"\GAVerifyIdentical{} were identical" in text and r"\num{1e-05}" in text

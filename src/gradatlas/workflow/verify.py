@@ -322,7 +322,7 @@ def tex_macros(report: dict[str, Any] | None) -> str:
 
 
 def verification_text(report: dict[str, Any] | None) -> str:
-    """``\GAVerificationText``: the reproducibility section's paragraph on the last verification
+    """``\\GAVerificationText``: the reproducibility section's paragraph on the last verification
     (LaTeX), so that the prose prints what is on record and never types a count."""
     if report is None:
         body = (r"No verification of these runs is on record: \texttt{snakemake verify -{}-cores 2 -{}-config "
