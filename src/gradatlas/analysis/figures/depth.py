@@ -187,17 +187,11 @@ def backprop_over_training(runs: pd.DataFrame, layers: pd.DataFrame, *, study: s
         raise NoData(f"backprop_over_training: no runs of study {study!r}")
     chosen = chosen[(chosen["depth"] == chosen["depth"].max()) & chosen["init"].isin(HEATMAP_INITS)]
     chosen = chosen[chosen["status"].astype(str) != "diverged"] if "status" in chosen else chosen
-    wanted = layers[(layers["quantity"].astype(str) == "backprop_norm")
-                    & ~layers["name"].astype(str).isin(["head", "input", "stem"])
-                    & layers["run"].astype(str).isin(chosen["run"].astype(str))]
-    if wanted.empty:
+    frame = select.hidden_rows_of(layers, chosen, ("activation", "init"), ("backprop_norm",))
+    if frame.empty:
         raise NoData(f"backprop_over_training: no backprop norms in study {study!r}")
-    by_run = chosen.assign(run=chosen["run"].astype(str)).set_index("run")
-    runs_of = wanted["run"].astype(str)
-    values = wanted["value"].astype(float)
-    frame = wanted.assign(activation=runs_of.map(by_run["activation"]).to_numpy(),
-                          init=runs_of.map(by_run["init"]).to_numpy(),
-                          log_norm=np.log10(values.where(values > 0)))
+    values = frame["value"].astype(float)
+    frame = frame.assign(log_norm=np.log10(values.where(values > 0)))
     acts = levels.order("activation", frame["activation"])
     inits = [i for i in HEATMAP_INITS if (frame["init"] == i).any()]
     grid = frame.groupby(["init", "activation", "layer", "step"])["log_norm"].mean()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
 
-from gradatlas.analysis.figures import levels
+from gradatlas.analysis.figures import levels, select
 from gradatlas.analysis.figures.spec import DOUBLE_COLUMN, NoData, figure
 
 if TYPE_CHECKING:
@@ -51,14 +51,10 @@ def saturation_during_training(runs: pd.DataFrame, layers: pd.DataFrame, *, stud
         raise NoData(f"saturation_during_training: no runs of study {study!r}")
     chosen = chosen[chosen["status"].astype(str) == "ok"] if "status" in chosen else chosen
     inits = levels.order("init", chosen["init"])
-    wanted = layers[layers["run"].astype(str).isin(chosen["run"].astype(str))
-                    & ~layers["name"].astype(str).isin(["head", "input"])]
-    if wanted.empty:
+    frame = select.hidden_rows_of(layers, chosen, ("activation", "init"))
+    if frame.empty:
         raise NoData(f"saturation_during_training: no probes of study {study!r}")
-    by_run = chosen.assign(run=chosen["run"].astype(str)).set_index("run")
-    runs_of = wanted["run"].astype(str)
-    frame = wanted.assign(activation=runs_of.map(by_run["activation"]).to_numpy(),
-                          init=runs_of.map(by_run["init"]).to_numpy(), x=wanted["step"].astype(float) + 1.0)
+    frame = frame.assign(x=frame["step"].astype(float) + 1.0)
     depth_levels = sorted(frame["layer"].unique())
     colors = style.sequential(depth_levels)
     fig, axes = style.figure(len(ROWS), len(inits), width, row_height=1.9)

@@ -67,3 +67,17 @@ def last_step_rows(frame: pd.DataFrame, by: Sequence[str] = ("run",)) -> pd.Data
     last = frame.groupby(list(by))["step"].transform("max")
     return frame[frame["step"] == last]
 
+
+
+def hidden_rows_of(layers: pd.DataFrame, runs: pd.DataFrame, factors: Sequence[str],
+                   quantities: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """The hidden-layer rows of ``layers`` that belong to ``runs`` (of ``quantities``, all when
+    None), each with the run's ``factors`` as columns (the head, stem and per-example rows left out)."""
+    keep = layers["run"].astype(str).isin(runs["run"].astype(str)) & ~layers["name"].astype(str).isin(
+        ["head", "input", "stem", "arc"])
+    if quantities is not None:
+        keep &= layers["quantity"].astype(str).isin(list(quantities))
+    wanted = layers[keep]
+    by_run = runs.assign(run=runs["run"].astype(str)).set_index("run")
+    runs_of = wanted["run"].astype(str)
+    return wanted.assign(**{factor: runs_of.map(by_run[factor]).to_numpy() for factor in factors})
