@@ -318,7 +318,7 @@ def test_claim_macros_print_each_claims_verdict_value_and_sentence():
     # An unstable verdict says what it would be; a would-be mixed claim names both sides.
     three = sentences[r"\newcommand{\GAClaimThreeSentence"]
     assert "inconclusive (unstable; would be mixed)" in three
-    assert r"Contradicted: b $-1$ [\num{-2.5}, \num{-0.2}]; supported: a \num{2.5} [\num{1.5}, \num{3.5}]" in three
+    assert r"Contradicted: b = $-1$ [\num{-2.5}, \num{-0.2}]; supported: a = \num{2.5} [\num{1.5}, \num{3.5}]" in three
     # A claim without data prints no deciding value.
     two = sentences[r"\newcommand{\GAClaimTwoSentence"]
     assert "no data at this scale" in two and "Deciding" not in two

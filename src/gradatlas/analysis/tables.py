@@ -626,7 +626,7 @@ def caption_macros(captions: Mapping[str, str], prefix: str = "GACaption") -> st
 
 
 def _deciding_text(name: Any, value: Any, low: Any, high: Any, method: Any = "") -> str:
-    return f"{escape_latex(name)} {value_with_ci(value, low, high, method=method or '')}"
+    return f"{escape_latex(name)} = {value_with_ci(value, low, high, method=method or '')}"
 
 
 def _verdict_words(verdict: str, would_be: Any) -> str:
