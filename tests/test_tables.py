@@ -250,6 +250,8 @@ def test_study_table_of_an_initialization_study_shows_no_results():
     runs = _loss_runs([2.3, 2.2]).assign(steps_done=1)
     tex = tables.study_table(runs, "s")
     assert "measures initialization" in tex and "accuracy" not in tex and r"\num{0.5" not in tex
+    header, rows = header_and_rows(tex)
+    assert header.endswith(r"& seeds \\") and "runs" not in header  # one run per seed: one count
 
 
 def test_integers_print_bare_in_every_table():

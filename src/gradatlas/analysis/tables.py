@@ -473,11 +473,13 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
         steps = int(summary["steps"].max())
         caption = caption or (f"Study \\texttt{{{name}}} measures initialization: its runs train {steps} "
                               f"step{'s' if steps != 1 else ''}, so it has no test results; per cell, the seeds "
-                              "and runs.")
-        header = [escape_latex(k) for k in keys] + ["seeds", "runs"]
-        rows = [[_cell_label(row[k]) for k in keys] + [str(int(row["seeds"])), str(int(row["runs"]))]
-                for row in summary.to_dict("records")]
-        columns = "@{}" + "l" * len(keys) + "rr@{}"
+                              "(and the runs, where a cell has more runs than seeds).")
+        # One count where every cell ran one run per seed (a column of "3 3" says nothing twice).
+        both = bool((summary["runs"] != summary["seeds"]).any())
+        header = [escape_latex(k) for k in keys] + (["seeds", "runs"] if both else ["seeds"])
+        rows = [[_cell_label(row[k]) for k in keys] + [str(int(row["seeds"]))]
+                + ([str(int(row["runs"]))] if both else []) for row in summary.to_dict("records")]
+        columns = "@{}" + "l" * len(keys) + ("rr" if both else "r") + "@{}"
     else:
         caption = caption or (f"Study \\texttt{{{name}}}: per cell, the test metric and the final training "
                               "loss over seeds, mean [95\\% interval] for 4 or more seeds, mean (range) for 2--3 "
