@@ -121,7 +121,7 @@ def _long_table(columns: str, header: Sequence[str], rows: list, caption: str, l
     repeated on every page (the appendix is set in one column, where longtable works)."""
     head = " & ".join(header) + r" \\"
     n = len(header)
-    lines = ["{" + size, r"\setlength{\tabcolsep}{3pt}", rf"\begin{{longtable}}{{{columns}}}",
+    lines = ["{" + size, r"\setlength{\tabcolsep}{2.5pt}", rf"\begin{{longtable}}{{{columns}}}",
              rf"\caption{{{caption}}}" + (rf"\label{{{label}}}" if label else "") + r" \\",
              r"\toprule", head, r"\midrule", r"\endfirsthead",
              rf"\multicolumn{{{n}}}{{@{{}}l}}{{\emph{{(continued)}}}} \\", r"\toprule", head, r"\midrule", r"\endhead",
@@ -297,7 +297,7 @@ def claim_parts_table(parts: pd.DataFrame, caption: str = PARTS_CAPTION, label: 
     if not rows:
         rows = [[MISSING] * 9]
     header = ["\\#", "Sub-claim", "Adjusted", f"{_CONFIDENCE_TEX}", "$n$", "$p_{adj}$", "Verdict", "Role", "Stab."]
-    columns = r"@{}r p{5.0cm} p{2.5cm} p{2.5cm} r r p{1.9cm} l r@{}"
+    columns = r"@{}r p{4.3cm} p{2.4cm} p{2.4cm} r r p{1.9cm} l r@{}"
     return _long_table(columns, header, rows, caption, label)
 
 
