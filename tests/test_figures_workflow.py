@@ -26,11 +26,12 @@ def smoke_tables(smoke):
     paths = layout.ScalePaths(smoke / "results", "smoke")
     runs, layers, timesteps = layout.read_summary(paths)
     steps = layout.read_steps(paths)
-    # The threshold-sensitivity figure draws the sensitivity part's table, as the workflow's
-    # figures step reads it (``analysis.write_figures``).
+    # The threshold-sensitivity figure draws the sensitivity part's table and the forest plot the
+    # ledger's claims table, as the workflow's figures step reads them (``analysis.write_figures``).
     return {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory.theory_table(runs, layers, timesteps),
-            "sensitivity": pd.read_parquet(paths.analysis("sensitivity"))}
+            "sensitivity": pd.read_parquet(paths.analysis("sensitivity")),
+            "claims": pd.read_parquet(paths.analysis("claims"))}
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
