@@ -97,27 +97,20 @@ def _per_seed(t: Tables, runs: pd.DataFrame, measure) -> pd.Series:
 def top_layer_parts(t: Tables, runs: pd.DataFrame, th: ThresholdValues, decisive: bool, label: str) -> list[Part]:
     """Sigmoid: how early the top layer falls below TOP_SATURATED, whether it is still there at the
     end, and the lower layers' mean and order at the end."""
-    def means(part: LayerArrays) -> pd.DataFrame:
-        return over_training(part, "act_mean")
-
-    def early(part, row) -> float:
-        frame = means(part)
-        if frame.empty:
-            return math.nan
-        return min(first_step_below(frame[frame.columns.max()], th.TOP_SATURATED) / float(row.steps), 1.0)
-
-    def at_end(part, row) -> pd.Series:
-        frame = means(part)
-        return frame.iloc[-1] if len(frame) else pd.Series(dtype=float)
-
-    top_end = _per_seed(t, runs, lambda p, r: float(at_end(p, r).iloc[-1]) if len(at_end(p, r)) else math.nan)
-    lower_excess = _per_seed(t, runs, lambda p, r: float(at_end(p, r).iloc[:-1].mean() - 0.5)
-                             if len(at_end(p, r)) > 1 else math.nan)
-    lower_order = _per_seed(t, runs, lambda p, r: layer_order(at_end(p, r).iloc[:-1].to_numpy())
-                            if len(at_end(p, r)) > 1 else math.nan)
+    # One pass per run: the act_mean pivot, read for the early step and the last probe's profile.
+    early, top_end, lower_excess, lower_order = [], [], [], []
+    for row in runs.itertuples(index=False):
+        frame = over_training(t.layers_of(row.run), "act_mean")
+        last = frame.iloc[-1] if len(frame) else pd.Series(dtype=float)
+        early.append(min(first_step_below(frame[frame.columns.max()], th.TOP_SATURATED) / float(row.steps), 1.0)
+                     if len(frame) else math.nan)
+        top_end.append(float(last.iloc[-1]) if len(last) else math.nan)
+        lower_excess.append(float(last.iloc[:-1].mean() - 0.5) if len(last) > 1 else math.nan)
+        lower_order.append(layer_order(last.iloc[:-1].to_numpy()) if len(last) > 1 else math.nan)
+    early, top_end, lower_excess, lower_order = (by_seed(runs, v) for v in (early, top_end, lower_excess, lower_order))
     return [
         seed_part(f"{label}: steps until the top hidden layer's mean activation falls below TOP_SATURATED, as a share "
-                  f"of training", _per_seed(t, runs, early), below(th.EARLY_SHARE), decisive=decisive,
+                  f"of training", early, below(th.EARLY_SHARE), decisive=decisive,
                   note="1 = never within the run"),
         seed_part(f"{label}: the top hidden layer's mean activation at the last step (still saturated)", top_end,
                   below(th.TOP_SATURATED), log=True, decisive=decisive),
@@ -143,6 +136,12 @@ def onset_part(t: Tables, runs: pd.DataFrame, th: ThresholdValues, decisive: boo
                           "left out", absent="no layer reached ONSET_SHARE")
 
 
+def first_variances(row, norms: np.ndarray) -> np.ndarray:
+    """Each recorded input's variance of the first pre-activation, std_1^2 ||x||^2 + sigma_b1^2."""
+    features, width, init = DATA_SHAPES[str(row.data)][0], int(row.width), str(row.init)
+    return inits.weight_std(init, features, width) ** 2 * norms + (bias_variance(init, features, None) or 0.0)
+
+
 def predicted_shares(row, part: LayerArrays) -> np.ndarray:
     """The mean field's saturated share of each hidden layer at step 0 (``theory.saturation``),
     from the run's recorded input norms; empty where it has none."""
@@ -150,11 +149,9 @@ def predicted_shares(row, part: LayerArrays) -> np.ndarray:
     shape = DATA_SHAPES.get(str(row.data))
     if len(norms) == 0 or shape is None:
         return np.zeros(0)
-    features, _ = shape
     width, init = int(row.width), str(row.init)
-    q_first = inits.weight_std(init, features, width) ** 2 * norms + (bias_variance(init, features, None) or 0.0)
-    return saturated_share(str(row.activation), weight_variance(init, width), q_first, int(row.depth),
-                           PROBE_SATURATION, bias_variance(init, width, None) or 0.0)
+    return saturated_share(str(row.activation), weight_variance(init, width), first_variances(row, norms),
+                           int(row.depth), PROBE_SATURATION, bias_variance(init, width, None) or 0.0)
 
 
 def share_error(part: LayerArrays, row) -> float:
@@ -187,25 +184,25 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
                  else missing("tanh, standard init: layers saturate from the first", "cells absent"))
     if len(tanh_norm):
         parts.append(onset_part(t, tanh_norm, th, False, "tanh, normalized init"))
-    for frame, label, judge, decisive in (
-            (tanh_norm, "tanh, normalized init: per-layer factor of the back-propagated norm at step 0 - 1",
+    for frame, label, offset, judge, decisive in (
+            (tanh_norm, "tanh, normalized init: per-layer factor of the back-propagated norm at step 0 - 1", 1.0,
              within(th.LEVEL_TOL), True),
             (tanh_std, "tanh, standard init: per-layer factor of the back-propagated norm at step 0 (shrinks toward "
-             "the input)", below(1.0 - th.LEVEL_TOL), True),
+             "the input)", 0.0, below(1.0 - th.LEVEL_TOL), True),
             (sigmoid_norm, "sigmoid, normalized init: per-layer factor at step 0 (the derivation assumes "
-             "phi'(0) = 1; sigmoid's is 1/4)", reported, False)):
+             "phi'(0) = 1; sigmoid's is 1/4)", 0.0, reported, False)):
         if frame.empty:
             parts.append(missing(label, "cells absent", decisive))
             continue
         factors, note = layer_factors(t, frame)
-        values = factors - 1.0 if "- 1" in label else factors
+        values = factors - offset
         values.attrs.update(factors.attrs)
         parts.append(seed_part(label, values, judge, decisive=decisive, note=join_notes(_factor_note(t, frame), note)))
     for cell, frame in runs.groupby("cell", sort=True):
         errors = _per_seed(t, frame, share_error)
         parts.append(seed_part(f"{cell}: largest |measured - mean-field| saturated share over the layers at step 0",
                                errors, below(th.SHARE_TOL),
-                               note=join_notes(_share_note(t, frame)), absent="no input norms recorded"))
+                               note=_share_note(t, frame), absent="no input norms recorded"))
     return parts
 
 
@@ -217,9 +214,9 @@ def _factor_note(t: Tables, frame: pd.DataFrame) -> str:
     shape = DATA_SHAPES.get(str(row.data))
     if len(norms) == 0 or shape is None:
         return ""
-    features, width, init = shape[0], int(row.width), str(row.init)
+    width, init = int(row.width), str(row.init)
     sigma_w2, sigma_b2 = weight_variance(init, width), bias_variance(init, width, None) or 0.0
-    q_first = inits.weight_std(init, features, width) ** 2 * norms + (bias_variance(init, features, None) or 0.0)
+    q_first = first_variances(row, norms)
     # iterated_factor starts at q_0 = sigma_w^2 m + sigma_b^2: the m that gives each example's q_0.
     predicted = iterated_factor(str(row.activation), sigma_w2, sigma_b2, (q_first - sigma_b2) / sigma_w2,
                                 int(row.depth))
