@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Mapping, Optional
+from typing import Callable, Hashable, Mapping, Optional, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from gradatlas.analysis import theory
+
+T = TypeVar("T")
 
 
 class Tables:
@@ -35,6 +37,8 @@ class Tables:
         self._layers_by_run: Optional[dict[str, theory.LayerArrays]] = None
         self._timesteps_by_run: Optional[dict[str, pd.DataFrame]] = None
         self._factor: dict[str, tuple[float, int]] = {}
+        self._quantities: Optional[frozenset[str]] = None
+        self._derived: dict[Hashable, object] = {}
 
     def renamed(self, studies: Mapping[str, str]) -> "Tables":
         """A view of the runs of ``studies`` (keys) under the names they map to, every other run
@@ -45,6 +49,7 @@ class Tables:
         view = copy.copy(self)
         runs = self.runs[self.runs["study"].isin(list(studies))] if "study" in self.runs else self.runs.iloc[0:0]
         view.runs = runs.assign(study=runs["study"].map(dict(studies))) if len(runs) else runs
+        view._derived = {}  # derived from the runs, which the view renames: not shared
         return view
 
     def has_study(self, study: str) -> bool:
@@ -130,7 +135,18 @@ class Tables:
 
     def has_quantity(self, quantity: str) -> bool:
         """Whether the layers table holds ``quantity`` at all (older summaries lack new probes)."""
-        return "quantity" in self.layers and bool((self.layers["quantity"].astype(str) == quantity).any())
+        if self._quantities is None:
+            found = self.layers["quantity"].unique() if "quantity" in self.layers else []
+            self._quantities = frozenset(str(q) for q in found)
+        return quantity in self._quantities
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per ``key`` for these tables: a table a claim derives from the runs
+        alone, whatever its thresholds (the sensitivity analysis evaluates each claim about a
+        hundred times). A renamed view has its own."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]  # type: ignore[return-value]
 
 
 _EMPTY_LAYERS = theory.LayerArrays.from_frame(pd.DataFrame(columns=["step", "layer", "name", "quantity", "value"]))

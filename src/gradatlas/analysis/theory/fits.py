@@ -8,7 +8,7 @@ arrays, so that many runs' fits do not index DataFrames.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
@@ -40,6 +40,10 @@ class LayerArrays:
     hidden: np.ndarray
     quantity: np.ndarray
     value: np.ndarray
+    # Profiles already computed, by (quantity, step): the sensitivity analysis re-evaluates every
+    # claim about 1,700 times on the same runs, and the string comparison over a run's rows was
+    # most of its time (measured: the full scale's sweep 10 min without the cache).
+    _profiles: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "LayerArrays":
@@ -59,6 +63,12 @@ class LayerArrays:
 
     def profile(self, quantity: str = "backprop_norm", step: Optional[int] = 0) -> pd.Series:
         """``quantity`` per hidden layer (index: layer) at ``step``; None: mean over steps."""
+        key = (quantity, step)
+        if key not in self._profiles:
+            self._profiles[key] = self._profile(quantity, step)
+        return self._profiles[key].copy()  # a copy: a caller may change what it gets
+
+    def _profile(self, quantity: str, step: Optional[int]) -> pd.Series:
         mask = self.hidden & (self.quantity == quantity)
         if step is not None:
             mask &= self.step == step

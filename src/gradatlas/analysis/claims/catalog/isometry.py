@@ -122,8 +122,11 @@ def spectra_parts(t: Tables, th: ThresholdValues) -> list[Part]:
     runs = t.select(STUDY)
     if runs.empty:
         return [missing("slope of Var/E^2 of the squared singular values over depth", f"no {STUDY} runs")]
-    layers = t.layers[t.layers["run"].astype(str).isin(set(runs["run"]))]
-    table = per_run(theory.spectra_table(runs, layers))
+
+    def spectra() -> pd.DataFrame:
+        return per_run(theory.spectra_table(runs, t.layers[t.layers["run"].isin(list(runs["run"]))]))
+
+    table = t.derived((STUDY, "spectra"), spectra)
     parts: list[Part] = []
     for init in INITS:
         for activation, gain in CRITICAL:
