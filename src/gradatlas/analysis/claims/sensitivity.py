@@ -14,6 +14,7 @@ value over which that verdict is unchanged; an end that reaches the search range
 from __future__ import annotations
 
 import math
+import multiprocessing
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -104,18 +105,38 @@ def claim_ranges(claim: Claim, tables: Tables, others: list[float], points: int 
     return out
 
 
-def ledger_ranges(claims: Iterable[Claim], tables: Tables, points: int = GRID_POINTS) -> list[StableRange]:
+def ledger_ranges(claims: Iterable[Claim], tables: Tables, points: int = GRID_POINTS,
+                  processes: int = 1) -> list[StableRange]:
     """The stable ranges of every threshold of every claim, the family fixed at the ledger's own
-    sub-claims (the p-values ``claims.ledger.evaluate`` gives them)."""
+    sub-claims (the p-values ``claims.ledger.evaluate`` gives them). With ``processes`` > 1 the
+    claims are spread over that many forked workers (the result is the same, in the same order)."""
     claims = list(claims)
     found = {c.id: c.sub_claims(tables) for c in claims}
     multiplicity.adjust([p for parts in found.values() if parts for p in parts])
     p_values = {cid: [p.p_value for p in multiplicity.family(parts)] if parts else [] for cid, parts in found.items()}
-    ranges = []
-    for claim in claims:
-        others = [p for cid, ps in p_values.items() if cid != claim.id for p in ps]
-        ranges += claim_ranges(claim, tables, others, points)
-    return ranges
+    jobs = [(claim, [p for cid, ps in p_values.items() if cid != claim.id for p in ps]) for claim in claims]
+    if processes <= 1 or len(jobs) <= 1:
+        return [r for claim, others in jobs for r in claim_ranges(claim, tables, others, points)]
+    global _JOBS
+    _JOBS = (jobs, tables, points)
+    # Forked, so that the workers share the loaded tables and the caches the ledger's own
+    # evaluation filled; the claims with the most thresholds first, one at a time, to balance.
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][0].thresholds))
+    try:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            done = dict(zip(order, pool.map(_claim_job, order, chunksize=1)))
+    finally:
+        _JOBS = None
+    return [r for i in range(len(jobs)) for r in done[i]]
+
+
+_JOBS: Optional[tuple[list[tuple[Claim, list[float]]], Tables, int]] = None
+
+
+def _claim_job(index: int) -> list[StableRange]:
+    jobs, tables, points = _JOBS  # type: ignore[misc]
+    claim, others = jobs[index]
+    return claim_ranges(claim, tables, others, points)
 
 
 def ranges_frame(ranges: Iterable[StableRange]) -> pd.DataFrame:

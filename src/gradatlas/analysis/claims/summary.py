@@ -4,6 +4,7 @@ timesteps and step tables, and the measured per-layer factor (cached)."""
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Callable, Hashable, Mapping, Optional, TypeVar
 
@@ -147,6 +148,16 @@ class Tables:
         if key not in self._derived:
             self._derived[key] = compute()
         return self._derived[key]  # type: ignore[return-value]
+
+
+def per_tables(function: Callable[..., T]) -> Callable[..., T]:
+    """``function(t, *args)`` computed once per ``Tables`` and ``args`` (``Tables.derived``): for a
+    measure of the runs alone, whatever the thresholds. The arguments must be hashable (run
+    names, quantities, numbers), and a caller must not change the result it is given back."""
+    @functools.wraps(function)
+    def cached(t: "Tables", *args: Hashable) -> T:
+        return t.derived((function.__module__, function.__qualname__, args), lambda: function(t, *args))
+    return cached
 
 
 _EMPTY_LAYERS = theory.LayerArrays.from_frame(pd.DataFrame(columns=["step", "layer", "name", "quantity", "value"]))

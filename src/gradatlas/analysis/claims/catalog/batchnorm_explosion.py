@@ -12,7 +12,7 @@ from gradatlas.analysis import theory
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import mlp_runs
 from gradatlas.analysis.claims.parts import Part, missing, seed_part
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, within
 
@@ -38,8 +38,10 @@ def predicted_factor(activation: str, norm: str, batch: int) -> float:
     return math.sqrt(theory.layernorm_chi(activation))
 
 
+@per_tables
 def factors(t: Tables) -> pd.DataFrame:
-    """One row per run: activation, norm, batch size, depth, seed, measured and predicted factor."""
+    """One row per run: activation, norm, batch size, depth, seed, measured and predicted factor
+    (once per summary; a caller must not change it)."""
     runs = mlp_runs(t, STUDY)
     rows = []
     for run in runs.itertuples(index=False):

@@ -57,23 +57,29 @@ def _decay(t: Tables, run: str, step: Optional[int], cap: float, counts: Counts)
 
 
 def _measure_decay(t: Tables, run: str, step: Optional[int], cap: float, counts: Counts) -> float:
-    part = t.timesteps_of(run)
-    if part.empty or step is None:
-        return math.nan
-    part = part[part["step"] == step]
-    quantity = part["quantity"].astype(str)
-    flagged = set(part.loc[(quantity == "underflow") & (part["value"] > 0), "t"])
-    counts.underflow += len(flagged)
-    norms = part[(quantity == "hidden_grad_norm") & ~part["t"].isin(flagged)]
-    if norms.empty:
-        return math.nan
-    series = norms.groupby("t")["value"].mean().sort_index()
-    value = log10_ratio(float(series.iloc[0]), float(series.iloc[-1]))
+    value, flagged = t.derived(("gated_rnns.decay", run, step), lambda: _uncapped_decay(t, run, step))
+    counts.underflow += flagged
     if math.isnan(value):
         return value
     counts.measured += 1
     counts.capped += value <= -cap
     return max(value, -cap)
+
+
+def _uncapped_decay(t: Tables, run: str, step: Optional[int]) -> tuple[float, int]:
+    """The decay before the cap, and how many time steps the ``underflow`` probe flagged: the
+    run's data alone, whatever the thresholds (cached per summary)."""
+    part = t.timesteps_of(run)
+    if part.empty or step is None:
+        return math.nan, 0
+    part = part[part["step"] == step]
+    quantity = part["quantity"].astype(str)
+    flagged = set(part.loc[(quantity == "underflow") & (part["value"] > 0), "t"])
+    norms = part[(quantity == "hidden_grad_norm") & ~part["t"].isin(flagged)]
+    if norms.empty:
+        return math.nan, len(flagged)
+    series = norms.groupby("t")["value"].mean().sort_index()
+    return log10_ratio(float(series.iloc[0]), float(series.iloc[-1])), len(flagged)
 
 
 def _last_timestep_step(t: Tables, run: str) -> Optional[int]:

@@ -18,7 +18,7 @@ import pandas as pd
 from gradatlas.analysis import intervals, theory
 from gradatlas.analysis.claims.claim import Claim
 from gradatlas.analysis.claims.parts import Part, fmt, join_notes, missing
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import verdict_below
 from gradatlas.analysis.theory.length_map import AT_FIXED_POINT
@@ -68,6 +68,18 @@ def _regimes(rows: pd.DataFrame) -> str:
                      for cell, part in rows.groupby("cell", sort=True))
 
 
+@per_tables
+def _theory_table(t: Tables) -> tuple[pd.DataFrame, int]:
+    """The theory table of the study's runs (``theory.theory_table_from_arrays``), underflowing
+    layers left out of the fits, and how many were (once per summary: about 1 s)."""
+    runs = t.select(STUDY)
+    arrays, flagged = {}, 0
+    for r in runs["run"]:
+        arrays[r], count = t.fit_layers(r)
+        flagged += count
+    return theory.theory_table_from_arrays(runs, arrays), flagged
+
+
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per activation: the per-example prediction in every cell (decisive), the fixed-point
     prediction in the cells at the fixed point (decisive) and where it misses (informational)."""
@@ -75,11 +87,7 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     name = "per-example prediction within TOL in every cell"
     if runs.empty:
         return [missing(name, f"no {STUDY} runs")]
-    arrays, flagged = {}, 0
-    for r in runs["run"]:
-        arrays[r], count = t.fit_layers(r)
-        flagged += count
-    table = theory.theory_table_from_arrays(runs, arrays)
+    table, flagged = _theory_table(t)
     if table.empty:
         return [missing(name, "no measurable factors")]
     note = f"{flagged} underflowing layer(s) left out of the fits" if flagged else ""

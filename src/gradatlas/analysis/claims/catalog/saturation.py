@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, layer_factors
 from gradatlas.analysis.claims.parts import Part, fmt, join_notes, missing, seed_part
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below, reported, within
 from gradatlas.analysis.theory.fits import LayerArrays, example_values
@@ -60,6 +60,12 @@ def over_training(part: LayerArrays, quantity: str) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame.pivot_table(index="step", columns="layer", values="value", aggfunc="mean").sort_index()
+
+
+@per_tables
+def _over_training(t: Tables, run: str, quantity: str) -> pd.DataFrame:
+    """``over_training`` of one run, once per summary (a threshold moves nothing in it)."""
+    return over_training(t.layers_of(run), quantity)
 
 
 def first_step_below(series: pd.Series, level: float) -> float:
@@ -100,7 +106,7 @@ def top_layer_parts(t: Tables, runs: pd.DataFrame, th: ThresholdValues, decisive
     # One pass per run: the act_mean pivot, read for the early step and the last probe's profile.
     early, top_end, lower_excess, lower_order = [], [], [], []
     for row in runs.itertuples(index=False):
-        frame = over_training(t.layers_of(row.run), "act_mean")
+        frame = _over_training(t, row.run, "act_mean")
         last = frame.iloc[-1] if len(frame) else pd.Series(dtype=float)
         early.append(min(first_step_below(frame[frame.columns.max()], th.TOP_SATURATED) / float(row.steps), 1.0)
                      if len(frame) else math.nan)
@@ -124,16 +130,20 @@ def top_layer_parts(t: Tables, runs: pd.DataFrame, th: ThresholdValues, decisive
 def onset_part(t: Tables, runs: pd.DataFrame, th: ThresholdValues, decisive: bool, label: str) -> Part:
     """tanh: Spearman's rho of the layer index and the step its saturated share reaches
     ONSET_SHARE (layers that never do share the last rank)."""
-    def order(part, row) -> float:
-        shares = over_training(part, "saturated_frac")
-        if shares.empty:
-            return math.nan
-        return layer_order(onset_steps(shares, th.ONSET_SHARE, float(row.steps) + 1.0))
-
+    orders = [_onset_order(t, row.run, th.ONSET_SHARE, float(row.steps) + 1.0) for row in runs.itertuples(index=False)]
     return seed_part(f"{label}: Spearman rho of layer index and the step its saturated share reaches ONSET_SHARE "
-                     f"(first layer first)", _per_seed(t, runs, order), above(th.ORDER_RHO), decisive=decisive,
+                     f"(first layer first)", by_seed(runs, orders), above(th.ORDER_RHO), decisive=decisive,
                      note="a layer that never reaches it ranks last; a seed none of whose layers reaches it is "
                           "left out", absent="no layer reached ONSET_SHARE")
+
+
+@per_tables
+def _onset_order(t: Tables, run: str, level: float, never: float) -> float:
+    """Spearman's rho of a run's layer index and the step its saturated share reaches ``level``."""
+    shares = _over_training(t, run, "saturated_frac")
+    if shares.empty:
+        return math.nan
+    return layer_order(onset_steps(shares, level, never))
 
 
 def first_variances(row, norms: np.ndarray) -> np.ndarray:
@@ -194,16 +204,22 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
         if frame.empty:
             parts.append(missing(label, "cells absent", decisive))
             continue
-        factors, note = layer_factors(t, frame)
-        values = factors - offset
-        values.attrs.update(factors.attrs)
-        parts.append(seed_part(label, values, judge, decisive=decisive, note=join_notes(_factor_note(t, frame), note)))
+        values, note = t.derived((STUDY, "factors", label), lambda frame=frame, offset=offset: _offset_factors(t, frame, offset))
+        parts.append(seed_part(label, values, judge, decisive=decisive, note=note))
     for cell, frame in runs.groupby("cell", sort=True):
-        errors = _per_seed(t, frame, share_error)
+        errors, note = t.derived((STUDY, "share_error", cell),
+                                 lambda frame=frame: (_per_seed(t, frame, share_error), _share_note(t, frame)))
         parts.append(seed_part(f"{cell}: largest |measured - mean-field| saturated share over the layers at step 0",
-                               errors, below(th.SHARE_TOL),
-                               note=_share_note(t, frame), absent="no input norms recorded"))
+                               errors, below(th.SHARE_TOL), note=note, absent="no input norms recorded"))
     return parts
+
+
+def _offset_factors(t: Tables, frame: pd.DataFrame, offset: float) -> tuple[pd.Series, str]:
+    """The per-layer factors of ``frame``'s runs at step 0 less ``offset``, and their note."""
+    factors, note = layer_factors(t, frame)
+    values = factors - offset
+    values.attrs.update(factors.attrs)
+    return values, join_notes(_factor_note(t, frame), note)
 
 
 def _factor_note(t: Tables, frame: pd.DataFrame) -> str:

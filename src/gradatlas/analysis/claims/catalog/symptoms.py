@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ from gradatlas.analysis import theory
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed, diverged_note, mlp_runs
 from gradatlas.analysis.claims.parts import Part, missing, seed_part, share_part
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below
 
@@ -48,7 +49,8 @@ THRESHOLDS = (UPDATE_VANISHED, UPDATE_MOVES, LOSS_FLAT, LOSS_MOVES, REGIME_GROWT
               GRAD_GROWTH_SUPPORT, GRAD_GROWTH_CONTRADICT, DIVERGED_SHARE)
 
 
-def _finite_probes(t: Tables, run: str) -> list[int]:
+@per_tables
+def _finite_probes(t: Tables, run: str) -> tuple[int, ...]:
     """The probed steps of a run, in order, up to its last one with finite weights and gradients."""
     part = t.layers_of(run)
     keep = part.hidden & np.isin(part.quantity, ["weight_norm", "weight_grad_norm"])
@@ -58,52 +60,67 @@ def _finite_probes(t: Tables, run: str) -> list[int]:
         if not np.all(np.isfinite(values)):
             break
         steps.append(int(step))
-    return steps
+    return tuple(steps)
+
+
+@per_tables
+def _run_growth(t: Tables, run: str, quantity: str) -> tuple[float, bool]:
+    """The largest ``quantity`` of a run (summed over hidden layers in quadrature) over the
+    probes up to the last finite one, over its value at step 0; and whether the run has no
+    finite probe after step 0 (then NaN)."""
+    steps = _finite_probes(t, run)
+    if len(steps) < 2 or steps[0] != 0:
+        return math.nan, True
+    totals = [float(np.sqrt(np.sum(t.profile(run, quantity, step).to_numpy(float) ** 2))) for step in steps]
+    return (max(totals[1:]) / totals[0] if totals[0] > 0 else math.nan), False
 
 
 def _growth(t: Tables, runs: pd.DataFrame, quantity: str) -> tuple[list[float], str]:
-    """Per run: the largest ``quantity`` (summed over hidden layers in quadrature) over the
-    probes up to the last finite one, over its value at step 0; a note on the runs without a
-    finite probe after step 0 (diverged before it: not measurable)."""
-    growth, early = [], 0
-    for r in runs["run"]:
-        steps = _finite_probes(t, r)
-        if len(steps) < 2 or steps[0] != 0:
-            early += 1
-            growth.append(math.nan)
-            continue
-        totals = [float(np.sqrt(np.sum(t.profile(r, quantity, step).to_numpy(float) ** 2))) for step in steps]
-        growth.append(max(totals[1:]) / totals[0] if totals[0] > 0 else math.nan)
+    """Per run: ``_run_growth``; a note on the runs without a finite probe after step 0
+    (diverged before it: not measurable)."""
+    found = [_run_growth(t, r, quantity) for r in runs["run"]]
+    early = sum(flag for _, flag in found)
     note = f"{early} run(s) without a finite probe after step 0 (diverged before it): not measurable" if early else ""
-    return growth, note
+    return [value for value, _ in found], note
 
 
 def _regime(run: pd.Series) -> float:
     """The mean-field growth of the backpropagated gradient norm across the hidden layers,
     chi_1 ** ((depth - 1) / 2), at the cell's sigma_w^2 (NaN where the theory has no answer)."""
-    sigma_b2 = theory.bias_variance(str(run["init"]), run["width"], run.get("bias"))
+    # Missing factors as None: NaN keys never hit the cache (NaN != NaN).
+    init_std, bias = (None if theory.is_missing(v) else v for v in (run.get("init_std"), run.get("bias")))
+    return _predicted_growth(str(run["activation"]), str(run["init"]), run["width"], run["gain"], init_std, bias,
+                             float(run["depth"]))
+
+
+@functools.lru_cache(maxsize=None)  # a fixed-point solve per call; the sensitivity sweep asks ~200 times per cell
+def _predicted_growth(activation: str, init: str, width, gain, init_std, bias, depth: float) -> float:
+    sigma_b2 = theory.bias_variance(init, width, bias)
     if sigma_b2 is None:
         return math.nan
-    sigma_w2 = theory.weight_variance(str(run["init"]), run["width"], run["gain"], run.get("init_std"))
-    chi = theory.chi1(str(run["activation"]), sigma_w2, sigma_b2)
-    return float(chi ** ((float(run["depth"]) - 1) / 2)) if math.isfinite(chi) else math.nan
+    sigma_w2 = theory.weight_variance(init, width, gain, init_std)
+    chi = theory.chi1(activation, sigma_w2, sigma_b2)
+    return float(chi ** ((depth - 1) / 2)) if math.isfinite(chi) else math.nan
+
+
+@per_tables
+def _first_layer_update(t: Tables, run: str) -> tuple[float, int, int]:
+    """A run's first hidden layer's update ratio, mean over its finite probes; how many of them
+    are exactly 0, and how many there are."""
+    part = t.layers_of(run)
+    mask = part.hidden & (part.quantity == "update_ratio")
+    if not mask.any():
+        return math.nan, 0, 0
+    values = part.value[mask & (part.layer == part.layer[mask].min())]  # the first hidden layer, every probe
+    values = values[np.isfinite(values)]
+    return (float(values.mean()) if len(values) else math.nan), int((values == 0.0).sum()), len(values)
 
 
 def _first_layer_updates(t: Tables, cell: pd.DataFrame) -> tuple[list[float], str]:
     """Per run: the first hidden layer's update ratio, mean over probes; a note on exact zeros."""
-    first, zero_probes, probes = [], 0, 0
-    for r in cell["run"]:
-        part = t.layers_of(r)
-        mask = part.hidden & (part.quantity == "update_ratio")
-        if mask.any():  # the first hidden layer's update ratio at every probe
-            values = part.value[mask & (part.layer == part.layer[mask].min())]
-            values = values[np.isfinite(values)]
-            zero_probes += int((values == 0.0).sum())
-            probes += len(values)
-            first.append(float(values.mean()) if len(values) else math.nan)
-        else:
-            first.append(math.nan)
-    return first, f"{zero_probes} of {probes} probed first-layer update ratios exactly 0" if zero_probes else ""
+    found = [_first_layer_update(t, r) for r in cell["run"]]
+    zero_probes, probes = sum(f[1] for f in found), sum(f[2] for f in found)
+    return [f[0] for f in found], f"{zero_probes} of {probes} probed first-layer update ratios exactly 0" if zero_probes else ""
 
 
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:
