@@ -9,8 +9,9 @@ localrules:
     paper,
 
 
-# The ledger and the sensitivity read the same summary and run side by side; the figures follow
-# the sensitivity (one of them draws it).
+# The ledger and the sensitivity read the same summary and run side by side where there are
+# cores for both; the figures follow them (they draw the claims, the theory table and the
+# sensitivity), over their threads.
 rule ledger:
     input:
         runs=summary("runs"),
@@ -31,10 +32,11 @@ rule ledger:
     params:
         root=scale_root,
         studies=ALL_STUDIES,
+    threads: 2
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.analysis ledger --root {params.root:q}"
+        "python -m gradatlas.analysis ledger --processes {threads} --root {params.root:q}"
         " --studies {params.studies:q} > {log:q} 2>&1"
 
 
@@ -69,6 +71,7 @@ rule figures:
         steps=summary("steps"),
         sensitivity=scale_path("analysis/sensitivity.parquet"),
         claims=scale_path("analysis/claims.parquet"),
+        theory=scale_path("analysis/theory.parquet"),
     output:
         # One per registered figure (FIGURE_NAMES, rules/common.smk), captioned from its spec.
         figures=[
@@ -80,10 +83,11 @@ rule figures:
         scale_path("logs/figures.log"),
     params:
         root=scale_root,
+    threads: 2
     conda:
         "../environment.yml"
     shell:
-        "python -m gradatlas.analysis figures --root {params.root:q} > {log:q} 2>&1"
+        "python -m gradatlas.analysis figures --processes {threads} --root {params.root:q} > {log:q} 2>&1"
 
 
 # The reproducibility appendix quotes the archive's last verification (gradatlas.workflow.verify).

@@ -101,6 +101,22 @@ def test_the_p_value_of_a_contradicted_log_rule_is_the_t_test_on_logs():
     assert exact <= multiplicity.p_value(part) <= exact * 1.03
 
 
+def test_the_p_value_memo_tells_rules_and_observations_apart():
+    values = [0.62, 0.58, 0.70, 0.55, 0.66]
+    near, far = seed_part("near", values, above(0.5)), seed_part("far", values, above(0.3))
+    assert near.verdict == far.verdict == SUPPORTED
+    assert multiplicity.p_value(far) < multiplicity.p_value(near)
+    # The same observations and rule give the memo's value; other observations their own.
+    assert multiplicity.p_value(seed_part("again", values, above(0.5))) == multiplicity.p_value(near)
+    shifted = seed_part("shifted", [v + 0.05 for v in values], above(0.5))
+    assert multiplicity.p_value(shifted) < multiplicity.p_value(near)
+    # Same numbers, log scale: another interval, another p-value.
+    assert multiplicity.p_value(seed_part("log", values, above(0.5), log=True)) != multiplicity.p_value(near)
+    # A rule made elsewhere (no ``rule``) is inverted every time, never memoized.
+    custom = seed_part("custom", values, lambda value, low, high: above(0.5)(value, low, high))
+    assert multiplicity.p_value(custom) == multiplicity.p_value(near)
+
+
 def test_holm_turns_a_marginal_sub_claim_inconclusive_in_a_large_family():
     rng = np.random.default_rng(1)
     marginal = seed_part("marginal", [0.62, 0.58, 0.70, 0.55, 0.66], above(0.5))

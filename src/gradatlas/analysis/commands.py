@@ -10,9 +10,10 @@ named threshold (``claims.sensitivity``), beside the ledger. ``figures``: one fi
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pandas as pd
 
@@ -22,6 +23,7 @@ from gradatlas.analysis.figures import output
 from gradatlas.core import layout
 from gradatlas.core.exit_status import EXIT_BAD_INPUT
 from gradatlas.core.files import RecordError, read_table, write_table, write_text
+from gradatlas.core.forked import forked_map
 
 VERDICT_COUNTS = {"supported": "GANumSupported", "contradicted": "GANumContradicted", "mixed": "GANumMixed",
                   "inconclusive": "GANumInconclusive", "no data at this scale": "GANumNoData",
@@ -147,24 +149,37 @@ def provenance(runs: pd.DataFrame) -> dict[str, str]:
 
 
 def write_ledger(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
-                 timesteps: pd.DataFrame, studies: list[str], steps: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+                 timesteps: pd.DataFrame, studies: list[str], steps: Optional[pd.DataFrame] = None,
+                 processes: int = 1) -> pd.DataFrame:
     """Claims, theory, the LaTeX tables and ``numbers.tex`` (numbers, and the figure captions,
-    which say what the data holds); returns the verdicts."""
-    results, replicas = claims.evaluate_all(runs, layers, timesteps, steps=steps)
-    verdicts = claims.verdict_frame(results, replicas)
+    which say what the data holds); returns the verdicts. Its independent computations (the
+    claims, the theory table: each about 18 s at full scale; the captions and the study tables:
+    15 s and 6 s together) run over ``processes`` forked workers."""
+    def claims_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+        results, replicas = claims.evaluate_all(runs, layers, timesteps, steps=steps)
+        return claims.verdict_frame(results, replicas), claims.parts_frame(results, replicas)
+
+    # One item per figure caption and per study table, so that the workers finish together.
+    computations: dict[str, Callable[[], Any]] = {
+        "claims": claims_frames, "theory": lambda: theory.theory_table(runs, layers, timesteps),
+        **{f"caption {name}": functools.partial(spec.caption_for, runs, layers, timesteps)
+           for name, spec in figures.FIGURES.items()},
+        **{f"study {study}": functools.partial(tables.study_table, runs, study) for study in studies}}
+    found = dict(zip(computations, forked_map(lambda name: computations[name](), computations, processes)))
+    verdicts, parts = found["claims"]
+    captions = {name: found[f"caption {name}"] for name in figures.FIGURES}
     write_table(verdicts, paths.analysis("claims"))
-    write_table(theory.theory_table(runs, layers, timesteps), paths.analysis("theory"))
+    write_table(found["theory"], paths.analysis("theory"))
     # The claims table (the paper's first pages), the replicas' and every part of every claim and
     # replica (its appendix).
     write_text(paths.table("claims"), tables.claims_table(verdicts))
     write_text(paths.table("claim-replicas"), tables.replica_table(verdicts))
-    write_text(paths.table("claim-parts"), tables.claim_parts_table(claims.parts_frame(results, replicas)))
+    write_text(paths.table("claim-parts"), tables.claim_parts_table(parts))
     for study in studies:
-        write_text(paths.table(f"study-{study}"), tables.study_table(runs, study))
+        write_text(paths.table(f"study-{study}"), found[f"study {study}"])
     write_text(paths.table("grid"), tables.grid_table(grid_overview(runs, studies)))
     macros = numbers(runs, verdicts, provenance(runs))
     macros["GAScale"] = paths.scale
-    captions = figures.captions(runs, layers, timesteps)
     write_text(paths.numbers, tables.numbers_macros(macros) + tables.claim_macros(verdicts)
                + tables.caption_macros(captions))
     return verdicts
@@ -226,19 +241,23 @@ def write_seed_rule(pilot: layout.ScalePaths, runs: pd.DataFrame, layers: pd.Dat
 
 
 def write_figures(paths: layout.ScalePaths, runs: pd.DataFrame, layers: pd.DataFrame,
-                  timesteps: pd.DataFrame, steps: pd.DataFrame) -> None:
-    """Every figure of ``figures.FIGURES``."""
-    # Recomputed rather than read from the ledger's theory.parquet (under a second): the two
-    # parts then depend on the summary alone and run side by side. The sensitivity table is
-    # read (it takes a minute): its part runs beside the ledger, before the figures.
-    theory_frame = theory.theory_table(runs, layers, timesteps)
-    found, ledger = paths.analysis("sensitivity"), paths.analysis("claims")
+                  timesteps: pd.DataFrame, steps: pd.DataFrame, processes: int = 1) -> None:
+    """Every figure of ``figures.FIGURES``, over ``processes`` forked workers. The theory table,
+    the claims and the sensitivity are the ledger's and the sensitivity's (they run first)."""
+    found, ledger, theory_found = paths.analysis("sensitivity"), paths.analysis("claims"), paths.analysis("theory")
+    # Read where the ledger wrote it (recomputing it took 17 s at full scale); recomputed for a
+    # caller that draws without a ledger.
+    theory_frame = (read_table(theory_found) if Path(theory_found).exists()
+                    else theory.theory_table(runs, layers, timesteps))
     data = {"runs": runs, "layers": layers, "timesteps": timesteps, "steps": steps,
             "theory": theory_frame, "theory_table": theory_frame,
             "sensitivity": read_table(found) if Path(found).exists() else None,
             "claims": read_table(ledger) if Path(ledger).exists() else None}
-    for name in figures.FIGURES:
+
+    def write(name: str) -> None:
         output.save_figure(output.draw(name, **data), paths.figure(name))
+
+    forked_map(write, figures.FIGURES, processes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="seeds: where to write (default conf/pilot/<target>.yaml)")
     parser.add_argument("--root", required=True, help="<results>/<scale>: reads summary/, writes the rest")
     parser.add_argument("--processes", type=int, default=1,
-                        help="sensitivity: worker processes (the workflow gives it the rule's threads)")
+                        help="ledger, sensitivity, figures: worker processes (the workflow gives them the rule's threads)")
     parser.add_argument("--studies", nargs="+", default=[], help="every study the paper shows (ledger)")
     args = parser.parse_args(argv)
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
     # The theory's Gaussian averages call the runs' activations (torch) on small arrays: one
     # intra-op thread, as the training jobs use; on a busy machine two cost 30x (measured:
     # theory.depth_scales 2.6 s a call against 0.09 s).
@@ -264,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root)
     paths = layout.ScalePaths(root.parent, root.name)
     try:
-        runs, layers, timesteps = layout.read_summary(paths)
+        # The claims read the layers' measurement columns only (Tables.layers_of); the ledger's
+        # captions and the figures read its factor columns too.
+        runs, layers, timesteps = layout.read_summary(paths, theory.LAYER_KEYS if args.part == "sensitivity" else ())
         # The step tables: the figures need them; the claims read them where the summary has
         # them (a summary aggregated before claim 17 timed training has none).
         steps = layout.read_steps(paths) if args.part == "figures" or paths.summary("steps").is_file() else None
@@ -274,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part == "ledger":
         if not args.studies:
             parser.error("ledger needs --studies")
-        verdicts = write_ledger(paths, runs, layers, timesteps, args.studies, steps)
+        verdicts = write_ledger(paths, runs, layers, timesteps, args.studies, steps, args.processes)
         print(f"analysis: {len(runs)} runs, verdicts {verdicts['verdict'].value_counts().to_dict()}")
     elif args.part == "seeds":
         out = args.out or layout.CONF_DIR / "pilot" / f"{args.target}.yaml"
@@ -282,13 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analysis: seed rule on {len(needs)} sub-claims, {sum(n.seeds is None for n in needs)} unreachable; "
               f"wrote {out}")
     elif args.part == "sensitivity":
-        if args.processes < 1:
-            parser.error("--processes must be at least 1")
         frame = write_sensitivity(paths, runs, layers, timesteps, steps, args.processes)
         print(f"analysis: {len(frame)} thresholds, {int((frame['open_low'] & frame['open_high']).sum())} "
               f"whose verdict holds over their whole search range")
     else:
-        write_figures(paths, runs, layers, timesteps, steps)
+        write_figures(paths, runs, layers, timesteps, steps, args.processes)
         print(f"analysis: {len(figures.FIGURES)} figures from {len(runs)} runs")
     return 0
 

@@ -84,14 +84,14 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return _replace_atomically(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def read_table(path: str | os.PathLike, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read a parquet table that must have ``columns``.
+def read_table(path: str | os.PathLike, columns: tuple[str, ...] = (), only: bool = False) -> pd.DataFrame:
+    """Read a parquet table that must have ``columns`` (with ``only``: just those columns).
 
     Raises:
         RecordError: naming the file that is unreadable or lacks a column.
     """
     try:
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(path, columns=list(columns) if only and columns else None)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise RecordError(f"{path}: cannot read table ({err})") from err
     missing = [c for c in columns if c not in frame.columns]

@@ -67,6 +67,9 @@ class Part:
     adj_high: float = math.nan
     cells: tuple[tuple[str, str], ...] = ()
     simulate: Optional[Simulate] = field(default=None, repr=False, compare=False)
+    # What ``at`` is a function of (the constructor and its observations), which with the rule
+    # (``verdicts.rule_of``) fixes the part's p-value: the family adjustment's memo key.
+    evidence: tuple = field(default=(), repr=False, compare=False)
 
     def resample(self, rng: np.random.Generator, count: int, confidence: Optional[float] = None) -> np.ndarray:
         """The part verdict of ``count`` replicate draws, their intervals at ``confidence``
@@ -159,7 +162,8 @@ def seed_part(name: str, values: Iterable[float], judge: Judge, *, log: bool = F
         return intervals.seed_summary(x, log, confidence)
 
     return Part(name, iv.value, iv.low, iv.high, n, str(judge(iv.value, iv.low, iv.high)), note, decisive,
-                iv.method, draws, at=at, judge=judge, cells=cells, simulate=_simulator(x, log, judge))
+                iv.method, draws, at=at, judge=judge, cells=cells, simulate=_simulator(x, log, judge),
+                evidence=("seed", x.tobytes(), log))
 
 
 def _simulator(x: np.ndarray, log: bool, judge: Judge) -> Simulate:
@@ -188,7 +192,7 @@ def share_part(name: str, k: int, n: int, judge: Judge, *, note: str = "", decis
         return _levels(lambda c: intervals.wilson_interval(k, n, c), confidence)
 
     return Part(name, value, low, high, n, str(judge(value, low, high)), join_notes(note, f"{k} of {n}"), decisive,
-                intervals.WILSON, draws, at=at, judge=judge)
+                intervals.WILSON, draws, at=at, judge=judge, evidence=("wilson", k, n))
 
 
 def share_difference_part(name: str, k1: int, n1: int, k2: int, n2: int, judge: Judge, *, note: str = "",
@@ -206,7 +210,7 @@ def share_difference_part(name: str, k1: int, n1: int, k2: int, n2: int, judge: 
         return _levels(lambda c: intervals.newcombe_interval(k1, n1, k2, n2, c), confidence)
 
     return Part(name, value, low, high, n1 + n2, str(judge(value, low, high)), note, decisive,
-                intervals.NEWCOMBE, draws, at=at, judge=judge)
+                intervals.NEWCOMBE, draws, at=at, judge=judge, evidence=("newcombe", k1, n1, k2, n2))
 
 
 def welch_part(name: str, x: Iterable[float], y: Iterable[float], judge: Judge, *, note: str = "",
@@ -226,7 +230,7 @@ def welch_part(name: str, x: Iterable[float], y: Iterable[float], judge: Judge, 
         return _levels(lambda c: intervals.welch_interval(x, y, c), confidence)
 
     return Part(name, value, low, high, len(x) + len(y), str(judge(value, low, high)), note, decisive,
-                intervals.WELCH, draws, at=at, judge=judge)
+                intervals.WELCH, draws, at=at, judge=judge, evidence=("welch", x.tobytes(), y.tobytes()))
 
 
 def median_part(name: str, values: Iterable[float], judge: Judge, *, note: str = "",
@@ -245,7 +249,7 @@ def median_part(name: str, values: Iterable[float], judge: Judge, *, note: str =
         return _levels(lambda c: intervals.median_interval(x, c), confidence)
 
     return Part(name, value, low, high, n, str(judge(value, low, high)), note, decisive, intervals.MEDIAN, draws,
-                at=at, judge=judge)
+                at=at, judge=judge, evidence=("median", x.tobytes()))
 
 
 def exact_zero_part(name: str, peaks: Iterable[float], note: str = "", decisive: bool = True) -> Part:

@@ -51,11 +51,18 @@ def verdict_within(low, high, tolerance: float):
     return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
 
 
-def with_bounds(judge: Judge, *bounds: float) -> Judge:
+def with_bounds(judge: Judge, *bounds: float, rule: tuple = ()) -> Judge:
     """``judge`` carrying the thresholds it compares with as ``judge.bounds`` (ascending), so
-    that a table or the forest plot can draw them beside the interval."""
+    that a table or the forest plot can draw them beside the interval, and ``judge.rule``: its
+    kind and arguments, which name the rule for the family adjustment's memo (empty: unnamed)."""
     judge.bounds = tuple(sorted(float(b) for b in set(bounds)))  # type: ignore[attr-defined]
+    judge.rule = rule  # type: ignore[attr-defined]
     return judge
+
+
+def rule_of(judge: Optional[Judge]) -> tuple:
+    """The kind and arguments of a rule made here (empty for another callable)."""
+    return tuple(getattr(judge, "rule", ()))
 
 
 def bounds_of(judge: Optional[Judge]) -> tuple[float, ...]:
@@ -66,18 +73,19 @@ def bounds_of(judge: Optional[Judge]) -> tuple[float, ...]:
 def above(support: float, contradict: Optional[float] = None) -> Judge:
     """The rule 'supported if the interval lies above ``support``' (see ``verdict_above``)."""
     return with_bounds(lambda value, low, high: verdict_above(low, high, support, contradict),
-                       support, support if contradict is None else contradict)
+                       support, support if contradict is None else contradict, rule=("above", support, contradict))
 
 
 def below(support: float, contradict: Optional[float] = None) -> Judge:
     """The rule 'supported if the interval lies below ``support``' (see ``verdict_below``)."""
     return with_bounds(lambda value, low, high: verdict_below(low, high, support, contradict),
-                       support, support if contradict is None else contradict)
+                       support, support if contradict is None else contradict, rule=("below", support, contradict))
 
 
 def within(tolerance: float) -> Judge:
     """The equivalence rule of ``verdict_within``."""
-    return with_bounds(lambda value, low, high: verdict_within(low, high, tolerance), -tolerance, tolerance)
+    return with_bounds(lambda value, low, high: verdict_within(low, high, tolerance), -tolerance, tolerance,
+                       rule=("within", tolerance))
 
 
 def reported(value, low, high):
@@ -93,7 +101,7 @@ def between(small: float, big: float) -> Judge:
         inside = (low > small) & (high < big)
         outside = (value <= small) | (value >= big)
         return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
-    return with_bounds(judge, small, big)
+    return with_bounds(judge, small, big, rule=("between", small, big))
 
 
 def censored_between(small: float, big: float, resolution: float) -> Judge:
@@ -106,7 +114,7 @@ def censored_between(small: float, big: float, resolution: float) -> Judge:
         inside = (low > small * resolution) & (high < big / resolution)
         outside = (value <= small / resolution) | (value >= big * resolution)
         return _verdicts(np.where(inside, SUPPORTED, np.where(outside, CONTRADICTED, INCONCLUSIVE)))
-    return with_bounds(judge, small, big)
+    return with_bounds(judge, small, big, rule=("censored_between", small, big, resolution))
 
 
 def exactly_zero(peak):

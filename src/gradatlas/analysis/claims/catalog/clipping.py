@@ -11,7 +11,7 @@ from gradatlas.analysis.claims.catalog import recurrent_gain
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import TRAIN_SKILL_THRESHOLD, by_seed, diverged, failed_to_train, skill
 from gradatlas.analysis.claims.parts import Part, missing, seed_part, share_difference_part
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, reported
 
@@ -48,29 +48,43 @@ def _counts(frame: pd.DataFrame) -> tuple[int, int]:
     return int(diverged(frame).sum()), int(failed_to_train(frame).sum())
 
 
-def compute(t: Tables, th: ThresholdValues) -> list[Part]:
-    """Per cell where the gradient explodes: diverged share, unclipped - clipped; the clipped runs' skill."""
-    parts: list[Part] = []
+@per_tables
+def _measured_cells(t: Tables) -> list[tuple]:
+    """Per cell of ``_exploding_cells``: (where, explodes, unclipped and clipped run counts,
+    their diverged and failed counts, the clipped runs' skill by seed, diverged ones at 0), or
+    (where, explodes) where a cell lacks runs with or without clipping; once per summary."""
+    cells = []
     for study, label, runs, explodes in _exploding_cells(t):
         none, clipped = runs[runs["clip"] == "none"], runs[runs["clip"] != "none"]
         where = f"{study} {label}" + ("" if explodes else ", gradient not exploding: reported")
         if none.empty or clipped.empty:
+            cells.append((where, explodes))
+            continue
+        # A clipped run that diverged did not train: skill 0 (chance), said in the note.
+        values = by_seed(clipped, skill(clipped).where(~diverged(clipped), 0.0))
+        cells.append((where, explodes, len(none), len(clipped), *_counts(none), *_counts(clipped), values))
+    return cells
+
+
+def compute(t: Tables, th: ThresholdValues) -> list[Part]:
+    """Per cell where the gradient explodes: diverged share, unclipped - clipped; the clipped runs' skill."""
+    parts: list[Part] = []
+    for cell in _measured_cells(t):
+        where, explodes = cell[:2]
+        if len(cell) == 2:
             parts.append(missing(f"{where}: share diverged, unclipped - clipped", "needs runs with and without "
                                  "clipping", explodes))
             continue
-        (d1, f1), (d2, f2) = _counts(none), _counts(clipped)
-        note = (f"unclipped: {d1} diverged, {f1} failed to train of {len(none)}; "
-                f"clipped: {d2} diverged, {f2} failed to train of {len(clipped)}")
-        parts.append(share_difference_part(f"{where}: share diverged, unclipped - clipped", d1, len(none), d2,
-                                           len(clipped), above(th.DIFFERENCE_BOUND), note=note, decisive=explodes))
+        n1, n2, d1, f1, d2, f2, values = cell[2:]
+        note = f"unclipped: {d1} diverged, {f1} failed to train of {n1}; clipped: {d2} diverged, {f2} failed to train of {n2}"
+        parts.append(share_difference_part(f"{where}: share diverged, unclipped - clipped", d1, n1, d2, n2,
+                                           above(th.DIFFERENCE_BOUND), note=note, decisive=explodes))
         parts.append(share_difference_part(f"{where}: share failed to train (not diverged), unclipped - clipped",
-                                           f1, len(none), f2, len(clipped), reported, decisive=False))
-        if d1 > th.DIVERGING_SHARE * len(none):
-            # A clipped run that diverged did not train: skill 0 (chance), said in the note.
-            values = skill(clipped).where(~diverged(clipped), 0.0)
+                                           f1, n1, f2, n2, reported, decisive=False))
+        if d1 > th.DIVERGING_SHARE * n1:
             lost = f"{d2} diverged clipped run(s) counted at skill 0" if d2 else ""
             parts.append(seed_part(f"{where}: skill of the clipped runs where unclipped ones diverge",
-                                   by_seed(clipped, values), above(th.TRAIN_SKILL), note=lost, decisive=explodes))
+                                   values, above(th.TRAIN_SKILL), note=lost, decisive=explodes))
     if not any(p.decisive for p in parts):
         parts.append(missing("share diverged, unclipped - clipped, where the gradient explodes",
                              "no cell of the clipping studies where the gradient explodes"))

@@ -13,7 +13,7 @@ from gradatlas.analysis.claims.measures import FAIL_SKILL_THRESHOLD as FAIL_SKIL
 from gradatlas.analysis.claims.measures import TRAIN_SKILL_THRESHOLD as TRAIN_SKILL
 from gradatlas.analysis.claims.measures import by_seed, diverged_note, log10_ratio, paired, seed_mean, skill
 from gradatlas.analysis.claims.parts import Part, fixed, join_notes, missing, seed_part
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import INCONCLUSIVE, above, reported
 
@@ -119,24 +119,42 @@ def _longest(cell: pd.DataFrame) -> pd.DataFrame:
 def _init_parts(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per gated model: decades kept at initialization minus the RNN's, longest length, tasks
     averaged per seed."""
+    gaps, note = _init_gaps(t, th.DECAY_CAP)
+    return [seed_part(f"at initialization ({INIT_STUDY}, step 0, longest length): decades of dL/dh_t kept from "
+                      f"t=T to t=1, {model} - RNN", gaps[model], above(th.GAP_SUPPORT, th.GAP_CONTRADICT),
+                      note=note, absent=f"needs rnn and {model} runs in {INIT_STUDY}") for model in GATED]
+
+
+@per_tables
+def _init_gaps(t: Tables, cap: float) -> tuple[dict[str, pd.Series], str]:
+    """Per gated model, the per-seed gap at initialization (``_init_parts``), and the note."""
     counts, gaps = Counts(), {model: [] for model in GATED}
     tasks = _tasks(t, (INIT_STUDY,))
     for _, cell in tasks:
         longest = _longest(cell)
-        rnn = _decays(t, longest[longest["model"] == "rnn"], True, th.DECAY_CAP, counts)
+        rnn = _decays(t, longest[longest["model"] == "rnn"], True, cap, counts)
         for model in GATED:
             gated = longest[longest["model"] == model]
             if not gated.empty:
-                gaps[model].append(paired(_decays(t, gated, True, th.DECAY_CAP, counts), rnn))
-    note = join_notes(", ".join(name for name, _ in tasks), counts.note(th.DECAY_CAP))
-    return [seed_part(f"at initialization ({INIT_STUDY}, step 0, longest length): decades of dL/dh_t kept from "
-                      f"t=T to t=1, {model} - RNN", seed_mean(gaps[model]), above(th.GAP_SUPPORT, th.GAP_CONTRADICT),
-                      note=note, absent=f"needs rnn and {model} runs in {INIT_STUDY}") for model in GATED]
+                gaps[model].append(paired(_decays(t, gated, True, cap, counts), rnn))
+    return ({model: seed_mean(gaps[model]) for model in GATED},
+            join_notes(", ".join(name for name, _ in tasks), counts.note(cap)))
 
 
 def _matched_parts(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per gated model: decades kept after training minus the RNN's, at the longest length where
     both reach MATCH_SKILL, over the seeds where both do (tasks averaged per seed)."""
+    gaps, notes = _matched_gaps(t, th.MATCH_SKILL, th.DECAY_CAP)
+    return [seed_part(f"after training at matched task success (both skill >= {th.MATCH_SKILL:g}, longest such "
+                      f"length): decades of dL/dh_t kept, {model} - RNN", gaps[model],
+                      above(th.GAP_SUPPORT, th.GAP_CONTRADICT), note=notes[model],
+                      absent=f"no length where the RNN and the {model} of a seed both reach skill {th.MATCH_SKILL:g}")
+            for model in GATED]
+
+
+@per_tables
+def _matched_gaps(t: Tables, match_skill: float, cap: float) -> tuple[dict[str, pd.Series], dict[str, str]]:
+    """Per gated model, the per-seed gap at matched task success (``_matched_parts``), and its note."""
     counts, gaps, where = Counts(), {model: [] for model in GATED}, {model: [] for model in GATED}
     for name, cell in _tasks(t, TRAINED_STUDIES):
         cell = cell.assign(skill=skill(cell))
@@ -145,36 +163,52 @@ def _matched_parts(t: Tables, th: ThresholdValues) -> list[Part]:
             gated_all = cell[cell["model"] == model]
             for length in sorted(cell["length"].unique(), reverse=True):
                 rnn, gated = rnn_all[rnn_all["length"] == length], gated_all[gated_all["length"] == length]
-                rnn_ok = set(rnn.loc[rnn["skill"] >= th.MATCH_SKILL, "seed"])
-                both = rnn_ok & set(gated.loc[gated["skill"] >= th.MATCH_SKILL, "seed"])
+                rnn_ok = set(rnn.loc[rnn["skill"] >= match_skill, "seed"])
+                both = rnn_ok & set(gated.loc[gated["skill"] >= match_skill, "seed"])
                 if both:
                     rnn, gated = rnn[rnn["seed"].isin(both)], gated[gated["seed"].isin(both)]
-                    gaps[model].append(paired(_decays(t, gated, False, th.DECAY_CAP, counts),
-                                              _decays(t, rnn, False, th.DECAY_CAP, counts)))
+                    gaps[model].append(paired(_decays(t, gated, False, cap, counts),
+                                              _decays(t, rnn, False, cap, counts)))
                     where[model].append(f"{name} length {length:g}: {len(both)} seeds")
                     break
-    return [seed_part(f"after training at matched task success (both skill >= {th.MATCH_SKILL:g}, longest such "
-                      f"length): decades of dL/dh_t kept, {model} - RNN", seed_mean(gaps[model]),
-                      above(th.GAP_SUPPORT, th.GAP_CONTRADICT),
-                      note=join_notes(*where[model], counts.note(th.DECAY_CAP)),
-                      absent=f"no length where the RNN and the {model} of a seed both reach skill {th.MATCH_SKILL:g}")
-            for model in GATED]
+    # The counts are over both models' decays: every note is written after the loop.
+    return ({model: seed_mean(gaps[model]) for model in GATED},
+            {model: join_notes(*where[model], counts.note(cap)) for model in GATED})
 
 
 def _skill_and_unmatched_parts(t: Tables, th: ThresholdValues) -> list[Part]:
     """Gated skill at the longest length where the RNN is at chance (voted), and the gated - RNN
     decay after training at the longest length whatever the skill (reported)."""
+    task, notes, unmatched, unmatched_note = _skill_and_unmatched(t, th.FAIL_SKILL, th.DECAY_CAP)
+    name = "skill of GRU/LSTM at the longest length where the RNN is at chance"
+    if task is not None:
+        skill_part = seed_part(name, task, above(th.TRAIN_SKILL, th.FAIL_SKILL), note=notes)
+    elif notes:
+        skill_part = fixed(name, INCONCLUSIVE, notes)
+    else:
+        skill_part = missing(name, "needs rnn and gru/lstm runs")
+    return [skill_part,
+            seed_part("after training, longest length, whatever the skill: decades of dL/dh_t kept, gated - RNN "
+                      "(reflects which nets solved the task)", unmatched, reported, decisive=False,
+                      note=unmatched_note, absent="needs rnn and gru/lstm runs")]
+
+
+@per_tables
+def _skill_and_unmatched(t: Tables, fail_skill: float, cap: float
+                         ) -> tuple[Optional[pd.Series], str, pd.Series, str]:
+    """The gated skill per seed where the RNN is at chance (None where no task has such a
+    length) and its note; the unmatched gap per seed and its note (``_skill_and_unmatched_parts``)."""
     counts, unmatched, task, notes, diverged = Counts(), [], [], [], []
     for name, cell in _tasks(t, TRAINED_STUDIES):
         diverged.append(cell)
         longest = _longest(cell)
-        rnn = _decays(t, longest[longest["model"] == "rnn"], False, th.DECAY_CAP, counts)
+        rnn = _decays(t, longest[longest["model"] == "rnn"], False, cap, counts)
         for model in GATED:
             gated = longest[longest["model"] == model]
             if not gated.empty:
-                unmatched.append(paired(_decays(t, gated, False, th.DECAY_CAP, counts), rnn))
+                unmatched.append(paired(_decays(t, gated, False, cap, counts), rnn))
         rnn_skill = cell[cell["model"] == "rnn"].assign(skill=lambda f: skill(f)).groupby("length")["skill"].mean()
-        failing = rnn_skill[rnn_skill < th.FAIL_SKILL]
+        failing = rnn_skill[rnn_skill < fail_skill]
         if failing.empty:
             notes.append(f"{name}: the RNN is above chance at every length")
             continue
@@ -182,19 +216,9 @@ def _skill_and_unmatched_parts(t: Tables, th: ThresholdValues) -> list[Part]:
         if not at.empty:
             task.append(by_seed(at, skill(at)))
         notes.append(f"{name}: RNN at chance at length {failing.index.max():g}")
-    name = "skill of GRU/LSTM at the longest length where the RNN is at chance"
-    if task:
-        skill_part = seed_part(name, seed_mean(task), above(th.TRAIN_SKILL, th.FAIL_SKILL), note=join_notes(*notes))
-    elif notes:
-        skill_part = fixed(name, INCONCLUSIVE, join_notes(*notes))
-    else:
-        skill_part = missing(name, "needs rnn and gru/lstm runs")
     runs = pd.concat(diverged) if diverged else pd.DataFrame(columns=["status"])
-    return [skill_part,
-            seed_part("after training, longest length, whatever the skill: decades of dL/dh_t kept, gated - RNN "
-                      "(reflects which nets solved the task)", seed_mean(unmatched), reported, decisive=False,
-                      note=join_notes(counts.note(th.DECAY_CAP), diverged_note(runs)),
-                      absent="needs rnn and gru/lstm runs")]
+    return (seed_mean(task) if task else None, join_notes(*notes), seed_mean(unmatched),
+            join_notes(counts.note(cap), diverged_note(runs)))
 
 
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:

@@ -11,7 +11,7 @@ from gradatlas.analysis import theory
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import by_seed
 from gradatlas.analysis.claims.parts import Part, join_notes, missing, seed_part
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, below, reported, within
 
@@ -22,9 +22,11 @@ FACTOR_BOUND = Threshold("FACTOR_BOUND", 1.0, "per-step factor between shrinking
 THRESHOLDS = (CROSSING_TOLERANCE, FACTOR_BOUND)
 
 
+@per_tables
 def _cells(t: Tables) -> pd.DataFrame:
     """The study's tanh RNN runs at step 0, one per seed and gain (clipping changes nothing before
-    the first update: the unclipped runs where there are any), with their measured factor."""
+    the first update: the unclipped runs where there are any), with their measured factor (once
+    per summary; a caller must not change it)."""
     runs = t.select(STUDY, model="rnn", activation="tanh")
     if runs.empty:
         return runs
@@ -64,10 +66,7 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     if runs.empty or not {"data", "length", "width", "init"} <= set(runs) or \
             str(runs["data"].iloc[0]) not in theory.INPUT_POWER:
         return [missing("per-step factor against the recurrent gain", f"no tanh RNN runs of {STUDY} on a known task")]
-    factor_of_gain = predicted_factor_of_gain(runs)
-    predicted = theory.crossing_gain(factor_of_gain)
-    crossings = {seed: measured_crossing(cell["gain"].to_numpy(float), cell["factor"].to_numpy(float))
-                 for seed, cell in runs.groupby("seed")}
+    predicted, crossings, predicted_at = _predictions(t)
     unmeasured = sum(math.isnan(v) for v in crossings.values())
     note = f"{unmeasured} seed(s) whose factor does not cross 1 within the gains" if unmeasured else ""
     parts = [seed_part(f"crossing of factor 1: measured - predicted gain (predicted {predicted:.3f})",
@@ -87,11 +86,23 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
         parts.append(seed_part(f"g = {gain:g} > 1, above the crossing: per-step factor (exploding)",
                                by_seed(cell, cell["factor"]), above(th.FACTOR_BOUND), log=True))
     for gain, cell in runs.groupby("gain"):
-        ratio = cell["factor"] / factor_of_gain(float(gain))
+        ratio = cell["factor"] / predicted_at[float(gain)]
         parts.append(seed_part(f"g = {gain:g}: measured / mean-field factor", by_seed(cell, ratio), reported,
                                log=True, decisive=False,
-                               note=join_notes(f"predicted {factor_of_gain(float(gain)):.4f}")))
+                               note=join_notes(f"predicted {predicted_at[float(gain)]:.4f}")))
     return parts
+
+
+@per_tables
+def _predictions(t: Tables) -> tuple[float, dict, dict[float, float]]:
+    """The predicted crossing gain, each seed's measured crossing, and the mean-field factor at
+    each gain of ``_cells`` (root finding and the mean field over time: once per summary)."""
+    runs = _cells(t)
+    factor_of_gain = predicted_factor_of_gain(runs)
+    crossings = {seed: measured_crossing(cell["gain"].to_numpy(float), cell["factor"].to_numpy(float))
+                 for seed, cell in runs.groupby("seed")}
+    return (theory.crossing_gain(factor_of_gain), crossings,
+            {float(gain): factor_of_gain(float(gain)) for gain in runs["gain"].unique()})
 
 
 CLAIM = Claim(

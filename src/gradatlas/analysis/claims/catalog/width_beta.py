@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from gradatlas.analysis import theory
 from gradatlas.analysis.claims.claim import Claim, rule_text
 from gradatlas.analysis.claims.measures import mlp_runs
 from gradatlas.analysis.claims.parts import Part, missing, seed_part
-from gradatlas.analysis.claims.summary import Tables
+from gradatlas.analysis.claims.summary import Tables, per_tables
 from gradatlas.analysis.claims.thresholds import Threshold, ThresholdValues
 from gradatlas.analysis.claims.verdicts import above, within
 
@@ -97,28 +98,38 @@ def _mean_slope_by_seed(samples: pd.DataFrame) -> pd.Series:
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Measured against predicted Var[ln r]; its elasticity in depth at equal beta and in beta at
     equal depth; the slope of the mean gain E[r] in beta."""
+    measured = _measured(t)
+    if measured is None:
+        return [missing("measured / predicted Var[ln r]", f"no {STUDY} runs with backward-gain probes")]
+    ratio, ratio_name, note, depth, depth_name, beta, beta_name, mean_slope = measured
+    return [
+        seed_part(ratio_name, ratio, within(th.THEORY_TOLERANCE), note=note),
+        seed_part(depth_name, depth, within(th.DEPTH_TOLERANCE), absent="no two cells of equal beta and different depth"),
+        seed_part(beta_name, beta, above(th.BETA_BOUND), absent="no two cells of equal depth and different beta"),
+        seed_part("slope of E[r] in beta (He: flat at 1)", mean_slope, within(th.MEAN_TOLERANCE)),
+    ]
+
+
+@per_tables
+def _measured(t: Tables) -> Optional[tuple]:
+    """The four per-seed quantities of ``compute``, with their names and the note on runs left
+    out (None without samples): the runs' data alone, once per summary."""
     samples = cell_samples(t)
     if samples.empty:
-        return [missing("measured / predicted Var[ln r]", f"no {STUDY} runs with backward-gain probes")]
-    kept = len(samples)
-    dropped = len(mlp_runs(t, STUDY)) - kept
+        return None
+    dropped = len(mlp_runs(t, STUDY)) - len(samples)
     note = f"{dropped} run(s) with a zero gradient (ln r = -inf) left out" if dropped else ""
     by_seed = samples.assign(ratio=np.log(samples["estimate"] / samples["predicted"])).groupby("seed")["ratio"].mean()
     cells = cell_table(samples)
     depth_pairs, beta_pairs = _pairs(cells, same_beta=True), _pairs(cells, same_beta=False)
     slope = float(np.sum(cells["measured"] * cells["beta"]) / np.sum(cells["beta"] ** 2))
-    return [
-        seed_part(f"ln(measured / predicted Var[ln r]) at layer 0, mean over {len(cells)} cells (fitted slope "
-                  f"{slope:.3g} per unit beta; {theory.LOG_VARIANCE_PER_BETA:g} at large width)", by_seed,
-                  within(th.THEORY_TOLERANCE), note=note),
-        seed_part(f"elasticity of Var[ln r] in depth at equal beta ({len(depth_pairs)} cell pairs)",
-                  _elasticity_by_seed(samples, depth_pairs), within(th.DEPTH_TOLERANCE),
-                  absent="no two cells of equal beta and different depth"),
-        seed_part(f"elasticity of Var[ln r] in beta at equal depth ({len(beta_pairs)} cell pairs)",
-                  _elasticity_by_seed(samples, beta_pairs), above(th.BETA_BOUND),
-                  absent="no two cells of equal depth and different beta"),
-        seed_part("slope of E[r] in beta (He: flat at 1)", _mean_slope_by_seed(samples), within(th.MEAN_TOLERANCE)),
-    ]
+    return (by_seed, f"ln(measured / predicted Var[ln r]) at layer 0, mean over {len(cells)} cells (fitted slope "
+                     f"{slope:.3g} per unit beta; {theory.LOG_VARIANCE_PER_BETA:g} at large width)", note,
+            _elasticity_by_seed(samples, depth_pairs),
+            f"elasticity of Var[ln r] in depth at equal beta ({len(depth_pairs)} cell pairs)",
+            _elasticity_by_seed(samples, beta_pairs),
+            f"elasticity of Var[ln r] in beta at equal depth ({len(beta_pairs)} cell pairs)",
+            _mean_slope_by_seed(samples))
 
 
 CLAIM = Claim(
