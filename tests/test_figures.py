@@ -352,7 +352,7 @@ def test_clipping_draws_loss_curves_and_divergence_share():
     runs, steps = _clipping_frames()
     fig = exploding.clipping(runs, steps)
     panels = axes_titled(fig)
-    top = panels["clipping_mlp: lr = 1"]
+    top = panels["clipping_mlp\nlr = 1"]
     drawn = lines(top)
     hardest = runs[runs["lr"] == 1.0]["run"]
     assert set(drawn) == set(hardest)  # one curve per run at the largest learning rate
@@ -575,7 +575,7 @@ def test_theory_beyond_meanfield_draws_each_theory_against_identity():
     np.testing.assert_allclose(drawn["rnn_time tanh"].get_xdata(), [0.57])
     np.testing.assert_allclose(drawn["rnn_time tanh"].get_ydata(), [0.55])
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert "batch norm MLP (n=2" in legend and "meanfield" not in legend
+    assert "batch norm MLP: n=2, error median" in legend and "meanfield" not in legend
     with pytest.raises(NoData):
         theory_figures.theory_beyond_meanfield(table[table["theory"] == "meanfield_mlp"])
 
@@ -777,3 +777,19 @@ def test_plotted_points_counts_data_not_reference_lines_or_text():
     mesh = heat.pcolormesh(np.array([[1.0, np.nan], [2.0, 3.0]]))
     heat.figure.colorbar(mesh, ax=heat)  # the colour scale is not data
     assert plotted_points(heat.figure) == 3
+
+
+def test_a_heatmap_writes_a_number_vertically_only_where_its_column_is_too_narrow():
+    from matplotlib.colors import Normalize
+
+    from gradatlas.analysis.figures import plot, style
+
+    # The column of 1.05 (between 1 and 1.1) is a point wide on a log axis from 0.01 to 100; the others are wide.
+    xs = np.array([0.01, 1.0, 1.05, 1.1, 100.0])
+    fig, axes = style.figure(1, 1, 3.0, row_height=1.5)
+    ax = axes[0, 0]
+    plot.cell_heatmap(ax, xs, np.array([1.0]), np.full((1, len(xs)), 0.42), norm=Normalize(0, 1), cmap="viridis",
+                      text=lambda v: f"{round(100 * v):d}", xlog=True)
+    rotations = {round(float(t.get_position()[0]), 2): t.get_rotation() for t in ax.texts}
+    assert rotations == {0.01: 0.0, 1.0: 0.0, 1.05: 90.0, 1.1: 0.0, 100.0: 0.0}
+    assert {t.get_text() for t in ax.texts} == {"42"}

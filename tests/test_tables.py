@@ -60,6 +60,15 @@ def test_escape_latex_specials():
     assert tables.escape_latex("|a| < b") == r"\textbar{}a\textbar{} \textless{} b"
 
 
+def test_ascii_symbols_of_the_sub_claims_print_as_math_and_nothing_else_changes():
+    assert tables.escape_latex("sigma_w^2 = 0.25, sigma_b^2 = 0") == r"$\sigma_w^2$ = 0.25, $\sigma_b^2$ = 0"
+    assert tables.escape_latex("chi_1^((L-1)/2) > 10") == r"$\chi_1^{(L-1)/2}$ \textgreater{} 10"
+    assert tables.escape_latex("depth < c xi_c; dL/dh_t kept") == r"depth \textless{} c $\xi_c$; $\partial L/\partial h_t$ kept"
+    assert tables.escape_latex("L^-0.475, R^2") == r"$L^{-0.475}$, $R^2$"
+    # Only whole tokens: a longer name keeps its underscore and caret escaped.
+    assert tables.escape_latex("xsigma_w^2 chi_10") == r"xsigma\_w\textasciicircum{}2 chi\_10"
+
+
 def test_format_number():
     assert tables.format_number(np.nan) == "--"
     assert tables.format_number(None) == "--"
@@ -252,6 +261,22 @@ def test_study_table_of_an_initialization_study_shows_no_results():
     assert "measures initialization" in tex and "accuracy" not in tex and r"\num{0.5" not in tex
     header, rows = header_and_rows(tex)
     assert header.endswith(r"& seeds \\") and "runs" not in header  # one run per seed: one count
+
+
+def test_an_initialization_study_lists_the_values_of_its_last_factor_in_one_row_per_group():
+    rows = [{"run": f"w/{act}/{gain}/{seed}", "study": "w", "cell": f"activation-{act}/gain-{gain}", "seed": seed,
+             "model": "mlp", "activation": act, "gain": gain, "status": "ok", "metric": "accuracy",
+             "test_metric": 0.5, "final_train_loss": 2.3, "steps_done": 1}
+            for act in ("relu", "tanh") for gain in (0.5, 1.0, 2.0) for seed in range(3 if act == "relu" else 2)]
+    tex = tables.study_table(pd.DataFrame(rows), "w")
+    assert "differ only in gain share a row" in tex
+    header, body = header_and_rows(tex)
+    assert header.startswith("activation & gain & seeds")
+    assert body == [r"relu & \num{0.5}, 1, 2 & 3 \\", r"tanh & \num{0.5}, 1, 2 & 2 \\"]
+    # Cells of other counts are not merged: one cell of relu with a fourth seed gets its own row.
+    extra = pd.DataFrame(rows + [{**rows[0], "run": "w/relu/0.5/3", "seed": 3}])
+    _, body = header_and_rows(tables.study_table(extra, "w"))
+    assert body == [r"relu & \num{0.5} & 4 \\", r"relu & 1, 2 & 3 \\", r"tanh & \num{0.5}, 1, 2 & 2 \\"]
 
 
 def test_integers_print_bare_in_every_table():

@@ -40,9 +40,43 @@ _SPECIALS_RE = re.compile("|".join(re.escape(c) for c in _SPECIALS))
 MISSING = "--"
 
 
+# The symbols the sub-claims' names and notes write in ASCII, typeset as the text's math writes
+# them (else "sigma_w^2" prints with a caret): (pattern, LaTeX with {} for the pattern's group),
+# each a whole token; nothing else is touched.
+_SYMBOLS = (
+    (r"sigma_([wbu])\^2", "$\\sigma_{}^2$"),
+    (r"chi_1\^\(\(L-1\)/2\)", "$\\chi_1^{{(L-1)/2}}$"),
+    (r"chi_1", "$\\chi_1$"),
+    (r"xi_c", "$\\xi_c$"),
+    (r"dL/dh_t", "$\\partial L/\\partial h_t$"),
+    (r"1/n_l", "$1/n_l$"),
+    (r"Var/E\^2", "Var/E$^2$"),
+    (r"L\^(-?[0-9.]*[0-9])", "$L^{{{}}}$"),
+    (r"R\^2", "$R^2$"),
+)
+_SYMBOLS_RE = re.compile("|".join(f"(?<![A-Za-z])(?:{pattern})(?![A-Za-z0-9_])" for pattern, _ in _SYMBOLS))
+
+
+def _specials(text: str) -> str:
+    return _SPECIALS_RE.sub(lambda m: _SPECIALS[m.group()], text)
+
+
+def _symbol(token: str) -> str:
+    for pattern, latex in _SYMBOLS:
+        match = re.fullmatch(pattern, token)
+        if match:
+            return latex.format(*match.groups())
+    raise AssertionError(token)  # unreachable: _SYMBOLS_RE matches only these
+
+
 def escape_latex(text: Any) -> str:
-    """``text`` as LaTeX source that prints it verbatim (specials escaped)."""
-    return _SPECIALS_RE.sub(lambda m: _SPECIALS[m.group()], str(text))
+    """``text`` as LaTeX source that prints it verbatim (specials escaped), the ASCII symbols of
+    ``_SYMBOLS`` typeset as math."""
+    text, out, at = str(text), [], 0
+    for match in _SYMBOLS_RE.finditer(text):
+        out += [_specials(text[at:match.start()]), _symbol(match.group())]
+        at = match.end()
+    return "".join(out) + _specials(text[at:])
 
 
 def _is_missing(value: Any) -> bool:
@@ -332,7 +366,6 @@ def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, l
             r"\raggedright " + f"{format_number(row.search_low)}--{format_number(row.search_high)}"
             + (" (log)" if row.log else ""),
             escape_latex(row.verdict),
-            # No \raggedright in the last column: it would redefine the row's \\.
             _range_end(row.stable_low, row.open_low, row.verdict_below) + " to "
             + _range_end(row.stable_high, row.open_high, row.verdict_above),
         ])
@@ -340,7 +373,9 @@ def sensitivity_table(frame: pd.DataFrame, caption: str = SENSITIVITY_CAPTION, l
         rows = [[MISSING] * 7]
     header = ["\\#", "Threshold", "Separates", "Value", "Searched", "Verdict", "Verdict unchanged from ... to"]
     # 17.4 cm with the column gaps: the text width of main.tex (7 in) is 17.8 cm.
-    columns = r"@{}r p{3.5cm} p{3.7cm} r p{2.0cm} p{1.7cm} p{3.8cm}@{}"
+    # The last column ragged too (a justified "1e-06 (open) to 0.01 (open)" spreads its words);
+    # \arraybackslash keeps its \\ ending the row (array, loaded by siunitx).
+    columns = r"@{}r p{3.5cm} p{3.7cm} r p{2.0cm} p{1.7cm} >{\raggedright\arraybackslash}p{3.8cm}@{}"
     return _long_table(columns, header, rows, caption, label)
 
 
@@ -471,15 +506,19 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
     init_only = bool((summary["steps"] <= INIT_ONLY_STEPS).all())
     if init_only:
         steps = int(summary["steps"].max())
-        caption = caption or (f"Study \\texttt{{{name}}} measures initialization: its runs train {steps} "
-                              f"step{'s' if steps != 1 else ''}, so it has no test results; per cell, the seeds "
-                              "(and the runs, where a cell has more runs than seeds).")
         # One count where every cell ran one run per seed (a column of "3 3" says nothing twice).
         both = bool((summary["runs"] != summary["seeds"]).any())
-        header = [escape_latex(k) for k in keys] + (["seeds", "runs"] if both else ["seeds"])
-        rows = [[_cell_label(row[k]) for k in keys] + [str(int(row["seeds"]))]
-                + ([str(int(row["runs"]))] if both else []) for row in summary.to_dict("records")]
-        columns = "@{}" + "l" * len(keys) + ("rr" if both else "r") + "@{}"
+        counts = ["seeds", "runs"] if both else ["seeds"]
+        listed = escape_latex(keys[-1]) if len(keys) > 1 else ""
+        caption = caption or (f"Study \\texttt{{{name}}} measures initialization: its runs train {steps} "
+                              f"step{'s' if steps != 1 else ''}, so it has no test results; per cell, the seeds "
+                              "(and the runs, where a cell has more runs than seeds)"
+                              + (f"; the cells that differ only in {listed} share a row." if listed else "."))
+        header = [escape_latex(k) for k in keys] + counts
+        rows = _collapsed_rows(summary, keys, counts)
+        # The listed values wrap in a paragraph column: one row per group, not one per value.
+        columns = ("@{}" + "l" * (len(keys) - 1) + (r"p{0.55\linewidth}" if listed else "l")
+                   + "r" * len(counts) + "@{}")
     else:
         caption = caption or (f"Study \\texttt{{{name}}}: per cell, the test metric and the final training "
                               "loss over seeds, mean [95\\% interval] for 4 or more seeds, mean (range) for 2--3 "
@@ -509,6 +548,22 @@ def study_table(runs: pd.DataFrame, study: str, factors: Optional[Sequence[str]]
             rows.append(cells)
         columns = "@{}" + "l" * (len(keys) + mixed) + "r l l r r" + (" r l" if tuned else "") + "@{}"
     return _long_table(columns, header, rows, caption, label)
+
+
+def _collapsed_rows(summary: pd.DataFrame, keys: Sequence[str], counts: Sequence[str]) -> list[list[str]]:
+    """One row per group of cells that differ only in the last key and share their counts: the
+    other keys, the last key's values in order, the counts (an initialization study's grid of,
+    say, 21 gains per activation then fills a few rows, not a page each)."""
+    def text(row: dict) -> list[str]:
+        return [_cell_label(row[k]) for k in keys[:-1]] + [str(int(row[c])) for c in counts]
+
+    groups: dict[tuple, list[str]] = {}
+    for row in summary.to_dict("records"):
+        groups.setdefault(tuple(text(row)), []).append(_cell_label(row[keys[-1]]))
+    if len(keys) == 1:
+        return [[value, *group[len(keys) - 1:]] for group, values in groups.items() for value in values]
+    width = len(keys) - 1
+    return [[*group[:width], ", ".join(values), *group[width:]] for group, values in groups.items()]
 
 
 def frame_table(frame: pd.DataFrame, caption: str, label: Optional[str] = None, wide: bool = False) -> str:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 STUDIES = ("clipping_mlp", "clipping_rnn")
 # Factors a clipping study may sweep besides ``clip``, in the order they are looked for.
 SWEPT_FACTORS = ("lr", "gain", "init_std", "clip_value", "length", "depth", "width")
+# Bars in one single-column panel above which their labels are drawn vertically.
+CROWDED_BARS = 12
 
 
 def _swept_factor(frame: pd.DataFrame) -> Optional[str]:
@@ -76,7 +78,8 @@ def clipping(runs: pd.DataFrame, steps: Optional[pd.DataFrame] = None, *,
         # Loss curves where exploding is worst: the largest value of the swept factor.
         top = axes[0, col]
         hardest = rows if factor is None else rows[rows[factor] == rows[factor].max()]
-        title = study if factor is None else f"{study}: {factor} = {levels.fmt(rows[factor].max())}"
+        # On two lines: "clipping_rnn: gain = 1.6" ran past a single column's right edge.
+        title = study if factor is None else f"{study}\n{factor} = {levels.fmt(rows[factor].max())}"
         drawn = False
         for run in hardest.sort_values(["clip", "run"])["run"]:
             curve = curves[curves["run"] == run].sort_values("step") if not curves.empty else curves
@@ -122,11 +125,17 @@ def clipping(runs: pd.DataFrame, steps: Optional[pd.DataFrame] = None, *,
             else:
                 sns.barplot(data=subset, x="level", y=quantity, hue="clip", order=[levels.fmt(v) for v in order],
                             hue_order=clips, palette=palette, estimator="mean", errorbar=None, ax=ax, legend=False)
+                # Many levels in one column (the RNN's 11 gains): ticks and values upright would
+                # overlap, so both turn vertical.
+                crowded = len(order) * len(clips) > CROWDED_BARS
                 for container, clip in zip(ax.containers, clips):
                     container.set_label(str(clip))
                     # A share of 0 is a bar of no height: print the values so it reads as 0, not missing.
-                    ax.bar_label(container, fmt="%.2g", fontsize=6, padding=1)
-            ax.set_ylim(0, 1.15)
+                    ax.bar_label(container, fmt="%.2g", fontsize=5 if crowded else 6, padding=1,
+                                 rotation=90 if crowded else 0)
+                if crowded:
+                    ax.tick_params(axis="x", labelrotation=90)
+            ax.set_ylim(0, 1.3)
             ax.set_xlabel(factor if factor is not None and row == 2 else "")
             ax.set_ylabel(label if col == 0 else "")
     style.fig_legend(fig, [Patch(color=palette[c], label=str(c)) for c in clips] + [

@@ -107,6 +107,12 @@ def cell_edges(centres: Sequence[float], log: bool = False) -> np.ndarray:
     return np.exp(edges) if log else edges
 
 
+# A cell's number is written vertically where it is wider than this share of its column: the
+# width is that of DejaVu Sans digits (0.64 em each) and the 2-point outline; the column's is
+# measured before the colour bar and the layout take about a fifth of the axes.
+DIGIT_WIDTH, OUTLINE_POINTS, FINAL_AXES_SHARE = 0.64, 2.0, 0.8
+
+
 def cell_heatmap(ax: Axes, xs: Sequence[float], ys: Sequence[float], values: np.ndarray, *, norm: Any, cmap: str,
                  text: Any, xlog: bool = False, ylog: bool = False, fontsize: float = 5.5,
                  text_raise: float = 0.0) -> Any:
@@ -123,6 +129,12 @@ def cell_heatmap(ax: Axes, xs: Sequence[float], ys: Sequence[float], values: np.
     mesh = ax.pcolormesh(x_edges, y_edges, values, norm=norm, cmap=cmap, shading="flat", edgecolors="white",
                          linewidth=0.3)
     colormap = mpl.colormaps[cmap]
+    # Each column's width in points (the axes' size before a colour bar takes its share): a
+    # number wider than its cell is written vertically, else neighbouring numbers run together
+    # where the grid is dense (trainable_depth's sigma_w^2 around 1).
+    scaled = np.log(x_edges) if xlog else np.asarray(x_edges, float)
+    axes_points = ax.get_position().width * ax.figure.get_figwidth() * 72.0
+    column_points = np.diff(scaled) / (scaled[-1] - scaled[0]) * axes_points
     for (i, j), value in np.ndenumerate(values.filled(np.nan)):
         if not np.isfinite(value):
             continue
@@ -130,9 +142,11 @@ def cell_heatmap(ax: Axes, xs: Sequence[float], ys: Sequence[float], values: np.
         light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
         low, high = (np.log(y_edges[i:i + 2]) if ylog else y_edges[i:i + 2])
         centre = (np.log(ys[i]) if ylog else ys[i]) + text_raise * (high - low)
+        label = text(value)
+        upright = len(label) * DIGIT_WIDTH * fontsize + OUTLINE_POINTS <= FINAL_AXES_SHARE * column_points[j]
         # Outlined in the cell's own colour: a curve drawn over the cell passes behind the number.
-        ax.text(xs[j], math.exp(centre) if ylog else centre, text(value), ha="center", va="center", fontsize=fontsize,
-                color="black" if light else "white", zorder=3,
+        ax.text(xs[j], math.exp(centre) if ylog else centre, label, ha="center", va="center", fontsize=fontsize,
+                color="black" if light else "white", zorder=3, rotation=0 if upright else 90,
                 path_effects=[patheffects.withStroke(linewidth=2.0, foreground=(r, g, b))])
     if xlog:
         ax.set_xscale("log")

@@ -83,13 +83,7 @@ def theory_vs_measurement(theory: pd.DataFrame, *, study: Optional[str] = "meanf
 
 # The theories past the mean-field MLP (``theory.beyond_meanfield_rows``), in drawing order.
 THEORY_LABELS = {"batchnorm_mlp": "batch norm MLP", "residual_mlp": "residual MLP",
-                 "rnn_time": "vanilla RNN (per time step)"}
-_ACTIVATION_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-
-# The theories past the mean-field MLP (``theory.beyond_meanfield_rows``), in drawing order.
-THEORY_LABELS = {"batchnorm_mlp": "batch norm MLP", "residual_mlp": "residual MLP",
-                 "rnn_time": "vanilla RNN (per time step)"}
+                 "rnn_time": "vanilla RNN, per step"}
 _ACTIVATION_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
@@ -142,8 +136,9 @@ def theory_beyond_meanfield(theory: pd.DataFrame, *, width: Optional[float] = SI
                         marker=markers[act], linestyle="none", color=colors[kind], label=f"{kind} {act}")
         errors = (rows["measured_factor"].astype(float) / rows["predicted_factor"].astype(float) - 1).abs()
         # The median and the worst run: a median alone would hide the runs the theory misses.
-        handles.append(style.line_handle(f"{THEORY_LABELS[kind]} (n={len(rows)}; error: median "
-                                         f"{100 * errors.median():.2g}%, largest {100 * errors.max():.2g}%)",
+        # Short enough for one column: the longest entry once ran off the page.
+        handles.append(style.line_handle(f"{THEORY_LABELS[kind]}: n={len(rows)}, error median "
+                                         f"{100 * errors.median():.2g}%, max {100 * errors.max():.2g}%",
                                          colors[kind], "none", "o"))
     values = np.concatenate([part["predicted_factor"].to_numpy(float), part["measured_factor"].to_numpy(float)])
     span = np.array([values.min() / 1.2, values.max() * 1.2])
