@@ -9,8 +9,9 @@ contain a letter or a digit.
 
     python bench/paper_words.py results/full     # after `snakemake --cores 2 --config scale=full`
 
-Prints the page count of ``<root>/paper.pdf``, the body's words and the words of each
-section; nothing in the repository or the results is written.
+Prints the page count of ``<root>/paper.pdf`` and the body's words (per section they cannot
+be told apart: pdftotext interleaves the two columns); nothing in the repository or the
+results is written.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ WRAPPER = (r"\RequirePackage{environ}" "\n"
            r"\AtBeginDocument{" + "".join(rf"\RenewEnviron{{{name}}}{{}}" for name in EMPTIED) + "}\n"
            r"\input{main.tex}" "\n")
 WORD = re.compile(r"[A-Za-z0-9]")
-SECTION = re.compile(r"^(\d{1,2}(?:\.\d)?)\s+([A-Z][^\n]{2,60})$")
 
 
 def pages(pdf: Path) -> int:
@@ -56,7 +56,8 @@ def words_only_text(root: Path) -> str:
 def body(text: str) -> str:
     """The text from the abstract up to the references."""
     start = text.find("Abstract")
-    end = text.find("\nReferences\n")
+    found = re.search(r"^\s*References\s*$", text, re.MULTILINE)
+    end = found.start() if found else -1
     if start < 0 or end < 0:
         raise SystemExit("paper_words: no 'Abstract' or 'References' heading in the text")
     return text[start:end]
@@ -77,17 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = body(words_only_text(args.root))
     print(f"{pdf}: {pages(pdf)} pages; body without tables and captions: {count(text)} words")
-    heading, start = "front matter", 0
-    lines = text.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-    for i, line in enumerate(lines):
-        match = SECTION.match(line.strip())
-        if match and "." not in match.group(1):
-            print(f"  {heading}: {count(text[start:offsets[i]])}")
-            heading, start = f"{match.group(1)} {match.group(2)}", offsets[i]
-    print(f"  {heading}: {count(text[start:])}")
     return 0
 
 
