@@ -42,7 +42,7 @@ rule ledger:
 
 # How far each named threshold can move before its verdict changes: beside the ledger (it
 # re-evaluates every claim over each threshold's range), before the figures that draw it. Its
-# claims spread over the rule's threads (full scale, two cores: 83 s against 172 s on one).
+# claims spread over the rule's threads (full scale, two cores: 72 s against 151 s on one).
 rule sensitivity:
     input:
         runs=summary("runs"),

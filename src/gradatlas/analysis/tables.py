@@ -560,8 +560,8 @@ def _collapsed_rows(summary: pd.DataFrame, keys: Sequence[str], counts: Sequence
     groups: dict[tuple, list[str]] = {}
     for row in summary.to_dict("records"):
         groups.setdefault(tuple(text(row)), []).append(_cell_label(row[keys[-1]]))
-    if len(keys) == 1:
-        return [[value, *group[len(keys) - 1:]] for group, values in groups.items() for value in values]
+    if len(keys) == 1:  # nothing to group by: a row per cell
+        return [[value, *counts_text] for counts_text, values in groups.items() for value in values]
     width = len(keys) - 1
     return [[*group[:width], ", ".join(values), *group[width:]] for group, values in groups.items()]
 

@@ -95,18 +95,14 @@ def _verdict(parts: Optional[list[Part]], others: list[float]) -> str:
 def claim_ranges(claim: Claim, tables: Tables, others: list[float], points: int = GRID_POINTS) -> list[StableRange]:
     """The stable range of each of ``claim``'s thresholds; ``others``: the p-values of the
     rest of the ledger's family."""
-    return [threshold_range(claim, threshold, tables, others, points) for threshold in claim.thresholds]
-
-
-def threshold_range(claim: Claim, threshold: Threshold, tables: Tables, others: list[float],
-                    points: int = GRID_POINTS) -> StableRange:
-    """The stable range of one of ``claim``'s thresholds, the others at their values."""
-    base = tables.derived(("sensitivity.base", claim.id, tuple(others)),
-                          lambda: _verdict(claim.sub_claims(tables), others))
-    grid = threshold.grid(points)
-    verdicts = tuple(base if value == threshold.value else
-                     _verdict(claim.sub_claims(tables, {threshold.name: value}), others) for value in grid)
-    return StableRange(claim.id, threshold, base, tuple(grid), verdicts)
+    base = _verdict(claim.sub_claims(tables), others)
+    out = []
+    for threshold in claim.thresholds:
+        grid = threshold.grid(points)
+        verdicts = tuple(base if value == threshold.value else
+                         _verdict(claim.sub_claims(tables, {threshold.name: value}), others) for value in grid)
+        out.append(StableRange(claim.id, threshold, base, tuple(grid), verdicts))
+    return out
 
 
 def ledger_ranges(claims: Iterable[Claim], tables: Tables, points: int = GRID_POINTS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Optional
 
 import pandas as pd
 
@@ -48,21 +49,31 @@ def _counts(frame: pd.DataFrame) -> tuple[int, int]:
     return int(diverged(frame).sum()), int(failed_to_train(frame).sum())
 
 
+class _Cell(NamedTuple):
+    """One cell of ``_exploding_cells`` as the claim reads it: its label, whether its gradient
+    explodes, and (None where it lacks runs with or without clipping) the unclipped and clipped
+    runs' counts: runs, diverged, failed to train; and the clipped runs' skill by seed."""
+
+    where: str
+    explodes: bool
+    unclipped: Optional[tuple[int, int, int]] = None
+    clipped: Optional[tuple[int, int, int]] = None
+    clipped_skill: Optional[pd.Series] = None
+
+
 @per_tables
-def _measured_cells(t: Tables) -> list[tuple]:
-    """Per cell of ``_exploding_cells``: (where, explodes, unclipped and clipped run counts,
-    their diverged and failed counts, the clipped runs' skill by seed, diverged ones at 0), or
-    (where, explodes) where a cell lacks runs with or without clipping; once per summary."""
+def _measured_cells(t: Tables) -> list[_Cell]:
+    """Every cell of ``_exploding_cells`` with its counts, once per summary."""
     cells = []
     for study, label, runs, explodes in _exploding_cells(t):
         none, clipped = runs[runs["clip"] == "none"], runs[runs["clip"] != "none"]
         where = f"{study} {label}" + ("" if explodes else ", gradient not exploding: reported")
         if none.empty or clipped.empty:
-            cells.append((where, explodes))
+            cells.append(_Cell(where, explodes))
             continue
         # A clipped run that diverged did not train: skill 0 (chance), said in the note.
         values = by_seed(clipped, skill(clipped).where(~diverged(clipped), 0.0))
-        cells.append((where, explodes, len(none), len(clipped), *_counts(none), *_counts(clipped), values))
+        cells.append(_Cell(where, explodes, (len(none), *_counts(none)), (len(clipped), *_counts(clipped)), values))
     return cells
 
 
@@ -70,12 +81,12 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Per cell where the gradient explodes: diverged share, unclipped - clipped; the clipped runs' skill."""
     parts: list[Part] = []
     for cell in _measured_cells(t):
-        where, explodes = cell[:2]
-        if len(cell) == 2:
+        where, explodes = cell.where, cell.explodes
+        if cell.unclipped is None:
             parts.append(missing(f"{where}: share diverged, unclipped - clipped", "needs runs with and without "
                                  "clipping", explodes))
             continue
-        n1, n2, d1, f1, d2, f2, values = cell[2:]
+        (n1, d1, f1), (n2, d2, f2) = cell.unclipped, cell.clipped
         note = f"unclipped: {d1} diverged, {f1} failed to train of {n1}; clipped: {d2} diverged, {f2} failed to train of {n2}"
         parts.append(share_difference_part(f"{where}: share diverged, unclipped - clipped", d1, n1, d2, n2,
                                            above(th.DIFFERENCE_BOUND), note=note, decisive=explodes))
@@ -84,7 +95,7 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
         if d1 > th.DIVERGING_SHARE * n1:
             lost = f"{d2} diverged clipped run(s) counted at skill 0" if d2 else ""
             parts.append(seed_part(f"{where}: skill of the clipped runs where unclipped ones diverge",
-                                   values, above(th.TRAIN_SKILL), note=lost, decisive=explodes))
+                                   cell.clipped_skill, above(th.TRAIN_SKILL), note=lost, decisive=explodes))
     if not any(p.decisive for p in parts):
         parts.append(missing("share diverged, unclipped - clipped, where the gradient explodes",
                              "no cell of the clipping studies where the gradient explodes"))

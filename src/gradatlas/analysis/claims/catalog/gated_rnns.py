@@ -57,7 +57,7 @@ def _decay(t: Tables, run: str, step: Optional[int], cap: float, counts: Counts)
 
 
 def _measure_decay(t: Tables, run: str, step: Optional[int], cap: float, counts: Counts) -> float:
-    value, flagged = t.derived(("gated_rnns.decay", run, step), lambda: _uncapped_decay(t, run, step))
+    value, flagged = _uncapped_decay(t, run, step)
     counts.underflow += flagged
     if math.isnan(value):
         return value
@@ -66,6 +66,7 @@ def _measure_decay(t: Tables, run: str, step: Optional[int], cap: float, counts:
     return max(value, -cap)
 
 
+@per_tables
 def _uncapped_decay(t: Tables, run: str, step: Optional[int]) -> tuple[float, int]:
     """The decay before the cap, and how many time steps the ``underflow`` probe flagged: the
     run's data alone, whatever the thresholds (cached per summary)."""

@@ -204,22 +204,39 @@ def compute(t: Tables, th: ThresholdValues) -> list[Part]:
         if frame.empty:
             parts.append(missing(label, "cells absent", decisive))
             continue
-        values, note = t.derived((STUDY, "factors", label), lambda frame=frame, offset=offset: _offset_factors(t, frame, offset))
+        values, note = _offset_factors(t, str(frame["activation"].iloc[0]), str(frame["init"].iloc[0]), offset)
         parts.append(seed_part(label, values, judge, decisive=decisive, note=note))
-    for cell, frame in runs.groupby("cell", sort=True):
-        errors, note = t.derived((STUDY, "share_error", cell),
-                                 lambda frame=frame: (_per_seed(t, frame, share_error), _share_note(t, frame)))
+    for cell in sorted(runs["cell"].unique()):
+        errors, note = _share_errors(t, cell)
         parts.append(seed_part(f"{cell}: largest |measured - mean-field| saturated share over the layers at step 0",
                                errors, below(th.SHARE_TOL), note=note, absent="no input norms recorded"))
     return parts
 
 
-def _offset_factors(t: Tables, frame: pd.DataFrame, offset: float) -> tuple[pd.Series, str]:
-    """The per-layer factors of ``frame``'s runs at step 0 less ``offset``, and their note."""
+def _cell_runs(t: Tables, **factors) -> pd.DataFrame:
+    runs = _ok(t.select(STUDY))
+    for name, value in factors.items():
+        runs = runs[runs[name] == value]
+    return runs
+
+
+@per_tables
+def _offset_factors(t: Tables, activation: str, init: str, offset: float) -> tuple[pd.Series, str]:
+    """The per-layer factors at step 0 of the runs of one activation and init, less ``offset``,
+    and their note (once per summary)."""
+    frame = _cell_runs(t, activation=activation, init=init)
     factors, note = layer_factors(t, frame)
     values = factors - offset
     values.attrs.update(factors.attrs)
     return values, join_notes(_factor_note(t, frame), note)
+
+
+@per_tables
+def _share_errors(t: Tables, cell: str) -> tuple[pd.Series, str]:
+    """Per seed of ``cell``, the largest |measured - mean-field| saturated share at step 0, and
+    the first run's shares for the note (once per summary)."""
+    frame = _cell_runs(t, cell=cell)
+    return _per_seed(t, frame, share_error), _share_note(t, frame)
 
 
 def _factor_note(t: Tables, frame: pd.DataFrame) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import pandas as pd
@@ -98,38 +98,50 @@ def _mean_slope_by_seed(samples: pd.DataFrame) -> pd.Series:
 def compute(t: Tables, th: ThresholdValues) -> list[Part]:
     """Measured against predicted Var[ln r]; its elasticity in depth at equal beta and in beta at
     equal depth; the slope of the mean gain E[r] in beta."""
-    measured = _measured(t)
-    if measured is None:
+    m = _measured(t)
+    if m is None:
         return [missing("measured / predicted Var[ln r]", f"no {STUDY} runs with backward-gain probes")]
-    ratio, ratio_name, note, depth, depth_name, beta, beta_name, mean_slope = measured
     return [
-        seed_part(ratio_name, ratio, within(th.THEORY_TOLERANCE), note=note),
-        seed_part(depth_name, depth, within(th.DEPTH_TOLERANCE), absent="no two cells of equal beta and different depth"),
-        seed_part(beta_name, beta, above(th.BETA_BOUND), absent="no two cells of equal depth and different beta"),
-        seed_part("slope of E[r] in beta (He: flat at 1)", mean_slope, within(th.MEAN_TOLERANCE)),
+        seed_part(f"ln(measured / predicted Var[ln r]) at layer 0, mean over {m.cells} cells (fitted slope "
+                  f"{m.slope:.3g} per unit beta; {theory.LOG_VARIANCE_PER_BETA:g} at large width)", m.ratio,
+                  within(th.THEORY_TOLERANCE), note=m.note),
+        seed_part(f"elasticity of Var[ln r] in depth at equal beta ({m.depth_pairs} cell pairs)", m.depth,
+                  within(th.DEPTH_TOLERANCE), absent="no two cells of equal beta and different depth"),
+        seed_part(f"elasticity of Var[ln r] in beta at equal depth ({m.beta_pairs} cell pairs)", m.beta,
+                  above(th.BETA_BOUND), absent="no two cells of equal depth and different beta"),
+        seed_part("slope of E[r] in beta (He: flat at 1)", m.mean_slope, within(th.MEAN_TOLERANCE)),
     ]
 
 
+class _Measured(NamedTuple):
+    """The per-seed quantities ``compute`` judges, and what their names and note say."""
+
+    ratio: pd.Series
+    depth: pd.Series
+    beta: pd.Series
+    mean_slope: pd.Series
+    cells: int
+    slope: float
+    depth_pairs: int
+    beta_pairs: int
+    note: str
+
+
 @per_tables
-def _measured(t: Tables) -> Optional[tuple]:
-    """The four per-seed quantities of ``compute``, with their names and the note on runs left
-    out (None without samples): the runs' data alone, once per summary."""
+def _measured(t: Tables) -> Optional[_Measured]:
+    """``_Measured`` from the study's runs alone, once per summary (None without samples)."""
     samples = cell_samples(t)
     if samples.empty:
         return None
     dropped = len(mlp_runs(t, STUDY)) - len(samples)
-    note = f"{dropped} run(s) with a zero gradient (ln r = -inf) left out" if dropped else ""
     by_seed = samples.assign(ratio=np.log(samples["estimate"] / samples["predicted"])).groupby("seed")["ratio"].mean()
     cells = cell_table(samples)
     depth_pairs, beta_pairs = _pairs(cells, same_beta=True), _pairs(cells, same_beta=False)
-    slope = float(np.sum(cells["measured"] * cells["beta"]) / np.sum(cells["beta"] ** 2))
-    return (by_seed, f"ln(measured / predicted Var[ln r]) at layer 0, mean over {len(cells)} cells (fitted slope "
-                     f"{slope:.3g} per unit beta; {theory.LOG_VARIANCE_PER_BETA:g} at large width)", note,
-            _elasticity_by_seed(samples, depth_pairs),
-            f"elasticity of Var[ln r] in depth at equal beta ({len(depth_pairs)} cell pairs)",
-            _elasticity_by_seed(samples, beta_pairs),
-            f"elasticity of Var[ln r] in beta at equal depth ({len(beta_pairs)} cell pairs)",
-            _mean_slope_by_seed(samples))
+    return _Measured(by_seed, _elasticity_by_seed(samples, depth_pairs), _elasticity_by_seed(samples, beta_pairs),
+                     _mean_slope_by_seed(samples), len(cells),
+                     float(np.sum(cells["measured"] * cells["beta"]) / np.sum(cells["beta"] ** 2)),
+                     len(depth_pairs), len(beta_pairs),
+                     f"{dropped} run(s) with a zero gradient (ln r = -inf) left out" if dropped else "")
 
 
 CLAIM = Claim(
